@@ -1,0 +1,1 @@
+"""Sanke composition root."""

@@ -1,0 +1,290 @@
+"""Signaling protocol v1: every WebSocket message, client and server side.
+
+Each message is a JSON object with a ``type`` field; the unions below are discriminated
+on it. ``docs/protocol.json`` is generated from these models (``sanke protocol export``)
+and a test checks it is current.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from signaling.errors import ErrorCode
+from signaling.models import Role
+
+PROTOCOL_VERSION = 1
+MAX_SDP_BYTES = 32 * 1024
+ParticipantId = Annotated[str, Field(min_length=1, max_length=64)]
+RequestId = Annotated[str | None, Field(default=None, max_length=64)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _ClientMessage(_Message):
+    # Echoed in the reply or error, so a client can match them to its request.
+    rid: RequestId = None
+
+
+# --- client → server ---------------------------------------------------------
+
+
+class Join(_ClientMessage):
+    type: Literal["join"]
+    token: str = Field(min_length=1, max_length=4096)
+    name: str | None = Field(default=None, max_length=100)
+
+
+class Leave(_ClientMessage):
+    type: Literal["leave"]
+
+
+class SessionDescription(_Message):
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+
+class Offer(_ClientMessage):
+    type: Literal["offer"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+
+class Answer(_ClientMessage):
+    type: Literal["answer"]
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+
+class Candidate(_ClientMessage):
+    """A trickled ICE candidate (RFC 8839 ``candidate:`` attribute value); empty ends gathering."""
+
+    type: Literal["candidate"]
+    candidate: str = Field(max_length=1024)
+    sdp_mid: str | None = Field(default=None, max_length=64)
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=255)
+
+
+class RaiseHand(_ClientMessage):
+    type: Literal["raise_hand"]
+
+
+class LowerHand(_ClientMessage):
+    type: Literal["lower_hand"]
+    # A teacher may lower someone else's hand; a classroom only its own.
+    participant_id: ParticipantId | None = None
+
+
+class SetStage(_ClientMessage):
+    type: Literal["set_stage"]
+    participant_id: ParticipantId
+    on_stage: bool
+
+
+class Mute(_ClientMessage):
+    """Teacher mutes (or unmutes) one classroom, or every classroom when no id is given."""
+
+    type: Literal["mute"]
+    participant_id: ParticipantId | None = None
+    muted: bool = True
+
+
+class Kick(_ClientMessage):
+    type: Literal["kick"]
+    participant_id: ParticipantId
+    reason: str = Field(default="", max_length=200)
+
+
+class SetLayer(_ClientMessage):
+    """Pin the video layer this participant receives (``auto`` lets the SFU choose)."""
+
+    type: Literal["set_layer"]
+    layer: Literal["auto", "high", "low", "audio"]
+
+
+class Ping(_ClientMessage):
+    type: Literal["ping"]
+    ts: float | None = None
+
+
+ClientMessage = Annotated[
+    Join
+    | Leave
+    | Offer
+    | Answer
+    | Candidate
+    | RaiseHand
+    | LowerHand
+    | SetStage
+    | Mute
+    | Kick
+    | SetLayer
+    | Ping,
+    Field(discriminator="type"),
+]
+CLIENT_MESSAGE_TYPES = frozenset(
+    {
+        "join",
+        "leave",
+        "offer",
+        "answer",
+        "candidate",
+        "raise_hand",
+        "lower_hand",
+        "set_stage",
+        "mute",
+        "kick",
+        "set_layer",
+        "ping",
+    }
+)
+client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+# --- server → client ---------------------------------------------------------
+
+
+class ParticipantInfo(_Message):
+    id: ParticipantId
+    role: Role
+    name: str = ""
+    classroom_id: str | None = None
+    school_id: str | None = None
+    hand_raised: bool = False
+    on_stage: bool = False
+    muted: bool = False
+
+
+class IceServer(_Message):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Joined(_Message):
+    type: Literal["joined"] = "joined"
+    rid: RequestId = None
+    protocol: int = PROTOCOL_VERSION
+    participant_id: ParticipantId
+    room_id: str
+    role: Role
+    participants: list[ParticipantInfo]
+    ice_servers: list[IceServer] = Field(default_factory=list)
+
+
+class ParticipantJoined(_Message):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_Message):
+    type: Literal["participant_left"] = "participant_left"
+    participant_id: ParticipantId
+    reason: Literal["left", "disconnected", "timeout", "kicked", "room_closed"] = "left"
+
+
+class HandRaised(_Message):
+    type: Literal["hand_raised"] = "hand_raised"
+    participant_id: ParticipantId
+    raised: bool
+
+
+class StageChanged(_Message):
+    type: Literal["stage_changed"] = "stage_changed"
+    participant_id: ParticipantId
+    on_stage: bool
+
+
+class Muted(_Message):
+    type: Literal["muted"] = "muted"
+    participant_id: ParticipantId
+    muted: bool
+
+
+class ServerOffer(_Message):
+    """The SFU renegotiates (e.g. a new track to receive); the client replies with ``answer``."""
+
+    type: Literal["offer"] = "offer"
+    sdp: str
+
+
+class ServerAnswer(_Message):
+    type: Literal["answer"] = "answer"
+    rid: RequestId = None
+    sdp: str
+
+
+class ServerCandidate(_Message):
+    type: Literal["candidate"] = "candidate"
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+class TrackInfo(_Message):
+    """Which participant a received media stream belongs to (``stream_id`` is the SDP msid)."""
+
+    stream_id: str
+    track_id: str
+    participant_id: ParticipantId
+    kind: Literal["audio", "video"]
+    source: Literal["camera", "microphone", "screen"] = "camera"
+
+
+class Tracks(_Message):
+    type: Literal["tracks"] = "tracks"
+    tracks: list[TrackInfo]
+
+
+class Left(_Message):
+    """Acknowledges the participant's own ``leave``."""
+
+    type: Literal["left"] = "left"
+    rid: RequestId = None
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    rid: RequestId = None
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+    rid: RequestId = None
+    ts: float | None = None
+    server_ts: float
+
+
+class Rejoin(_Message):
+    """The room moved (its media node failed or is draining): join again with the same token."""
+
+    type: Literal["rejoin"] = "rejoin"
+    reason: str
+
+
+class RoomClosed(_Message):
+    type: Literal["room_closed"] = "room_closed"
+    room_id: str
+
+
+ServerMessage = Annotated[
+    Joined
+    | ParticipantJoined
+    | ParticipantLeft
+    | Left
+    | HandRaised
+    | StageChanged
+    | Muted
+    | ServerOffer
+    | ServerAnswer
+    | ServerCandidate
+    | Tracks
+    | Error
+    | Pong
+    | Rejoin
+    | RoomClosed,
+    Field(discriminator="type"),
+]
+server_message_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

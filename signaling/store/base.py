@@ -1,0 +1,141 @@
+"""The Store interface."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from signaling.models import LessonSession, Participant, Room
+
+# A subscriber that falls this far behind loses the oldest messages instead of
+# growing memory; every consumer of room events tolerates a gap (it resyncs).
+SUBSCRIPTION_QUEUE_LIMIT = 1024
+
+
+class Subscription(abc.ABC):
+    """Messages published on one channel, in order, until closed."""
+
+    channel: str
+    dropped: int = 0
+
+    @abc.abstractmethod
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    @abc.abstractmethod
+    async def get(self, timeout: float | None = None) -> str | None:
+        """The next message, or None after ``timeout`` seconds or once closed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Store(abc.ABC):
+    prefix: str
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect; called once before use."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backing store answers."""
+
+    # --- rooms -------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_room(self, room: Room) -> bool:
+        """Store a new room; False (and nothing changes) if the id exists."""
+
+    @abc.abstractmethod
+    async def put_room(self, room: Room) -> None: ...
+
+    @abc.abstractmethod
+    async def get_room(self, room_id: str) -> Room | None: ...
+
+    @abc.abstractmethod
+    async def list_rooms(self) -> list[Room]: ...
+
+    @abc.abstractmethod
+    async def delete_room(self, room_id: str) -> bool:
+        """Remove the room and its participants."""
+
+    # --- participants ------------------------------------------------------
+    @abc.abstractmethod
+    async def put_participant(self, participant: Participant) -> None: ...
+
+    @abc.abstractmethod
+    async def get_participant(self, room_id: str, participant_id: str) -> Participant | None: ...
+
+    @abc.abstractmethod
+    async def list_participants(self, room_id: str) -> list[Participant]: ...
+
+    @abc.abstractmethod
+    async def remove_participant(self, room_id: str, participant_id: str) -> bool: ...
+
+    # --- lesson sessions ---------------------------------------------------
+    @abc.abstractmethod
+    async def put_session(self, session: LessonSession) -> None: ...
+
+    @abc.abstractmethod
+    async def get_session(self, session_id: str) -> LessonSession | None: ...
+
+    @abc.abstractmethod
+    async def list_sessions(self) -> list[LessonSession]: ...
+
+    @abc.abstractmethod
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    # --- key/value with TTL ------------------------------------------------
+    @abc.abstractmethod
+    async def set(
+        self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        """Set ``key``; with ``nx`` only if absent (returns whether it was set)."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def ttl(self, key: str) -> float | None:
+        """Seconds left, None if the key has no expiry or does not exist."""
+
+    @abc.abstractmethod
+    async def keys(self, pattern: str) -> list[str]:
+        """Keys (without prefix) matching a glob pattern (``*`` and ``?``)."""
+
+    # --- generic hashes (for components' own documents) --------------------
+    @abc.abstractmethod
+    async def hset(self, name: str, field: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    async def hget(self, name: str, field: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def hgetall(self, name: str) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    async def hdel(self, name: str, field: str) -> bool: ...
+
+    # --- append-only lists (logs) ------------------------------------------
+    @abc.abstractmethod
+    async def append(self, name: str, value: str) -> int:
+        """Append to a list; returns its new length."""
+
+    @abc.abstractmethod
+    async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
+        """Items ``start``..``stop`` inclusive (negative counts from the end)."""
+
+    @abc.abstractmethod
+    async def replace_at(self, name: str, index: int, value: str) -> None:
+        """Overwrite one list item (used by tooling and tamper tests, never by the log)."""
+
+    # --- pub/sub -----------------------------------------------------------
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    @abc.abstractmethod
+    async def subscribe(self, channel: str) -> Subscription: ...

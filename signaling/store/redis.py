@@ -1,0 +1,204 @@
+"""Redis Store (redis-py asyncio): the distributed deployment's shared state.
+
+Layout (all under the prefix): ``rooms`` hash id→Room JSON; ``room:{id}:participants``
+hash; ``sessions`` hash; ``kv:{key}`` strings with TTL; ``h:{name}`` hashes;
+``l:{name}`` lists; channels ``ch:{name}``. One pub/sub connection per process is
+shared by every local subscriber (a process may follow thousands of rooms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+from signaling.models import LessonSession, Participant, Room
+from signaling.store.base import Store, Subscription
+from signaling.store.fanout import Fanout, QueueSubscription
+
+log = logging.getLogger(__name__)
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, prefix: str = "sanke:") -> None:
+        self.prefix = prefix
+        self.url = url
+        self._redis: aioredis.Redis = aioredis.from_url(
+            url, decode_responses=True, health_check_interval=10
+        )
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._fanout = Fanout()
+        self._lock = asyncio.Lock()
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def close(self) -> None:
+        for subs in list(self._fanout.channels.values()):
+            for sub in list(subs):
+                await sub.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    # rooms
+    async def create_room(self, room: Room) -> bool:
+        return bool(await self._redis.hsetnx(self._k("rooms"), room.id, room.model_dump_json()))
+
+    async def put_room(self, room: Room) -> None:
+        await self._redis.hset(self._k("rooms"), room.id, room.model_dump_json())
+
+    async def get_room(self, room_id: str) -> Room | None:
+        raw = await self._redis.hget(self._k("rooms"), room_id)
+        return Room.model_validate_json(raw) if raw is not None else None
+
+    async def list_rooms(self) -> list[Room]:
+        raws = await self._redis.hvals(self._k("rooms"))
+        return [Room.model_validate_json(raw) for raw in raws]
+
+    async def delete_room(self, room_id: str) -> bool:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hdel(self._k("rooms"), room_id)
+        pipe.delete(self._k("room", room_id, "participants"))
+        removed, _ = await pipe.execute()
+        return bool(removed)
+
+    # participants
+    async def put_participant(self, participant: Participant) -> None:
+        await self._redis.hset(
+            self._k("room", participant.room_id, "participants"),
+            participant.id,
+            participant.model_dump_json(),
+        )
+
+    async def get_participant(self, room_id: str, participant_id: str) -> Participant | None:
+        raw = await self._redis.hget(self._k("room", room_id, "participants"), participant_id)
+        return Participant.model_validate_json(raw) if raw is not None else None
+
+    async def list_participants(self, room_id: str) -> list[Participant]:
+        raws = await self._redis.hvals(self._k("room", room_id, "participants"))
+        return [Participant.model_validate_json(raw) for raw in raws]
+
+    async def remove_participant(self, room_id: str, participant_id: str) -> bool:
+        removed = await self._redis.hdel(self._k("room", room_id, "participants"), participant_id)
+        return bool(removed)
+
+    # sessions
+    async def put_session(self, session: LessonSession) -> None:
+        await self._redis.hset(self._k("sessions"), session.id, session.model_dump_json())
+
+    async def get_session(self, session_id: str) -> LessonSession | None:
+        raw = await self._redis.hget(self._k("sessions"), session_id)
+        return LessonSession.model_validate_json(raw) if raw is not None else None
+
+    async def list_sessions(self) -> list[LessonSession]:
+        raws = await self._redis.hvals(self._k("sessions"))
+        return [LessonSession.model_validate_json(raw) for raw in raws]
+
+    async def delete_session(self, session_id: str) -> bool:
+        return bool(await self._redis.hdel(self._k("sessions"), session_id))
+
+    # key/value
+    async def set(
+        self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
+    ) -> bool:
+        px = max(1, math.ceil(ttl * 1000)) if ttl is not None else None
+        result = await self._redis.set(self._k("kv", key), value, px=px, nx=nx)
+        return bool(result)
+
+    async def get(self, key: str) -> str | None:
+        value: str | None = await self._redis.get(self._k("kv", key))
+        return value
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._redis.delete(self._k("kv", key)))
+
+    async def ttl(self, key: str) -> float | None:
+        ms = await self._redis.pttl(self._k("kv", key))
+        return ms / 1000 if ms >= 0 else None
+
+    async def keys(self, pattern: str) -> list[str]:
+        start = len(self._k("kv", ""))
+        return [k[start:] async for k in self._redis.scan_iter(self._k("kv", pattern), count=500)]
+
+    # hashes
+    async def hset(self, name: str, field: str, value: str) -> None:
+        await self._redis.hset(self._k("h", name), field, value)
+
+    async def hget(self, name: str, field: str) -> str | None:
+        value: str | None = await self._redis.hget(self._k("h", name), field)
+        return value
+
+    async def hgetall(self, name: str) -> dict[str, str]:
+        result: dict[str, str] = await self._redis.hgetall(self._k("h", name))
+        return result
+
+    async def hdel(self, name: str, field: str) -> bool:
+        return bool(await self._redis.hdel(self._k("h", name), field))
+
+    # lists
+    async def append(self, name: str, value: str) -> int:
+        return int(await self._redis.rpush(self._k("l", name), value))
+
+    async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
+        items: list[str] = await self._redis.lrange(self._k("l", name), start, stop)
+        return items
+
+    async def replace_at(self, name: str, index: int, value: str) -> None:
+        await self._redis.lset(self._k("l", name), index, value)
+
+    # pub/sub
+    async def publish(self, channel: str, message: str) -> None:
+        await self._redis.publish(self._k("ch", channel), message)
+
+    async def subscribe(self, channel: str) -> Subscription:
+        sub = QueueSubscription(channel, self._unsubscribe)
+        async with self._lock:
+            if self._pubsub is None:
+                self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            if self._fanout.add(sub):
+                await self._pubsub.subscribe(self._k("ch", channel))
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+        return sub
+
+    async def _unsubscribe(self, sub: QueueSubscription) -> None:
+        async with self._lock:
+            if self._fanout.remove(sub) and self._pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await self._pubsub.unsubscribe(self._k("ch", sub.channel))
+
+    async def _read(self) -> None:
+        assert self._pubsub is not None
+        start = len(self._k("ch", ""))
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis pub/sub read failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg.get("type") != "message":
+                continue
+            self._fanout.deliver(str(msg["channel"])[start:], str(msg["data"]))

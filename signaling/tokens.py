@@ -1,0 +1,107 @@
+"""Access tokens: JWT (HS256) carrying who may join which room, as what, and when.
+
+``nbf``/``exp`` are the join window: a token for a lesson is valid from shortly before
+the lesson opens until it closes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from signaling.errors import ErrorCode, SankeError
+from signaling.models import ID_PATTERN, Role
+
+ALGORITHM = "HS256"
+# A secret shorter than the HMAC output invites brute force (RFC 7518 §3.2).
+MIN_SECRET_BYTES = 32
+# Allowed clock difference between the minting and the verifying host.
+LEEWAY_SECONDS = 5
+
+
+class Claims(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sub: str = Field(min_length=1, max_length=128)
+    role: Role
+    room: str | None = Field(default=None, pattern=ID_PATTERN)
+    classroom_id: str | None = Field(default=None, max_length=128)
+    school_id: str | None = Field(default=None, max_length=128)
+    name: str = Field(default="", max_length=100)
+    nbf: int
+    exp: int
+    iat: int
+    jti: str = Field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class TokenService:
+    def __init__(self, secret: str) -> None:
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+
+    def mint(
+        self,
+        *,
+        subject: str,
+        role: Role,
+        room: str | None = None,
+        classroom_id: str | None = None,
+        school_id: str | None = None,
+        name: str = "",
+        not_before: float | None = None,
+        expires: float | None = None,
+        ttl: float = 3600,
+    ) -> str:
+        now = int(time.time())
+        nbf = int(not_before) if not_before is not None else now
+        exp = int(expires) if expires is not None else nbf + int(ttl)
+        if exp <= nbf:
+            raise SankeError(ErrorCode.invalid_request, "token expiry must be after its start")
+        claims = Claims(
+            sub=subject,
+            role=role,
+            room=room,
+            classroom_id=classroom_id,
+            school_id=school_id,
+            name=name,
+            nbf=nbf,
+            exp=exp,
+            iat=now,
+        )
+        return jwt.encode(claims.model_dump(exclude_none=True), self._secret, ALGORITHM)
+
+    def verify(self, token: str | None) -> Claims:
+        if not token:
+            raise SankeError(ErrorCode.token_missing, "an access token is required", 401)
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "nbf", "sub", "role"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise SankeError(ErrorCode.token_expired, "the access token has expired", 401) from None
+        except jwt.ImmatureSignatureError:
+            raise SankeError(
+                ErrorCode.token_not_yet_valid, "the access token is not valid yet", 401
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise SankeError(ErrorCode.token_invalid, f"invalid access token: {exc}", 401) from None
+        try:
+            return Claims.model_validate(payload)
+        except ValidationError as exc:
+            raise SankeError(
+                ErrorCode.token_invalid, f"access token claims are invalid: {exc.errors()[0]['msg']}", 401
+            ) from None
+
+
+def require_role(claims: Claims, *roles: Role) -> None:
+    if claims.role not in roles and claims.role is not Role.admin:
+        allowed = ", ".join(r.value for r in roles)
+        raise SankeError(ErrorCode.forbidden, f"role {claims.role.value} may not do this (needs {allowed})", 403)
