@@ -1,0 +1,324 @@
+"""The 专递课堂 timetable domain: schools, bell schedules, term calendar, offerings, demands.
+
+JSON is the canonical format; every model here is what crosses a boundary (files, HTTP bodies,
+store values). ``check_references`` adds the cross-record checks a single field cannot make
+(unknown school ids, duplicate ids, ...) with errors that point at the exact field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+
+class Weekday(StrEnum):
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+    @property
+    def iso(self) -> int:
+        """ISO weekday number, Monday = 1."""
+        return list(Weekday).index(self) + 1
+
+    @classmethod
+    def of(cls, day: date) -> Weekday:
+        return list(Weekday)[day.isoweekday() - 1]
+
+
+WORKDAYS = [Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(Strict):
+    province: str = Field(min_length=1, max_length=32)
+    city: str = Field(min_length=1, max_length=32)
+    county: str = Field(min_length=1, max_length=32)
+
+    def key(self, level: Literal["province", "city", "county"]) -> str:
+        parts = {"province": 1, "city": 2, "county": 3}[level]
+        return "/".join([self.province, self.city, self.county][:parts])
+
+
+class Period(Strict):
+    number: int = Field(ge=1, le=20)
+    start: time
+    end: time
+    weekdays: list[Weekday] = Field(default_factory=lambda: list(WORKDAYS), min_length=1)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError("a period must end after it starts")
+        return self
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        return self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
+
+
+class BellSchedule(Strict):
+    """One season's bell times; ``start``/``end`` are MM-DD (inclusive, may wrap the new year).
+
+    A schedule without dates applies all year.
+    """
+
+    season: str = Field(default="all-year", min_length=1, max_length=32)
+    start: MonthDay | None = None
+    end: MonthDay | None = None
+    periods: list[Period] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BellSchedule:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end (MM-DD) or neither")
+        seen: set[tuple[int, Weekday]] = set()
+        for period in self.periods:
+            for day in period.weekdays:
+                if (period.number, day) in seen:
+                    raise ValueError(f"period {period.number} is defined twice on {day.value}")
+                seen.add((period.number, day))
+        return self
+
+    def covers(self, day: date) -> bool:
+        if self.start is None or self.end is None:
+            return True
+        md = day.strftime("%m-%d")
+        if self.start <= self.end:
+            return self.start <= md <= self.end
+        return md >= self.start or md <= self.end
+
+    def period(self, number: int, weekday: Weekday) -> Period | None:
+        for period in self.periods:
+            if period.number == number and weekday in period.weekdays:
+                return period
+        return None
+
+
+class School(Strict):
+    id: ID
+    name: str = Field(min_length=1, max_length=100)
+    region: Region
+    uplink_mbps: float = Field(gt=0, le=100_000)
+    downlink_mbps: float = Field(gt=0, le=100_000)
+    bell_schedules: list[BellSchedule] = Field(min_length=1)
+
+    def schedule_on(self, day: date) -> BellSchedule | None:
+        for schedule in self.bell_schedules:
+            if schedule.covers(day):
+                return schedule
+        return None
+
+
+class DateRange(Strict):
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class MakeupDay(Strict):
+    """调休: a weekend day that follows another weekday's timetable."""
+
+    date: date
+    follows: Weekday
+
+
+class TermCalendar(Strict):
+    first_day: date
+    weeks: int = Field(ge=1, le=30)
+    holidays: list[DateRange] = Field(default_factory=list)
+    makeup_days: list[MakeupDay] = Field(default_factory=list)
+    timezone: str = "Asia/Shanghai"
+
+
+class Offering(Strict):
+    """A master lesson on the master school's timetable."""
+
+    id: ID
+    teacher: str = Field(min_length=1, max_length=100)
+    school: ID
+    classroom: str = Field(min_length=1, max_length=100)
+    grade: int = Field(ge=1, le=12)
+    subject: str = Field(min_length=1, max_length=32)
+    edition: str = Field(min_length=1, max_length=32)
+    weekday: Weekday
+    period: int = Field(ge=1, le=20)
+    max_remote: int = Field(default=4, ge=1, le=16)
+
+
+class Slot(Strict):
+    weekday: Weekday
+    period: int = Field(ge=1, le=20)
+
+
+class Demand(Strict):
+    """A remote class that needs a subject for n periods a week, in its free periods."""
+
+    id: ID
+    class_id: ID
+    school: ID
+    grade: int = Field(ge=1, le=12)
+    class_size: int = Field(default=30, ge=1, le=200)
+    subject: str = Field(min_length=1, max_length=32)
+    edition: str = Field(min_length=1, max_length=32)
+    periods_per_week: int = Field(ge=1, le=10)
+    free_periods: list[Slot] = Field(min_length=1)
+
+
+class Policy(Strict):
+    min_overlap_minutes: int = Field(default=35, ge=1, le=240)
+    one_per_day: bool = True
+    same_teacher: Literal["soft", "hard"] = "soft"
+    stream_mbps: float = Field(default=2.0, gt=0, le=1000)
+    # Concurrent classrooms (master + remotes) one region's SFU can carry; absent = unlimited.
+    sfu_capacity: dict[str, int] = Field(default_factory=dict)
+    region_level: Literal["province", "city", "county"] = "county"
+    cross_region: bool = True
+    teacher_weekly_streams: int = Field(default=20, ge=0, le=100)
+    teacher_load_overrides: dict[str, int] = Field(default_factory=dict)
+
+    def teacher_load(self, teacher: str) -> int:
+        return self.teacher_load_overrides.get(teacher, self.teacher_weekly_streams)
+
+
+class Pin(Strict):
+    """This class joins this offering (hard)."""
+
+    class_id: ID
+    offering_id: ID
+
+
+class Ban(Strict):
+    """Never this class on this offering."""
+
+    class_id: ID
+    offering_id: ID
+
+
+class District(Strict):
+    id: ID
+    name: str = Field(default="", max_length=100)
+    term: TermCalendar
+    policy: Policy = Field(default_factory=Policy)
+    schools: list[School] = Field(min_length=1)
+    offerings: list[Offering] = Field(default_factory=list)
+    demands: list[Demand] = Field(default_factory=list)
+    pins: list[Pin] = Field(default_factory=list)
+    bans: list[Ban] = Field(default_factory=list)
+
+    def school(self, school_id: str) -> School:
+        return self.school_index()[school_id]
+
+    def school_index(self) -> dict[str, School]:
+        return {s.id: s for s in self.schools}
+
+
+def _error(loc: tuple[str | int, ...], message: str, value: object) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("reference", message), loc=loc, input=value)
+
+
+def check_references(district: District) -> None:
+    """Cross-record checks; raises a ValidationError whose locs point at the exact field."""
+    errors: list[InitErrorDetails] = []
+    schools = district.school_index()
+    id_lists: list[tuple[str, list[str]]] = [
+        ("schools", [s.id for s in district.schools]),
+        ("offerings", [o.id for o in district.offerings]),
+        ("demands", [d.id for d in district.demands]),
+    ]
+    for kind, ids in id_lists:
+        seen: set[str] = set()
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                errors.append(_error((kind, i, "id"), f"duplicate id {item_id!r}", item_id))
+            seen.add(item_id)
+    offering_ids = {o.id for o in district.offerings}
+    for i, o in enumerate(district.offerings):
+        if o.school not in schools:
+            errors.append(
+                _error(("offerings", i, "school"), f"unknown school {o.school!r}", o.school)
+            )
+        elif not any(s.period(o.period, o.weekday) for s in schools[o.school].bell_schedules):
+            errors.append(
+                _error(
+                    ("offerings", i, "period"),
+                    f"school {o.school!r} has no period {o.period} on {o.weekday.value}",
+                    o.period,
+                )
+            )
+    classes: dict[str, Demand] = {}
+    for i, d in enumerate(district.demands):
+        if d.school not in schools:
+            errors.append(
+                _error(("demands", i, "school"), f"unknown school {d.school!r}", d.school)
+            )
+        first = classes.setdefault(d.class_id, d)
+        if first.school != d.school or first.grade != d.grade:
+            errors.append(
+                _error(
+                    ("demands", i, "class_id"),
+                    f"class {d.class_id!r} appears with another school or grade",
+                    d.class_id,
+                )
+            )
+        for j, slot in enumerate(d.free_periods):
+            if d.school in schools and not any(
+                s.period(slot.period, slot.weekday) for s in schools[d.school].bell_schedules
+            ):
+                errors.append(
+                    _error(
+                        ("demands", i, "free_periods", j),
+                        f"school {d.school!r} has no period {slot.period} on {slot.weekday.value}",
+                        slot.period,
+                    )
+                )
+    pair_lists: list[tuple[str, list[tuple[str, str]]]] = [
+        ("pins", [(p.class_id, p.offering_id) for p in district.pins]),
+        ("bans", [(b.class_id, b.offering_id) for b in district.bans]),
+    ]
+    for kind, pairs in pair_lists:
+        for i, (class_id, offering_id) in enumerate(pairs):
+            if class_id not in classes:
+                errors.append(
+                    _error((kind, i, "class_id"), f"unknown class {class_id!r}", class_id)
+                )
+            if offering_id not in offering_ids:
+                errors.append(
+                    _error(
+                        (kind, i, "offering_id"), f"unknown offering {offering_id!r}", offering_id
+                    )
+                )
+    for tz_ok in [re.fullmatch(r"[A-Za-z_]+(/[A-Za-z_]+)*", district.term.timezone)]:
+        if tz_ok is None:
+            errors.append(
+                _error(("term", "timezone"), "not a timezone name", district.term.timezone)
+            )
+    if errors:
+        raise ValidationError.from_exception_data("District", errors)
+
+
+def parse_district(raw: str | bytes) -> District:
+    """Parse and fully validate a district JSON document."""
+    district = District.model_validate_json(raw)
+    check_references(district)
+    return district

@@ -1,0 +1,188 @@
+"""Reasons for unmet demand, derived from candidate rejections and the binding rows.
+
+For a demand with missing periods: every candidate it did not get is checked against the final
+solution's row usage; the rows it would overflow are the binding constraints (offering full,
+class busy, bandwidth, ...). Offerings that are not candidates at all explain themselves by
+their rejection reason (edition, overlap, ...). Nothing is guessed: a candidate blocked by no
+row is reported as ``solver_limit``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from scheduler.candidates import CandidateSet, OverlapBook, rejections
+from scheduler.domain import Demand, District, Offering
+from scheduler.greedy import RowState
+from scheduler.problem import Problem
+from scheduler.timetable import Reason, ReasonCode, Unmet
+
+ROW_REASON: dict[str, ReasonCode] = {
+    "offering_capacity": "offering_full",
+    "class_one_stream": "free_periods_conflict",
+    "one_per_day": "one_per_day",
+    "teacher_load": "teacher_load",
+    "school_uplink": "bandwidth",
+    "school_downlink": "bandwidth",
+    "sfu_capacity": "sfu_capacity",
+    "same_teacher": "same_teacher",
+    "same_teacher_link": "same_teacher",
+}
+
+
+def _slot(o: Offering) -> str:
+    return f"{o.weekday.value} {o.period}"
+
+
+def _no_candidate_reasons(district: District, d: Demand, book: OverlapBook) -> list[Reason]:
+    found = rejections(district, d, book)
+    if not found:
+        return [
+            Reason(
+                code="no_offering",
+                message=f"no offering of grade {d.grade} {d.subject} in any edition",
+            )
+        ]
+    reasons: list[Reason] = []
+    by_code: dict[str, list[str]] = defaultdict(list)
+    for r in found:
+        by_code[r.code].append(r.offering_id)
+    offerings = {o.id: o for o in district.offerings}
+    if set(by_code) == {"edition"}:
+        editions = sorted({offerings[i].edition for i in by_code["edition"]})
+        reasons.append(
+            Reason(
+                code="no_offering",
+                message=f"no offering of grade {d.grade} {d.subject} in edition {d.edition} "
+                f"(offered only in {', '.join(editions)})",
+                offering_ids=by_code["edition"],
+            )
+        )
+    overlaps = [r for r in found if r.code == "overlap"]
+    if overlaps:
+        best = max(r.best_overlap for r in overlaps)
+        at = [r for r in overlaps if r.best_overlap == best]
+        where = "; ".join(
+            f"{offerings[r.offering_id].teacher} {_slot(offerings[r.offering_id])} vs free "
+            f"{offerings[r.offering_id].weekday.value} {r.remote_period}"
+            for r in at
+        )
+        reasons.append(
+            Reason(
+                code="no_overlap",
+                message=f"offerings exist but none overlaps a free period by "
+                f"{district.policy.min_overlap_minutes} min: best {best} min ({where})",
+                offering_ids=[r.offering_id for r in at],
+                best_overlap_minutes=best,
+            )
+        )
+    if by_code.get("no_free_period"):
+        days = sorted({offerings[i].weekday.value for i in by_code["no_free_period"]})
+        reasons.append(
+            Reason(
+                code="free_periods_conflict",
+                message=f"the class has no free period on {', '.join(days)}, when the "
+                "matching offerings are taught",
+                offering_ids=by_code["no_free_period"],
+            )
+        )
+    for code, label in (
+        ("banned", "banned by the coordinator"),
+        ("cross_region", "in another region"),
+    ):
+        if by_code.get(code):
+            reasons.append(
+                Reason(
+                    code="banned" if code == "banned" else "cross_region",
+                    message=f"offerings {', '.join(by_code[code])} are {label}",
+                    offering_ids=by_code[code],
+                )
+            )
+    return reasons
+
+
+def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[Unmet]:
+    district = cs.district
+    assert cs.book is not None
+    state = RowState.of(problem, chosen)
+    served: dict[int, int] = defaultdict(int)
+    holders: dict[int, list[str]] = defaultdict(list)
+    class_at: dict[tuple[str, str, int], str] = {}
+    for i in chosen:
+        c = cs.candidates[i]
+        served[c.demand] += 1
+        holders[c.offering].append(cs.demand(c).class_id)
+        class_at[(cs.demand(c).class_id, c.weekday.value, c.remote_period)] = cs.offering(c).id
+    out: list[Unmet] = []
+    for di, d in enumerate(district.demands):
+        missing = d.periods_per_week - served[di]
+        if missing <= 0:
+            continue
+        reasons: list[Reason] = []
+        full: dict[str, list[Offering]] = defaultdict(list)
+        grouped: dict[ReasonCode, list[str]] = defaultdict(list)
+        for i in cs.by_demand.get(di, []):
+            if i in chosen:
+                continue
+            c = cs.candidates[i]
+            o = cs.offering(c)
+            kinds = {problem.rows[r].kind for r in state.blockers(i)}
+            if not kinds:
+                grouped["solver_limit"].append(o.id)
+            for kind in sorted(kinds):
+                code = ROW_REASON.get(kind)
+                if code == "offering_full":
+                    full[o.teacher].append(o)
+                elif code == "free_periods_conflict":
+                    busy = class_at.get((d.class_id, c.weekday.value, c.remote_period), "?")
+                    grouped[code].append(f"{o.id} (class busy with {busy})")
+                elif code is not None:
+                    grouped[code].append(o.id)
+        for teacher, offerings in full.items():
+            uniq = {o.id: o for o in offerings}
+            seats = sorted(
+                {
+                    cl
+                    for oi, o in enumerate(district.offerings)
+                    if o.id in uniq
+                    for cl in holders[oi]
+                }
+            )
+            reasons.append(
+                Reason(
+                    code="offering_full",
+                    message=f"{teacher}'s {' / '.join(_slot(o) for o in uniq.values())} lessons are "
+                    f"full (seats held by {', '.join(seats)})",
+                    offering_ids=list(uniq),
+                    class_ids=seats,
+                )
+            )
+        for code, items in grouped.items():
+            reasons.append(
+                Reason(
+                    code=code,
+                    message=f"{code.replace('_', ' ')}: {', '.join(sorted(set(items)))}",
+                    offering_ids=sorted({s.split(" ")[0] for s in items}),
+                )
+            )
+        candidate_days = {cs.candidates[i].weekday for i in cs.by_demand.get(di, [])}
+        if not cs.by_demand.get(di) or len(candidate_days) < d.periods_per_week:
+            reasons.extend(_no_candidate_reasons(district, d, cs.book))
+        if not reasons:
+            reasons.append(
+                Reason(
+                    code="free_periods_conflict",
+                    message=f"only {len(cs.by_demand.get(di, []))} matching free periods for "
+                    f"{d.periods_per_week} periods a week",
+                )
+            )
+        out.append(
+            Unmet(
+                demand_id=d.id,
+                class_id=d.class_id,
+                subject=d.subject,
+                missing_periods=missing,
+                reasons=reasons,
+            )
+        )
+    return out

@@ -1,0 +1,217 @@
+"""Solve a district: candidates, greedy, decomposed MIP in worker processes, explanations.
+
+Re-solve: given the published timetable, its pairs are kept unless they must move (the MIP's
+secondary score pays ``W_KEEP`` per kept pair and the greedy tries them first).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduler.candidates import CandidateSet, build_candidates
+from scheduler.domain import District
+from scheduler.explain import explain_unmet
+from scheduler.greedy import greedy
+from scheduler.mip import Part, PartResult, extract_parts, solve_parts
+from scheduler.problem import Problem, build_problem, components
+from scheduler.timetable import Assignment, Progress, SolveStats, Timetable
+
+
+class SolveOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    time_limit: float = Field(default=30.0, gt=0, le=3600)
+    # 0 solves in this process; n > 0 uses n spawned worker processes.
+    workers: int = Field(default=0, ge=0, le=64)
+    mip: bool = True
+    # Components smaller than this many variables are bundled into one HiGHS model.
+    bundle_vars: int = Field(default=3000, ge=1)
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class SolveCancelled(Exception):
+    pass
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _noop(_: Progress) -> None:
+    return None
+
+
+def keep_set(cs: CandidateSet, previous: Timetable | None) -> set[int]:
+    if previous is None:
+        return set()
+    wanted = {(a.demand_id, a.offering_id, a.remote_period) for a in previous.assignments}
+    return {
+        c.index
+        for c in cs.candidates
+        if (cs.demand(c).id, cs.offering(c).id, c.remote_period) in wanted
+    }
+
+
+def forced_changes(cs: CandidateSet, previous: Timetable, keep: set[int]) -> int:
+    """Published pairs that cannot stay: no longer candidates, or displaced by a new pin."""
+    forced = len(previous.assignments) - len(keep)
+    district = cs.district
+    seats: dict[str, int] = {}
+    for a in previous.assignments:
+        seats[a.offering_id] = seats.get(a.offering_id, 0) + 1
+    offerings = {o.id: o for o in district.offerings}
+    held = {(a.class_id, a.offering_id) for a in previous.assignments}
+    for pin in district.pins:
+        o = offerings.get(pin.offering_id)
+        if o is None or (pin.class_id, pin.offering_id) in held:
+            continue
+        if seats.get(o.id, 0) >= o.max_remote:
+            forced += 1  # someone must give up a seat
+        if any(a.class_id == pin.class_id and a.weekday == o.weekday for a in previous.assignments):
+            forced += 1  # the class's own lesson at that time or that day must move
+    return forced
+
+
+def to_timetable(
+    cs: CandidateSet, problem: Problem, chosen: set[int], stats: SolveStats
+) -> Timetable:
+    assignments = []
+    for i in sorted(chosen, key=lambda k: (cs.candidates[k].demand, cs.candidates[k].weekday.iso)):
+        c = cs.candidates[i]
+        o, d = cs.offering(c), cs.demand(c)
+        assignments.append(
+            Assignment(
+                demand_id=d.id,
+                class_id=d.class_id,
+                school=d.school,
+                offering_id=o.id,
+                teacher=o.teacher,
+                master_school=o.school,
+                weekday=c.weekday,
+                master_period=o.period,
+                remote_period=c.remote_period,
+                overlap_minutes=c.overlap,
+            )
+        )
+    unmet = explain_unmet(cs, problem, chosen)
+    return Timetable(district_id=cs.district.id, assignments=assignments, unmet=unmet, stats=stats)
+
+
+def _run_parts(
+    chunks: list[list[Part]],
+    time_limit: float,
+    workers: int,
+    cancel: CancelFlag | None,
+    on_part: Callable[[list[PartResult]], None],
+) -> None:
+    typed = chunks
+    if workers == 0:
+        for chunk in typed:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelled()
+            on_part(solve_parts(chunk, time_limit))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(workers)
+    try:
+        pending = [pool.apply_async(solve_parts, (chunk, time_limit)) for chunk in typed]
+        while pending:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelled()
+            still = []
+            for res in pending:
+                if res.ready():
+                    on_part(res.get())
+                else:
+                    still.append(res)
+            pending = still
+            if pending:
+                time.sleep(0.02)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def solve(
+    district: District,
+    options: SolveOptions | None = None,
+    *,
+    previous: Timetable | None = None,
+    progress: ProgressFn = _noop,
+    cancel: CancelFlag | None = None,
+) -> Timetable:
+    options = options or SolveOptions()
+    t0 = time.perf_counter()
+    progress(Progress(phase="candidates"))
+    cs = build_candidates(district)
+    keep = keep_set(cs, previous)
+    problem = build_problem(cs, keep if previous is not None else None)
+    progress(Progress(phase="greedy", message=f"{len(cs.candidates)} candidate pairs"))
+    g0 = time.perf_counter()
+    chosen = greedy(cs, problem, keep)
+    greedy_seconds = time.perf_counter() - g0
+    demanded = sum(d.periods_per_week for d in district.demands)
+    stats = SolveStats(
+        method="greedy",
+        served=len(chosen),
+        demanded=demanded,
+        bound=demanded,
+        greedy_served=len(chosen),
+        greedy_seconds=greedy_seconds,
+        candidates=len(cs.candidates),
+        impossible_pins=[f"{c}->{o}" for c, o in problem.impossible_pins],
+    )
+    if options.mip and cs.candidates:
+        parts = extract_parts(problem, components(problem), chosen, options.bundle_vars)
+        n_chunks = max(1, options.workers) * 2 if options.workers else len(parts)
+        chunks: list[list[Part]] = [[] for _ in range(min(n_chunks, len(parts)))]
+        for k, part in enumerate(sorted(parts, key=lambda p: -p.n_vars)):
+            chunks[k % len(chunks)].append(part)
+        remaining = options.time_limit - (time.perf_counter() - t0)
+        mip_chosen: set[int] = set()
+        bound = 0
+        done = [0, 0]
+
+        def on_part(results: list[PartResult]) -> None:
+            nonlocal bound
+            for r in results:
+                mip_chosen.update(r.chosen)
+                bound += r.bound
+                done[0] += 1
+                done[1] += int(r.optimal)
+            progress(
+                Progress(
+                    phase="mip",
+                    parts_done=done[0],
+                    parts_total=len(parts),
+                    served=len(mip_chosen),
+                    bound=bound,
+                )
+            )
+
+        progress(Progress(phase="mip", parts_total=len(parts), served=len(chosen)))
+        _run_parts(chunks, max(0.1, remaining), options.workers, cancel, on_part)
+        # Every part starts from the greedy; a part never returns fewer served periods.
+        chosen = mip_chosen
+        stats.method = "mip"
+        stats.served = len(chosen)
+        stats.bound = max(bound, len(chosen))
+        stats.parts = len(parts)
+        stats.parts_optimal = done[1]
+    stats.gap_pct = 100.0 * (stats.bound - stats.served) / stats.bound if stats.bound else 0.0
+    if previous is not None:
+        stats.forced = forced_changes(cs, previous, keep)
+        stats.changed = len(keep - chosen) + (len(previous.assignments) - len(keep))
+    progress(Progress(phase="explain", served=stats.served, bound=stats.bound))
+    stats.seconds = time.perf_counter() - t0
+    timetable = to_timetable(cs, problem, chosen, stats)
+    progress(Progress(phase="done", served=stats.served, bound=stats.bound))
+    return timetable
