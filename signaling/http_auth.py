@@ -32,12 +32,12 @@ def authorize(request: web.Request, *roles: Role) -> Claims:
 
 
 def error_response(code: ErrorCode, message: str, status: int, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"code": code.value, "message": message, **extra}}, status=status)
+    return web.json_response(
+        {"error": {"code": code.value, "message": message, **extra}}, status=status
+    )
 
 
-async def read_json_model(
-    request: web.Request, model: type[M], max_bytes: int = 1 << 20
-) -> M:
+async def read_json_model(request: web.Request, model: type[M], max_bytes: int = 1 << 20) -> M:
     """Parse and validate a JSON body; errors point at the offending field."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
@@ -59,7 +59,9 @@ class ValidationFailed(SankeError):
             for err in exc.errors(include_url=False, include_input=False)
         ]
         first = self.errors[0] if self.errors else {"loc": "", "msg": "invalid"}
-        super().__init__(ErrorCode.invalid_request, f"{first['loc'] or 'body'}: {first['msg']}", 422)
+        super().__init__(
+            ErrorCode.invalid_request, f"{first['loc'] or 'body'}: {first['msg']}", 422
+        )
 
 
 @web.middleware

@@ -97,11 +97,15 @@ class TokenService:
             return Claims.model_validate(payload)
         except ValidationError as exc:
             raise SankeError(
-                ErrorCode.token_invalid, f"access token claims are invalid: {exc.errors()[0]['msg']}", 401
+                ErrorCode.token_invalid,
+                f"access token claims are invalid: {exc.errors()[0]['msg']}",
+                401,
             ) from None
 
 
 def require_role(claims: Claims, *roles: Role) -> None:
     if claims.role not in roles and claims.role is not Role.admin:
         allowed = ", ".join(r.value for r in roles)
-        raise SankeError(ErrorCode.forbidden, f"role {claims.role.value} may not do this (needs {allowed})", 403)
+        raise SankeError(
+            ErrorCode.forbidden, f"role {claims.role.value} may not do this (needs {allowed})", 403
+        )

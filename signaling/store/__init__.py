@@ -13,16 +13,19 @@ from __future__ import annotations
 from signaling.store.base import Store, Subscription
 from signaling.store.memory import MemoryStore
 
-__all__ = ["MemoryStore", "Store", "Subscription", "open_store"]
+__all__ = ["MemoryStore", "Store", "Subscription", "new_store", "open_store"]
 
 
-async def open_store(redis_url: str | None, prefix: str = "sanke:") -> Store:
-    """The Redis store when a URL is given, else the in-memory one."""
+def new_store(redis_url: str | None, prefix: str = "sanke:") -> Store:
+    """The Redis store when a URL is given, else the in-memory one (not yet started)."""
     if redis_url:
         from signaling.store.redis import RedisStore
 
-        store: Store = RedisStore(redis_url, prefix=prefix)
-    else:
-        store = MemoryStore(prefix=prefix)
+        return RedisStore(redis_url, prefix=prefix)
+    return MemoryStore(prefix=prefix)
+
+
+async def open_store(redis_url: str | None, prefix: str = "sanke:") -> Store:
+    store = new_store(redis_url, prefix)
     await store.start()
     return store

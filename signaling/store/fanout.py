@@ -41,7 +41,7 @@ class QueueSubscription(Subscription):
         assert isinstance(item, str)
         return item
 
-    async def __aiter__(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[str]:
         while True:
             item = await self.get()
             if item is None:

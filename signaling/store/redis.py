@@ -48,7 +48,7 @@ class RedisStore(Store):
                 await self._reader
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
 
     async def ping(self) -> bool:
@@ -123,8 +123,7 @@ class RedisStore(Store):
         return bool(result)
 
     async def get(self, key: str) -> str | None:
-        value: str | None = await self._redis.get(self._k("kv", key))
-        return value
+        return _text(await self._redis.get(self._k("kv", key)))
 
     async def delete(self, key: str) -> bool:
         return bool(await self._redis.delete(self._k("kv", key)))
@@ -142,12 +141,11 @@ class RedisStore(Store):
         await self._redis.hset(self._k("h", name), field, value)
 
     async def hget(self, name: str, field: str) -> str | None:
-        value: str | None = await self._redis.hget(self._k("h", name), field)
-        return value
+        return _text(await self._redis.hget(self._k("h", name), field))
 
     async def hgetall(self, name: str) -> dict[str, str]:
-        result: dict[str, str] = await self._redis.hgetall(self._k("h", name))
-        return result
+        result = await self._redis.hgetall(self._k("h", name))
+        return {str(k): str(v) for k, v in result.items()}
 
     async def hdel(self, name: str, field: str) -> bool:
         return bool(await self._redis.hdel(self._k("h", name), field))
@@ -157,8 +155,7 @@ class RedisStore(Store):
         return int(await self._redis.rpush(self._k("l", name), value))
 
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
-        items: list[str] = await self._redis.lrange(self._k("l", name), start, stop)
-        return items
+        return [str(item) for item in await self._redis.lrange(self._k("l", name), start, stop)]
 
     async def replace_at(self, name: str, index: int, value: str) -> None:
         await self._redis.lset(self._k("l", name), index, value)
@@ -202,3 +199,8 @@ class RedisStore(Store):
             if msg is None or msg.get("type") != "message":
                 continue
             self._fanout.deliver(str(msg["channel"])[start:], str(msg["data"]))
+
+
+def _text(value: bytes | str | None) -> str | None:
+    # The client decodes responses; the union is redis-py's typing, not a runtime case.
+    return value.decode() if isinstance(value, bytes) else value

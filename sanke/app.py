@@ -1,0 +1,110 @@
+"""The composition root: one aiohttp application from the components the settings ask for."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from sanke.settings import Settings
+from signaling.api import SignalingContext, setup_signaling_routes
+from signaling.connection import Limits
+from signaling.http_auth import TOKENS_KEY, json_errors
+from signaling.hub import RoomHub
+from signaling.media_plane import MediaPlane, NullMediaPlane
+from signaling.presence import Presence
+from signaling.protocol import IceServer
+from signaling.service import RoomService
+from signaling.store import Store, new_store
+from signaling.tokens import TokenService
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
+
+
+def default_media_plane(settings: Settings) -> MediaPlane:
+    """The in-process SFU worker when media is enabled and available."""
+    if not settings.media:
+        return NullMediaPlane()
+    try:
+        worker_module = importlib.import_module("media.worker")
+    except ImportError:
+        log.warning("media.worker is not available; serving signaling without media")
+        return NullMediaPlane()
+    media: MediaPlane = worker_module.Worker()
+    return media
+
+
+def _optional_component(module: str, function: str) -> object | None:
+    try:
+        return getattr(importlib.import_module(module), function, None)
+    except ImportError:
+        return None
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, media: MediaPlane | None = None
+) -> web.Application:
+    settings.check_secure()
+    store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
+    media = media if media is not None else default_media_plane(settings)
+    app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
+    app[SETTINGS_KEY] = settings
+    app[STORE_KEY] = store
+    app[TOKENS_KEY] = TokenService(settings.token_secret)
+    hub = RoomHub(store)
+    service = RoomService(store, hub, media, settings.node_id)
+    app[SERVICE_KEY] = service
+    limits = Limits(
+        max_message_bytes=settings.ws_max_message_bytes,
+        rate_per_second=settings.ws_rate_per_second,
+        rate_burst=settings.ws_rate_burst,
+        violations_before_close=settings.ws_rate_violations_before_close,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        join_timeout_seconds=settings.join_timeout_seconds,
+    )
+    ice = [IceServer(urls=[url]) for url in settings.ice_servers]
+    setup_signaling_routes(
+        app,
+        SignalingContext(
+            service=service,
+            limits=limits,
+            ice_servers=ice,
+            default_room_capacity=settings.room_max_participants,
+            token_ttl_seconds=settings.token_ttl_seconds,
+        ),
+    )
+    setup_scheduler = _optional_component("scheduler.api", "setup_scheduler_routes")
+    if callable(setup_scheduler):
+        setup_scheduler(app, store)
+    if WEB_DIR.is_dir():
+        app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
+
+        async def index(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound("/web/index.html")
+
+        app.router.add_get("/", index)
+    presence = Presence(service, interval=max(1.0, settings.heartbeat_seconds / 3))
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.start()
+        await presence.start()
+        if settings.demo:
+            from sanke.demo import load_demo
+
+            await load_demo(app)
+        yield
+        await presence.stop()
+        await hub.close()
+        await media.close()
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

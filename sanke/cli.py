@@ -1,0 +1,181 @@
+"""The ``sanke`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sanke.settings import Settings
+
+PROTOCOL_DOC = Path("docs/protocol.json")
+
+
+def _settings(args: argparse.Namespace, **fixed: Any) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "redis_url", "demo", "dev", "token_secret"):
+        value = getattr(args, name, None)
+        if value not in (None, False):
+            overrides[name] = value
+    overrides.update(fixed)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit(f"invalid settings: {exc}") from None
+
+
+def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from sanke.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    hosts = ", ".join(f"[{h}]" if ":" in h else h for h in settings.host)
+    logging.getLogger("sanke").info("serving on %s port %d", hosts, settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(_settings(args))
+
+
+def cmd_signaling(args: argparse.Namespace) -> int:
+    settings = _settings(args, media=False)
+    if not settings.redis_url:
+        raise SystemExit("sanke signaling shares rooms through Redis: set REDIS_URL")
+    return _serve(settings)
+
+
+def cmd_token_mint(args: argparse.Namespace) -> int:
+    from signaling.models import Role
+    from signaling.tokens import TokenService
+
+    settings = _settings(args)
+    settings.check_secure()
+    nbf = args.not_before if args.not_before is not None else time.time()
+    token = TokenService(settings.token_secret).mint(
+        subject=args.subject,
+        role=Role(args.role),
+        room=args.room,
+        classroom_id=args.classroom,
+        school_id=args.school,
+        name=args.name or "",
+        not_before=nbf,
+        ttl=args.ttl,
+    )
+    print(token)
+    return 0
+
+
+def protocol_document() -> str:
+    from signaling.protocol import PROTOCOL_VERSION, client_message_adapter, server_message_adapter
+
+    schema = {
+        "title": "Sanke signaling protocol",
+        "version": PROTOCOL_VERSION,
+        "transport": "WebSocket at /ws, one JSON object per text frame",
+        "client_to_server": client_message_adapter.json_schema(),
+        "server_to_client": server_message_adapter.json_schema(mode="serialization"),
+    }
+    return json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def cmd_protocol_export(args: argparse.Namespace) -> int:
+    path = Path(args.output)
+    text = protocol_document()
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run `sanke protocol export`", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+def _server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", action="append", help="address to bind (repeatable)")
+    parser.add_argument("--port", type=int, help="port (default 8080)")
+    parser.add_argument("--redis-url", dest="redis_url", help="Redis URL (distributed mode)")
+    parser.add_argument("--token-secret", dest="token_secret", help="HS256 token secret")
+    parser.add_argument("--demo", action="store_true", help="load the demo district")
+    parser.add_argument("--dev", action="store_true", help="development mode")
+
+
+def _optional_commands(sub: Any) -> None:
+    """Components that add their own commands (``add_commands(subparsers)``)."""
+    for module in ("scheduler.cli", "media.cli", "lessons.cli"):
+        try:
+            add: Callable[[Any], None] | None = getattr(
+                importlib.import_module(module), "add_commands", None
+            )
+        except ImportError:
+            continue
+        if add is not None:
+            add(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sanke", description="Sanke (三课): three classrooms")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="all-in-one server (signaling, SFU, scheduler, pages)")
+    _server_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    signaling = sub.add_parser("signaling", help="a signaling process sharing rooms via Redis")
+    _server_flags(signaling)
+    signaling.set_defaults(func=cmd_signaling)
+
+    token = sub.add_parser("token", help="access tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    mint = token_sub.add_parser("mint", help="print a signed access token")
+    mint.add_argument(
+        "--role",
+        required=True,
+        choices=["teacher", "classroom", "viewer", "observer", "coordinator", "admin"],
+    )
+    mint.add_argument("--subject", required=True, help="who (user or device id)")
+    mint.add_argument("--room", help="the room the token admits to")
+    mint.add_argument("--classroom", help="classroom id")
+    mint.add_argument("--school", help="school id")
+    mint.add_argument("--name", help="display name")
+    mint.add_argument("--not-before", dest="not_before", type=float, help="unix time (default now)")
+    mint.add_argument("--ttl", type=float, default=3600, help="seconds valid (default 3600)")
+    mint.add_argument("--token-secret", dest="token_secret")
+    mint.add_argument("--dev", action="store_true", help="allow the development secret")
+    mint.set_defaults(func=cmd_token_mint)
+
+    protocol = sub.add_parser("protocol", help="the signaling protocol's JSON Schema")
+    protocol_sub = protocol.add_subparsers(dest="protocol_command", required=True)
+    export = protocol_sub.add_parser("export", help="write docs/protocol.json")
+    export.add_argument("-o", "--output", default=str(PROTOCOL_DOC))
+    export.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    export.set_defaults(func=cmd_protocol_export)
+
+    _optional_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

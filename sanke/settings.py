@@ -1,0 +1,93 @@
+"""Settings: one pydantic model, read from ``SANKE_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
+CommaList = Annotated[list[str], NoDecode]
+
+# Known to everyone: the server refuses it unless in demo/dev mode.
+DEFAULT_TOKEN_SECRET = "sanke-insecure-dev-secret-change-me-0000"
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANKE_", extra="ignore")
+
+    host: CommaList = Field(
+        default=["0.0.0.0", "::"],
+        description="addresses to bind (IPv4 and IPv6); comma-separated in the environment",
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP/WebSocket port")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SANKE_REDIS_URL", "REDIS_URL", "redis_url"),
+        description="Redis URL; set → distributed mode (state in Redis)",
+    )
+    key_prefix: str = Field(default="sanke:", description="namespace of every Redis key")
+    token_secret: str = Field(
+        default=DEFAULT_TOKEN_SECRET, min_length=32, description="HS256 secret for access tokens"
+    )
+    token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400 * 366, description="default lifetime of a minted token"
+    )
+    demo: bool = Field(default=False, description="load the demo district; allows the dev secret")
+    dev: bool = Field(default=False, description="development mode; allows the dev secret")
+    node_id: str = Field(default_factory=_default_node_id, description="this process's id")
+    ws_max_message_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1 << 20, description="largest WebSocket message accepted"
+    )
+    ws_rate_per_second: float = Field(
+        default=20.0, gt=0, description="sustained client messages per second per connection"
+    )
+    ws_rate_burst: int = Field(default=60, ge=1, description="burst of client messages allowed")
+    ws_rate_violations_before_close: int = Field(
+        default=20, ge=1, description="rate-limited messages tolerated before closing (code 4008)"
+    )
+    heartbeat_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a participant silent (no message, no pong) this long is removed",
+    )
+    join_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection must send join within this time"
+    )
+    room_max_participants: int = Field(
+        default=64, ge=1, le=10_000, description="default capacity of a new room"
+    )
+    ice_servers: CommaList = Field(
+        default_factory=list,
+        description="STUN/TURN URLs handed to clients (comma-separated), e.g. turn:turn.example:3478",
+    )
+    media: bool = Field(default=True, description="run the SFU worker in this process")
+    log_level: str = Field(default="INFO", description="logging level")
+
+    @field_validator("host", "ice_servers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def insecure_secret(self) -> bool:
+        return self.token_secret == DEFAULT_TOKEN_SECRET
+
+    def check_secure(self) -> None:
+        """Refuse to run in production with the well-known development secret."""
+        if self.insecure_secret and not (self.demo or self.dev):
+            raise SystemExit(
+                "refusing to start: SANKE_TOKEN_SECRET is the public development default. "
+                "Set SANKE_TOKEN_SECRET to a random string of at least 32 characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                "or pass --demo / --dev for a local trial."
+            )

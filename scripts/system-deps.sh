@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system programs the tests use (real Redis, Chromium, ffmpeg, promtool)
+# through apt when run as root; otherwise says exactly what to install.
+set -euo pipefail
+declare -A need=(
+  [redis-server]=redis-server
+  [chromium]=chromium
+  [ffmpeg]=ffmpeg
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "missing system packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,220 @@
+"""HTTP API of the signaling plane: health, rooms, token minting, the WebSocket."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
+from signaling.errors import ErrorCode, SankeError
+from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
+from signaling.models import ID_PATTERN, Participant, Role, Room, RoomKind
+from signaling.openapi import build_openapi, documented
+from signaling.protocol import IceServer
+from signaling.service import RoomService
+
+
+@dataclass(frozen=True)
+class SignalingContext:
+    service: RoomService
+    limits: Limits
+    ice_servers: list[IceServer]
+    default_room_capacity: int
+    token_ttl_seconds: int
+
+
+CONTEXT_KEY: web.AppKey[SignalingContext] = web.AppKey("signaling", SignalingContext)
+
+
+class Health(BaseModel):
+    status: str
+    node_id: str | None = None
+
+
+class RoomCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(default="", max_length=200)
+    kind: RoomKind = RoomKind.dedicated
+    school_id: str | None = Field(default=None, max_length=128)
+    max_participants: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class RoomView(BaseModel):
+    room: Room
+    participant_count: int
+
+
+class RoomDetail(BaseModel):
+    room: Room
+    participants: list[Participant]
+
+
+class RoomList(BaseModel):
+    rooms: list[RoomView]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=128)
+    role: Role
+    room: str | None = Field(default=None, pattern=ID_PATTERN)
+    classroom_id: str | None = Field(default=None, max_length=128)
+    school_id: str | None = Field(default=None, max_length=128)
+    name: str = Field(default="", max_length=100)
+    not_before: float | None = Field(default=None, description="unix time; default now")
+    expires: float | None = Field(default=None, description="unix time; default not_before + TTL")
+    ttl_seconds: int | None = Field(default=None, ge=60, le=86400 * 366)
+
+
+class TokenReply(BaseModel):
+    token: str
+    not_before: float
+    expires: float
+
+
+def _ctx(request: web.Request) -> SignalingContext:
+    return request.app[CONTEXT_KEY]
+
+
+@documented(summary="Liveness: the process serves requests", reply=Health, auth=False, tag="ops")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(Health(status="ok").model_dump())
+
+
+@documented(summary="Readiness: the store answers", reply=Health, auth=False, tag="ops")
+async def readyz(request: web.Request) -> web.Response:
+    service = _ctx(request).service
+    if not await service.store.ping():
+        raise SankeError(ErrorCode.internal, "the store does not answer", 503)
+    return web.json_response(Health(status="ready", node_id=service.node_id).model_dump())
+
+
+@documented(summary="Prometheus metrics (text exposition format)", auth=False, tag="ops")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@documented(summary="This API as OpenAPI 3.1", auth=False, tag="ops")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(request.app))
+
+
+@documented(summary="Create a room", body=RoomCreate, reply=Room, status=201, tag="rooms")
+async def create_room(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    body = await read_json_model(request, RoomCreate)
+    ctx = _ctx(request)
+    room = Room(
+        id=body.id,
+        name=body.name,
+        kind=body.kind,
+        school_id=body.school_id,
+        max_participants=body.max_participants or ctx.default_room_capacity,
+    )
+    if not await ctx.service.store.create_room(room):
+        raise SankeError(ErrorCode.room_exists, f"room {room.id} already exists", 409)
+    return web.json_response(room.model_dump(mode="json"), status=201)
+
+
+@documented(summary="List rooms", reply=RoomList, tag="rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    store = _ctx(request).service.store
+    rooms = [
+        RoomView(room=room, participant_count=len(await store.list_participants(room.id)))
+        for room in sorted(await store.list_rooms(), key=lambda r: r.id)
+    ]
+    return web.json_response(RoomList(rooms=rooms).model_dump(mode="json"))
+
+
+@documented(summary="A room and everyone in it (observers included)", reply=RoomDetail, tag="rooms")
+async def get_room(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    store = _ctx(request).service.store
+    room = await store.get_room(request.match_info["room_id"])
+    if room is None:
+        raise SankeError(ErrorCode.room_not_found, "no such room", 404)
+    detail = RoomDetail(room=room, participants=await store.list_participants(room.id))
+    return web.json_response(detail.model_dump(mode="json"))
+
+
+@documented(
+    summary="Close a room: everyone in it is told and disconnected", reply=Room, tag="rooms"
+)
+async def close_room(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    service = _ctx(request).service
+    room_id = request.match_info["room_id"]
+    if not await service.close_room(room_id):
+        raise SankeError(ErrorCode.room_not_found, "no such room", 404)
+    room = await service.store.get_room(room_id)
+    assert room is not None
+    return web.json_response(room.model_dump(mode="json"))
+
+
+@documented(summary="Mint an access token", body=TokenRequest, reply=TokenReply, tag="tokens")
+async def mint_token(request: web.Request) -> web.Response:
+    claims = authorize(request, Role.coordinator)
+    body = await read_json_model(request, TokenRequest)
+    if body.role in (Role.coordinator, Role.admin) and claims.role is not Role.admin:
+        raise SankeError(
+            ErrorCode.forbidden, "only an admin mints coordinator or admin tokens", 403
+        )
+    if body.role not in (Role.coordinator, Role.admin) and not body.room:
+        raise SankeError(ErrorCode.invalid_request, f"a {body.role.value} token needs a room", 422)
+    ctx = _ctx(request)
+    if body.room and await ctx.service.store.get_room(body.room) is None:
+        raise SankeError(ErrorCode.room_not_found, f"room {body.room} does not exist", 404)
+    nbf = body.not_before if body.not_before is not None else time.time()
+    exp = (
+        body.expires
+        if body.expires is not None
+        else nbf + (body.ttl_seconds or ctx.token_ttl_seconds)
+    )
+    token = request.app[TOKENS_KEY].mint(
+        subject=body.subject,
+        role=body.role,
+        room=body.room,
+        classroom_id=body.classroom_id,
+        school_id=body.school_id,
+        name=body.name,
+        not_before=nbf,
+        expires=exp,
+    )
+    reply = TokenReply(token=token, not_before=int(nbf), expires=int(exp))
+    return web.json_response(reply.model_dump(), status=201)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Signaling protocol v1 (see docs/protocol.md)."""
+    ctx = _ctx(request)
+    limits = ctx.limits
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat_seconds * 2 / 3,
+        max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR,
+    )
+    await ws.prepare(request)
+    conn = Connection(ws, ctx.service, request.app[TOKENS_KEY], limits, ctx.ice_servers)
+    await conn.run()
+    return ws
+
+
+def setup_signaling_routes(app: web.Application, context: SignalingContext) -> None:
+    app[CONTEXT_KEY] = context
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/ws", websocket)
+    app.router.add_post("/api/v1/rooms", create_room)
+    app.router.add_get("/api/v1/rooms", list_rooms)
+    app.router.add_get("/api/v1/rooms/{room_id}", get_room)
+    app.router.add_delete("/api/v1/rooms/{room_id}", close_room)
+    app.router.add_post("/api/v1/tokens", mint_token)

@@ -1,0 +1,338 @@
+"""One signaling WebSocket: parse, limit, authorize, dispatch, answer.
+
+A malformed, unknown or forbidden message gets an ``error`` and the connection stays
+open; only abuse past the limits (a huge frame, a flood, a stalled reader) closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import ValidationError
+
+from signaling.errors import ErrorCode, SankeError
+from signaling.events import can_see
+from signaling.metrics import ERRORS, JOIN_LATENCY, MESSAGES, WS_CONNECTIONS
+from signaling.models import Participant, Role
+from signaling.protocol import (
+    CLIENT_MESSAGE_TYPES,
+    Answer,
+    Candidate,
+    ClientMessage,
+    Error,
+    IceServer,
+    Join,
+    Joined,
+    Kick,
+    Leave,
+    LeaveReason,
+    Left,
+    LowerHand,
+    Mute,
+    Offer,
+    Ping,
+    Pong,
+    RaiseHand,
+    ServerAnswer,
+    ServerMessage,
+    SetLayer,
+    SetStage,
+    client_message_adapter,
+)
+from signaling.service import RoomService, participant_info
+from signaling.tokens import TokenService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Close codes (RFC 6455 §7.4 plus the 4000–4999 application range).
+CLOSE_RATE_LIMIT = 4008
+CLOSE_TOO_SLOW = 4009
+CLOSE_JOIN_TIMEOUT = 4001
+# A frame this many times the message limit is abuse, not a mistake: the server
+# stops reading and closes with 1009 (aiohttp's max_msg_size).
+HARD_SIZE_FACTOR = 4
+OUTBOUND_QUEUE_LIMIT = 512
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int
+    rate_per_second: float
+    rate_burst: int
+    violations_before_close: int
+    heartbeat_seconds: float
+    join_timeout_seconds: float
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Connection:
+    """A client's WebSocket; a ``LocalPeer`` of the room hub once joined."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        service: RoomService,
+        tokens: TokenService,
+        limits: Limits,
+        ice_servers: list[IceServer],
+    ) -> None:
+        self.ws = ws
+        self.service = service
+        self.tokens = tokens
+        self.limits = limits
+        self.ice_servers = ice_servers
+        self.participant_id = ""
+        self.role = Role.viewer
+        self.participant: Participant | None = None
+        self._outbound: asyncio.Queue[ServerMessage] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._violations = 0
+        self._closing = False
+        self._leave_reason: LeaveReason = "disconnected"
+        # Room events that arrive while the join is in flight wait here, so that
+        # ``joined`` is always the first message a participant gets.
+        self._held: list[ServerMessage] | None = None
+
+    # --- LocalPeer ---------------------------------------------------------
+    def deliver(self, message: ServerMessage) -> None:
+        if self._closing:
+            return
+        if self._held is not None:
+            if len(self._held) < OUTBOUND_QUEUE_LIMIT:
+                self._held.append(message)
+            return
+        try:
+            self._outbound.put_nowait(message)
+        except asyncio.QueueFull:
+            # A client that does not read its messages is cut off (it will rejoin
+            # and resync) rather than letting its backlog grow without bound.
+            self._closing = True
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=CLOSE_TOO_SLOW, message=b"too slow")
+            )
+
+    async def terminate(self, message: ServerMessage | None, close_code: int) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._leave_reason = "kicked" if close_code == 4003 else "room_closed"
+        with contextlib.suppress(Exception):
+            if message is not None:
+                await self.ws.send_str(message.model_dump_json(exclude_none=True))
+            await self.ws.close(code=close_code)
+
+    # --- lifecycle ---------------------------------------------------------
+    async def run(self) -> None:
+        WS_CONNECTIONS.inc()
+        writer = asyncio.create_task(self._write(), name="ws-writer")
+        join_timer = asyncio.get_running_loop().call_later(
+            self.limits.join_timeout_seconds, self._join_timeout
+        )
+        try:
+            async for msg in self.ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    self._error(
+                        ErrorCode.invalid_message, "binary frames are not part of the protocol"
+                    )
+                elif msg.type is WSMsgType.ERROR:
+                    break
+                if self._closing:
+                    break
+        finally:
+            join_timer.cancel()
+            if isinstance(self.ws.exception(), TimeoutError):
+                self._leave_reason = "timeout"
+            await self._cleanup()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            WS_CONNECTIONS.dec()
+
+    def _join_timeout(self) -> None:
+        if self.participant is None and not self._closing:
+            self._closing = True
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=CLOSE_JOIN_TIMEOUT, message=b"join timeout")
+            )
+
+    async def _cleanup(self) -> None:
+        participant, self.participant = self.participant, None
+        if participant is None:
+            return
+        try:
+            await self.service.remove(participant, self._leave_reason, kick=False)
+        except Exception:
+            log.exception("removing %s failed", participant.id)
+        await self.service.hub.detach(participant.room_id, participant.id)
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+
+    async def _write(self) -> None:
+        while True:
+            message = await self._outbound.get()
+            try:
+                await self.ws.send_str(message.model_dump_json(exclude_none=True))
+            except (ConnectionError, RuntimeError):
+                return
+
+    # --- inbound -----------------------------------------------------------
+    def _error(self, code: ErrorCode, message: str, rid: str | None = None) -> None:
+        ERRORS.labels(code.value).inc()
+        self.deliver(Error(code=code, message=message, rid=rid))
+
+    async def _on_text(self, data: str) -> None:
+        if not self._bucket.take():
+            self._violations += 1
+            if self._violations >= self.limits.violations_before_close:
+                self._closing = True
+                await self.ws.close(code=CLOSE_RATE_LIMIT, message=b"rate limit")
+                return
+            self._error(ErrorCode.rate_limited, "too many messages; slow down")
+            return
+        if len(data.encode()) > self.limits.max_message_bytes:
+            self._error(
+                ErrorCode.message_too_large,
+                f"message larger than {self.limits.max_message_bytes} bytes",
+            )
+            return
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:
+            self._error(ErrorCode.bad_json, f"not valid JSON: {exc}")
+            return
+        if not isinstance(raw, dict):
+            self._error(ErrorCode.invalid_message, "a message is a JSON object with a type")
+            return
+        rid = raw.get("rid") if isinstance(raw.get("rid"), str) else None
+        kind = raw.get("type")
+        if not isinstance(kind, str) or kind not in CLIENT_MESSAGE_TYPES:
+            self._error(ErrorCode.unknown_type, f"unknown message type {kind!r}", rid)
+            return
+        try:
+            message = client_message_adapter.validate_python(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"][1:]) or "message"
+            self._error(ErrorCode.invalid_message, f"{kind}: {where}: {err['msg']}", rid)
+            return
+        MESSAGES.labels(kind).inc()
+        try:
+            await self._dispatch(message)
+        except SankeError as exc:
+            self._error(exc.code, exc.message, message.rid)
+        except Exception as exc:
+            log.exception("handling %s failed", kind)
+            self._error(
+                ErrorCode.internal, f"the server could not handle {kind}: {exc}", message.rid
+            )
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        if isinstance(message, Ping):
+            self.deliver(Pong(rid=message.rid, ts=message.ts, server_ts=time.time()))
+            return
+        if isinstance(message, Join):
+            await self._join(message)
+            return
+        actor = self.participant
+        if actor is None:
+            raise SankeError(ErrorCode.not_joined, "send join first")
+        service, media, room = self.service, self.service.media, actor.room_id
+        match message:
+            case Leave():
+                self._leave_reason = "left"
+                await self.service.remove(actor, "left", kick=False)
+                self.deliver(Left(rid=message.rid))
+                await self._drain_and_close()
+            case Offer():
+                answer = await self._media_call(media.offer(room, actor.id, message.sdp))
+                self.deliver(ServerAnswer(rid=message.rid, sdp=answer))
+            case Answer():
+                await self._media_call(media.answer(room, actor.id, message.sdp))
+            case Candidate():
+                await self._media_call(media.candidate(room, actor.id, message))
+            case RaiseHand():
+                await service.set_hand(actor, True, None)
+            case LowerHand():
+                await service.set_hand(actor, False, message.participant_id)
+            case SetStage():
+                await service.set_stage(actor, message.participant_id, message.on_stage)
+            case Mute():
+                await service.mute(actor, message.participant_id, message.muted)
+            case Kick():
+                await service.kick(actor, message.participant_id)
+            case SetLayer():
+                await media.set_layer(room, actor.id, message.layer)
+
+    @staticmethod
+    async def _media_call(call: Awaitable[T]) -> T:
+        """Run a media-plane call; its failures (bad SDP, …) become a media_error."""
+        try:
+            return await call
+        except SankeError:
+            raise
+        except Exception as exc:
+            log.info("media call failed: %r", exc)
+            raise SankeError(ErrorCode.media_error, f"media negotiation failed: {exc}") from None
+
+    async def _join(self, message: Join) -> None:
+        if self.participant is not None:
+            raise SankeError(ErrorCode.already_joined, "already in a room; leave first")
+        started = time.perf_counter()
+        claims = self.tokens.verify(message.token)
+        self._held = []
+        try:
+            participant, others = await self.service.join(claims, None, message.name, self)
+        finally:
+            held, self._held = self._held, None
+        self.participant = participant
+        visible = [participant_info(p) for p in others if can_see(participant.role, p.role)]
+        # Joined goes first: it is queued before any event the join itself triggers.
+        self._outbound.put_nowait(
+            Joined(
+                rid=message.rid,
+                participant_id=participant.id,
+                room_id=participant.room_id,
+                role=participant.role,
+                participants=visible,
+                ice_servers=self.ice_servers,
+            )
+        )
+        for event in held:
+            self.deliver(event)
+        JOIN_LATENCY.observe(time.perf_counter() - started)
+
+    async def _drain_and_close(self) -> None:
+        self._closing = True
+        for _ in range(50):
+            if self._outbound.empty():
+                break
+            await asyncio.sleep(0.01)
+        await self.ws.close(code=WSCloseCode.OK)

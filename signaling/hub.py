@@ -1,0 +1,122 @@
+"""The local side of rooms: which connections of this process are in which room.
+
+One store subscription per room with local participants; events arriving on it are
+delivered to the local connections they are meant for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from signaling.events import RoomEvent, can_see, room_channel
+from signaling.metrics import ROOMS_LOCAL
+from signaling.models import Role
+from signaling.protocol import ServerMessage
+from signaling.store import Store, Subscription
+
+log = logging.getLogger(__name__)
+
+
+class LocalPeer(Protocol):
+    participant_id: str
+    role: Role
+
+    def deliver(self, message: ServerMessage) -> None:
+        """Queue a message for the client (never blocks)."""
+
+    async def terminate(self, message: ServerMessage | None, close_code: int) -> None:
+        """Send a last message and close the connection."""
+
+
+class _LocalRoom:
+    def __init__(self, subscription: Subscription) -> None:
+        self.peers: dict[str, LocalPeer] = {}
+        self.subscription = subscription
+        self.pump: asyncio.Task[None] | None = None
+
+
+class RoomHub:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._rooms: dict[str, _LocalRoom] = {}
+        self._lock = asyncio.Lock()
+
+    def local_peer(self, room_id: str, participant_id: str) -> LocalPeer | None:
+        room = self._rooms.get(room_id)
+        return room.peers.get(participant_id) if room else None
+
+    def local_rooms(self) -> list[str]:
+        return list(self._rooms)
+
+    async def attach(self, room_id: str, peer: LocalPeer) -> None:
+        async with self._lock:
+            room = self._rooms.get(room_id)
+            if room is None:
+                sub = await self._store.subscribe(room_channel(room_id))
+                room = _LocalRoom(sub)
+                room.pump = asyncio.create_task(self._pump(room_id, room), name=f"room-{room_id}")
+                self._rooms[room_id] = room
+                ROOMS_LOCAL.set(len(self._rooms))
+            room.peers[peer.participant_id] = peer
+
+    async def detach(self, room_id: str, participant_id: str) -> None:
+        async with self._lock:
+            room = self._rooms.get(room_id)
+            if room is None:
+                return
+            room.peers.pop(participant_id, None)
+            if room.peers:
+                return
+            del self._rooms[room_id]
+            ROOMS_LOCAL.set(len(self._rooms))
+        await room.subscription.close()
+        if room.pump is not None and room.pump is not asyncio.current_task():
+            room.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await room.pump
+
+    async def publish(self, event: RoomEvent) -> None:
+        await self._store.publish(room_channel(event.room_id), event.model_dump_json())
+
+    async def close(self) -> None:
+        for room_id in list(self._rooms):
+            room = self._rooms.get(room_id)
+            if room is None:
+                continue
+            for pid in list(room.peers):
+                await self.detach(room_id, pid)
+
+    async def _pump(self, room_id: str, room: _LocalRoom) -> None:
+        async for raw in room.subscription:
+            try:
+                event = RoomEvent.model_validate_json(raw)
+            except ValidationError:
+                log.warning("dropping malformed room event on %s", room_id)
+                continue
+            try:
+                await self._dispatch(room, event)
+            except Exception:
+                log.exception("room event dispatch failed in %s", room_id)
+
+    async def _dispatch(self, room: _LocalRoom, event: RoomEvent) -> None:
+        if event.target is not None:
+            peer = room.peers.get(event.target)
+            if peer is None:
+                return
+            if event.action == "kick":
+                await peer.terminate(event.message, 4003)
+            elif event.message is not None:
+                peer.deliver(event.message)
+            return
+        for pid, peer in list(room.peers.items()):
+            if pid == event.exclude:
+                continue
+            if event.action == "close":
+                await peer.terminate(event.message, 4004)
+            elif event.message is not None and can_see(peer.role, event.about_role):
+                peer.deliver(event.message)

@@ -1,0 +1,244 @@
+"""Room actions: join, leave, hands, stage, mute, kick — rules and state changes.
+
+Everything here checks permissions, changes the Store, tells the media plane and
+publishes the room event; the WebSocket layer only parses and answers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from signaling.errors import ErrorCode, SankeError
+from signaling.events import RoomEvent, kick_event
+from signaling.hub import LocalPeer, RoomHub
+from signaling.media_plane import MediaPlane
+from signaling.metrics import JOINS, LEFT, PARTICIPANTS
+from signaling.models import ROOM_ROLES, Participant, Role, RoomState
+from signaling.protocol import (
+    Error,
+    HandRaised,
+    LeaveReason,
+    Muted,
+    ParticipantInfo,
+    ParticipantJoined,
+    ParticipantLeft,
+    RoomClosed,
+    ServerMessage,
+    StageChanged,
+)
+from signaling.store import Store
+from signaling.tokens import Claims
+
+
+def participant_info(p: Participant) -> ParticipantInfo:
+    return ParticipantInfo(
+        id=p.id,
+        role=p.role,
+        name=p.name,
+        classroom_id=p.classroom_id,
+        school_id=p.school_id,
+        hand_raised=p.hand_raised,
+        on_stage=p.on_stage,
+        muted=p.muted,
+    )
+
+
+class RoomService:
+    def __init__(self, store: Store, hub: RoomHub, media: MediaPlane, node_id: str) -> None:
+        self.store = store
+        self.hub = hub
+        self.media = media
+        self.node_id = node_id
+
+    async def join(
+        self, claims: Claims, room_id: str | None, name: str | None, peer: LocalPeer
+    ) -> tuple[Participant, list[Participant]]:
+        """Admit ``peer`` to the token's room; returns it and who was there before."""
+        if claims.role not in ROOM_ROLES:
+            raise SankeError(
+                ErrorCode.forbidden, f"role {claims.role.value} cannot join a room", 403
+            )
+        if not claims.room:
+            raise SankeError(ErrorCode.wrong_room, "the token names no room", 403)
+        if room_id is not None and room_id != claims.room:
+            raise SankeError(ErrorCode.wrong_room, "the token is for another room", 403)
+        room = await self.store.get_room(claims.room)
+        if room is None:
+            raise SankeError(ErrorCode.room_not_found, f"room {claims.room} does not exist", 404)
+        if room.state is RoomState.closed:
+            raise SankeError(ErrorCode.room_closed, f"room {room.id} is closed", 410)
+        others = await self.store.list_participants(room.id)
+        # The same subject joining again (a kiosk after a network drop) replaces its old
+        # connection instead of appearing twice.
+        for old in [p for p in others if p.subject == claims.sub]:
+            await self.remove(old, "replaced", kick=True)
+        others = [p for p in others if p.subject != claims.sub]
+        if len(others) >= room.max_participants:
+            raise SankeError(ErrorCode.room_full, f"room {room.id} is full", 409)
+        participant = Participant(
+            id="p_" + secrets.token_hex(6),
+            room_id=room.id,
+            subject=claims.sub,
+            role=claims.role,
+            name=(name or claims.name or claims.sub)[:100],
+            classroom_id=claims.classroom_id,
+            school_id=claims.school_id,
+            node_id=self.node_id,
+        )
+        await self.store.put_participant(participant)
+        peer.participant_id = participant.id
+        peer.role = participant.role
+        await self.hub.attach(room.id, peer)
+
+        async def send_media(message: ServerMessage) -> None:
+            peer.deliver(message)
+
+        await self.media.join(participant, send_media)
+        await self.hub.publish(
+            RoomEvent(
+                room_id=room.id,
+                message=ParticipantJoined(participant=participant_info(participant)),
+                about_role=participant.role,
+                exclude=participant.id,
+            )
+        )
+        JOINS.labels(participant.role.value).inc()
+        PARTICIPANTS.labels(participant.role.value).inc()
+        return participant, others
+
+    async def remove(self, participant: Participant, reason: LeaveReason, *, kick: bool) -> bool:
+        """Take a participant out of its room (idempotent); tell the room once."""
+        removed = await self.store.remove_participant(participant.room_id, participant.id)
+        if not removed:
+            return False
+        await self.media.leave(participant.room_id, participant.id)
+        if kick:
+            await self.hub.publish(
+                kick_event(
+                    participant.room_id,
+                    participant.id,
+                    Error(code=ErrorCode.kicked, message=f"removed from the room ({reason})"),
+                )
+            )
+        await self.hub.publish(
+            RoomEvent(
+                room_id=participant.room_id,
+                message=ParticipantLeft(participant_id=participant.id, reason=reason),
+                about_role=participant.role,
+                exclude=participant.id,
+            )
+        )
+        if participant.node_id == self.node_id:
+            PARTICIPANTS.labels(participant.role.value).dec()
+        LEFT.labels(reason).inc()
+        return True
+
+    async def _current(self, participant: Participant) -> Participant:
+        fresh = await self.store.get_participant(participant.room_id, participant.id)
+        if fresh is None:
+            raise SankeError(ErrorCode.not_joined, "you are no longer in the room")
+        return fresh
+
+    async def _target(self, room_id: str, participant_id: str) -> Participant:
+        target = await self.store.get_participant(room_id, participant_id)
+        if target is None:
+            raise SankeError(
+                ErrorCode.participant_not_found, f"no participant {participant_id}", 404
+            )
+        return target
+
+    @staticmethod
+    def _require(actor: Participant, *roles: Role) -> None:
+        if actor.role not in roles:
+            allowed = "/".join(r.value for r in roles)
+            raise SankeError(
+                ErrorCode.forbidden, f"only {allowed} may do this, you are {actor.role.value}", 403
+            )
+
+    async def set_hand(self, actor: Participant, raised: bool, target_id: str | None) -> None:
+        if target_id is None or target_id == actor.id:
+            self._require(actor, Role.classroom)
+            target = await self._current(actor)
+        else:
+            self._require(actor, Role.teacher)
+            if raised:
+                raise SankeError(ErrorCode.forbidden, "only a classroom raises its own hand", 403)
+            target = await self._target(actor.room_id, target_id)
+        target.hand_raised = raised
+        await self.store.put_participant(target)
+        await self.hub.publish(
+            RoomEvent(
+                room_id=actor.room_id,
+                message=HandRaised(participant_id=target.id, raised=raised),
+                about_role=target.role,
+            )
+        )
+
+    async def set_stage(self, actor: Participant, target_id: str, on_stage: bool) -> None:
+        self._require(actor, Role.teacher)
+        target = await self._target(actor.room_id, target_id)
+        self._require_classroom(target)
+        target.on_stage = on_stage
+        if on_stage:
+            target.hand_raised = False
+        await self.store.put_participant(target)
+        await self.media.set_stage(actor.room_id, target.id, on_stage)
+        await self.hub.publish(
+            RoomEvent(
+                room_id=actor.room_id,
+                message=StageChanged(participant_id=target.id, on_stage=on_stage),
+                about_role=target.role,
+            )
+        )
+
+    async def mute(self, actor: Participant, target_id: str | None, muted: bool) -> int:
+        self._require(actor, Role.teacher)
+        if target_id is not None:
+            target = await self._target(actor.room_id, target_id)
+            self._require_classroom(target)
+            targets = [target]
+        else:
+            everyone = await self.store.list_participants(actor.room_id)
+            targets = [p for p in everyone if p.role is Role.classroom]
+        for target in targets:
+            target.muted = muted
+            await self.store.put_participant(target)
+            await self.media.set_muted(actor.room_id, target.id, muted)
+            await self.hub.publish(
+                RoomEvent(
+                    room_id=actor.room_id,
+                    message=Muted(participant_id=target.id, muted=muted),
+                    about_role=target.role,
+                )
+            )
+        return len(targets)
+
+    async def kick(self, actor: Participant, target_id: str) -> None:
+        self._require(actor, Role.teacher)
+        target = await self._target(actor.room_id, target_id)
+        if target.id == actor.id:
+            raise SankeError(ErrorCode.invalid_request, "you cannot kick yourself")
+        await self.remove(target, "kicked", kick=True)
+
+    async def close_room(self, room_id: str) -> bool:
+        room = await self.store.get_room(room_id)
+        if room is None:
+            return False
+        room.state = RoomState.closed
+        room.closed_at = time.time()
+        await self.store.put_room(room)
+        for p in await self.store.list_participants(room_id):
+            await self.store.remove_participant(room_id, p.id)
+        await self.media.close_room(room_id)
+        await self.hub.publish(
+            RoomEvent(room_id=room_id, action="close", message=RoomClosed(room_id=room_id))
+        )
+        return True
+
+    @staticmethod
+    def _require_classroom(target: Participant) -> None:
+        if target.role is not Role.classroom:
+            raise SankeError(
+                ErrorCode.invalid_request, "only classrooms go on stage or are muted", 400
+            )

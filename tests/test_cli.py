@@ -1,0 +1,128 @@
+"""The ``sanke`` command: protocol document, token minting, refusing the dev secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from support.processes import SANKE
+
+from sanke.cli import PROTOCOL_DOC, main, protocol_document
+from signaling.models import Role
+from signaling.tokens import TokenService
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "cli-secret-" + "k" * 32
+
+
+def test_protocol_document_is_up_to_date() -> None:
+    committed = (REPO / PROTOCOL_DOC).read_text(encoding="utf-8")
+    assert committed == protocol_document(), (
+        "run `sanke protocol export` and commit docs/protocol.json"
+    )
+
+
+def test_protocol_document_covers_every_message_type() -> None:
+    doc = json.loads(protocol_document())
+    client = json.dumps(doc["client_to_server"])
+    server = json.dumps(doc["server_to_client"])
+    for kind in [
+        "join",
+        "leave",
+        "offer",
+        "answer",
+        "candidate",
+        "raise_hand",
+        "lower_hand",
+        "set_stage",
+        "mute",
+        "kick",
+        "ping",
+    ]:
+        assert f'"const": "{kind}"' in client, kind
+    for kind in [
+        "joined",
+        "participant_joined",
+        "participant_left",
+        "hand_raised",
+        "stage_changed",
+        "muted",
+        "error",
+        "pong",
+    ]:
+        assert f'"const": "{kind}"' in server, kind
+
+
+def test_protocol_export_check_detects_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "protocol.json"
+    stale.write_text("{}\n")
+    assert main(["protocol", "export", "-o", str(stale), "--check"]) == 1
+    assert main(["protocol", "export", "-o", str(stale)]) == 0
+    assert main(["protocol", "export", "-o", str(stale), "--check"]) == 0
+
+
+def test_token_mint_prints_a_verifiable_token() -> None:
+    out = subprocess.run(
+        [
+            SANKE,
+            "token",
+            "mint",
+            "--role",
+            "classroom",
+            "--subject",
+            "kiosk-1",
+            "--room",
+            "r1",
+            "--classroom",
+            "jd-1-g3",
+            "--school",
+            "jd-1",
+            "--ttl",
+            "600",
+            "--token-secret",
+            SECRET,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    claims = TokenService(SECRET).verify(out)
+    assert (
+        claims.role is Role.classroom and claims.room == "r1" and claims.classroom_id == "jd-1-g3"
+    )
+    assert claims.exp - claims.nbf == 600
+
+
+def test_serve_refuses_the_default_secret() -> None:
+    result = subprocess.run(
+        [SANKE, "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0
+    assert "SANKE_TOKEN_SECRET" in result.stderr
+
+
+def test_token_mint_refuses_the_default_secret_outside_dev() -> None:
+    result = subprocess.run(
+        [SANKE, "token", "mint", "--role", "teacher", "--subject", "t", "--room", "r"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0 and "SANKE_TOKEN_SECRET" in result.stderr
+
+
+def test_signaling_requires_redis() -> None:
+    result = subprocess.run(
+        [SANKE, "signaling", "--dev"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode != 0 and "REDIS_URL" in result.stderr
