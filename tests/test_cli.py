@@ -9,6 +9,7 @@ from pathlib import Path
 from support.processes import SANKE
 
 from sanke.cli import PROTOCOL_DOC, main, protocol_document
+from sanke.settings import DEFAULT_TOKEN_SECRET
 from signaling.models import Role
 from signaling.tokens import TokenService
 
@@ -126,3 +127,33 @@ def test_signaling_requires_redis() -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode != 0 and "REDIS_URL" in result.stderr
+
+
+async def test_serve_answers_on_ipv4_and_ipv6(tmp_path: Path) -> None:
+    import aiohttp
+    from support.harness import Client
+    from support.processes import ServerProcess, free_port
+
+    port = free_port("::1")
+    server = ServerProcess(
+        ["serve", "--demo", "--host", "127.0.0.1", "--host", "::1"],
+        {"SANKE_MEDIA": "false"},
+        port,
+        tmp_path / "serve.log",
+    )
+    try:
+        server.wait_ready()
+        tokens = TokenService(DEFAULT_TOKEN_SECRET)
+        async with aiohttp.ClientSession() as session:
+            for host in ("127.0.0.1", "[::1]"):
+                reply = await session.get(f"http://{host}:{port}/healthz")
+                assert reply.status == 200
+            teacher = Client(await session.ws_connect(f"ws://[::1]:{port}/ws"))
+            await teacher.join(tokens.mint(subject="t", role=Role.teacher, room="demo-english-3"))
+            classroom = Client(await session.ws_connect(f"ws://127.0.0.1:{port}/ws"))
+            await classroom.join(
+                tokens.mint(subject="c", role=Role.classroom, room="demo-english-3")
+            )
+            assert await teacher.expect("participant_joined")
+    finally:
+        server.stop()
