@@ -1,0 +1,245 @@
+"""A Consumer: what one subscriber receives of one source participant's audio or video.
+
+A video consumer follows one of the source's video producers (its layer) and switches to
+another only at a keyframe of that layer. Frames wait in a small bounded queue for the
+aiortc sender; a consumer that falls behind drops the queue and waits for the next keyframe
+(and asks for one) instead of buffering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from aiortc import RTCRtpTransceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media import aiortc_seams as seams
+from media.frames import EncodedFrame
+from media.layers import VideoLayer
+from media.producer import Producer
+from media.stats import ConsumerStats
+
+MAX_QUEUE = {"audio": 25, "video": 30}  # frames (~0.5 s of audio, ~1 s of video)
+TS_STEP = {"audio": 960, "video": 3000}  # one frame, at 48 kHz / 90 kHz
+
+
+class ConsumerTrack(MediaStreamTrack):
+    """The track an aiortc sender pulls from: already-encoded, already-packetized frames."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        super().__init__()
+        self.kind = consumer.kind
+        self._consumer = consumer
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def recv(self) -> Any:
+        c = self._consumer
+        if not c.started:
+            c.start()
+        while not c.queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        if self.readyState != "live":
+            raise MediaStreamError
+        producer, frame = c.queue.popleft()
+        return seams.OutFrame(frame.payloads, c.rebase(producer, frame))
+
+    def stop(self) -> None:
+        super().stop()
+        self.wake()
+
+
+class Consumer:
+    def __init__(self, subscriber_id: str, source_id: str, kind: str) -> None:
+        self.subscriber_id = subscriber_id
+        self.source_id = source_id
+        self.kind = kind
+        self.id = f"{subscriber_id}<{source_id}/{kind}"
+        self.track = ConsumerTrack(self)
+        self.transceiver: RTCRtpTransceiver | None = None
+        self.producers: dict[str, Producer] = {}
+        self.queue: deque[tuple[Producer, EncodedFrame]] = deque()
+        self.started = False
+        self.paused = True
+        self.closed = False
+        self.pinned: VideoLayer | None = None
+        # video: the layer being forwarded and the one wanted ("off" = audio only)
+        self.layer: str = "main" if kind == "audio" else "off"
+        self.target: str = self.layer
+        self.need_keyframe = kind == "video"
+        self._initialized = False
+        self._max = MAX_QUEUE[kind]
+        self._src: Producer | None = None
+        self._offset = 0
+        self._last_out: int | None = None
+        self.remb_bps: float | None = None
+        self.fraction_lost = 0
+        self.frames_sent = self.keyframes_sent = self.frames_dropped = 0
+        self.layer_switches = self.nacks = self.plis = self.firs = 0
+
+    # --- wiring -----------------------------------------------------------------
+
+    def set_producers(self, producers: dict[str, Producer]) -> None:
+        for p in self.producers.values():
+            if p not in producers.values() and self in p.sinks:
+                p.sinks.remove(self)
+        self.producers = dict(producers)
+        for p in producers.values():
+            if self not in p.sinks:
+                p.sinks.append(self)
+        if self.kind != "video" or not producers:
+            return
+        best = "high" if "high" in producers else "low"
+        if self.target != "off" and self.target not in producers:
+            self.set_target(best)
+        elif not self._initialized:
+            self.set_target(self.pinned or best)
+        self._initialized = True
+
+    def set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if paused:
+            self.queue.clear()
+        elif self.kind == "video":
+            self.need_keyframe = True
+            self._request_keyframe()
+
+    def start(self) -> None:
+        """The sender pulled for the first time: start at a keyframe."""
+        self.started = True
+        self.need_keyframe = self.kind == "video"
+        self._request_keyframe()
+
+    def set_target(self, layer: str) -> None:
+        if self.kind != "video" or layer == self.target:
+            return
+        self.target = layer
+        if layer == "off":
+            self.layer = "off"
+            self.queue.clear()
+        elif layer in self.producers:
+            self._request_keyframe()
+
+    def _request_keyframe(self) -> None:
+        p = self.producers.get(self.target)
+        if p is not None and not self.paused:
+            p.request_keyframe()
+
+    # --- the forwarding path (called for every frame of every producer) ----------
+
+    def on_frame(self, producer: Producer, frame: EncodedFrame) -> None:
+        if not self.started or self.paused:
+            return
+        layer = producer.layer
+        if layer != self.layer:
+            if layer != self.target or not frame.keyframe:
+                return
+            if self.layer != "off" or self.frames_sent:
+                self.layer_switches += 1
+            self.layer = layer
+            self.need_keyframe = False
+            self.queue.clear()
+        elif self.need_keyframe:
+            if not frame.keyframe:
+                return
+            self.need_keyframe = False
+        if len(self.queue) >= self._max:
+            if self.kind == "video":  # fell behind: drop to the next keyframe
+                self.frames_dropped += len(self.queue) + (0 if frame.keyframe else 1)
+                self.queue.clear()
+                if not frame.keyframe:
+                    self.need_keyframe = True
+                    producer.request_keyframe()
+                    return
+            else:
+                self.queue.popleft()
+                self.frames_dropped += 1
+        self.queue.append((producer, frame))
+        self.frames_sent += 1
+        if frame.keyframe and self.kind == "video":
+            self.keyframes_sent += 1
+        self.track.wake()
+
+    def rebase(self, producer: Producer, frame: EncodedFrame) -> int:
+        """RTP timestamp for the subscriber: continuous across layer switches."""
+        if producer is not self._src:
+            if self._last_out is None:
+                self._offset = -frame.timestamp
+            else:
+                self._offset = self._last_out + TS_STEP[self.kind] - frame.timestamp
+            self._src = producer
+        out = (frame.timestamp + self._offset) & 0xFFFFFFFF
+        self._last_out = out
+        return out
+
+    # --- RTCP from the subscriber ----------------------------------------------
+
+    def on_rtcp(self, event: seams.RtcpEvent) -> None:
+        if event.kind in ("pli", "fir"):
+            if event.kind == "pli":
+                self.plis += 1
+            else:
+                self.firs += 1
+            p = self.producers.get(self.layer)
+            if p is not None:
+                p.request_keyframe()
+        elif event.kind == "nack":
+            self.nacks += event.nacks
+        elif event.kind == "remb":
+            self.remb_bps = float(event.remb_bps)
+        elif event.kind == "rr":
+            self.fraction_lost = event.fraction_lost
+
+    def close(self) -> None:
+        self.closed = True
+        for p in self.producers.values():
+            if self in p.sinks:
+                p.sinks.remove(self)
+        self.producers = {}
+        self.queue.clear()
+        self.track.stop()
+
+    def sending_bps(self) -> float:
+        if self.paused or self.closed:
+            return 0.0
+        p = self.producers.get(self.layer)
+        return p.bitrate_bps if p is not None else 0.0
+
+    async def stats(self) -> ConsumerStats:
+        s = ConsumerStats(
+            id=self.id,
+            subscriber_id=self.subscriber_id,
+            source_id=self.source_id,
+            kind=self.kind,
+            layer=self.layer,
+            target_layer=self.target,
+            paused=self.paused,
+            nacks_received=self.nacks,
+            plis_received=self.plis,
+            firs_received=self.firs,
+            frames_sent=self.frames_sent,
+            keyframes_sent=self.keyframes_sent,
+            frames_dropped=self.frames_dropped,
+            layer_switches=self.layer_switches,
+            remb_bps=self.remb_bps,
+            fraction_lost=self.fraction_lost / 256.0,
+        )
+        if self.transceiver is not None:
+            report: Any = await self.transceiver.sender.getStats()
+            for r in report.values():
+                kind = getattr(r, "type", None)
+                if kind == "outbound-rtp":
+                    s.packets, s.bytes = r.packetsSent, r.bytesSent
+                elif kind == "remote-inbound-rtp":
+                    s.packets_lost, s.jitter, s.rtt = r.packetsLost, float(r.jitter), r.roundTripTime
+        return s

@@ -1,0 +1,124 @@
+"""A Producer: one published track, received by the SFU as encoded frames (never decoded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCRtpReceiver
+
+from media import aiortc_seams as seams
+from media.frames import FrameParser
+from media.stats import ProducerStats
+
+if TYPE_CHECKING:
+    from media.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+PLI_INTERVAL = 0.5  # at most one upstream keyframe request per producer per 500 ms
+RATE_WINDOW = 1.0
+
+
+class Producer:
+    def __init__(self, participant_id: str, kind: str, layer: str, receiver: RTCRtpReceiver) -> None:
+        self.participant_id = participant_id
+        self.kind = kind  # "audio" | "video"
+        self.layer = layer  # "main" for audio, "high" | "low" for video
+        self.id = f"{participant_id}/{kind}/{layer}"
+        self.receiver = receiver
+        self.codec: str | None = None
+        self.negotiated_mime: str | None = None
+        self.sinks: list[Consumer] = []
+        self.closed = False
+        self._parser = FrameParser()
+        self._last_pli = -PLI_INTERVAL
+        self._pli_task: asyncio.Task[None] | None = None
+        self._win_start = time.monotonic()
+        self._win_bytes = 0
+        self.bitrate_bps = 0.0
+        self.frames = 0
+        self.keyframes = 0
+        self.bytes = 0
+        self.plis_sent = 0
+        seams.tap_receiver(receiver, self.on_frame, low_latency=(kind == "audio"))
+
+    @property
+    def mime(self) -> str | None:
+        """The codec actually received (or, before the first frame, the negotiated one)."""
+        if self.codec is not None:
+            return f"{self.kind}/{self.codec}".lower()
+        return self.negotiated_mime
+
+    def on_frame(self, codec: str, data: bytes, timestamp: int) -> None:
+        """Called by the receiver's tap for every reassembled encoded frame."""
+        if self.closed:
+            return
+        frame = self._parser.parse(codec, data, timestamp)
+        self.codec = codec
+        self.frames += 1
+        self.bytes += len(frame.data)
+        if frame.keyframe and self.kind == "video":
+            self.keyframes += 1
+        self._meter(len(frame.data))
+        for sink in tuple(self.sinks):
+            sink.on_frame(self, frame)
+
+    def _meter(self, size: int) -> None:
+        self._win_bytes += size
+        now = time.monotonic()
+        elapsed = now - self._win_start
+        if elapsed >= RATE_WINDOW:
+            rate = self._win_bytes * 8 / elapsed
+            self.bitrate_bps = rate if self.bitrate_bps == 0 else 0.5 * self.bitrate_bps + 0.5 * rate
+            self._win_start, self._win_bytes = now, 0
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (RTCP PLI), throttled; audio needs none."""
+        if self.kind != "video" or self.closed:
+            return
+        if self._pli_task is not None and not self._pli_task.done():
+            return  # one is already scheduled: it covers this request too
+        delay = max(0.0, self._last_pli + PLI_INTERVAL - time.monotonic())
+        self._pli_task = asyncio.get_running_loop().create_task(self._send_pli(delay))
+
+    async def _send_pli(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._last_pli = time.monotonic()
+        try:
+            if await seams.send_pli(self.receiver):
+                self.plis_sent += 1
+        except Exception:  # a closing transport: nothing to ask any more
+            log.debug("PLI to %s failed", self.id, exc_info=True)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sinks.clear()
+        if self._pli_task is not None:
+            self._pli_task.cancel()
+
+    async def stats(self) -> ProducerStats:
+        stats = ProducerStats(
+            id=self.id,
+            participant_id=self.participant_id,
+            kind=self.kind,
+            layer=self.layer,
+            codec=self.codec,
+            frames=self.frames,
+            keyframes=self.keyframes,
+            plis_sent=self.plis_sent,
+            bitrate_bps=self.bitrate_bps,
+            consumers=len(self.sinks),
+        )
+        report: Any = await self.receiver.getStats()
+        for s in report.values():
+            if getattr(s, "type", None) == "inbound-rtp":
+                stats.packets += s.packetsReceived
+                stats.packets_lost += s.packetsLost
+                stats.jitter = max(stats.jitter, float(s.jitter))
+        stats.bytes = self.bytes
+        return stats
+

@@ -1,0 +1,63 @@
+"""Counters of the media plane, as pydantic models (the metrics exporter reads these)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ProducerStats(BaseModel):
+    id: str
+    participant_id: str
+    kind: str
+    layer: str
+    codec: str | None = None
+    packets: int = 0
+    bytes: int = 0
+    packets_lost: int = 0
+    jitter: float = 0.0
+    frames: int = 0
+    keyframes: int = 0
+    plis_sent: int = 0
+    bitrate_bps: float = 0.0
+    consumers: int = 0
+
+
+class ConsumerStats(BaseModel):
+    id: str
+    subscriber_id: str
+    source_id: str
+    kind: str
+    layer: str
+    target_layer: str
+    paused: bool
+    packets: int = 0
+    bytes: int = 0
+    packets_lost: int = 0
+    fraction_lost: float = 0.0
+    jitter: float = 0.0
+    rtt: float | None = None
+    nacks_received: int = 0
+    plis_received: int = 0
+    firs_received: int = 0
+    frames_sent: int = 0
+    keyframes_sent: int = 0
+    frames_dropped: int = 0
+    layer_switches: int = 0
+    remb_bps: float | None = None
+
+
+class TransportStats(BaseModel):
+    participant_id: str
+    role: str
+    connection_state: str
+    producers: list[ProducerStats]
+    consumers: list[ConsumerStats]
+
+
+class RoomStats(BaseModel):
+    room_id: str
+    transports: list[TransportStats]
+
+
+class WorkerStats(BaseModel):
+    rooms: list[RoomStats]

@@ -1,0 +1,279 @@
+"""A Transport: one participant's RTCPeerConnection with the SFU, and its negotiation.
+
+The client offers first (its send tracks; the SFU answers). Whenever the consumers a
+participant should receive change, the SFU sends ``Tracks`` and a ``ServerOffer`` and the
+client answers. Negotiations of one participant are serialized by a lock; a change that
+arrives while a server offer is outstanding is coalesced into the next offer. The SFU is the
+impolite peer: a client offer while a server offer is outstanding gets a ``conflict`` error
+(answer the server's offer, then offer again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.sdp import candidate_from_sdp
+
+from media import aiortc_seams as seams
+from media.consumer import Consumer
+from media.layers import BandwidthEstimate
+from media.producer import Producer
+from media.stats import TransportStats
+from signaling.errors import ErrorCode, SankeError
+from signaling.media_plane import SendToParticipant
+from signaling.models import Participant, Role
+from signaling.protocol import Candidate, ServerOffer, TrackInfo, Tracks
+
+log = logging.getLogger(__name__)
+
+VIDEO_PREFERENCE = ["video/H264", "video/VP8"]
+VIDEO_LAYERS = ("high", "low")  # the publisher's video m-lines, in order
+MAX_CONSUMERS = 128
+
+
+class Transport:
+    def __init__(
+        self,
+        participant: Participant,
+        send: SendToParticipant,
+        on_change: Callable[[Transport], None],
+        on_failed: Callable[[Transport], None],
+    ) -> None:
+        self.participant = participant
+        self.send = send
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.producers: dict[str, Producer] = {}  # by mid
+        self.consumers: dict[tuple[str, str], Consumer] = {}  # by (source id, kind)
+        self.estimate = BandwidthEstimate()
+        self.pinned: str | None = None
+        self.closed = False
+        self._on_change = on_change
+        self._on_failed = on_failed
+        self._lock = asyncio.Lock()
+        self._negotiated = False
+        self._dirty = False
+        self._to_add: list[Consumer] = []
+        self._to_remove: list[Consumer] = []
+        self._task: asyncio.Task[None] | None = None
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    @property
+    def id(self) -> str:
+        return self.participant.id
+
+    def _state_changed(self) -> None:
+        if self.pc.connectionState == "failed" and not self.closed:
+            self._on_failed(self)
+
+    # --- client offer / answer --------------------------------------------------
+
+    async def handle_offer(self, sdp: str) -> str:
+        async with self._lock:
+            if self.closed:
+                raise SankeError(ErrorCode.media_error, "the media connection is closed")
+            if self.pc.signalingState != "stable":
+                raise SankeError(
+                    ErrorCode.conflict,
+                    "a server offer is outstanding: answer it, then offer again",
+                    status=409,
+                )
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                self._add_producers()
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+            except SankeError:
+                raise
+            except Exception as exc:
+                raise SankeError(ErrorCode.media_error, f"cannot apply the offer: {exc}") from exc
+            self._negotiated = True
+            answer = self.pc.localDescription.sdp
+        self._on_change(self)
+        if self._dirty or self._to_add or self._to_remove:
+            self.schedule_renegotiation()
+        return str(answer)
+
+    def _add_producers(self) -> None:
+        layers = {"audio": ["main"], "video": list(VIDEO_LAYERS)}
+        used = {(p.kind, p.layer) for p in self.producers.values()}
+        for t in self.pc.getTransceivers():
+            if t.mid in self.producers or t.receiver.track is None or t.sender.track is not None:
+                continue
+            if any(c.transceiver is t for c in self.consumers.values()):
+                continue
+            free = [layer for layer in layers[t.kind] if (t.kind, layer) not in used]
+            if self.participant.role == Role.observer or not free:
+                t.direction = "inactive"  # observers never publish; extra tracks are refused
+                continue
+            if t.kind == "video":
+                seams.prefer_codecs(t, VIDEO_PREFERENCE)
+            producer = Producer(self.id, t.kind, free[0], t.receiver)
+            codecs = seams.negotiated_codecs(t)
+            producer.negotiated_mime = codecs[0].mimeType.lower() if codecs else None
+            used.add((t.kind, free[0]))
+            self.producers[str(t.mid)] = producer
+
+    async def handle_answer(self, sdp: str) -> None:
+        async with self._lock:
+            if self.pc.signalingState != "have-local-offer":
+                raise SankeError(ErrorCode.conflict, "no server offer is outstanding", status=409)
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except Exception as exc:
+                raise SankeError(ErrorCode.media_error, f"cannot apply the answer: {exc}") from exc
+        if self._dirty or self._to_add or self._to_remove:
+            self.schedule_renegotiation()
+
+    async def add_candidate(self, c: Candidate) -> None:
+        text = c.candidate.strip()
+        if not text:
+            return  # end of candidates
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        try:
+            candidate: RTCIceCandidate = candidate_from_sdp(text)
+        except Exception as exc:
+            raise SankeError(ErrorCode.invalid_request, f"bad ICE candidate: {exc}") from exc
+        candidate.sdpMid = c.sdp_mid
+        candidate.sdpMLineIndex = c.sdp_mline_index
+        if c.sdp_mid is None and c.sdp_mline_index is None:
+            candidate.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(candidate)
+
+    # --- consumers and server offers ---------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> bool:
+        if len(self.consumers) >= MAX_CONSUMERS:
+            return False
+        self.consumers[(consumer.source_id, consumer.kind)] = consumer
+        if self.pinned is not None:
+            consumer.pinned = self.pinned  # type: ignore[assignment]
+        self._to_add.append(consumer)
+        return True
+
+    def remove_consumer(self, key: tuple[str, str]) -> None:
+        consumer = self.consumers.pop(key, None)
+        if consumer is None:
+            return
+        consumer.close()
+        if consumer in self._to_add:
+            self._to_add.remove(consumer)
+        else:
+            self._to_remove.append(consumer)
+
+    def schedule_renegotiation(self) -> None:
+        if self.closed:
+            return
+        if self._task is not None and not self._task.done():
+            self._dirty = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._renegotiate())
+
+    async def _renegotiate(self) -> None:
+        async with self._lock:
+            if self.closed or not self._negotiated or self.pc.signalingState != "stable":
+                self._dirty = True
+                return
+            if not (self._dirty or self._to_add or self._to_remove):
+                return
+            self._dirty = False
+            try:
+                await self._apply_consumer_changes()
+                await self.pc.setLocalDescription(await self.pc.createOffer())
+            except Exception:
+                log.exception("renegotiation of %s failed", self.id)
+                return
+            offer = str(self.pc.localDescription.sdp)
+            tracks = self.track_infos()
+        await self.send(Tracks(tracks=tracks))
+        await self.send(ServerOffer(sdp=offer))
+
+    async def _apply_consumer_changes(self) -> None:
+        removed, self._to_remove = self._to_remove, []
+        for c in removed:
+            if c.transceiver is not None:
+                c.transceiver.direction = "inactive"
+                await c.transceiver.sender.stop()
+        added, self._to_add = self._to_add, []
+        for c in added:
+            if c.closed:
+                continue
+            t = self.pc.addTransceiver(c.track, direction="sendonly")
+            seams.install_packer(t.sender)
+            seams.set_stream_id(t.sender, c.source_id)
+            seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c))
+            t.setCodecPreferences(_codec_preferences(c))
+            c.transceiver = t
+
+    def _rtcp_observer(self, c: Consumer) -> seams.RtcpObserver:
+        def observe(event: seams.RtcpEvent) -> None:
+            c.on_rtcp(event)
+            if event.kind == "remb":
+                self.estimate.on_remb(event.remb_bps)
+            elif event.kind == "rr" and c.kind == "video":
+                self.estimate.on_loss(event.fraction_lost, self.sending_bps())
+
+        return observe
+
+    def sending_bps(self) -> float:
+        return sum(c.sending_bps() for c in self.consumers.values())
+
+    def track_infos(self) -> list[TrackInfo]:
+        return [
+            TrackInfo(
+                stream_id=c.source_id,
+                track_id=c.track.id,
+                participant_id=c.source_id,
+                kind="audio" if c.kind == "audio" else "video",
+                source="microphone" if c.kind == "audio" else "camera",
+            )
+            for c in self.consumers.values()
+            if c.transceiver is not None and not c.closed
+        ]
+
+    def producer_group(self, kind: str) -> dict[str, Producer]:
+        return {p.layer: p for p in self.producers.values() if p.kind == kind and not p.closed}
+
+    # --- teardown and stats ------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+        for p in self.producers.values():
+            p.close()
+        for c in self.consumers.values():
+            c.close()
+        self._to_add.clear()
+        self._to_remove.clear()
+        await self.pc.close()
+
+    async def stats(self) -> TransportStats:
+        return TransportStats(
+            participant_id=self.id,
+            role=str(self.participant.role),
+            connection_state=self.pc.connectionState,
+            producers=[await p.stats() for p in self.producers.values()],
+            consumers=[await c.stats() for c in self.consumers.values()],
+        )
+
+
+def _codec_preferences(c: Consumer) -> list[RTCRtpCodecCapability]:
+    """The consumer sends exactly the codec its producers receive (no transcoding)."""
+    mime = next((p.mime for p in c.producers.values() if p.mime), None)
+    caps = RTCRtpSender.getCapabilities(c.kind).codecs
+    chosen = [cap for cap in caps if cap.mimeType.lower() == mime]
+    rtx = [cap for cap in caps if cap.mimeType.lower() == f"{c.kind}/rtx"]
+    return chosen + rtx if chosen else []

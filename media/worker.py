@@ -1,0 +1,167 @@
+"""The SFU worker: the ``MediaPlane`` the signaling server drives (one Router per room)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pydantic import BaseModel, Field
+
+from media import aiortc_seams as seams
+from media.router import Router
+from media.stats import RoomStats, WorkerStats
+from media.transport import Transport
+from signaling.errors import ErrorCode, SankeError
+from signaling.media_plane import Layer, SendToParticipant
+from signaling.models import Participant
+from signaling.protocol import Candidate
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSettings(BaseModel):
+    layer_interval: float = Field(default=1.0, gt=0, description="seconds between layer choices")
+    max_rooms: int = Field(default=1000, ge=1)
+    max_participants_per_room: int = Field(default=256, ge=1)
+
+
+class Worker:
+    """Forwards encoded media between the participants of each room; never decodes."""
+
+    def __init__(self, settings: WorkerSettings | None = None) -> None:
+        seams.check_seams()
+        self.settings = settings or WorkerSettings()
+        self.routers: dict[str, Router] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- MediaPlane ------------------------------------------------------------------
+
+    async def join(self, participant: Participant, send: SendToParticipant) -> None:
+        router = self.routers.get(participant.room_id)
+        if router is None:
+            if len(self.routers) >= self.settings.max_rooms:
+                raise SankeError(ErrorCode.media_unavailable, "this media node is full", 503)
+            router = self.routers[participant.room_id] = Router(participant.room_id)
+        if participant.id in router.transports:
+            await self.leave(participant.room_id, participant.id)
+        if len(router.transports) >= self.settings.max_participants_per_room:
+            raise SankeError(ErrorCode.room_full, "the room's media is full", 503)
+        router.transports[participant.id] = Transport(
+            participant.model_copy(),
+            send,
+            on_change=lambda t: router.reconcile(),
+            on_failed=self._transport_failed,
+        )
+        self._ensure_ticker()
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        router = self.routers.get(room_id)
+        if router is None:
+            return
+        transport = router.transports.pop(participant_id, None)
+        if transport is None:
+            return
+        await transport.close()
+        router.reconcile()
+        if not router.transports:
+            self.routers.pop(room_id, None)
+
+    async def offer(self, room_id: str, participant_id: str, sdp: str) -> str:
+        return await self._transport(room_id, participant_id).handle_offer(sdp)
+
+    async def answer(self, room_id: str, participant_id: str, sdp: str) -> None:
+        await self._transport(room_id, participant_id).handle_answer(sdp)
+
+    async def candidate(self, room_id: str, participant_id: str, candidate: Candidate) -> None:
+        await self._transport(room_id, participant_id).add_candidate(candidate)
+
+    async def set_stage(self, room_id: str, participant_id: str, on_stage: bool) -> None:
+        transport = self._find(room_id, participant_id)
+        if transport is not None:
+            transport.participant.on_stage = on_stage
+            self.routers[room_id].reconcile()
+
+    async def set_muted(self, room_id: str, participant_id: str, muted: bool) -> None:
+        transport = self._find(room_id, participant_id)
+        if transport is not None:
+            transport.participant.muted = muted
+            self.routers[room_id].reconcile()
+
+    async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
+        transport = self._transport(room_id, participant_id)
+        transport.pinned = None if layer == "auto" else layer
+        pin = None if layer == "auto" else ("off" if layer == "audio" else layer)
+        for c in transport.consumers.values():
+            c.pinned = pin  # type: ignore[assignment]
+        self.routers[room_id].allocate_layers()
+
+    async def close_room(self, room_id: str) -> None:
+        router = self.routers.pop(room_id, None)
+        if router is None:
+            return
+        transports = list(router.transports.values())
+        router.transports.clear()
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+
+    async def close(self) -> None:
+        for room_id in list(self.routers):
+            await self.close_room(room_id)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for task in list(self._closing):
+            with contextlib.suppress(Exception):
+                await task
+
+    # --- beyond the protocol ------------------------------------------------------------
+
+    def transport(self, room_id: str, participant_id: str) -> Transport | None:
+        return self._find(room_id, participant_id)
+
+    async def stats(self) -> WorkerStats:
+        rooms = []
+        for room_id, router in list(self.routers.items()):
+            transports = [await t.stats() for t in list(router.transports.values())]
+            rooms.append(RoomStats(room_id=room_id, transports=transports))
+        return WorkerStats(rooms=rooms)
+
+    def peer_connection_count(self) -> int:
+        return sum(len(r.transports) for r in self.routers.values())
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _find(self, room_id: str, participant_id: str) -> Transport | None:
+        router = self.routers.get(room_id)
+        return router.transports.get(participant_id) if router else None
+
+    def _transport(self, room_id: str, participant_id: str) -> Transport:
+        transport = self._find(room_id, participant_id)
+        if transport is None:
+            raise SankeError(ErrorCode.participant_not_found, "not joined to this room's media", 404)
+        return transport
+
+    def _transport_failed(self, transport: Transport) -> None:
+        log.info("ICE/DTLS failed for %s: freeing its media", transport.id)
+        task = asyncio.get_running_loop().create_task(
+            self.leave(transport.participant.room_id, transport.id)
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while self.routers:
+            await asyncio.sleep(self.settings.layer_interval)
+            for router in list(self.routers.values()):
+                try:
+                    router.allocate_layers()
+                except Exception:
+                    log.exception("layer allocation failed in %s", router.room_id)
+        self._ticker = None

@@ -1,0 +1,216 @@
+"""Real aiortc client peers for the SFU tests: publishers of encoded clips, decoding subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media.worker import Worker
+from signaling.models import Participant, Role
+from signaling.protocol import ServerOffer, Tracks
+
+
+@dataclass
+class ClipPacket:
+    data: bytes
+    pts: int
+    keyframe: bool
+
+
+@dataclass
+class Clip:
+    packets: list[ClipPacket]
+    time_base: fractions.Fraction
+    duration: int  # in time_base units
+
+
+def load_clip(path: Path, kind: str) -> Clip:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
+        packets = [
+            ClipPacket(bytes(p), int(p.pts), bool(p.is_keyframe))
+            for p in container.demux(stream)
+            if p.size and p.pts is not None
+        ]
+        time_base = stream.time_base
+    packets.sort(key=lambda p: p.pts)
+    first = packets[0].pts
+    for p in packets:
+        p.pts -= first
+    step = packets[1].pts - packets[0].pts if len(packets) > 1 else 1
+    return Clip(packets, time_base, packets[-1].pts + step)
+
+
+class ClipTrack(MediaStreamTrack):
+    """Plays an encoded clip in real time as ``av.Packet``s (no encoder), looping."""
+
+    def __init__(self, kind: str, clip: Clip) -> None:
+        super().__init__()
+        self.kind = kind
+        self._clip = clip
+        self._i = 0
+        self._loop = 0
+        self._start: float | None = None
+        self.sent = 0
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        clip = self._clip
+        if self._start is None:
+            self._start = time.monotonic()
+        p = clip.packets[self._i]
+        pts = p.pts + self._loop * clip.duration
+        due = self._start + float(pts * clip.time_base)
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(p.data)
+        packet.pts = pts
+        packet.time_base = clip.time_base
+        self._i += 1
+        if self._i == len(clip.packets):
+            self._i, self._loop = 0, self._loop + 1
+        self.sent += 1
+        return packet
+
+
+def prefer(pc_transceiver: Any, mime: str) -> None:
+    kind = mime.split("/")[0]
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [c for c in caps if c.mimeType.lower() == mime.lower()]
+    rtx = [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
+    pc_transceiver.setCodecPreferences(chosen + rtx)
+
+
+@dataclass
+class Received:
+    kind: str
+    stream_id: str
+    frames: int = 0
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    first_at: float | None = None
+    last_size: tuple[int, int] | None = None
+
+
+class DecodeErrors(logging.Handler):
+    """Counts aiortc's 'failed to decode' warnings (client side decoders)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed to decode" in record.getMessage():
+            self.count += 1
+
+
+class Peer:
+    """One client: an aiortc peer connection driven through the Worker's MediaPlane API."""
+
+    def __init__(self, worker: Worker, pid: str, role: Role, room: str = "room-1", **kw: Any):
+        self.worker = worker
+        self.participant = Participant(
+            id=pid, room_id=room, subject=pid, role=role, node_id="test", **kw
+        )
+        self.pc = RTCPeerConnection()
+        self.tracks_msgs: list[Tracks] = []
+        self.received: dict[str, Received] = {}  # by remote track id
+        self.offers = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._readers: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    @property
+    def id(self) -> str:
+        return self.participant.id
+
+    async def _send(self, msg: Any) -> None:
+        if isinstance(msg, Tracks):
+            self.tracks_msgs.append(msg)
+        elif isinstance(msg, ServerOffer):
+            task = asyncio.get_running_loop().create_task(self._answer(msg.sdp))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, sdp: str) -> None:
+        self.offers += 1
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.worker.answer(self.participant.room_id, self.id, self.pc.localDescription.sdp)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        info = Received(kind=track.kind, stream_id="")
+        self.received[track.id] = info
+        self._readers.append(asyncio.get_running_loop().create_task(self._read(track, info)))
+
+    async def _read(self, track: MediaStreamTrack, info: Received) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                info.frames += 1
+                if info.first_at is None:
+                    info.first_at = time.monotonic()
+                if info.kind == "video":
+                    info.last_size = (frame.width, frame.height)
+                    info.sizes.add(info.last_size)
+
+    def publish(self, audio: Clip | None, videos: list[tuple[Clip, str]]) -> list[ClipTrack]:
+        tracks = []
+        if audio is not None:
+            t = ClipTrack("audio", audio)
+            self.pc.addTransceiver(t, direction="sendonly")
+            tracks.append(t)
+        for clip, mime in videos:
+            t = ClipTrack("video", clip)
+            prefer(self.pc.addTransceiver(t, direction="sendonly"), mime)
+            tracks.append(t)
+        return tracks
+
+    async def connect(self) -> None:
+        await self.worker.join(self.participant, self._send)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await self.worker.offer(
+            self.participant.room_id, self.id, self.pc.localDescription.sdp
+        )
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def video(self, source_id: str | None = None) -> list[Received]:
+        return self._by_kind("video", source_id)
+
+    def audio(self, source_id: str | None = None) -> list[Received]:
+        return self._by_kind("audio", source_id)
+
+    def _by_kind(self, kind: str, source_id: str | None) -> list[Received]:
+        owners = {
+            t.track_id: t.participant_id for m in self.tracks_msgs for t in m.tracks
+        }
+        return [
+            r
+            for tid, r in self.received.items()
+            if r.kind == kind and (source_id is None or owners.get(tid) == source_id)
+        ]
+
+    async def close(self) -> None:
+        for task in [*self._readers, *self._tasks]:
+            task.cancel()
+        await self.pc.close()
+
+
+async def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())
