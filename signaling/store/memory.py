@@ -149,9 +149,13 @@ class MemoryStore(Store):
         return len(items)
 
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
+        # Redis LRANGE: inclusive stop, negatives count from the end, out of range clamps
+        # (plain slicing would wrap around for indices before the first item).
         items = self._lists.get(name, [])
-        end = len(items) if stop == -1 else (stop + 1 if stop >= 0 else len(items) + stop + 1)
-        return items[start:end] if start >= 0 else items[len(items) + start : end]
+        n = len(items)
+        first = max(start + n if start < 0 else start, 0)
+        last = min(stop + n if stop < 0 else stop, n - 1)
+        return items[first : last + 1] if first <= last else []
 
     async def replace_at(self, name: str, index: int, value: str) -> None:
         self._lists[name][index] = value
