@@ -10,6 +10,11 @@ from pathlib import Path
 from aiohttp import web
 
 from sanke.settings import Settings
+from scheduler.lessons.api import LessonsContext, setup_lesson_routes
+from scheduler.lessons.devices import DeviceRegistry
+from scheduler.lessons.records import RecordLog
+from scheduler.lessons.service import LessonService
+from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
@@ -27,6 +32,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
+LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
 
 
 def default_media_plane(settings: Settings) -> MediaPlane:
@@ -81,6 +87,18 @@ def create_app(
             token_ttl_seconds=settings.token_ttl_seconds,
         ),
     )
+    lessons = LessonService(
+        service,
+        RecordLog(store, settings.effective_records_key),
+        SessionWindow(
+            open_before_minutes=settings.lesson_open_before_minutes,
+            close_after_minutes=settings.lesson_close_after_minutes,
+            missed_after_minutes=settings.lesson_missed_after_minutes,
+        ),
+    )
+    app[LESSON_SERVICE_KEY] = lessons
+    service.observers.append(lessons)
+    setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
     setup_scheduler = _optional_component("scheduler.api", "setup_scheduler_routes")
     if callable(setup_scheduler):
         setup_scheduler(app, store)
@@ -96,11 +114,13 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
         await presence.start()
+        await lessons.start(settings.lesson_tick_seconds)
         if settings.demo:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
+        await lessons.stop()
         await presence.stop()
         await hub.close()
         await media.close()

@@ -107,6 +107,42 @@ def cmd_protocol_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_records_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from scheduler.lessons.records import RecordLog, VerifyReport, verify_lines
+    from signaling.store import open_store
+
+    settings = _settings(args)
+    key = args.key or settings.effective_records_key
+    if args.file:
+        lines = [
+            line
+            for line in Path(args.file).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        report: VerifyReport = verify_lines(lines, key.encode())
+    else:
+        if not settings.redis_url:
+            raise SystemExit(
+                "give --file RECORDS.jsonl (from GET /api/v1/records) or set REDIS_URL"
+            )
+
+        async def from_store() -> VerifyReport:
+            store = await open_store(settings.redis_url, settings.key_prefix)
+            try:
+                return await RecordLog(store, key).verify()
+            finally:
+                await store.close()
+
+        report = asyncio.run(from_store())
+    if report.ok:
+        print(f"ok: {report.records} records, chain and signatures intact")
+        return 0
+    print(f"BROKEN at record {report.first_broken} of {report.records}: {report.problem}")
+    return 1
+
+
 def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", action="append", help="address to bind (repeatable)")
     parser.add_argument("--port", type=int, help="port (default 8080)")
@@ -166,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", default=str(PROTOCOL_DOC))
     export.add_argument("--check", action="store_true", help="fail if the file is out of date")
     export.set_defaults(func=cmd_protocol_export)
+
+    records = sub.add_parser("records", help="tamper-evident teaching records")
+    records_sub = records.add_subparsers(dest="records_command", required=True)
+    verify = records_sub.add_parser("verify", help="check the hash chain and signatures")
+    verify.add_argument(
+        "--file", help="a JSON-lines export (GET /api/v1/records); default: the store"
+    )
+    verify.add_argument("--key", help="records key (default: SANKE_RECORDS_KEY or derived)")
+    verify.add_argument("--redis-url", dest="redis_url")
+    verify.add_argument("--token-secret", dest="token_secret")
+    verify.set_defaults(func=cmd_records_verify)
 
     _optional_commands(sub)
     return parser

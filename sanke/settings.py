@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from typing import Annotated
@@ -68,6 +69,23 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN URLs handed to clients (comma-separated), e.g. turn:turn.example:3478",
     )
+    records_key: str | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC key signing teaching records (default: derived from the token secret)",
+    )
+    lesson_open_before_minutes: float = Field(
+        default=10, ge=0, le=120, description="a lesson room opens this long before the start"
+    )
+    lesson_close_after_minutes: float = Field(
+        default=10, ge=0, le=120, description="grace after the end before the room closes"
+    )
+    lesson_missed_after_minutes: float = Field(
+        default=10, ge=1, le=60, description="no teacher this long after the start → missed"
+    )
+    lesson_tick_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="how often lesson states advance"
+    )
     media: bool = Field(default=True, description="run the SFU worker in this process")
     log_level: str = Field(default="INFO", description="logging level")
 
@@ -77,6 +95,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def effective_records_key(self) -> str:
+        if self.records_key:
+            return self.records_key
+        return hashlib.sha256(b"sanke-records:" + self.token_secret.encode()).hexdigest()
 
     @property
     def insecure_secret(self) -> bool:

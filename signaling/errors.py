@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     not_found = "not_found"
     invalid_request = "invalid_request"
     conflict = "conflict"
+    lesson_not_open = "lesson_not_open"
     internal = "internal"
 
 

@@ -265,6 +265,17 @@ class Rejoin(_Message):
     reason: str
 
 
+class LessonChanged(_Message):
+    """A coordinator cancelled or moved the lesson this room is for."""
+
+    type: Literal["lesson_changed"] = "lesson_changed"
+    session_id: str
+    state: str
+    message: str
+    moved_to: str | None = None
+    new_starts_at: float | None = None
+
+
 class RoomClosed(_Message):
     type: Literal["room_closed"] = "room_closed"
     room_id: str
@@ -285,6 +296,7 @@ ServerMessage = Annotated[
     | Error
     | Pong
     | Rejoin
+    | LessonChanged
     | RoomClosed,
     Field(discriminator="type"),
 ]

@@ -6,8 +6,10 @@ publishes the room event; the WebSocket layer only parses and answers.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from typing import Protocol
 
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent, kick_event
@@ -30,6 +32,8 @@ from signaling.protocol import (
 from signaling.store import Store
 from signaling.tokens import Claims
 
+log = logging.getLogger(__name__)
+
 
 def participant_info(p: Participant) -> ParticipantInfo:
     return ParticipantInfo(
@@ -44,12 +48,35 @@ def participant_info(p: Participant) -> ParticipantInfo:
     )
 
 
+class RoomObserver(Protocol):
+    """Told of every join and leave (lesson attendance, metrics); must not raise."""
+
+    async def participant_joined(self, participant: Participant) -> None: ...
+
+    async def participant_left(self, participant: Participant, reason: LeaveReason) -> None: ...
+
+
 class RoomService:
     def __init__(self, store: Store, hub: RoomHub, media: MediaPlane, node_id: str) -> None:
         self.store = store
         self.hub = hub
         self.media = media
         self.node_id = node_id
+        self.observers: list[RoomObserver] = []
+
+    async def _notify_joined(self, participant: Participant) -> None:
+        for observer in self.observers:
+            try:
+                await observer.participant_joined(participant)
+            except Exception:
+                log.exception("room observer failed on join of %s", participant.id)
+
+    async def _notify_left(self, participant: Participant, reason: LeaveReason) -> None:
+        for observer in self.observers:
+            try:
+                await observer.participant_left(participant, reason)
+            except Exception:
+                log.exception("room observer failed on leave of %s", participant.id)
 
     async def join(
         self, claims: Claims, room_id: str | None, name: str | None, peer: LocalPeer
@@ -105,6 +132,7 @@ class RoomService:
         )
         JOINS.labels(participant.role.value).inc()
         PARTICIPANTS.labels(participant.role.value).inc()
+        await self._notify_joined(participant)
         return participant, others
 
     async def remove(self, participant: Participant, reason: LeaveReason, *, kick: bool) -> bool:
@@ -132,6 +160,7 @@ class RoomService:
         if participant.node_id == self.node_id:
             PARTICIPANTS.labels(participant.role.value).dec()
         LEFT.labels(reason).inc()
+        await self._notify_left(participant, reason)
         return True
 
     async def _current(self, participant: Participant) -> Participant:
@@ -229,7 +258,8 @@ class RoomService:
         room.closed_at = time.time()
         await self.store.put_room(room)
         for p in await self.store.list_participants(room_id):
-            await self.store.remove_participant(room_id, p.id)
+            if await self.store.remove_participant(room_id, p.id):
+                await self._notify_left(p, "room_closed")
         await self.media.close_room(room_id)
         await self.hub.publish(
             RoomEvent(room_id=room_id, action="close", message=RoomClosed(room_id=room_id))

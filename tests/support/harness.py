@@ -73,6 +73,7 @@ class Client:
 class Harness:
     def __init__(self, server: TestServer, store: Store, tokens: TokenService) -> None:
         self.server = server
+        self.app = server.app
         self.store = store
         self.tokens = tokens
         self.session = aiohttp.ClientSession()

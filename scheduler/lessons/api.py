@@ -1,0 +1,465 @@
+"""HTTP API of lessons: sessions, cancel/move, session tokens, devices, statistics, records."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from aiohttp import web
+from icalendar import Calendar, Event
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduler.lessons.devices import (
+    DeviceRegistration,
+    DeviceRegistry,
+    DeviceView,
+    RegisteredDevice,
+    view,
+)
+from scheduler.lessons.records import ClassroomAttendance, RecordLog, VerifyReport
+from scheduler.lessons.service import LessonService, Notice
+from scheduler.lessons.sessions import SHANGHAI, local_date, week_start
+from scheduler.lessons.stats import StatsReport, compute, to_csv
+from signaling.errors import ErrorCode, SankeError
+from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
+from signaling.models import LessonSession, Role, SessionState
+from signaling.openapi import documented
+
+
+@dataclass(frozen=True)
+class LessonsContext:
+    lessons: LessonService
+    devices: DeviceRegistry
+    records: RecordLog
+
+
+LESSONS_KEY: web.AppKey[LessonsContext] = web.AppKey("lessons", LessonsContext)
+
+
+class SessionList(BaseModel):
+    sessions: list[LessonSession]
+
+
+class SessionDetail(BaseModel):
+    session: LessonSession
+    attendance: list[ClassroomAttendance]
+    late_minutes: float | None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class MoveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: datetime = Field(description="new start; a naive time is Asia/Shanghai")
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class SessionTokens(BaseModel):
+    session_id: str
+    not_before: float
+    expires: float
+    teacher: str
+    observer: str
+    classrooms: dict[str, str]
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceView]
+
+
+class DeviceSchedule(BaseModel):
+    device_id: str
+    class_id: str
+    server_time: float
+    current: LessonSession | None
+    upcoming: list[LessonSession]
+    notices: list[Notice]
+
+
+class DeviceJoin(BaseModel):
+    token: str
+    session: LessonSession
+    ws_path: str = "/ws"
+
+
+def _ctx(request: web.Request) -> LessonsContext:
+    return request.app[LESSONS_KEY]
+
+
+@documented(
+    summary="List lesson sessions (filters: from, to, school, class_id, state)",
+    reply=SessionList,
+    tag="lessons",
+)
+async def list_sessions(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    q = request.query
+    start, end = _date_param(q.get("from")), _date_param(q.get("to"))
+    sessions = []
+    for s in await _ctx(request).lessons.store.list_sessions():
+        day = date.fromisoformat(s.date) if s.date else local_date(s.starts_at)
+        if (start and day < start) or (end and day > end):
+            continue
+        if q.get("school") and q["school"] not in {s.master_school, *(r.school for r in s.remotes)}:
+            continue
+        if q.get("class_id") and q["class_id"] not in {r.class_id for r in s.remotes}:
+            continue
+        if q.get("state") and s.state.value != q["state"]:
+            continue
+        sessions.append(s)
+    sessions.sort(key=lambda s: (s.starts_at, s.id))
+    return web.json_response(SessionList(sessions=sessions).model_dump(mode="json"))
+
+
+@documented(summary="One session with its attendance", reply=SessionDetail, tag="lessons")
+async def get_session(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    lessons = _ctx(request).lessons
+    session = await lessons.get(request.match_info["session_id"])
+    detail = SessionDetail(
+        session=session,
+        attendance=await lessons.attendance(session),
+        late_minutes=(
+            round(max(0.0, session.teacher_joined_at - session.starts_at) / 60, 2)
+            if session.teacher_joined_at is not None
+            else None
+        ),
+    )
+    return web.json_response(detail.model_dump(mode="json"))
+
+
+@documented(
+    summary="Cancel a lesson; its remote classrooms are told",
+    body=CancelRequest,
+    reply=LessonSession,
+    tag="lessons",
+)
+async def cancel_session(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    body = await read_json_model(request, CancelRequest)
+    session = await _ctx(request).lessons.cancel(request.match_info["session_id"], body.reason)
+    return web.json_response(session.model_dump(mode="json"))
+
+
+@documented(
+    summary="Move a lesson once (make-up lesson); returns the new session",
+    body=MoveRequest,
+    reply=LessonSession,
+    status=201,
+    tag="lessons",
+)
+async def move_session(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    body = await read_json_model(request, MoveRequest)
+    starts = body.starts_at if body.starts_at.tzinfo else body.starts_at.replace(tzinfo=SHANGHAI)
+    makeup = await _ctx(request).lessons.move(
+        request.match_info["session_id"], starts.timestamp(), body.reason
+    )
+    return web.json_response(makeup.model_dump(mode="json"), status=201)
+
+
+@documented(
+    summary="Join tokens for a session (teacher, observer, each remote classroom)",
+    reply=SessionTokens,
+    status=201,
+    tag="lessons",
+)
+async def session_tokens(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    session = await _ctx(request).lessons.get(request.match_info["session_id"])
+    _require_joinable(session)
+    tokens = request.app[TOKENS_KEY]
+
+    def mint(
+        subject: str,
+        role: Role,
+        name: str,
+        school_id: str | None = None,
+        classroom_id: str | None = None,
+    ) -> str:
+        return tokens.mint(
+            subject=subject,
+            role=role,
+            room=session.room_id,
+            name=name,
+            school_id=school_id,
+            classroom_id=classroom_id,
+            not_before=session.opens_at,
+            expires=session.closes_at,
+        )
+
+    reply = SessionTokens(
+        session_id=session.id,
+        not_before=session.opens_at,
+        expires=session.closes_at,
+        teacher=mint(
+            f"teacher:{session.teacher}",
+            Role.teacher,
+            name=session.teacher,
+            school_id=session.master_school,
+            classroom_id=session.master_classroom,
+        ),
+        observer=mint(f"observer:{session.id}", Role.observer, name="巡课"),
+        classrooms={
+            r.class_id: mint(
+                f"class:{r.class_id}",
+                Role.classroom,
+                classroom_id=r.class_id,
+                school_id=r.school,
+                name=r.class_id,
+            )
+            for r in session.remotes
+        },
+    )
+    return web.json_response(reply.model_dump(), status=201)
+
+
+def _require_joinable(session: LessonSession) -> None:
+    if session.state is SessionState.cancelled:
+        raise SankeError(ErrorCode.room_closed, "this lesson was cancelled", 409)
+    if session.recorded:
+        raise SankeError(ErrorCode.room_closed, "this lesson is over", 409)
+
+
+@documented(
+    summary="Register a classroom device; the credential is shown once",
+    body=DeviceRegistration,
+    reply=RegisteredDevice,
+    status=201,
+    tag="devices",
+)
+async def register_device(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    body = await read_json_model(request, DeviceRegistration)
+    registered = await _ctx(request).devices.register(body)
+    return web.json_response(registered.model_dump(), status=201)
+
+
+@documented(summary="List classroom devices", reply=DeviceList, tag="devices")
+async def list_devices(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    devices = DeviceList(devices=[view(d) for d in await _ctx(request).devices.list()])
+    return web.json_response(devices.model_dump(mode="json"))
+
+
+@documented(summary="Revoke a device credential", tag="devices")
+async def revoke_device(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    device = await _ctx(request).devices.revoke(request.match_info["device_id"])
+    return web.json_response(view(device).model_dump())
+
+
+async def _device_schedule(request: web.Request) -> DeviceSchedule:
+    ctx = _ctx(request)
+    device = await ctx.devices.authenticate(bearer_token(request))
+    now = ctx.lessons.clock()
+    mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
+    current = next(
+        (
+            s
+            for s in mine
+            if s.opens_at <= now
+            and s.state in (SessionState.scheduled, SessionState.live, SessionState.missed)
+        ),
+        None,
+    )
+    horizon = now + 14 * 86400
+    upcoming = [s for s in mine if s is not current and s.starts_at <= horizon][:50]
+    return DeviceSchedule(
+        device_id=device.id,
+        class_id=device.class_id,
+        server_time=now,
+        current=current,
+        upcoming=upcoming,
+        notices=await ctx.lessons.notices(device.class_id),
+    )
+
+
+@documented(
+    summary="The device's schedule: the current lesson, the next two weeks, notices",
+    reply=DeviceSchedule,
+    auth=True,
+    tag="devices",
+)
+async def device_schedule(request: web.Request) -> web.Response:
+    schedule = await _device_schedule(request)
+    return web.json_response(schedule.model_dump(mode="json"))
+
+
+@documented(summary="The device's schedule as iCalendar", auth=True, tag="devices")
+async def device_schedule_ics(request: web.Request) -> web.Response:
+    schedule = await _device_schedule(request)
+    cal = Calendar()
+    cal.add("prodid", "-//Sanke//lessons//ZH")
+    cal.add("version", "2.0")
+    cal.add("x-wr-timezone", "Asia/Shanghai")
+    for s in [*([schedule.current] if schedule.current else []), *schedule.upcoming]:
+        event = Event()
+        event.add("uid", f"{s.id}@sanke")
+        event.add("summary", f"{s.subject} · {s.teacher}")
+        event.add("dtstart", datetime.fromtimestamp(s.starts_at, SHANGHAI))
+        event.add("dtend", datetime.fromtimestamp(s.ends_at, SHANGHAI))
+        event.add("status", "CANCELLED" if s.state is SessionState.cancelled else "CONFIRMED")
+        cal.add_component(event)
+    return web.Response(body=cal.to_ical(), content_type="text/calendar", charset="utf-8")
+
+
+@documented(
+    summary="A short-lived join token for the device's current lesson",
+    reply=DeviceJoin,
+    tag="devices",
+)
+async def device_join(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    device = await ctx.devices.authenticate(bearer_token(request))
+    now = ctx.lessons.clock()
+    sessions = [
+        s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now
+    ]
+    session = next(
+        (s for s in sessions if s.opens_at <= now and s.state is not SessionState.cancelled), None
+    )
+    if session is None:
+        upcoming = next((s for s in sessions if s.state is not SessionState.cancelled), None)
+        when = (
+            f"; next lesson opens at {datetime.fromtimestamp(upcoming.opens_at, SHANGHAI):%Y-%m-%d %H:%M}"
+            if upcoming
+            else ""
+        )
+        raise SankeError(
+            ErrorCode.lesson_not_open, f"no lesson is open for this classroom now{when}", 409
+        )
+    token = request.app[TOKENS_KEY].mint(
+        subject=f"device:{device.id}",
+        role=Role.classroom,
+        room=session.room_id,
+        classroom_id=device.class_id,
+        school_id=device.school,
+        name=device.name or device.class_id,
+        not_before=session.opens_at,
+        expires=session.closes_at,
+    )
+    return web.json_response(DeviceJoin(token=token, session=session).model_dump(mode="json"))
+
+
+@documented(
+    summary="开课率 and attendance statistics (JSON or CSV)", reply=StatsReport, tag="lessons"
+)
+async def statistics(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    q = request.query
+    lessons = _ctx(request).lessons
+    start, end = _period(q.get("period", "term"), q.get("date"), q.get("from"), q.get("to"))
+    places = await lessons.school_places()
+    group_by = q.get("group_by", "school")
+    if group_by not in ("school", "county", "city", "province", "none"):
+        raise SankeError(
+            ErrorCode.invalid_request, "group_by is school, county, city, province or none", 422
+        )
+    depth = {"province": 1, "city": 2, "county": 3}.get(group_by)
+    groups: dict[str, str] | None = None
+    if group_by != "none":
+        groups = {
+            sid: sid if depth is None else "/".join(p.region.split("/")[:depth])
+            for sid, p in places.items()
+        }
+    if q.get("school"):
+        wanted = {q["school"]}
+    elif q.get("region"):
+        wanted = {
+            sid
+            for sid, p in places.items()
+            if (p.region + "/").startswith(q["region"].rstrip("/") + "/")
+        }
+    else:
+        wanted = set(places)
+    sessions = [
+        s
+        for s in await lessons.store.list_sessions()
+        if {s.master_school, *(r.school for r in s.remotes)} & wanted or not places
+    ]
+    if groups is not None:
+        groups = {sid: g for sid, g in groups.items() if sid in wanted}
+    attendance = {
+        s.id: await lessons.attendance(s)
+        for s in sessions
+        if s.state in (SessionState.ended, SessionState.live)
+    }
+    report = compute(sessions, attendance, start, end, groups, lessons.clock())
+    if q.get("format") == "csv":
+        return web.Response(
+            text=to_csv(report),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="kaikelv-{start}-{end}.csv"'},
+        )
+    return web.json_response(report.model_dump(mode="json"))
+
+
+@documented(summary="The teaching records log (JSON lines)", tag="records")
+async def export_records(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    lines = await _ctx(request).records.raw()
+    return web.Response(
+        text="".join(line + "\n" for line in lines), content_type="application/x-ndjson"
+    )
+
+
+@documented(summary="Verify the teaching records chain", reply=VerifyReport, tag="records")
+async def verify_records(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    report = await _ctx(request).records.verify()
+    return web.json_response(report.model_dump())
+
+
+def _date_param(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SankeError(
+            ErrorCode.invalid_request, f"not a date (YYYY-MM-DD): {value!r}", 422
+        ) from None
+
+
+def _period(kind: str, anchor: str | None, start: str | None, end: str | None) -> tuple[date, date]:
+    if start or end:
+        s, e = _date_param(start) or date.min, _date_param(end) or date.max
+        return s, e
+    day = _date_param(anchor) or datetime.now(SHANGHAI).date()
+    if kind == "week":
+        monday = week_start(day)
+        return monday, monday + timedelta(days=6)
+    if kind == "month":
+        return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    if kind == "term":
+        return date.min, date.max
+    raise SankeError(
+        ErrorCode.invalid_request, "period is week, month or term (or give from/to)", 422
+    )
+
+
+def setup_lesson_routes(app: web.Application, context: LessonsContext) -> None:
+    app[LESSONS_KEY] = context
+    r = app.router
+    r.add_get("/api/v1/lessons", list_sessions)
+    r.add_get("/api/v1/lessons/stats", statistics)
+    r.add_get("/api/v1/lessons/{session_id}", get_session)
+    r.add_post("/api/v1/lessons/{session_id}/cancel", cancel_session)
+    r.add_post("/api/v1/lessons/{session_id}/move", move_session)
+    r.add_post("/api/v1/lessons/{session_id}/tokens", session_tokens)
+    r.add_post("/api/v1/devices", register_device)
+    r.add_get("/api/v1/devices", list_devices)
+    r.add_delete("/api/v1/devices/{device_id}", revoke_device)
+    r.add_get("/api/v1/device/schedule", device_schedule)
+    r.add_get("/api/v1/device/schedule.ics", device_schedule_ics)
+    r.add_post("/api/v1/device/join", device_join)
+    r.add_get("/api/v1/records", export_records)
+    r.add_get("/api/v1/records/verify", verify_records)

@@ -1,0 +1,112 @@
+"""Classroom devices: registered once, then they find and join their lessons by themselves.
+
+The credential (``dev.<id>.<secret>``) is shown once at registration; the store keeps only
+its SHA-256, so a leaked store does not leak credentials. Revoking is immediate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from signaling.errors import ErrorCode, SankeError
+from signaling.store import Store
+
+DEVICES = "devices"
+
+
+class DeviceRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    class_id: str = Field(min_length=1, max_length=128)
+    school: str = Field(min_length=1, max_length=128)
+    name: str = Field(default="", max_length=100)
+
+
+class Device(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    class_id: str
+    school: str
+    name: str = ""
+    secret_sha256: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+class DeviceView(BaseModel):
+    id: str
+    class_id: str
+    school: str
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+class RegisteredDevice(BaseModel):
+    device: DeviceView
+    credential: str = Field(description="shown once; the device sends it as a Bearer token")
+
+
+def view(device: Device) -> DeviceView:
+    return DeviceView(**device.model_dump(exclude={"secret_sha256"}))
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class DeviceRegistry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def register(self, body: DeviceRegistration) -> RegisteredDevice:
+        device_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        device = Device(
+            id=device_id,
+            class_id=body.class_id,
+            school=body.school,
+            name=body.name,
+            secret_sha256=_hash(secret),
+            created_at=time.time(),
+        )
+        await self.store.hset(DEVICES, device_id, device.model_dump_json())
+        return RegisteredDevice(device=view(device), credential=f"dev.{device_id}.{secret}")
+
+    async def get(self, device_id: str) -> Device | None:
+        raw = await self.store.hget(DEVICES, device_id)
+        return Device.model_validate_json(raw) if raw else None
+
+    async def list(self) -> list[Device]:
+        devices = [
+            Device.model_validate_json(raw) for raw in (await self.store.hgetall(DEVICES)).values()
+        ]
+        return sorted(devices, key=lambda d: (d.school, d.class_id, d.id))
+
+    async def revoke(self, device_id: str) -> Device:
+        device = await self.get(device_id)
+        if device is None:
+            raise SankeError(ErrorCode.not_found, f"no device {device_id}", 404)
+        if device.revoked_at is None:
+            device.revoked_at = time.time()
+            await self.store.hset(DEVICES, device_id, device.model_dump_json())
+        return device
+
+    async def authenticate(self, credential: str | None) -> Device:
+        if not credential:
+            raise SankeError(ErrorCode.token_missing, "a device credential is required", 401)
+        parts = credential.split(".")
+        if len(parts) != 3 or parts[0] != "dev":
+            raise SankeError(ErrorCode.token_invalid, "not a device credential", 401)
+        device = await self.get(parts[1])
+        if device is None or not hmac.compare_digest(device.secret_sha256, _hash(parts[2])):
+            raise SankeError(ErrorCode.token_invalid, "unknown device or wrong credential", 401)
+        if device.revoked_at is not None:
+            raise SankeError(ErrorCode.forbidden, "this device has been revoked", 403)
+        return device

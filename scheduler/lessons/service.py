@@ -1,0 +1,341 @@
+"""The lesson lifecycle: scheduled → live (teacher joined) → ended, or missed / cancelled.
+
+Sessions are materialized when a timetable is published (only future ones change), rooms
+open ``open_before_minutes`` before the start and close after the grace period, and every
+outcome is appended to the tamper-evident record log once the session's window is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from scheduler.domain import District
+from scheduler.lessons.attendance import (
+    AttendanceEvent,
+    attendance_list,
+    classroom_attendance,
+    late_minutes,
+)
+from scheduler.lessons.records import ClassroomAttendance, RecordLog, SessionOutcome
+from scheduler.lessons.sessions import SHANGHAI, SessionWindow, local_date, materialize
+from scheduler.timetable import Timetable
+from signaling.errors import ErrorCode, SankeError
+from signaling.events import RoomEvent
+from signaling.models import LessonSession, Participant, Role, Room, RoomKind, SessionState
+from signaling.protocol import LeaveReason, LessonChanged
+from signaling.service import RoomService
+
+log = logging.getLogger(__name__)
+TICK_LOCK = "lock:lessons-tick"
+NOTICE_LIMIT = 50
+
+
+class PublishReport(BaseModel):
+    created: int
+    updated: int
+    removed: int
+    kept: int
+
+
+class SchoolPlace(BaseModel):
+    """Where a school is, kept for grouping statistics by county / city / province."""
+
+    name: str
+    region: str  # province/city/county
+
+
+SCHOOLS = "lesson-schools"
+
+
+class Notice(BaseModel):
+    at: float
+    session_id: str
+    kind: str
+    message: str
+
+
+def notices_list(class_id: str) -> str:
+    return f"notices:{class_id}"
+
+
+class LessonService:
+    def __init__(
+        self,
+        rooms: RoomService,
+        records: RecordLog,
+        window: SessionWindow,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rooms = rooms
+        self.store = rooms.store
+        self.records = records
+        self.window = window
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    # --- publishing --------------------------------------------------------
+    async def publish(self, district: District, timetable: Timetable) -> PublishReport:
+        """Materialize the term; sessions that started or have history stay as they are."""
+        now = self.clock()
+        for school in district.schools:
+            place = SchoolPlace(name=school.name, region=school.region.key("county"))
+            await self.store.hset(SCHOOLS, school.id, place.model_dump_json())
+        fresh = {s.id: s for s in materialize(district, timetable, self.window)}
+        existing = {
+            s.id: s for s in await self.store.list_sessions() if s.district_id == district.id
+        }
+        created = updated = removed = kept = 0
+        for sid, old in existing.items():
+            frozen = (
+                old.starts_at <= now or old.state is not SessionState.scheduled or old.moved_from
+            )
+            if frozen:
+                kept += 1
+                fresh.pop(sid, None)
+            elif sid not in fresh:
+                await self.store.delete_session(sid)
+                removed += 1
+        for sid, session in fresh.items():
+            if session.starts_at <= now:
+                continue  # the past is not rewritten by a new timetable
+            if sid in existing:
+                updated += 1
+            else:
+                created += 1
+            await self.store.put_session(session)
+        return PublishReport(created=created, updated=updated, removed=removed, kept=kept)
+
+    # --- the clock ---------------------------------------------------------
+    async def tick(self) -> None:
+        now = self.clock()
+        for session in await self.store.list_sessions():
+            try:
+                await self._advance(session, now)
+            except Exception:
+                log.exception("advancing lesson %s failed", session.id)
+
+    async def _advance(self, session: LessonSession, now: float) -> None:
+        state = session.state
+        if state is SessionState.scheduled and session.opens_at <= now < session.closes_at:
+            await self._ensure_room(session)
+        if (
+            state is SessionState.scheduled
+            and now >= session.starts_at + self.window.missed_after_minutes * 60
+        ):
+            session.state = SessionState.missed
+            await self.store.put_session(session)
+        if now >= session.closes_at and not session.recorded:
+            if session.state is SessionState.live:
+                session.state = SessionState.ended
+                session.ended_at = session.closes_at
+            if session.state is SessionState.scheduled:
+                session.state = SessionState.missed
+            await self._record(session, now)
+            if await self.store.get_room(session.room_id) is not None:
+                await self.rooms.close_room(session.room_id)
+
+    async def _ensure_room(self, session: LessonSession) -> None:
+        room = Room(
+            id=session.room_id,
+            name=f"{session.subject} {session.teacher}",
+            kind=RoomKind.dedicated,
+            school_id=session.master_school,
+        )
+        await self.store.create_room(room)
+
+    async def _record(self, session: LessonSession, now: float) -> None:
+        outcome = {
+            SessionState.ended: "held",
+            SessionState.live: "held",
+            SessionState.missed: "missed",
+            SessionState.cancelled: "cancelled",
+        }.get(session.state, "missed")
+        body = SessionOutcome(
+            session_id=session.id,
+            offering_id=session.offering_id,
+            teacher=session.teacher,
+            master_school=session.master_school,
+            subject=session.subject,
+            date=session.date,
+            outcome=outcome,
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            teacher_joined_at=session.teacher_joined_at,
+            late_minutes=late_minutes(session),
+            classrooms=await self.attendance(session, now),
+        )
+        await self.records.append(body, now)
+        session.recorded = True
+        await self.store.put_session(session)
+
+    async def start(self, interval: float = 5.0) -> None:
+        async def loop() -> None:
+            while True:
+                # One process ticks at a time; the others skip this round.
+                if await self.store.set(TICK_LOCK, self.rooms.node_id, ttl=interval, nx=True):
+                    await self.tick()
+                await asyncio.sleep(interval)
+
+        self._task = asyncio.create_task(loop(), name="lessons-tick")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- attendance (a RoomObserver) ----------------------------------------
+    async def participant_joined(self, participant: Participant) -> None:
+        session = await self.store.get_session(participant.room_id)
+        if session is None:
+            return
+        now = self.clock()
+        await self._event(participant, "join", None, now)
+        if participant.role is Role.teacher and session.state in (
+            SessionState.scheduled,
+            SessionState.live,
+        ):
+            if session.teacher_joined_at is None:
+                session.teacher_joined_at = now
+            session.state = SessionState.live
+            await self.store.put_session(session)
+
+    async def participant_left(self, participant: Participant, reason: LeaveReason) -> None:
+        if await self.store.get_session(participant.room_id) is None:
+            return
+        await self._event(participant, "leave", reason, self.clock())
+
+    async def _event(self, p: Participant, kind: str, reason: str | None, now: float) -> None:
+        event = AttendanceEvent(
+            t=now,
+            kind=kind,
+            participant_id=p.id,
+            role=p.role,
+            classroom_id=p.classroom_id,
+            reason=reason,
+        )
+        await self.store.append(attendance_list(p.room_id), event.model_dump_json())
+
+    async def events(self, session_id: str) -> list[AttendanceEvent]:
+        return [
+            AttendanceEvent.model_validate_json(raw)
+            for raw in await self.store.range(attendance_list(session_id))
+        ]
+
+    async def attendance(
+        self, session: LessonSession, now: float | None = None
+    ) -> list[ClassroomAttendance]:
+        events = await self.events(session.id)
+        at = self.clock() if now is None else now
+        return [
+            classroom_attendance(session, r.class_id, r.school, events, at) for r in session.remotes
+        ]
+
+    # --- coordinator changes -----------------------------------------------
+    async def get(self, session_id: str) -> LessonSession:
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SankeError(ErrorCode.not_found, f"no lesson session {session_id}", 404)
+        return session
+
+    async def cancel(self, session_id: str, reason: str) -> LessonSession:
+        session = await self.get(session_id)
+        if session.state is not SessionState.scheduled or session.starts_at <= self.clock():
+            raise SankeError(
+                ErrorCode.conflict,
+                f"only a lesson that has not started can be cancelled (it is {session.state.value})",
+                409,
+            )
+        session.state = SessionState.cancelled
+        session.cancelled_reason = reason
+        await self.store.put_session(session)
+        await self._tell(session, "cancelled", f"课程已取消 Lesson cancelled: {reason}", None)
+        return session
+
+    async def move(self, session_id: str, new_start: float, reason: str) -> LessonSession:
+        """Make-up lesson: the session moves once to a new time; the original is cancelled."""
+        session = await self.get(session_id)
+        now = self.clock()
+        if session.moved_from or session.moved_to:
+            raise SankeError(ErrorCode.conflict, "a lesson can be moved only once", 409)
+        if session.state is not SessionState.scheduled or session.starts_at <= now:
+            raise SankeError(
+                ErrorCode.conflict, "only a lesson that has not started can be moved", 409
+            )
+        if new_start <= now:
+            raise SankeError(
+                ErrorCode.invalid_request, "the make-up lesson must be in the future", 422
+            )
+        length = session.ends_at - session.starts_at
+        makeup = session.model_copy(
+            update={
+                "id": f"{session.id}.makeup",
+                "room_id": f"{session.id}.makeup",
+                "starts_at": new_start,
+                "ends_at": new_start + length,
+                "opens_at": new_start - self.window.open_before_minutes * 60,
+                "closes_at": new_start + length + self.window.close_after_minutes * 60,
+                "moved_from": session.id,
+                "date": _local_day(new_start),
+            }
+        )
+        session.state = SessionState.cancelled
+        session.cancelled_reason = f"moved: {reason}"
+        session.moved_to = makeup.id
+        await self.store.put_session(makeup)
+        await self.store.put_session(session)
+        await self._tell(
+            session, "moved", f"课程调至 {_local_text(new_start)} Lesson moved: {reason}", makeup
+        )
+        return makeup
+
+    async def _tell(
+        self, session: LessonSession, kind: str, message: str, makeup: LessonSession | None
+    ) -> None:
+        """Every remote classroom is told: a notice on its device schedule, and live in the room."""
+        notice = Notice(at=self.clock(), session_id=session.id, kind=kind, message=message)
+        for remote in session.remotes:
+            await self.store.append(notices_list(remote.class_id), notice.model_dump_json())
+        await self.rooms.hub.publish(
+            RoomEvent(
+                room_id=session.room_id,
+                message=LessonChanged(
+                    session_id=session.id,
+                    state=session.state.value,
+                    message=message,
+                    moved_to=makeup.id if makeup else None,
+                    new_starts_at=makeup.starts_at if makeup else None,
+                ),
+            )
+        )
+
+    async def notices(self, class_id: str) -> list[Notice]:
+        raws = await self.store.range(notices_list(class_id), -NOTICE_LIMIT, -1)
+        return [Notice.model_validate_json(raw) for raw in raws]
+
+    async def school_places(self) -> dict[str, SchoolPlace]:
+        raw = await self.store.hgetall(SCHOOLS)
+        return {sid: SchoolPlace.model_validate_json(v) for sid, v in raw.items()}
+
+    async def sessions_for_class(self, class_id: str) -> list[LessonSession]:
+        sessions = [
+            s
+            for s in await self.store.list_sessions()
+            if any(r.class_id == class_id for r in s.remotes)
+        ]
+        return sorted(sessions, key=lambda s: s.starts_at)
+
+
+def _local_day(timestamp: float) -> str:
+    return local_date(timestamp).isoformat()
+
+
+def _local_text(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, SHANGHAI).strftime("%Y-%m-%d %H:%M")
