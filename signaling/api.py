@@ -159,7 +159,9 @@ async def close_room(request: web.Request) -> web.Response:
     return web.json_response(room.model_dump(mode="json"))
 
 
-@documented(summary="Mint an access token", body=TokenRequest, reply=TokenReply, tag="tokens")
+@documented(
+    summary="Mint an access token", body=TokenRequest, reply=TokenReply, status=201, tag="tokens"
+)
 async def mint_token(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, TokenRequest)

@@ -41,9 +41,12 @@ async def read_json_model(request: web.Request, model: type[M], max_bytes: int =
     """Parse and validate a JSON body; errors point at the offending field."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
+    raw = bytearray()
+    # read(n) returns what has arrived so far, not n bytes: loop until the end.
+    while chunk := await request.content.read(64 * 1024):
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
