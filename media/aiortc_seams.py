@@ -199,6 +199,7 @@ class RtcpEvent(NamedTuple):
     fraction_lost: int = 0  # of 256
     jitter: int = 0
     nacks: int = 0
+    ssrcs: tuple[int, ...] = ()  # the streams a REMB covers
 
 
 RtcpObserver = Callable[[RtcpEvent], None]
@@ -240,7 +241,7 @@ def _rtcp_events(packet: Any, ssrc: int) -> list[RtcpEvent]:
             except ValueError:
                 return []
             if ssrc in ssrcs:
-                return [RtcpEvent("remb", remb_bps=bitrate)]
+                return [RtcpEvent("remb", remb_bps=bitrate, ssrcs=tuple(ssrcs))]
     return []
 
 

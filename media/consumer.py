@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_seams as seams
 from media.frames import EncodedFrame
-from media.layers import VideoLayer
+from media.layers import Estimate, LayerChooser, VideoLayer
 from media.producer import Producer
 from media.stats import ConsumerStats
 
@@ -81,6 +81,8 @@ class Consumer:
         self._offset = 0
         self._last_out: int | None = None
         self.remb_bps: float | None = None
+        self.estimate = Estimate()
+        self.chooser = LayerChooser()
         self.fraction_lost = 0
         self.frames_sent = self.keyframes_sent = self.frames_dropped = 0
         self.layer_switches = self.nacks = self.plis = self.firs = 0
@@ -195,10 +197,13 @@ class Consumer:
                 p.request_keyframe()
         elif event.kind == "nack":
             self.nacks += event.nacks
-        elif event.kind == "remb":
-            self.remb_bps = float(event.remb_bps)
         elif event.kind == "rr":
             self.fraction_lost = event.fraction_lost
+            self.estimate.on_loss(event.fraction_lost, self.sending_bps())
+
+    def on_remb_share(self, bps: float) -> None:
+        self.remb_bps = bps
+        self.estimate.on_remb(bps)
 
     def close(self) -> None:
         self.closed = True

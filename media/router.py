@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from media.consumer import Consumer
-from media.layers import Candidate, VideoLayer, allocate
+from media.layers import VideoLayer
 from media.transport import Transport
 from signaling.models import Participant, Role
 
@@ -69,23 +69,14 @@ class Router:
                 sub.schedule_renegotiation()
 
     def allocate_layers(self) -> None:
-        """Split every subscriber's bandwidth estimate over its video consumers."""
+        """Choose each video consumer's layer from its share of the subscriber's estimate."""
         for sub in self.transports.values():
-            videos = [c for c in sub.consumers.values() if c.kind == "video" and not c.paused]
-            if not videos:
-                continue
-            candidates = [
-                Candidate(
-                    key=c.source_id,
-                    current=_as_layer(c.target),
-                    rates={layer: p.bitrate_bps for layer, p in c.producers.items()},
-                    pinned=_as_layer(sub.pinned) if sub.pinned else None,
-                )
-                for c in videos
-            ]
-            chosen = allocate(sub.estimate.budget(), candidates)
-            for c in videos:
-                c.set_target(chosen[c.source_id])
+            pinned = _as_layer(sub.pinned) if sub.pinned else None
+            for c in sub.consumers.values():
+                if c.kind != "video" or c.paused or c.closed:
+                    continue
+                rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
+                c.set_target(c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned))
 
 
 def _as_layer(layer: str) -> VideoLayer:

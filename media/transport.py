@@ -27,7 +27,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from media import aiortc_seams as seams
 from media.consumer import Consumer
-from media.layers import BandwidthEstimate
+from media.layers import MIN_RATE_BPS
 from media.producer import Producer
 from media.stats import TransportStats
 from signaling.errors import ErrorCode, SankeError
@@ -55,7 +55,6 @@ class Transport:
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.producers: dict[str, Producer] = {}  # by mid
         self.consumers: dict[tuple[str, str], Consumer] = {}  # by (source id, kind)
-        self.estimate = BandwidthEstimate()
         self.pinned: str | None = None
         self.closed = False
         self._on_change = on_change
@@ -73,7 +72,8 @@ class Transport:
         return self.participant.id
 
     def _state_changed(self) -> None:
-        if self.pc.connectionState == "failed" and not self.closed:
+        # "failed": ICE consent or DTLS failed; "closed": the client closed DTLS (went away).
+        if self.pc.connectionState in ("failed", "closed") and not self.closed:
             self._on_failed(self)
 
     # --- client offer / answer --------------------------------------------------
@@ -218,10 +218,17 @@ class Transport:
     def _rtcp_observer(self, c: Consumer) -> seams.RtcpObserver:
         def observe(event: seams.RtcpEvent) -> None:
             c.on_rtcp(event)
-            if event.kind == "remb":
-                self.estimate.on_remb(event.remb_bps)
-            elif event.kind == "rr" and c.kind == "video":
-                self.estimate.on_loss(event.fraction_lost, self.sending_bps())
+            if event.kind == "remb" and c.kind == "video":
+                # A REMB covers the streams it lists: c's share is in proportion to its rate.
+                listed = [
+                    o
+                    for o in self.consumers.values()
+                    if o.transceiver is not None
+                    and seams.sender_ssrc(o.transceiver.sender) in event.ssrcs
+                ]
+                rates = {id(o): max(o.sending_bps(), MIN_RATE_BPS) for o in listed}
+                total = sum(rates.values()) or 1.0
+                c.on_remb_share(event.remb_bps * rates.get(id(c), total) / total)
 
         return observe
 

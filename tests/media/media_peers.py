@@ -127,6 +127,10 @@ class Peer:
         self.tracks_msgs: list[Tracks] = []
         self.received: dict[str, Received] = {}  # by remote track id
         self.offers = 0
+        # A server offer can overtake the answer to our own offer on the way here: apply it
+        # only once our offer is answered (the SFU created it after answering).
+        self._answered = asyncio.Event()
+        self._offer_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
@@ -144,10 +148,13 @@ class Peer:
             task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, sdp: str) -> None:
-        self.offers += 1
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await self.worker.answer(self.participant.room_id, self.id, self.pc.localDescription.sdp)
+        await self._answered.wait()
+        async with self._offer_lock:
+            self.offers += 1
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            answer = self.pc.localDescription.sdp
+            await self.worker.answer(self.participant.room_id, self.id, answer)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         info = Received(kind=track.kind, stream_id="")
@@ -184,6 +191,7 @@ class Peer:
             self.participant.room_id, self.id, self.pc.localDescription.sdp
         )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        self._answered.set()
 
     def video(self, source_id: str | None = None) -> list[Received]:
         return self._by_kind("video", source_id)
