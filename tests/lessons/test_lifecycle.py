@@ -246,8 +246,8 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
     import subprocess
     from pathlib import Path
 
-    from conftest import fresh_prefix, purge_prefix
     from support.processes import SANKE
+    from support.redis_helpers import fresh_prefix, purge_prefix
 
     from signaling.store.redis import RedisStore
 

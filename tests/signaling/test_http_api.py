@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import fresh_prefix, purge_prefix
+from support.redis_helpers import fresh_prefix, purge_prefix
 
 from sanke.app import create_app
 from sanke.settings import Settings

@@ -7,9 +7,9 @@ import itertools
 import time
 
 import pytest
-from conftest import fresh_prefix, purge_prefix
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.redis_helpers import fresh_prefix, purge_prefix
 
 from signaling.models import (
     LessonSession,

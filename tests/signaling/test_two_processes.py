@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import fresh_prefix, purge_prefix
 from support.harness import SECRET, Client
 from support.processes import ServerProcess, free_port
+from support.redis_helpers import fresh_prefix, purge_prefix
 
 from signaling.models import Role
 from signaling.tokens import TokenService

@@ -426,7 +426,7 @@ async def test_join_timeout_closes_idle_connections() -> None:
 
 async def test_protocol_against_redis_store(redis_url: str) -> None:
     """The same room behaviour on the Redis store (events through real pub/sub)."""
-    from conftest import fresh_prefix, purge_prefix
+    from support.redis_helpers import fresh_prefix, purge_prefix
 
     from signaling.store.redis import RedisStore
 
