@@ -22,6 +22,7 @@ from signaling.hub import RoomHub
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.presence import Presence
 from signaling.protocol import IceServer
+from signaling.remote_media import RemoteMediaPlane
 from signaling.service import RoomService
 from signaling.store import Store, new_store
 from signaling.tokens import TokenService
@@ -60,12 +61,17 @@ def create_app(
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
-    media = media if media is not None else default_media_plane(settings)
     app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(settings.token_secret)
     hub = RoomHub(store)
+    remote_media: RemoteMediaPlane | None = None
+    if media is None:
+        if settings.redis_url and not settings.media:
+            media = remote_media = RemoteMediaPlane(store, hub, settings.node_id)
+        else:
+            media = default_media_plane(settings)
     service = RoomService(store, hub, media, settings.node_id)
     app[SERVICE_KEY] = service
     limits = Limits(
@@ -113,6 +119,8 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
+        if remote_media is not None:
+            await remote_media.start()
         await presence.start()
         await lessons.start(settings.lesson_tick_seconds)
         if settings.demo:

@@ -58,6 +58,28 @@ def cmd_signaling(args: argparse.Namespace) -> int:
     return _serve(settings)
 
 
+def cmd_sfu(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sanke.sfu_main import run_sfu
+
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise SystemExit("an SFU node registers in Redis: set REDIS_URL")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_sfu(settings))
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    settings = _settings(args, media=False)
+    if not settings.redis_url:
+        raise SystemExit("sanke scheduler shares its data through Redis: set REDIS_URL")
+    return _serve(settings)
+
+
 def cmd_token_mint(args: argparse.Namespace) -> int:
     from signaling.models import Role
     from signaling.tokens import TokenService
@@ -176,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     signaling = sub.add_parser("signaling", help="a signaling process sharing rooms via Redis")
     _server_flags(signaling)
     signaling.set_defaults(func=cmd_signaling)
+
+    sfu = sub.add_parser("sfu", help="an SFU media node registered in Redis")
+    _server_flags(sfu)
+    sfu.set_defaults(func=cmd_sfu)
+
+    scheduler = sub.add_parser(
+        "scheduler", help="timetable solving and lessons API (solves run in its process pool)"
+    )
+    _server_flags(scheduler)
+    scheduler.set_defaults(func=cmd_scheduler)
 
     token = sub.add_parser("token", help="access tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

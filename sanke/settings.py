@@ -86,7 +86,21 @@ class Settings(BaseSettings):
     lesson_tick_seconds: float = Field(
         default=5.0, gt=0, le=60, description="how often lesson states advance"
     )
-    media: bool = Field(default=True, description="run the SFU worker in this process")
+    sfu_capacity: int = Field(
+        default=50, ge=1, le=10_000, description="lesson rooms one SFU node hosts at once"
+    )
+    sfu_address: str = Field(
+        default="", description="the SFU node's public address (informational, for operators)"
+    )
+    drain_grace_seconds: float = Field(
+        default=2700,
+        ge=0,
+        description="on SIGTERM an SFU node waits this long for live lessons to end (45 min)",
+    )
+    media: bool = Field(
+        default=True,
+        description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
+    )
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator("host", "ice_servers", mode="before")

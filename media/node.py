@@ -1,0 +1,160 @@
+"""An SFU node of a distributed deployment (``sanke sfu``).
+
+It registers in the Store with its capacity and load and heartbeats (TTL), serves the media
+requests signaling sends on its channel with a local ``Worker``, and reaches participants
+by publishing targeted room events. On SIGTERM it drains: it stops taking new rooms, lets
+live lessons finish (up to a grace period), then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pydantic import ValidationError
+
+from media.worker import Worker
+from signaling.errors import ErrorCode, SankeError
+from signaling.events import RoomEvent, room_channel
+from signaling.media_plane import SendToParticipant
+from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
+from signaling.protocol import ServerMessage
+from signaling.remote_media import MediaReply, MediaRequest
+from signaling.store import Store, Subscription
+
+log = logging.getLogger(__name__)
+
+
+class SfuNode:
+    def __init__(
+        self, store: Store, worker: Worker, node_id: str, *, address: str = "", capacity: int = 50
+    ) -> None:
+        self.store = store
+        self.worker = worker
+        self.directory = NodeDirectory(store)
+        self.info = NodeInfo(id=node_id, address=address, capacity=capacity)
+        self._requests: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.stopped = asyncio.Event()
+
+    @property
+    def draining(self) -> bool:
+        return self.info.draining
+
+    async def start(self) -> None:
+        self._requests = await self.store.subscribe(node_channel(self.info.id))
+        await self._beat()
+        self._tasks = [
+            asyncio.create_task(self._serve(), name="sfu-requests"),
+            asyncio.create_task(self._heartbeat(), name="sfu-heartbeat"),
+        ]
+        log.info("SFU node %s up (capacity %d rooms)", self.info.id, self.info.capacity)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._requests is not None:
+            await self._requests.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await self.worker.close()
+        await self.directory.unregister(self.info.id)
+        self.stopped.set()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Take no new rooms; wait for the live ones to end (at most ``grace_seconds``)."""
+        self.info.draining = True
+        await self._beat()
+        log.info(
+            "draining: %d rooms live, waiting up to %.0f s", len(self.worker.routers), grace_seconds
+        )
+        deadline = time.monotonic() + grace_seconds
+        # The worker has no "last room ended" event; polling twice a second is plenty.
+        while self.worker.routers and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        await self.stop()
+
+    async def _beat(self) -> None:
+        self.info.rooms = len(self.worker.routers)
+        self.info.participants = self.worker.peer_connection_count()
+        await self.directory.register(self.info)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(NODE_HEARTBEAT_SECONDS)
+            try:
+                await self._beat()
+            except Exception:
+                log.exception("SFU heartbeat failed")
+
+    async def _serve(self) -> None:
+        assert self._requests is not None
+        async for raw in self._requests:
+            try:
+                request = MediaRequest.model_validate_json(raw)
+            except ValidationError:
+                log.warning("dropping a malformed media request")
+                continue
+            # Each request runs on its own: a slow negotiation never holds up the others.
+            task = asyncio.create_task(self._answer(request))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _answer(self, request: MediaRequest) -> None:
+        try:
+            sdp = await self._apply(request)
+            reply = MediaReply(id=request.id, ok=True, sdp=sdp)
+        except SankeError as exc:
+            reply = MediaReply(id=request.id, ok=False, code=exc.code, message=exc.message)
+        except Exception as exc:
+            log.info("media request %s failed: %r", request.op, exc)
+            reply = MediaReply(
+                id=request.id, ok=False, code=ErrorCode.media_error, message=str(exc)
+            )
+        await self.store.publish(request.reply_to, reply.model_dump_json())
+
+    def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
+        async def send(message: ServerMessage) -> None:
+            event = RoomEvent(room_id=room_id, target=participant_id, message=message)
+            await self.store.publish(room_channel(room_id), event.model_dump_json())
+
+        return send
+
+    async def _apply(self, r: MediaRequest) -> str | None:
+        w, room, pid = self.worker, r.room_id, r.participant_id or ""
+        match r.op:
+            case "join":
+                if r.participant is None:
+                    raise SankeError(ErrorCode.invalid_request, "join needs the participant")
+                if room not in w.routers and (
+                    self.draining or len(w.routers) >= self.info.capacity
+                ):
+                    raise SankeError(
+                        ErrorCode.media_unavailable,
+                        f"media node {self.info.id} takes no new rooms",
+                        503,
+                    )
+                await w.join(r.participant, self._sender(room, pid))
+            case "leave":
+                await w.leave(room, pid)
+            case "offer":
+                return await w.offer(room, pid, r.sdp or "")
+            case "answer":
+                await w.answer(room, pid, r.sdp or "")
+            case "candidate":
+                if r.candidate is not None:
+                    await w.candidate(room, pid, r.candidate)
+            case "set_stage":
+                await w.set_stage(room, pid, bool(r.flag))
+            case "set_muted":
+                await w.set_muted(room, pid, bool(r.flag))
+            case "set_layer":
+                await w.set_layer(room, pid, r.layer or "auto")
+            case "close_room":
+                await w.close_room(room)
+        return None

@@ -1,0 +1,81 @@
+"""``sanke sfu``: one SFU node process (store, worker, node loop, health and metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+from media.node import SfuNode
+from media.worker import Worker
+from sanke.settings import Settings
+from signaling.store import open_store
+
+log = logging.getLogger(__name__)
+
+NODE_ROOMS = Gauge("sanke_sfu_node_rooms", "Lesson rooms hosted by this SFU node")
+NODE_DRAINING = Gauge("sanke_sfu_node_draining", "1 while this SFU node drains")
+
+
+def _http(node: SfuNode) -> web.Application:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "node_id": node.info.id})
+
+    async def readyz(request: web.Request) -> web.Response:
+        ready = not node.draining and await node.store.ping()
+        return web.json_response(
+            {
+                "status": "ready" if ready else "draining",
+                "node_id": node.info.id,
+                "rooms": len(node.worker.routers),
+            },
+            status=200 if ready else 503,
+        )
+
+    async def metrics(request: web.Request) -> web.Response:
+        NODE_ROOMS.set(len(node.worker.routers))
+        NODE_DRAINING.set(1 if node.draining else 0)
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def run_sfu(settings: Settings) -> None:
+    store = await open_store(settings.redis_url, settings.key_prefix)
+    node = SfuNode(
+        store,
+        Worker(),
+        settings.node_id,
+        address=settings.sfu_address,
+        capacity=settings.sfu_capacity,
+    )
+    await node.start()
+    runner = web.AppRunner(_http(node), access_log=None)
+    await runner.setup()
+    for host in settings.host:
+        await web.TCPSite(runner, host, settings.port).start()
+    loop = asyncio.get_running_loop()
+    draining: list[asyncio.Task[None]] = []
+
+    def on_term() -> None:
+        if not draining:
+            log.info("SIGTERM: draining for up to %.0f s", settings.drain_grace_seconds)
+            draining.append(loop.create_task(node.drain(settings.drain_grace_seconds)))
+
+    def on_int() -> None:
+        draining.append(loop.create_task(node.stop()))
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    loop.add_signal_handler(signal.SIGINT, on_int)
+    try:
+        await node.stopped.wait()
+    finally:
+        await runner.cleanup()
+        await store.close()

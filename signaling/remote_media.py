@@ -1,0 +1,226 @@
+"""The media plane of a distributed deployment: SFU nodes reached through Redis.
+
+Signaling sends each media call as a request on the hosting node's channel and waits for
+the reply on its own channel. The node reaches participants by publishing targeted room
+events, which whichever signaling process holds the WebSocket delivers. When a node dies,
+its rooms lose their placement; one signaling process tells each such room ``rejoin``, and
+the next media call of each participant joins it on the room's new node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from signaling.errors import ErrorCode, SankeError
+from signaling.events import RoomEvent
+from signaling.hub import RoomHub
+from signaling.media_plane import Layer, SendToParticipant
+from signaling.models import Participant
+from signaling.nodes import NodeDirectory, node_channel, room_node_key
+from signaling.protocol import Candidate, Rejoin
+from signaling.store import Store, Subscription
+
+log = logging.getLogger(__name__)
+
+Operation = Literal[
+    "join",
+    "leave",
+    "offer",
+    "answer",
+    "candidate",
+    "set_stage",
+    "set_muted",
+    "set_layer",
+    "close_room",
+]
+REQUEST_TIMEOUT_SECONDS = 10.0
+REAP_INTERVAL_SECONDS = 0.5
+
+
+class MediaRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    op: Operation
+    reply_to: str
+    room_id: str
+    participant_id: str | None = None
+    participant: Participant | None = None
+    sdp: str | None = None
+    candidate: Candidate | None = None
+    flag: bool | None = None
+    layer: Layer | None = None
+
+
+class MediaReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    ok: bool
+    sdp: str | None = None
+    code: ErrorCode | None = None
+    message: str | None = None
+
+
+def reply_channel(signaling_node: str) -> str:
+    return f"rpc:{signaling_node}"
+
+
+class RemoteMediaPlane:
+    def __init__(self, store: Store, hub: RoomHub, node_id: str) -> None:
+        self.store = store
+        self.hub = hub
+        self.node_id = node_id
+        self.directory = NodeDirectory(store)
+        self._pending: dict[str, asyncio.Future[MediaReply]] = {}
+        # (room, participant) → the node this process joined it on.
+        self._joined: dict[tuple[str, str], str] = {}
+        self._replies: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._replies = await self.store.subscribe(reply_channel(self.node_id))
+        self._tasks = [
+            asyncio.create_task(self._read_replies(), name="media-replies"),
+            asyncio.create_task(self._reap(), name="media-reaper"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._replies is not None:
+            await self._replies.close()
+        for future in self._pending.values():
+            future.cancel()
+
+    # --- MediaPlane ------------------------------------------------------------
+    async def join(self, participant: Participant, send: SendToParticipant) -> None:
+        # Media joins lazily on the first offer: a participant that never negotiates media
+        # (a patrol list, a signaling-only client) costs the SFU nothing.
+        return None
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        node = self._joined.pop((room_id, participant_id), None)
+        if node is not None:
+            with contextlib.suppress(SankeError):
+                await self._call(node, self._request("leave", room_id, participant_id))
+
+    async def offer(self, room_id: str, participant_id: str, sdp: str) -> str:
+        node = await self._ensure_joined(room_id, participant_id)
+        reply = await self._call(node, self._request("offer", room_id, participant_id, sdp=sdp))
+        if reply.sdp is None:
+            raise SankeError(ErrorCode.media_error, "the media node returned no answer")
+        return reply.sdp
+
+    async def answer(self, room_id: str, participant_id: str, sdp: str) -> None:
+        node = await self._ensure_joined(room_id, participant_id)
+        await self._call(node, self._request("answer", room_id, participant_id, sdp=sdp))
+
+    async def candidate(self, room_id: str, participant_id: str, candidate: Candidate) -> None:
+        node = await self._ensure_joined(room_id, participant_id)
+        await self._call(
+            node, self._request("candidate", room_id, participant_id, candidate=candidate)
+        )
+
+    async def set_stage(self, room_id: str, participant_id: str, on_stage: bool) -> None:
+        await self._room_call("set_stage", room_id, participant_id, flag=on_stage)
+
+    async def set_muted(self, room_id: str, participant_id: str, muted: bool) -> None:
+        await self._room_call("set_muted", room_id, participant_id, flag=muted)
+
+    async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
+        await self._room_call("set_layer", room_id, participant_id, layer=layer)
+
+    async def close_room(self, room_id: str) -> None:
+        await self._room_call("close_room", room_id, None)
+        await self.directory.release(room_id)
+
+    # --- internals -------------------------------------------------------------
+    def _request(
+        self, op: Operation, room_id: str, participant_id: str | None, **fields: object
+    ) -> MediaRequest:
+        return MediaRequest.model_validate(
+            {
+                "id": secrets.token_hex(8),
+                "op": op,
+                "reply_to": reply_channel(self.node_id),
+                "room_id": room_id,
+                "participant_id": participant_id,
+                **fields,
+            }
+        )
+
+    async def _room_call(
+        self, op: Operation, room_id: str, participant_id: str | None, **kw: object
+    ) -> None:
+        """A call about a room on whatever node hosts it now (none: nothing to do)."""
+        node = await self.directory.room_node(room_id)
+        if node is None:
+            return
+        with contextlib.suppress(SankeError):
+            await self._call(node, self._request(op, room_id, participant_id, **kw))
+
+    async def _ensure_joined(self, room_id: str, participant_id: str) -> str:
+        node = await self.directory.assign(room_id)
+        if self._joined.get((room_id, participant_id)) != node:
+            participant = await self.store.get_participant(room_id, participant_id)
+            if participant is None:
+                raise SankeError(ErrorCode.not_joined, "you are no longer in the room")
+            await self._call(
+                node, self._request("join", room_id, participant_id, participant=participant)
+            )
+            self._joined[(room_id, participant_id)] = node
+        return node
+
+    async def _call(self, node: str, request: MediaRequest) -> MediaReply:
+        future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = future
+        try:
+            await self.store.publish(node_channel(node), request.model_dump_json())
+            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise SankeError(
+                ErrorCode.media_unavailable, f"media node {node} did not answer", 503
+            ) from None
+        finally:
+            self._pending.pop(request.id, None)
+        if not reply.ok:
+            raise SankeError(reply.code or ErrorCode.media_error, reply.message or "media error")
+        return reply
+
+    async def _read_replies(self) -> None:
+        assert self._replies is not None
+        async for raw in self._replies:
+            try:
+                reply = MediaReply.model_validate_json(raw)
+            except ValidationError:
+                log.warning("dropping a malformed media reply")
+                continue
+            future = self._pending.get(reply.id)
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    async def _reap(self) -> None:
+        """Rooms of dead nodes: drop the placement and tell the room to rejoin (once)."""
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_SECONDS)
+            try:
+                for room_id, node in await self.directory.orphaned_rooms():
+                    # Only the process whose delete wins announces it.
+                    if await self.store.delete(room_node_key(room_id)):
+                        log.warning("media node %s is gone: room %s must rejoin", node, room_id)
+                        await self.hub.publish(
+                            RoomEvent(
+                                room_id=room_id, message=Rejoin(reason=f"media node {node} failed")
+                            )
+                        )
+            except Exception:
+                log.exception("reaping rooms of dead media nodes failed")
