@@ -6,6 +6,7 @@ declare -A need=(
   [redis-server]=redis-server
   [chromium]=chromium
   [ffmpeg]=ffmpeg
+  [kubectl]=kubernetes-client
 )
 missing=()
 for cmd in "${!need[@]}"; do
