@@ -19,9 +19,9 @@ from signaling.api import SignalingContext, setup_signaling_routes
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
+from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.presence import Presence
-from signaling.protocol import IceServer
 from signaling.remote_media import RemoteMediaPlane
 from signaling.service import RoomService
 from signaling.store import Store, new_store
@@ -82,7 +82,9 @@ def create_app(
         heartbeat_seconds=settings.heartbeat_seconds,
         join_timeout_seconds=settings.join_timeout_seconds,
     )
-    ice = [IceServer(urls=[url]) for url in settings.ice_servers]
+    ice = ice_servers_factory(
+        settings.ice_servers, settings.turn_secret, settings.turn_credential_ttl_seconds
+    )
     setup_signaling_routes(
         app,
         SignalingContext(

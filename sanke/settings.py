@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         ge=0,
         description="on SIGTERM an SFU node waits this long for live lessons to end (45 min)",
     )
+    turn_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        description="coturn static-auth-secret: TURN URLs get short-lived credentials",
+    )
+    turn_credential_ttl_seconds: int = Field(
+        default=6 * 3600, ge=60, le=86400 * 7, description="lifetime of a TURN credential"
+    )
     media: bool = Field(
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from signaling.service import RoomService
 class SignalingContext:
     service: RoomService
     limits: Limits
-    ice_servers: list[IceServer]
+    ice_servers: Callable[[str], list[IceServer]]
     default_room_capacity: int
     token_ttl_seconds: int
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -99,7 +99,7 @@ class Connection:
         service: RoomService,
         tokens: TokenService,
         limits: Limits,
-        ice_servers: list[IceServer],
+        ice_servers: Callable[[str], list[IceServer]],
     ) -> None:
         self.ws = ws
         self.service = service
@@ -322,7 +322,7 @@ class Connection:
                 room_id=participant.room_id,
                 role=participant.role,
                 participants=visible,
-                ice_servers=self.ice_servers,
+                ice_servers=self.ice_servers(participant.id),
             )
         )
         for event in held:

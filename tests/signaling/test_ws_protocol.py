@@ -450,3 +450,26 @@ async def test_protocol_against_redis_store(redis_url: str) -> None:
                 assert observer.participant_id not in json.dumps(event)
     finally:
         purge_prefix(redis_url, prefix)
+
+
+async def test_joined_carries_ice_servers_with_turn_credentials() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    async with running_app(
+        ice_servers=["stun:turn.example.cn:3478", "turn:turn.example.cn:3478?transport=udp"],
+        turn_secret="coturn-shared-secret-1234",
+        turn_credential_ttl_seconds=600,
+    ) as h:
+        await h.room("room-1")
+        client = await h.connect()
+        joined = await client.join(h.token(Role.classroom))
+        stun, turn = joined["ice_servers"]
+        assert stun == {"urls": ["stun:turn.example.cn:3478"]}
+        assert turn["urls"] == ["turn:turn.example.cn:3478?transport=udp"]
+        expiry, user = turn["username"].split(":")
+        assert user == joined["participant_id"]
+        assert 0 < int(expiry) - time.time() <= 600
+        expected = hmac.new(b"coturn-shared-secret-1234", turn["username"].encode(), hashlib.sha1).digest()
+        assert base64.b64decode(turn["credential"]) == expected
