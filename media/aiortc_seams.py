@@ -218,7 +218,7 @@ def observe_sender_rtcp(sender: RTCRtpSender, observer: RtcpObserver) -> None:
             observer(event)
         await original(packet)  # RTT, remote-inbound stats, NACK retransmission
 
-    sender._handle_rtcp_packet = handle
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
 
 def _rtcp_events(packet: Any, ssrc: int) -> list[RtcpEvent]:
@@ -253,7 +253,7 @@ def disable_remb(receiver: RTCRtpReceiver) -> None:
 
 
 async def send_remb(receiver: RTCRtpReceiver, bitrate: int, ssrcs: list[int]) -> None:
-    rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+    rtcp_ssrc = getattr(receiver, _R + "rtcp_ssrc")
     packet = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
     )
@@ -267,7 +267,9 @@ def check_seams() -> None:
     """Raise ``SeamError`` if the installed aiortc moved any internal Sanke relies on."""
     problems: list[str] = []
     if aiortc.__version__ != AIORTC_VERSION:
-        problems.append(f"aiortc {aiortc.__version__} installed, seams verified on {AIORTC_VERSION}")
+        problems.append(
+            f"aiortc {aiortc.__version__} installed, seams verified on {AIORTC_VERSION}"
+        )
     recv_src = inspect.getsource(_rtcrtpreceiver.RTCRtpReceiver)
     for needle in (
         "self.__decoder_queue: queue.Queue = queue.Queue()",

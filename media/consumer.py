@@ -246,5 +246,9 @@ class Consumer:
                 if kind == "outbound-rtp":
                     s.packets, s.bytes = r.packetsSent, r.bytesSent
                 elif kind == "remote-inbound-rtp":
-                    s.packets_lost, s.jitter, s.rtt = r.packetsLost, float(r.jitter), r.roundTripTime
+                    s.packets_lost, s.jitter, s.rtt = (
+                        r.packetsLost,
+                        float(r.jitter),
+                        r.roundTripTime,
+                    )
         return s

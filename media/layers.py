@@ -8,8 +8,10 @@ receiver reports show heavy loss.
 REMB estimators (Chrome's without transport-cc, aiortc's) never report much more than 1.5 x
 what they receive, so an estimate cannot say "there is room for the high layer" while the low
 one is sent. A consumer that went down therefore *probes*: after ``hold`` seconds with a
-healthy estimate it tries the next layer up; if the estimate then drops below that layer's
-rate it goes back down and waits twice as long (up to ``MAX_HOLD``).
+healthy estimate it tries the next layer up. The estimate then lags what is sent; the probe
+goes on while it keeps growing (every ``PROBE_CHECKPOINT`` s by ``PROBE_GROWTH``) until the
+layer fits; if it stalls or falls first, the consumer goes back down and waits twice as long
+before the next probe (up to ``MAX_HOLD``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ LOSS_CUT = 26  # fraction lost (of 256) above which the estimate is cut: ~10 %
 MAX_AGE = 5.0  # an estimate older than this is forgotten
 HOLD = 15.0
 MAX_HOLD = 120.0
-PROBE_WINDOW = 5.0
+PROBE_CHECKPOINT = 3.0  # a probe's estimate must grow this often ...
+PROBE_GROWTH = 1.1  # ... by this factor, until the probed layer fits
 
 
 def _rate(rates: dict[str, float], layer: str) -> float:
@@ -67,7 +70,9 @@ class Estimate:
 class LayerChooser:
     hold: float = HOLD
     last_down: float = -math.inf
+    # a probe in progress: when it started and the estimate at its last checkpoint
     probe_since: float | None = None
+    probe_checkpoint: tuple[float, float] | None = None
 
     def choose(
         self,
@@ -91,18 +96,24 @@ class LayerChooser:
             if _rate(rates, layer) * factor <= estimate:
                 desired = "high" if layer == "high" else "low"
                 break
-        probing = self.probe_since is not None and now - self.probe_since < PROBE_WINDOW
+        if self.probe_since is not None and RANK[desired] < RANK[current]:
+            # The estimate lags what is now sent: the probe goes on while it keeps rising.
+            at, value = self.probe_checkpoint or (self.probe_since, 0.0)
+            if now - at < PROBE_CHECKPOINT:
+                return current
+            if estimate >= value * PROBE_GROWTH:
+                self.probe_checkpoint = (now, estimate)
+                return current
+            self.hold = min(self.hold * 2, MAX_HOLD)  # the probe failed: wait longer
         if RANK[desired] < RANK[current]:
-            if probing:  # the probe failed: wait longer before the next one
-                self.hold = min(self.hold * 2, MAX_HOLD)
-            self.probe_since = None
+            self.probe_since = self.probe_checkpoint = None
             self.last_down = now
             return desired
-        if not probing and self.probe_since is not None:
-            self.hold, self.probe_since = HOLD, None  # a probe that held: the link is good
+        if self.probe_since is not None and desired == current:
+            self.hold, self.probe_since, self.probe_checkpoint = HOLD, None, None  # it held
         better = [layer for layer in order if RANK[layer] > RANK[desired]]
         healthy = current == "off" or estimate >= PROBE_HEADROOM * _rate(rates, current)
         if better and healthy and now - self.last_down >= self.hold and desired == current:
-            self.probe_since = now
+            self.probe_since, self.probe_checkpoint = now, (now, estimate)
             return "high" if better[-1] == "high" else "low"
         return desired

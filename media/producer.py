@@ -23,7 +23,9 @@ RATE_WINDOW = 1.0
 
 
 class Producer:
-    def __init__(self, participant_id: str, kind: str, layer: str, receiver: RTCRtpReceiver) -> None:
+    def __init__(
+        self, participant_id: str, kind: str, layer: str, receiver: RTCRtpReceiver
+    ) -> None:
         self.participant_id = participant_id
         self.kind = kind  # "audio" | "video"
         self.layer = layer  # "main" for audio, "high" | "low" for video
@@ -72,7 +74,9 @@ class Producer:
         elapsed = now - self._win_start
         if elapsed >= RATE_WINDOW:
             rate = self._win_bytes * 8 / elapsed
-            self.bitrate_bps = rate if self.bitrate_bps == 0 else 0.5 * self.bitrate_bps + 0.5 * rate
+            self.bitrate_bps = (
+                rate if self.bitrate_bps == 0 else 0.5 * self.bitrate_bps + 0.5 * rate
+            )
             self._win_start, self._win_bytes = now, 0
 
     def request_keyframe(self) -> None:
@@ -121,4 +125,3 @@ class Producer:
                 stats.jitter = max(stats.jitter, float(s.jitter))
         stats.bytes = self.bytes
         return stats
-

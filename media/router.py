@@ -76,7 +76,9 @@ class Router:
                 if c.kind != "video" or c.paused or c.closed:
                     continue
                 rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
-                c.set_target(c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned))
+                c.set_target(
+                    c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned)
+                )
 
 
 def _as_layer(layer: str) -> VideoLayer:

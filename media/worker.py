@@ -9,6 +9,7 @@ import logging
 from pydantic import BaseModel, Field
 
 from media import aiortc_seams as seams
+from media.layers import LayerChooser
 from media.router import Router
 from media.stats import RoomStats, WorkerStats
 from media.transport import Transport
@@ -94,7 +95,8 @@ class Worker:
         transport.pinned = None if layer == "auto" else layer
         pin = None if layer == "auto" else ("off" if layer == "audio" else layer)
         for c in transport.consumers.values():
-            c.pinned = pin  # type: ignore[assignment]
+            c.pinned = pin
+            c.chooser = LayerChooser()  # a released pin may probe up at once
         self.routers[room_id].allocate_layers()
 
     async def close_room(self, room_id: str) -> None:
@@ -141,7 +143,9 @@ class Worker:
     def _transport(self, room_id: str, participant_id: str) -> Transport:
         transport = self._find(room_id, participant_id)
         if transport is None:
-            raise SankeError(ErrorCode.participant_not_found, "not joined to this room's media", 404)
+            raise SankeError(
+                ErrorCode.participant_not_found, "not joined to this room's media", 404
+            )
         return transport
 
     def _transport_failed(self, transport: Transport) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import fractions
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,17 @@ class DecodeErrors(logging.Handler):
 class Peer:
     """One client: an aiortc peer connection driven through the Worker's MediaPlane API."""
 
-    def __init__(self, worker: Worker, pid: str, role: Role, room: str = "room-1", **kw: Any):
+    def __init__(
+        self,
+        worker: Worker,
+        pid: str,
+        role: Role,
+        room: str = "room-1",
+        sdp_filter: Callable[[str], str] = lambda sdp: sdp,
+        **kw: Any,
+    ):
         self.worker = worker
+        self.sdp_filter = sdp_filter
         self.participant = Participant(
             id=pid, room_id=room, subject=pid, role=role, node_id="test", **kw
         )
@@ -151,9 +161,10 @@ class Peer:
         await self._answered.wait()
         async with self._offer_lock:
             self.offers += 1
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            offer = RTCSessionDescription(sdp=self.sdp_filter(sdp), type="offer")
+            await self.pc.setRemoteDescription(offer)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            answer = self.pc.localDescription.sdp
+            answer = self.sdp_filter(self.pc.localDescription.sdp)
             await self.worker.answer(self.participant.room_id, self.id, answer)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -188,8 +199,9 @@ class Peer:
         await self.worker.join(self.participant, self._send)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await self.worker.offer(
-            self.participant.room_id, self.id, self.pc.localDescription.sdp
+            self.participant.room_id, self.id, self.sdp_filter(self.pc.localDescription.sdp)
         )
+        answer = self.sdp_filter(answer)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         self._answered.set()
 
@@ -200,9 +212,7 @@ class Peer:
         return self._by_kind("audio", source_id)
 
     def _by_kind(self, kind: str, source_id: str | None) -> list[Received]:
-        owners = {
-            t.track_id: t.participant_id for m in self.tracks_msgs for t in m.tracks
-        }
+        owners = {t.track_id: t.participant_id for m in self.tracks_msgs for t in m.tracks}
         return [
             r
             for tid, r in self.received.items()

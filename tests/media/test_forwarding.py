@@ -43,7 +43,9 @@ async def test_h264_and_opus_reach_four_decoding_subscribers_without_decoding_at
     logging.getLogger("aiortc.rtcrtpreceiver").addHandler(errors)
     worker = Worker()
     teacher = Peer(worker, "teacher", Role.teacher)
-    teacher.publish(load_clip(clips["opus"], "audio"), [(load_clip(clips["high"], "video"), "video/H264")])
+    teacher.publish(
+        load_clip(clips["opus"], "audio"), [(load_clip(clips["high"], "video"), "video/H264")]
+    )
     subs = [Peer(worker, f"class-{i}", Role.classroom) for i in range(4)]
     try:
         await teacher.connect()
@@ -67,7 +69,9 @@ async def test_h264_and_opus_reach_four_decoding_subscribers_without_decoding_at
         # The proof: nothing on the SFU side decoded or encoded a single frame.
         sfu = [worker.transport("room-1", p) for p in ["teacher"] + [s.id for s in subs]]
         receivers = [p.receiver for t in sfu if t for p in t.producers.values()]
-        senders = [c.transceiver.sender for t in sfu if t for c in t.consumers.values() if c.transceiver]
+        senders = [
+            c.transceiver.sender for t in sfu if t for c in t.consumers.values() if c.transceiver
+        ]
         assert len(receivers) == 2 and len(senders) == 8
         assert all(seams.is_tapped(r) and not seams.decoder_thread_alive(r) for r in receivers)
         assert all(seams.has_packer(s) for s in senders)

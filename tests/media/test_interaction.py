@@ -39,8 +39,18 @@ async def test_stage_and_mute_decide_who_hears_a_classroom(clips: dict[str, Any]
             await p.connect()
         # the teacher gets every classroom's back-channel; everyone gets the teacher
         assert await wait_for(
-            lambda: all(frames(teacher, c, k) > 20 for c in ("class-a", "class-b") for k in ("audio", "video"))
-            and all(frames(p, "teacher", k) > 20 for p in (a, b, observer) for k in ("audio", "video")),
+            lambda: (
+                all(
+                    frames(teacher, c, k) > 20
+                    for c in ("class-a", "class-b")
+                    for k in ("audio", "video")
+                )
+                and all(
+                    frames(p, "teacher", k) > 20
+                    for p in (a, b, observer)
+                    for k in ("audio", "video")
+                )
+            ),
             30,
         )
         # off stage: classroom A reaches neither B nor the observer
