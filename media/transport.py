@@ -97,7 +97,7 @@ class Transport:
             except Exception as exc:
                 raise SankeError(ErrorCode.media_error, f"cannot apply the offer: {exc}") from exc
             self._negotiated = True
-            answer = self.pc.localDescription.sdp
+            answer = _without_empty_bundle(str(self.pc.localDescription.sdp))
         self._on_change(self)
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
@@ -275,6 +275,12 @@ class Transport:
             producers=[await p.stats() for p in self.producers.values()],
             consumers=[await c.stats() for c in self.consumers.values()],
         )
+
+
+def _without_empty_bundle(sdp: str) -> str:
+    """aiortc writes ``a=group:BUNDLE`` with no mids for an answer without media; browsers reject it."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(line for line in lines if line.strip() != "a=group:BUNDLE")
 
 
 def _codec_preferences(c: Consumer) -> list[RTCRtpCodecCapability]:
