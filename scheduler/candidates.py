@@ -80,12 +80,16 @@ class CandidateSet:
         return self.district.demands[c.demand]
 
 
-def _region_ok(district: District, demand: Demand, offering: Offering) -> bool:
-    if district.policy.cross_region:
-        return True
-    level = district.policy.region_level
-    schools = district.school_index()
-    return schools[demand.school].region.key(level) == schools[offering.school].region.key(level)
+class RegionCheck:
+    """Whether the region policy lets a demand take an offering."""
+
+    def __init__(self, district: District) -> None:
+        self.any = district.policy.cross_region
+        level = district.policy.region_level
+        self.key = {s.id: s.region.key(level) for s in district.schools}
+
+    def __call__(self, demand: Demand, offering: Offering) -> bool:
+        return self.any or self.key[demand.school] == self.key[offering.school]
 
 
 def build_candidates(district: District, book: OverlapBook | None = None) -> CandidateSet:
@@ -95,6 +99,7 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
     for oi, o in enumerate(district.offerings):
         index[(o.grade, o.subject, o.edition, o.weekday)].append(oi)
     banned = {(b.class_id, b.offering_id) for b in district.bans}
+    region_ok = RegionCheck(district)
     candidates: list[Candidate] = []
     by_demand: dict[int, list[int]] = {}
     for di, d in enumerate(district.demands):
@@ -102,7 +107,7 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
         for slot in d.free_periods:
             for oi in index.get((d.grade, d.subject, d.edition, slot.weekday), ()):
                 o = district.offerings[oi]
-                if (d.class_id, o.id) in banned or not _region_ok(district, d, o):
+                if (d.class_id, o.id) in banned or not region_ok(d, o):
                     continue
                 minutes = book.overlap(o.school, o.period, d.school, slot.period, slot.weekday)
                 if minutes >= minimum:
@@ -114,18 +119,30 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
     return CandidateSet(district, candidates, by_demand, book)
 
 
-def rejections(district: District, demand: Demand, book: OverlapBook) -> list[Rejection]:
+class RejectionIndex:
+    """Offerings by grade and subject, for explaining many demands quickly."""
+
+    def __init__(self, district: District) -> None:
+        self.banned = {(b.class_id, b.offering_id) for b in district.bans}
+        self.region_ok = RegionCheck(district)
+        self.by_need: dict[tuple[int, str], list[Offering]] = defaultdict(list)
+        for o in district.offerings:
+            self.by_need[(o.grade, o.subject)].append(o)
+
+
+def rejections(
+    district: District, demand: Demand, book: OverlapBook, index: RejectionIndex | None = None
+) -> list[Rejection]:
     """Why each offering of the demand's grade and subject is not a candidate for it."""
-    banned = {(b.class_id, b.offering_id) for b in district.bans}
+    index = index or RejectionIndex(district)
+    banned, region_ok = index.banned, index.region_ok
     out: list[Rejection] = []
-    for o in district.offerings:
-        if o.grade != demand.grade or o.subject != demand.subject:
-            continue
+    for o in index.by_need.get((demand.grade, demand.subject), []):
         if o.edition != demand.edition:
             out.append(Rejection(o.id, "edition"))
         elif (demand.class_id, o.id) in banned:
             out.append(Rejection(o.id, "banned"))
-        elif not _region_ok(district, demand, o):
+        elif not region_ok(demand, o):
             out.append(Rejection(o.id, "cross_region"))
         else:
             slots = [s for s in demand.free_periods if s.weekday == o.weekday]

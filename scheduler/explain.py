@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from scheduler.candidates import CandidateSet, OverlapBook, rejections
+from scheduler.candidates import CandidateSet, OverlapBook, RejectionIndex, rejections
 from scheduler.domain import Demand, District, Offering
 from scheduler.greedy import RowState
 from scheduler.problem import Problem
@@ -34,8 +34,10 @@ def _slot(o: Offering) -> str:
     return f"{o.weekday.value} {o.period}"
 
 
-def _no_candidate_reasons(district: District, d: Demand, book: OverlapBook) -> list[Reason]:
-    found = rejections(district, d, book)
+def _no_candidate_reasons(
+    district: District, d: Demand, book: OverlapBook, index: RejectionIndex
+) -> list[Reason]:
+    found = rejections(district, d, book, index)
     if not found:
         return [
             Reason(
@@ -47,7 +49,7 @@ def _no_candidate_reasons(district: District, d: Demand, book: OverlapBook) -> l
     by_code: dict[str, list[str]] = defaultdict(list)
     for r in found:
         by_code[r.code].append(r.offering_id)
-    offerings = {o.id: o for o in district.offerings}
+    offerings = {o.id: o for o in index.by_need.get((d.grade, d.subject), [])}
     if set(by_code) == {"edition"}:
         editions = sorted({offerings[i].edition for i in by_code["edition"]})
         reasons.append(
@@ -105,6 +107,8 @@ def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[
     district = cs.district
     assert cs.book is not None
     state = RowState.of(problem, chosen)
+    index = RejectionIndex(district)
+    offering_index = {o.id: k for k, o in enumerate(district.offerings)}
     served: dict[int, int] = defaultdict(int)
     holders: dict[int, list[str]] = defaultdict(list)
     class_at: dict[tuple[str, str, int], str] = {}
@@ -140,14 +144,7 @@ def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[
                     grouped[code].append(o.id)
         for teacher, offerings in full.items():
             uniq = {o.id: o for o in offerings}
-            seats = sorted(
-                {
-                    cl
-                    for oi, o in enumerate(district.offerings)
-                    if o.id in uniq
-                    for cl in holders[oi]
-                }
-            )
+            seats = sorted({cl for oid in uniq for cl in holders[offering_index[oid]]})
             reasons.append(
                 Reason(
                     code="offering_full",
@@ -167,7 +164,7 @@ def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[
             )
         candidate_days = {cs.candidates[i].weekday for i in cs.by_demand.get(di, [])}
         if not cs.by_demand.get(di) or len(candidate_days) < d.periods_per_week:
-            reasons.extend(_no_candidate_reasons(district, d, cs.book))
+            reasons.extend(_no_candidate_reasons(district, d, cs.book, index))
         if not reasons:
             reasons.append(
                 Reason(
