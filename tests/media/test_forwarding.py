@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
 from media_peers import DecodeErrors, Peer, load_clip, wait_for
+from prometheus_client import CollectorRegistry
 
 from media import aiortc_seams as seams
+from media.metrics import WorkerCollector
 from media.worker import Worker
 from signaling.models import Role
 
@@ -86,6 +88,16 @@ async def test_h264_and_opus_reach_four_decoding_subscribers_without_decoding_at
         video = next(p for p in t_stats.producers if p.kind == "video")
         assert video.codec == "H264" and video.packets > 100 and video.keyframes >= 1
         assert video.consumers == 4
+        registry = CollectorRegistry()
+        registry.register(WorkerCollector(worker))
+        assert (
+            registry.get_sample_value(
+                "sanke_sfu_consumer_frames_total",
+                {"role": "classroom", "kind": "video", "layer": "high"},
+            )
+            >= 4 * 60
+        )
+        assert registry.get_sample_value("sanke_sfu_peer_connections") == 5
     finally:
         logging.getLogger("aiortc.rtcrtpreceiver").removeHandler(errors)
         for p in [teacher, *subs]:
