@@ -65,9 +65,31 @@ def _events(data: bytes) -> list[dict[str, object]]:
     cal = Calendar.from_ical(data)
     out = []
     for ev in cal.walk("VEVENT"):
-        exdates = [d.dt for prop in (ev.get("exdate") if isinstance(ev.get("exdate"), list) else [ev.get("exdate")]) if prop for d in prop.dts]
-        rdates = [d.dt for prop in (ev.get("rdate") if isinstance(ev.get("rdate"), list) else [ev.get("rdate")]) if prop for d in prop.dts]
-        out.append({"uid": str(ev["uid"]), "start": ev["dtstart"].dt, "rrule": ev["rrule"], "exdate": exdates, "rdate": rdates})
+        exdates = [
+            d.dt
+            for prop in (
+                ev.get("exdate") if isinstance(ev.get("exdate"), list) else [ev.get("exdate")]
+            )
+            if prop
+            for d in prop.dts
+        ]
+        rdates = [
+            d.dt
+            for prop in (
+                ev.get("rdate") if isinstance(ev.get("rdate"), list) else [ev.get("rdate")]
+            )
+            if prop
+            for d in prop.dts
+        ]
+        out.append(
+            {
+                "uid": str(ev["uid"]),
+                "start": ev["dtstart"].dt,
+                "rrule": ev["rrule"],
+                "exdate": exdates,
+                "rdate": rdates,
+            }
+        )
     return out
 
 

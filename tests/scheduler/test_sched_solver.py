@@ -44,15 +44,23 @@ def test_demo_county_expected_answers() -> None:
     served = [d for d in english if len(served_by(tt, d)) == 2]
     assert len(served) == 4
     (left,) = set(english) - set(served)
-    full = [r for u in tt.unmet if u.demand_id == left for r in u.reasons if r.code == "offering_full"]
+    full = [
+        r for u in tt.unmet if u.demand_id == left for r in u.reasons if r.code == "offering_full"
+    ]
     assert len(full) == 1 and "张老师" in full[0].message
     assert "mon 3" in full[0].message and "wed 3" in full[0].message
     assert sorted(full[0].class_ids) == sorted(d.removesuffix("-en") for d in served)
-    assert "no_offering" in reasons(tt, "jd-5-g4-en") and "外研版" in reasons(tt, "jd-5-g4-en")["no_offering"]
+    assert (
+        "no_offering" in reasons(tt, "jd-5-g4-en")
+        and "外研版" in reasons(tt, "jd-5-g4-en")["no_offering"]
+    )
     for demand in ("zhen-xi-g3-2-en", "jd-4-g3-art"):
         why = [r for u in tt.unmet if u.demand_id == demand for r in u.reasons]
         assert [r.code for r in why] == ["no_overlap"] and why[0].best_overlap_minutes == 30
-    assert [a.teacher for a in tt.assignments if a.demand_id == "jd-3-g1-music"] == ["王老师", "王老师"]
+    assert [a.teacher for a in tt.assignments if a.demand_id == "jd-3-g1-music"] == [
+        "王老师",
+        "王老师",
+    ]
     assert tt.stats.served == tt.stats.bound  # proven optimal
 
 
@@ -64,41 +72,87 @@ def test_demo_policy_minimum_30_serves_zhen_xi() -> None:
     assert len(served_by(tt, "jd-4-g3-art")) == 2  # 李老师 has room
     # Without the teaching points competing for 张老师's seats, zhen-xi is served at 30 min.
     alone = district.model_copy(
-        update={"demands": [d for d in district.demands if not (d.id.startswith("jd-") and d.id.endswith("g3-en"))]}
+        update={
+            "demands": [
+                d
+                for d in district.demands
+                if not (d.id.startswith("jd-") and d.id.endswith("g3-en"))
+            ]
+        }
     )
     tt2 = solve(alone, INLINE)
-    assert [a.overlap_minutes for a in tt2.assignments if a.demand_id == "zhen-xi-g3-2-en"] == [30, 30]
+    assert [a.overlap_minutes for a in tt2.assignments if a.demand_id == "zhen-xi-g3-2-en"] == [
+        30,
+        30,
+    ]
 
 
 REGION = Region(province="41", city="4101", county="410101")
 TERM = TermCalendar(first_day=date(2026, 9, 1), weeks=4)
 
 
-def school(sid: str, periods: list[tuple[str, str]], *, down: float = 100, region: Region = REGION) -> School:
+def school(
+    sid: str, periods: list[tuple[str, str]], *, down: float = 100, region: Region = REGION
+) -> School:
     ps = [
         Period(number=n, start=time.fromisoformat(a), end=time.fromisoformat(b))
         for n, (a, b) in enumerate(periods, 1)
     ]
-    return School(id=sid, name=sid, region=region, uplink_mbps=100, downlink_mbps=down, bell_schedules=[BellSchedule(periods=ps)])
+    return School(
+        id=sid,
+        name=sid,
+        region=region,
+        uplink_mbps=100,
+        downlink_mbps=down,
+        bell_schedules=[BellSchedule(periods=ps)],
+    )
 
 
-def offering(oid: str, teacher: str, sch: str, day: str, period: int, cap: int = 4, grade: int = 3) -> Offering:
+def offering(
+    oid: str, teacher: str, sch: str, day: str, period: int, cap: int = 4, grade: int = 3
+) -> Offering:
     return Offering(
-        id=oid, teacher=teacher, school=sch, classroom="c", grade=grade, subject="英语", edition="PEP",
-        weekday=Weekday(day), period=period, max_remote=cap,
+        id=oid,
+        teacher=teacher,
+        school=sch,
+        classroom="c",
+        grade=grade,
+        subject="英语",
+        edition="PEP",
+        weekday=Weekday(day),
+        period=period,
+        max_remote=cap,
     )
 
 
-def demand(did: str, cls: str, sch: str, free: str, n: int = 1, subject: str = "英语", size: int = 20) -> Demand:
+def demand(
+    did: str, cls: str, sch: str, free: str, n: int = 1, subject: str = "英语", size: int = 20
+) -> Demand:
     return Demand(
-        id=did, class_id=cls, school=sch, grade=3, class_size=size, subject=subject, edition="PEP",
-        periods_per_week=n, free_periods=[Slot(weekday=Weekday(s[:3]), period=int(s[3:])) for s in free.split()],
+        id=did,
+        class_id=cls,
+        school=sch,
+        grade=3,
+        class_size=size,
+        subject=subject,
+        edition="PEP",
+        periods_per_week=n,
+        free_periods=[Slot(weekday=Weekday(s[:3]), period=int(s[3:])) for s in free.split()],
     )
 
 
-def district(schools: list[School], offerings: list[Offering], demands: list[Demand], **kw: object) -> District:
+def district(
+    schools: list[School], offerings: list[Offering], demands: list[Demand], **kw: object
+) -> District:
     return District.model_validate(
-        {"id": "t", "term": TERM, "schools": schools, "offerings": offerings, "demands": demands, **kw}
+        {
+            "id": "t",
+            "term": TERM,
+            "schools": schools,
+            "offerings": offerings,
+            "demands": demands,
+            **kw,
+        }
     )
 
 
@@ -122,7 +176,10 @@ def test_45_and_40_minute_periods_overlap_exactly_the_minimum_and_one_less() -> 
 def test_known_optimum() -> None:
     # Each offering has one seat; c1 may take o1 or o2, c2 only o1, c3 only o2.
     # At most 2 periods can be served (the bound proves it); c3 is told who holds the seat.
-    m, r = school("m", [("08:00", "08:40"), ("09:00", "09:40")]), school("r", [("08:00", "08:40"), ("09:00", "09:40")])
+    m, r = (
+        school("m", [("08:00", "08:40"), ("09:00", "09:40")]),
+        school("r", [("08:00", "08:40"), ("09:00", "09:40")]),
+    )
     d = district(
         [m, r],
         [offering("o1", "A", "m", "mon", 1, cap=1), offering("o2", "B", "m", "tue", 2, cap=1)],
@@ -142,11 +199,15 @@ def test_known_optimum() -> None:
 
 def test_pins_and_bans_are_honoured() -> None:
     base = demo_district()
-    pinned = base.model_copy(update={"pins": [Pin(class_id="jd-6-g3", offering_id="xian-shiyan-g3-英语-mon3")]})
+    pinned = base.model_copy(
+        update={"pins": [Pin(class_id="jd-6-g3", offering_id="xian-shiyan-g3-英语-mon3")]}
+    )
     tt = solve(pinned, INLINE)
     assert "xian-shiyan-g3-英语-mon3" in served_by(tt, "jd-6-g3-en")
     assert violations(pinned, tt) == []
-    banned = base.model_copy(update={"bans": [Ban(class_id="jd-1-g3", offering_id="xian-shiyan-g3-英语-mon3")]})
+    banned = base.model_copy(
+        update={"bans": [Ban(class_id="jd-1-g3", offering_id="xian-shiyan-g3-英语-mon3")]}
+    )
     tt = solve(banned, INLINE)
     assert "xian-shiyan-g3-英语-mon3" not in served_by(tt, "jd-1-g3-en")
     assert violations(banned, tt) == []
@@ -155,7 +216,9 @@ def test_pins_and_bans_are_honoured() -> None:
 def test_constraint_explanations() -> None:
     m = school("m", [("08:00", "08:40"), ("09:00", "09:40")])
     r = school("r", [("08:00", "08:40"), ("09:00", "09:40")], down=2)  # one 2 Mbps stream at a time
-    far = school("far", [("08:00", "08:40")], region=Region(province="42", city="4201", county="420101"))
+    far = school(
+        "far", [("08:00", "08:40")], region=Region(province="42", city="4201", county="420101")
+    )
     d = district(
         [m, r, far],
         [
@@ -179,7 +242,14 @@ def test_constraint_explanations() -> None:
         policy=Policy(cross_region=False, teacher_load_overrides={"C": 1}),
         bans=[Ban(class_id="c7", offering_id="o2")],
     )
-    d = d.model_copy(update={"offerings": [*d.offerings, offering("o5", "D", "m", "mon", 1).model_copy(update={"subject": "英语2"})]})
+    d = d.model_copy(
+        update={
+            "offerings": [
+                *d.offerings,
+                offering("o5", "D", "m", "mon", 1).model_copy(update={"subject": "英语2"}),
+            ]
+        }
+    )
     tt = solve(d, INLINE)
     assert violations(d, tt) == []
     assert served_by(tt, "busy-a") == ["o1"]
@@ -196,8 +266,16 @@ def test_one_per_day_and_sfu_capacity_explained() -> None:
     r = school("r", [("08:00", "08:40"), ("09:00", "09:40")])
     d = district(
         [m, r],
-        [offering("o1", "A", "m", "tue", 1), offering("o2", "A", "m", "tue", 2), offering("o3", "B", "m", "wed", 1)],
-        [demand("day", "c1", "r", "tue1 tue2", n=2), demand("s1", "c2", "r", "wed1", size=30), demand("s2", "c3", "r", "wed1")],
+        [
+            offering("o1", "A", "m", "tue", 1),
+            offering("o2", "A", "m", "tue", 2),
+            offering("o3", "B", "m", "wed", 1),
+        ],
+        [
+            demand("day", "c1", "r", "tue1 tue2", n=2),
+            demand("s1", "c2", "r", "wed1", size=30),
+            demand("s2", "c3", "r", "wed1"),
+        ],
         policy=Policy(sfu_capacity={"41/4101/410101": 2}),
     )
     tt = solve(d, INLINE)
@@ -212,9 +290,32 @@ def test_resolve_without_change_changes_nothing_and_after_cancel_moves_little() 
     again = solve(base, INLINE, previous=first)
     assert again.assignments == first.assignments
     assert again.stats.changed == 0 and again.stats.forced == 0
-    cancelled = base.model_copy(update={"offerings": [o for o in base.offerings if o.id != "zhen-dong-g1-音乐-mon6"]})
+    cancelled = base.model_copy(
+        update={"offerings": [o for o in base.offerings if o.id != "zhen-dong-g1-音乐-mon6"]}
+    )
     after = solve(cancelled, INLINE, previous=first)
     assert after.stats.forced == 2  # jd-3 and zhen-xi lost their Monday music
     assert after.stats.changed == 2
     kept = {(a.demand_id, a.offering_id) for a in after.assignments}
-    assert {(a.demand_id, a.offering_id) for a in first.assignments if a.offering_id != "zhen-dong-g1-音乐-mon6"} <= kept
+    assert {
+        (a.demand_id, a.offering_id)
+        for a in first.assignments
+        if a.offering_id != "zhen-dong-g1-音乐-mon6"
+    } <= kept
+
+
+def test_worker_processes_match_inline_and_cancel_stops() -> None:
+    import threading
+
+    import pytest
+
+    from scheduler.solve import SolveCancelled
+
+    d = demo_district()
+    inline = solve(d, INLINE)
+    parallel = solve(d, SolveOptions(time_limit=20, workers=1))
+    assert parallel.assignments == inline.assignments
+    flag = threading.Event()
+    flag.set()
+    with pytest.raises(SolveCancelled):
+        solve(d, SolveOptions(workers=1), cancel=flag)
