@@ -102,6 +102,9 @@ def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -
             for i in sorted(row.vars, key=rank):
                 if take(i):
                     break
+    # Re-solve: published pairs stay unless a hard rule (or a pin) now forbids them.
+    for i in sorted(prefer):
+        take(i)
     order = sorted(
         cs.by_demand,
         key=lambda di: (

@@ -52,6 +52,7 @@ class Problem:
     rows: list[Row]
     teacher_of_z: dict[int, str] = field(default_factory=dict)
     impossible_pins: list[tuple[str, str]] = field(default_factory=list)
+    kept: set[int] = field(default_factory=set)  # candidates of the published timetable
 
 
 def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
@@ -168,7 +169,7 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
         rows.append(
             Row("pin", f"{pin.class_id}->{pin.offering_id}", 1.0, INF, ids, [1.0] * len(ids))
         )
-    return Problem(n_x, n_vars, quality, implies, rows, teacher_of_z, impossible)
+    return Problem(n_x, n_vars, quality, implies, rows, teacher_of_z, impossible, set(keep or ()))
 
 
 def _bandwidth_rows(

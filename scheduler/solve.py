@@ -112,16 +112,17 @@ def _run_parts(
     on_part: Callable[[list[PartResult]], None],
 ) -> None:
     typed = chunks
+    deadline = time.time() + time_limit
     if workers == 0:
         for chunk in typed:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelled()
-            on_part(solve_parts(chunk, time_limit))
+            on_part(solve_parts(chunk, deadline))
         return
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers)
     try:
-        pending = [pool.apply_async(solve_parts, (chunk, time_limit)) for chunk in typed]
+        pending = [pool.apply_async(solve_parts, (chunk, deadline)) for chunk in typed]
         while pending:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelled()
