@@ -9,6 +9,7 @@ aiortc sender; a consumer that falls behind drops the queue and waits for the ne
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
@@ -16,9 +17,11 @@ from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_seams as seams
+from media.frame_clock import FrameClock
 from media.frames import EncodedFrame
+from media.instruments import TIME_TO_FIRST_FRAME
 from media.layers import Estimate, LayerChooser, VideoLayer
-from media.producer import Producer
+from media.producer import CLOCK_RATE, Producer
 from media.stats import ConsumerStats
 
 MAX_QUEUE = {"audio": 25, "video": 30}  # frames (~0.5 s of audio, ~1 s of video)
@@ -86,6 +89,8 @@ class Consumer:
         self.fraction_lost = 0
         self.frames_sent = self.keyframes_sent = self.frames_dropped = 0
         self.layer_switches = self.nacks = self.plis = self.firs = 0
+        self.clock = FrameClock()
+        self.created_at = time.monotonic()
 
     # --- wiring -----------------------------------------------------------------
 
@@ -167,7 +172,10 @@ class Consumer:
                 self.queue.popleft()
                 self.frames_dropped += 1
         self.queue.append((producer, frame))
+        if self.frames_sent == 0 and self.kind == "video":
+            TIME_TO_FIRST_FRAME.observe(time.monotonic() - self.created_at)
         self.frames_sent += 1
+        self.clock.tick()
         if frame.keyframe and self.kind == "video":
             self.keyframes_sent += 1
         self.track.wake()
@@ -238,6 +246,13 @@ class Consumer:
             layer_switches=self.layer_switches,
             remb_bps=self.remb_bps,
             fraction_lost=self.fraction_lost / 256.0,
+            fps=self.clock.current_fps(),
+            freezes=self.clock.freezes,
+            freeze_seconds=self.clock.freeze_seconds,
+            frozen=self.kind == "video"
+            and not self.paused
+            and self.layer != "off"
+            and self.clock.frozen(),
         )
         if self.transceiver is not None:
             report: Any = await self.transceiver.sender.getStats()
@@ -248,7 +263,7 @@ class Consumer:
                 elif kind == "remote-inbound-rtp":
                     s.packets_lost, s.jitter, s.rtt = (
                         r.packetsLost,
-                        float(r.jitter),
+                        float(r.jitter) / CLOCK_RATE[self.kind],
                         r.roundTripTime,
                     )
         return s

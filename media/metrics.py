@@ -1,7 +1,11 @@
-"""Prometheus view of the SFU's counters (labels bounded: role, kind, layer).
+"""Prometheus view of stream quality, from the quality monitor's latest sample.
 
-Register once: ``prometheus_client.REGISTRY.register(WorkerCollector(worker))``. Per-room and
-per-participant detail (packets, loss, jitter, RTT from RTCP) is in ``Worker.stats()``.
+Series are per lesson (room), school, classroom, role, kind and direction (``up``: the
+participant to the SFU, ``down``: the SFU to the participant); producers add their layer.
+A lesson's series exist only while its room is on this worker and vanish when it ends.
+Counters stay monotonic inside a series even when the streams in it come and go (a
+viewer leaves, a consumer is replaced): what a stream counted before it went away is
+kept in the series until the lesson ends.
 """
 
 from __future__ import annotations
@@ -9,94 +13,174 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from media.quality import QualityMonitor
+from media.stats import ConsumerStats, ProducerStats
 from media.worker import Worker
 
-Key = tuple[str, str, str]
+Series = tuple[str, ...]
+STREAM_LABELS = ["lesson", "school", "classroom", "role", "kind", "direction", "layer"]
+QUALITY_LABELS = ["lesson", "school", "classroom", "role", "direction"]
+LAYER_VALUE = {"high": 2.0, "low": 1.0, "off": 0.0, "main": 1.0}
+
+COUNTERS: dict[str, str] = {
+    "packets": "RTP packets (up: received by the SFU, down: sent by the SFU)",
+    "bytes": "RTP payload bytes (up: received, down: sent)",
+    "packets_lost": "packets lost on the way (up: to the SFU, down: to the participant, from receiver reports)",
+    "nacks": "NACKed packets reported by the receiver (down)",
+    "plis": "keyframe requests (up: sent to the publisher, down: received from the subscriber)",
+    "keyframes": "keyframes (up: received, down: forwarded)",
+    "frames": "encoded frames (up: received, down: forwarded)",
+    "freezes": "video freezes (no frame for more than 500 ms)",
+    "freeze_seconds": "seconds of video freezes",
+    "layer_switches": "video layer switches of a consumer (down)",
+}
+GAUGES: dict[str, tuple[str, str]] = {
+    "loss_ratio": ("packet loss ratio in the last sample", "max"),
+    "jitter_seconds": ("interarrival jitter", "max"),
+    "rtt_seconds": ("round-trip time to the participant (down)", "max"),
+    "frames_per_second": ("video frames per second", "min"),
+    "bitrate_bytes_per_second": ("current bitrate", "sum"),
+    "layer": ("video layer forwarded: 2 high, 1 low, 0 audio only (down)", "min"),
+}
 
 
-class WorkerCollector:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+def _counter_values(s: ProducerStats | ConsumerStats) -> dict[str, float]:
+    if isinstance(s, ProducerStats):
+        return {
+            "packets": s.packets, "bytes": s.bytes, "packets_lost": s.packets_lost, "nacks": 0,
+            "plis": s.plis_sent, "keyframes": s.keyframes, "frames": s.frames,
+            "freezes": s.freezes, "freeze_seconds": s.freeze_seconds, "layer_switches": 0,
+        }  # fmt: skip
+    return {
+        "packets": s.packets, "bytes": s.bytes, "packets_lost": s.packets_lost,
+        "nacks": s.nacks_received, "plis": s.plis_received + s.firs_received,
+        "keyframes": s.keyframes_sent, "frames": s.frames_sent, "freezes": s.freezes,
+        "freeze_seconds": s.freeze_seconds, "layer_switches": s.layer_switches,
+    }  # fmt: skip
+
+
+def _combine(how: str, readings: list[float]) -> float:
+    if how == "max":
+        return max(readings)
+    if how == "min":
+        return min(readings)
+    return sum(readings)
+
+
+class StreamCollector:
+    """Register once: ``prometheus_client.REGISTRY.register(StreamCollector(monitor))``."""
+
+    def __init__(self, monitor: QualityMonitor) -> None:
+        self.monitor = monitor
+        # series → stream id → last counter values; and what departed streams had counted
+        self._members: dict[Series, dict[str, dict[str, float]]] = {}
+        self._retired: dict[Series, dict[str, float]] = {}
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # values only exist at collect time (no fixed series)
 
     def collect(self) -> Iterator[Metric]:
-        p_frames: dict[Key, float] = defaultdict(float)
-        p_bytes: dict[Key, float] = defaultdict(float)
-        p_keyframes: dict[Key, float] = defaultdict(float)
-        p_plis: dict[Key, float] = defaultdict(float)
-        p_bitrate: dict[Key, float] = defaultdict(float)
-        c_count: dict[Key, float] = defaultdict(float)
-        c_frames: dict[Key, float] = defaultdict(float)
-        c_dropped: dict[Key, float] = defaultdict(float)
-        c_switches: dict[Key, float] = defaultdict(float)
-        c_nacks: dict[Key, float] = defaultdict(float)
-        c_plis: dict[Key, float] = defaultdict(float)
-        transports = 0
-        for router in list(self.worker.routers.values()):
-            for t in list(router.transports.values()):
-                transports += 1
-                role = str(t.participant.role)
-                for p in t.producers.values():
-                    k = (role, p.kind, p.layer)
-                    p_frames[k] += p.frames
-                    p_bytes[k] += p.bytes
-                    p_keyframes[k] += p.keyframes
-                    p_plis[k] += p.plis_sent
-                    p_bitrate[k] += p.bitrate_bps
-                for c in t.consumers.values():
-                    k = (role, c.kind, "paused" if c.paused else c.layer)
-                    c_count[k] += 1
-                    c_frames[k] += c.frames_sent
-                    c_dropped[k] += c.frames_dropped
-                    c_switches[k] += c.layer_switches
-                    c_nacks[k] += c.nacks
-                    c_plis[k] += c.plis + c.firs
-        labels = ["role", "kind", "layer"]
-        yield _gauge("sanke_sfu_peer_connections", "peer connections on this worker", transports)
-        for name, doc, values, family in (
-            ("sanke_sfu_producer_frames", "encoded frames received", p_frames, CounterMetricFamily),
-            ("sanke_sfu_producer_bytes", "encoded bytes received", p_bytes, CounterMetricFamily),
-            (
-                "sanke_sfu_producer_keyframes",
-                "keyframes received",
-                p_keyframes,
-                CounterMetricFamily,
-            ),
-            (
-                "sanke_sfu_producer_plis_sent",
-                "keyframe requests sent upstream",
-                p_plis,
-                CounterMetricFamily,
-            ),
-            ("sanke_sfu_producer_bitrate_bps", "received bitrate", p_bitrate, GaugeMetricFamily),
-            ("sanke_sfu_consumers", "consumers by current layer", c_count, GaugeMetricFamily),
-            ("sanke_sfu_consumer_frames", "frames forwarded", c_frames, CounterMetricFamily),
-            (
-                "sanke_sfu_consumer_frames_dropped",
-                "frames dropped (fell behind)",
-                c_dropped,
-                CounterMetricFamily,
-            ),
-            (
-                "sanke_sfu_consumer_layer_switches",
-                "layer switches",
-                c_switches,
-                CounterMetricFamily,
-            ),
-            (
-                "sanke_sfu_consumer_nacks",
-                "NACKed packets from subscribers",
-                c_nacks,
-                CounterMetricFamily,
-            ),
-            ("sanke_sfu_consumer_plis", "PLI/FIR from subscribers", c_plis, CounterMetricFamily),
-        ):
-            metric = family(name, doc, labels=labels)
-            for key, value in sorted(values.items()):
-                metric.add_metric(list(key), value)
-            yield metric
+        sample = self.monitor.latest
+        counters = {
+            n: CounterMetricFamily(f"sanke_stream_{n}", d, labels=STREAM_LABELS)
+            for n, d in COUNTERS.items()
+        }
+        gauges = {
+            n: GaugeMetricFamily(f"sanke_stream_{n}", d, labels=STREAM_LABELS)
+            for n, (d, _) in GAUGES.items()
+        }
+        current: dict[Series, dict[str, dict[str, float]]] = defaultdict(dict)
+        gauge_values: dict[Series, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        peer_connections = 0
+        for room in sample.stats.rooms:
+            for t in room.transports:
+                peer_connections += 1
+                base = (room.room_id, t.school_id or "", t.classroom_id or "", t.role)
+                quality = sample.participants.get((room.room_id, t.participant_id))
+                for p in t.producers:
+                    key = (*base, p.kind, "up", p.layer)
+                    current[key][p.id] = _counter_values(p)
+                    g = gauge_values[key]
+                    g["jitter_seconds"].append(p.jitter)
+                    g["bitrate_bytes_per_second"].append(p.bitrate_bps / 8)
+                    g["loss_ratio"].append(quality.up_loss if quality else 0.0)
+                    if p.kind == "video":
+                        g["frames_per_second"].append(p.fps)
+                for c in t.consumers:
+                    key = (*base, c.kind, "down", "")
+                    current[key][c.id] = _counter_values(c)
+                    g = gauge_values[key]
+                    g["jitter_seconds"].append(c.jitter)
+                    g["loss_ratio"].append(c.fraction_lost)
+                    if c.rtt is not None:
+                        g["rtt_seconds"].append(c.rtt)
+                    if c.kind == "video":
+                        g["frames_per_second"].append(c.fps)
+                        g["layer"].append(0.0 if c.paused else LAYER_VALUE.get(c.layer, 0.0))
+        self._settle(current)
+        for series, members in current.items():
+            totals = dict(self._retired.get(series, {}))
+            for counted in members.values():
+                for name, amount in counted.items():
+                    totals[name] = totals.get(name, 0.0) + amount
+            for name, family in counters.items():
+                family.add_metric(list(series), totals.get(name, 0.0))
+            for name, readings in gauge_values[series].items():
+                if readings:
+                    gauges[name].add_metric(list(series), _combine(GAUGES[name][1], readings))
+        yield from counters.values()
+        yield from gauges.values()
+        score = GaugeMetricFamily(
+            "sanke_quality_score",
+            "connection quality 1 (bad) – 5 (excellent)",
+            labels=QUALITY_LABELS,
+        )
+        for q in sample.participants.values():
+            for direction, level in (("up", q.up), ("down", q.down)):
+                if level is not None:
+                    score.add_metric(
+                        [q.room_id, q.school_id or "", q.classroom_id or "", q.role, direction],
+                        level,
+                    )
+        yield score
+        yield GaugeMetricFamily(
+            "sanke_sfu_rooms", "lesson rooms on this SFU worker", value=len(sample.stats.rooms)
+        )
+        yield GaugeMetricFamily(
+            "sanke_sfu_peer_connections",
+            "peer connections on this SFU worker",
+            value=peer_connections,
+        )
+
+    def _settle(self, current: dict[Series, dict[str, dict[str, float]]]) -> None:
+        """Keep what departed streams counted while their series lives; forget ended series."""
+        for key, members in self._members.items():
+            if key not in current:
+                self._retired.pop(key, None)
+                continue
+            for stream_id, values in members.items():
+                if stream_id not in current[key]:
+                    retired = self._retired.setdefault(key, {})
+                    for name, value in values.items():
+                        retired[name] = retired.get(name, 0.0) + value
+        self._members = {k: dict(v) for k, v in current.items()}
 
 
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, value=value)
+class MediaObservability:
+    """The quality sampler and its collector for one worker, registered while it runs."""
+
+    def __init__(self, worker: Worker, registry: CollectorRegistry = REGISTRY) -> None:
+        self.monitor = QualityMonitor(worker)
+        self.collector = StreamCollector(self.monitor)
+        self.registry = registry
+
+    async def start(self) -> None:
+        self.registry.register(self.collector)
+        self.monitor.start()
+
+    async def stop(self) -> None:
+        await self.monitor.stop()
+        self.registry.unregister(self.collector)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCRtpReceiver
 
 from media import aiortc_seams as seams
+from media.frame_clock import FrameClock
 from media.frames import FrameParser
 from media.stats import ProducerStats
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5  # at most one upstream keyframe request per producer per 500 ms
 RATE_WINDOW = 1.0
+# RTP clock rates: RTCP and aiortc report jitter in these units; stats carry seconds.
+CLOCK_RATE = {"audio": 48000, "video": 90000}
 
 
 class Producer:
@@ -45,6 +48,7 @@ class Producer:
         self.keyframes = 0
         self.bytes = 0
         self.plis_sent = 0
+        self.clock = FrameClock()
         seams.tap_receiver(receiver, self.on_frame, low_latency=(kind == "audio"))
 
     @property
@@ -61,6 +65,7 @@ class Producer:
         frame = self._parser.parse(codec, data, timestamp)
         self.codec = codec
         self.frames += 1
+        self.clock.tick()
         self.bytes += len(frame.data)
         if frame.keyframe and self.kind == "video":
             self.keyframes += 1
@@ -116,12 +121,16 @@ class Producer:
             plis_sent=self.plis_sent,
             bitrate_bps=self.bitrate_bps,
             consumers=len(self.sinks),
+            fps=self.clock.current_fps(),
+            freezes=self.clock.freezes,
+            freeze_seconds=self.clock.freeze_seconds,
+            frozen=self.kind == "video" and self.clock.frozen(),
         )
         report: Any = await self.receiver.getStats()
         for s in report.values():
             if getattr(s, "type", None) == "inbound-rtp":
                 stats.packets += s.packetsReceived
                 stats.packets_lost += s.packetsLost
-                stats.jitter = max(stats.jitter, float(s.jitter))
+                stats.jitter = max(stats.jitter, float(s.jitter) / CLOCK_RATE[self.kind])
         stats.bytes = self.bytes
         return stats

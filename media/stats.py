@@ -14,12 +14,16 @@ class ProducerStats(BaseModel):
     packets: int = 0
     bytes: int = 0
     packets_lost: int = 0
-    jitter: float = 0.0
+    jitter: float = 0.0  # seconds
     frames: int = 0
     keyframes: int = 0
     plis_sent: int = 0
     bitrate_bps: float = 0.0
     consumers: int = 0
+    fps: float = 0.0
+    freezes: int = 0
+    freeze_seconds: float = 0.0
+    frozen: bool = False
 
 
 class ConsumerStats(BaseModel):
@@ -34,7 +38,7 @@ class ConsumerStats(BaseModel):
     bytes: int = 0
     packets_lost: int = 0
     fraction_lost: float = 0.0
-    jitter: float = 0.0
+    jitter: float = 0.0  # seconds
     rtt: float | None = None
     nacks_received: int = 0
     plis_received: int = 0
@@ -44,11 +48,19 @@ class ConsumerStats(BaseModel):
     frames_dropped: int = 0
     layer_switches: int = 0
     remb_bps: float | None = None
+    fps: float = 0.0
+    freezes: int = 0
+    freeze_seconds: float = 0.0
+    frozen: bool = False
 
 
 class TransportStats(BaseModel):
     participant_id: str
     role: str
+    room_id: str = ""
+    school_id: str | None = None
+    classroom_id: str | None = None
+    name: str = ""
     connection_state: str
     producers: list[ProducerStats]
     consumers: list[ConsumerStats]

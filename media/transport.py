@@ -191,7 +191,8 @@ class Transport:
                 await self._apply_consumer_changes()
                 await self.pc.setLocalDescription(await self.pc.createOffer())
             except Exception:
-                log.exception("renegotiation of %s failed", self.id)
+                if not self.closed:  # closing mid-negotiation is not a failure
+                    log.exception("renegotiation of %s failed", self.id)
                 return
             offer = str(self.pc.localDescription.sdp)
             tracks = self.track_infos()
@@ -271,6 +272,10 @@ class Transport:
         return TransportStats(
             participant_id=self.id,
             role=str(self.participant.role),
+            room_id=self.participant.room_id,
+            school_id=self.participant.school_id,
+            classroom_id=self.participant.classroom_id,
+            name=self.participant.name,
             connection_state=self.pc.connectionState,
             producers=[await p.stats() for p in self.producers.values()],
             consumers=[await c.stats() for c in self.consumers.values()],

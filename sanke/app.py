@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -37,16 +38,23 @@ LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", Les
 
 
 def default_media_plane(settings: Settings) -> MediaPlane:
-    """The in-process SFU worker when media is enabled and available."""
+    """The in-process SFU worker when media is enabled (imported only then: aiortc is big)."""
     if not settings.media:
         return NullMediaPlane()
-    try:
-        worker_module = importlib.import_module("media.worker")
-    except ImportError:
-        log.warning("media.worker is not available; serving signaling without media")
-        return NullMediaPlane()
-    media: MediaPlane = worker_module.Worker()
-    return media
+    from media.worker import Worker
+
+    return Worker()
+
+
+def media_observability(media: MediaPlane) -> Any:
+    """Quality sampling and stream metrics when the media plane is a local worker."""
+    from media.worker import Worker
+
+    if not isinstance(media, Worker):
+        return None
+    from media.metrics import MediaObservability
+
+    return MediaObservability(media)
 
 
 def _optional_component(module: str, function: str) -> object | None:
@@ -73,6 +81,11 @@ def create_app(
         else:
             media = default_media_plane(settings)
     service = RoomService(store, hub, media, settings.node_id)
+    observability = (
+        media_observability(media)
+        if not isinstance(media, RemoteMediaPlane | NullMediaPlane)
+        else None
+    )
     app[SERVICE_KEY] = service
     limits = Limits(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -125,11 +138,15 @@ def create_app(
             await remote_media.start()
         await presence.start()
         await lessons.start(settings.lesson_tick_seconds)
+        if observability is not None:
+            await observability.start()
         if settings.demo:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
+        if observability is not None:
+            await observability.stop()
         await lessons.stop()
         await presence.stop()
         await hub.close()

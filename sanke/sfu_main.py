@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
+from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker
 from sanke.settings import Settings
@@ -49,13 +50,16 @@ def _http(node: SfuNode) -> web.Application:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
+    worker = Worker()
     node = SfuNode(
         store,
-        Worker(),
+        worker,
         settings.node_id,
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
     )
+    observability = MediaObservability(worker)
+    await observability.start()
     await node.start()
     runner = web.AppRunner(_http(node), access_log=None)
     await runner.setup()
@@ -77,5 +81,6 @@ async def run_sfu(settings: Settings) -> None:
     try:
         await node.stopped.wait()
     finally:
+        await observability.stop()
         await runner.cleanup()
         await store.close()

@@ -6,6 +6,7 @@ declare -A need=(
   [redis-server]=redis-server
   [chromium]=chromium
   [ffmpeg]=ffmpeg
+  [promtool]=prometheus
   [kubectl]=kubernetes-client
 )
 missing=()

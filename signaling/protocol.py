@@ -265,6 +265,20 @@ class Rejoin(_Message):
     reason: str
 
 
+class Quality(_Message):
+    """Connection quality of one participant, 1 (bad) – 5 (excellent), per direction.
+
+    ``up``: what the SFU receives from it; ``down``: what it receives. The teacher gets
+    every classroom's; each classroom gets its own and the teacher's.
+    """
+
+    type: Literal["quality"] = "quality"
+    participant_id: ParticipantId
+    score: int = Field(ge=1, le=5)
+    up: int | None = Field(default=None, ge=1, le=5)
+    down: int | None = Field(default=None, ge=1, le=5)
+
+
 class LessonChanged(_Message):
     """A coordinator cancelled or moved the lesson this room is for."""
 
@@ -297,6 +311,7 @@ ServerMessage = Annotated[
     | Pong
     | Rejoin
     | LessonChanged
+    | Quality
     | RoomClosed,
     Field(discriminator="type"),
 ]

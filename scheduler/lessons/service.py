@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from scheduler.domain import District
 from scheduler.lessons.attendance import (
+    FAULT_REASONS,
     AttendanceEvent,
     attendance_list,
     classroom_attendance,
@@ -28,6 +29,7 @@ from scheduler.lessons.sessions import SHANGHAI, SessionWindow, local_date, mate
 from scheduler.timetable import Timetable
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent
+from signaling.metrics import LESSONS, LESSONS_LIVE, LESSONS_SCHEDULED_TODAY, RECONNECTS
 from signaling.models import LessonSession, Participant, Role, Room, RoomKind, SessionState
 from signaling.protocol import LeaveReason, LessonChanged
 from signaling.service import RoomService
@@ -115,11 +117,18 @@ class LessonService:
     # --- the clock ---------------------------------------------------------
     async def tick(self) -> None:
         now = self.clock()
+        today = local_date(now).isoformat()
+        states: dict[str, int] = dict.fromkeys((s.value for s in SessionState), 0)
         for session in await self.store.list_sessions():
             try:
                 await self._advance(session, now)
             except Exception:
                 log.exception("advancing lesson %s failed", session.id)
+            if session.date == today:
+                states[session.state.value] += 1
+        LESSONS_LIVE.set(states[SessionState.live.value])
+        for state, count in states.items():
+            LESSONS_SCHEDULED_TODAY.labels(state).set(count)
 
     async def _advance(self, session: LessonSession, now: float) -> None:
         state = session.state
@@ -172,6 +181,7 @@ class LessonService:
             classrooms=await self.attendance(session, now),
         )
         await self.records.append(body, now)
+        LESSONS.labels(outcome).inc()
         session.recorded = True
         await self.store.put_session(session)
 
@@ -197,6 +207,8 @@ class LessonService:
         if session is None:
             return
         now = self.clock()
+        if await self._rejoining(participant):
+            RECONNECTS.labels(participant.role.value).inc()
         await self._event(participant, "join", None, now)
         if participant.role is Role.teacher and session.state in (
             SessionState.scheduled,
@@ -206,6 +218,13 @@ class LessonService:
                 session.teacher_joined_at = now
             session.state = SessionState.live
             await self.store.put_session(session)
+
+    async def _rejoining(self, p: Participant) -> bool:
+        """The same classroom (or the teacher) comes back after its link dropped."""
+        for event in reversed(await self.events(p.room_id)):
+            if event.role is p.role and event.classroom_id == p.classroom_id:
+                return event.kind == "leave" and event.reason in FAULT_REASONS
+        return False
 
     async def participant_left(self, participant: Participant, reason: LeaveReason) -> None:
         if await self.store.get_session(participant.room_id) is None:

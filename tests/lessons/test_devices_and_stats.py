@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from icalendar import Calendar
+from prometheus_client import REGISTRY
 from support.harness import Client, Harness, running_app
 
 from sanke.app import LESSON_SERVICE_KEY
@@ -115,7 +116,12 @@ async def test_device_auto_joins_drops_rejoins_and_attendance_counts() -> None:
         await device.drop()  # the village link drops
         await teacher.expect("participant_left", participant_id=first.participant_id)
         lesson_clock["now"] = start + 15 * MIN
+        reconnects = REGISTRY.get_sample_value("sanke_reconnects_total", {"role": "classroom"}) or 0
         await device.join_current()
+        assert (
+            REGISTRY.get_sample_value("sanke_reconnects_total", {"role": "classroom"})
+            == reconnects + 1
+        )
         lesson_clock["now"] = start + 55 * MIN
         await lessons.tick()
         done = await lessons.get("eng.today")

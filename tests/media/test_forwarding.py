@@ -13,7 +13,8 @@ from media_peers import DecodeErrors, Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry
 
 from media import aiortc_seams as seams
-from media.metrics import WorkerCollector
+from media.metrics import StreamCollector
+from media.quality import QualityMonitor
 from media.worker import Worker
 from signaling.models import Role
 
@@ -89,14 +90,13 @@ async def test_h264_and_opus_reach_four_decoding_subscribers_without_decoding_at
         assert video.codec == "H264" and video.packets > 100 and video.keyframes >= 1
         assert video.consumers == 4
         registry = CollectorRegistry()
-        registry.register(WorkerCollector(worker))
-        assert (
-            registry.get_sample_value(
-                "sanke_sfu_consumer_frames_total",
-                {"role": "classroom", "kind": "video", "layer": "high"},
-            )
-            >= 4 * 60
-        )
+        monitor = QualityMonitor(worker)
+        registry.register(StreamCollector(monitor))
+        await monitor.sample()
+        labels = {"lesson": "room-1", "school": "", "classroom": "", "role": "classroom"}
+        down = {**labels, "kind": "video", "direction": "down", "layer": ""}
+        assert registry.get_sample_value("sanke_stream_frames_total", down) >= 4 * 60
+        assert registry.get_sample_value("sanke_stream_layer", down) == 2.0  # high
         assert registry.get_sample_value("sanke_sfu_peer_connections") == 5
     finally:
         logging.getLogger("aiortc.rtcrtpreceiver").removeHandler(errors)
