@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sanke.settings import Settings
+from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from scheduler.lessons.api import LessonsContext, setup_lesson_routes
 from scheduler.lessons.devices import DeviceRegistry
 from scheduler.lessons.records import RecordLog
@@ -55,13 +55,6 @@ def media_observability(media: MediaPlane) -> Any:
     from media.metrics import MediaObservability
 
     return MediaObservability(media)
-
-
-def _optional_component(module: str, function: str) -> object | None:
-    try:
-        return getattr(importlib.import_module(module), function, None)
-    except ImportError:
-        return None
 
 
 def create_app(
@@ -120,9 +113,8 @@ def create_app(
     app[LESSON_SERVICE_KEY] = lessons
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
-    setup_scheduler = _optional_component("scheduler.api", "setup_scheduler_routes")
-    if callable(setup_scheduler):
-        setup_scheduler(app, store)
+    setup_scheduler_routes(app, store)
+    app[PUBLISH_HOOKS_KEY].append(lessons.publish)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 

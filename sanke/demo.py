@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 import logging
 
 from aiohttp import web
 
+from scheduler.api import RUNNER_KEY
+from scheduler.demo import demo_district
+from scheduler.solve import SolveOptions, solve
 from signaling.http_auth import TOKENS_KEY
 from signaling.models import Role, Room, RoomKind
 
@@ -41,9 +44,7 @@ async def load_demo(app: web.Application) -> None:
     store = app[STORE_KEY]
     for room in DEMO_ROOMS:
         await store.create_room(room.model_copy())
-    load_district = getattr(_maybe("scheduler.api"), "load_demo_district", None)
-    if callable(load_district):
-        await load_district(store)
+    await load_demo_district(app)
     tokens = app[TOKENS_KEY]
     day = 12 * 3600
     lines = [
@@ -83,8 +84,22 @@ async def load_demo(app: web.Application) -> None:
         log.info("  %s: %s", who, token)
 
 
-def _maybe(module: str) -> object | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+async def load_demo_district(app: web.Application) -> None:
+    """The demo county, solved and published, so this term's lessons exist (once)."""
+    from sanke.app import LESSON_SERVICE_KEY
+
+    repo = app[RUNNER_KEY].repo
+    if await repo.published_version() is not None:
+        return
+    district = demo_district()
+    await repo.put_district(district)
+    timetable = await asyncio.to_thread(solve, district, SolveOptions(time_limit=20))
+    version = await repo.add(timetable)
+    await repo.publish(version)
+    stored = await repo.get(version)
+    assert stored is not None
+    report = await app[LESSON_SERVICE_KEY].publish(district, stored.timetable)
+    log.info(
+        "demo timetable v%d published: %d periods served, %d lesson sessions ahead",
+        version, timetable.stats.served, report.created,
+    )  # fmt: skip

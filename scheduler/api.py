@@ -11,13 +11,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from scheduler import csvio, ical
 from scheduler.domain import Ban, District, Pin, check_references
 from scheduler.jobs import JobRequest, JobRunner, StoredTimetable, TimetableRepo
-from scheduler.timetable import Assignment, Unmet
+from scheduler.timetable import Assignment, Timetable, Unmet
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
 from signaling.store.base import Store
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
+# Run after a timetable is published (the lessons component materializes sessions).
+PublishHook = Callable[[District, Timetable], Awaitable[BaseModel]]
+PUBLISH_HOOKS_KEY: web.AppKey[list[PublishHook]] = web.AppKey("publish_hooks", list)
 PREFIX = "/api/v1/schedule"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 MAX_BODY = 32 << 20  # a province district is a few MB of JSON
@@ -206,11 +209,16 @@ async def explain(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
+    """Publish a timetable version: lessons are created from the published one."""
     _auth(request)
     tt = (await _timetable(request)).timetable
     assert tt.version is not None
+    district = await _district(request)
     await _runner(request).repo.publish(tt.version)
-    return web.json_response({"published": tt.version})
+    reports = [await hook(district, tt) for hook in request.app.get(PUBLISH_HOOKS_KEY, [])]
+    return web.json_response(
+        {"published": tt.version, "effects": [r.model_dump(mode="json") for r in reports]}
+    )
 
 
 async def ics(request: web.Request) -> web.Response:
@@ -256,6 +264,7 @@ def setup_scheduler_routes(app: web.Application, store: Store, *, workers: int =
     """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts."""
     runner = JobRunner(TimetableRepo(store), workers)
     app[RUNNER_KEY] = runner
+    app[PUBLISH_HOOKS_KEY] = []
 
     async def _close(_: web.Application) -> None:
         await runner.close()

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.domain import District
+from scheduler.metrics import observe_solve
 from scheduler.solve import SolveCancelled, SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
 from signaling.store.base import Store
@@ -143,6 +144,7 @@ class JobRunner:
                 cancel=job.cancel,
             )
             version = await self.repo.add(timetable)
+            observe_solve(timetable)
             job.status = job.status.model_copy(update={"state": "done", "version": version})
         except SolveCancelled:
             job.status = job.status.model_copy(

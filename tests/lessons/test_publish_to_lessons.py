@@ -1,0 +1,63 @@
+"""Publishing a timetable through the coordinator API creates the term's lesson sessions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+from prometheus_client import REGISTRY
+from support.harness import running_app
+
+from scheduler.demo import demo_district
+from signaling.models import Role
+
+
+async def test_solve_publish_then_lessons_exist() -> None:
+    async with running_app() as h:
+        auth = {"Authorization": f"Bearer {h.tokens.mint(subject='c', role=Role.coordinator)}"}
+        # The demo term, moved to start this week: the test must not depend on today's date.
+        demo = demo_district()
+        monday = date.today() - timedelta(days=date.today().weekday())
+        district = demo.model_copy(
+            update={
+                "term": demo.term.model_copy(
+                    update={"first_day": monday, "holidays": [], "makeup_days": []}
+                )
+            }
+        )
+        reply = await h.session.put(
+            h.url("/api/v1/schedule/district"), data=district.model_dump_json(), headers=auth
+        )
+        assert reply.status in (200, 201), await reply.text()
+        job = await (
+            await h.session.post(
+                h.url("/api/v1/schedule/jobs"), json={"time_limit": 20}, headers=auth
+            )
+        ).json()
+        for _ in range(200):
+            status = await (
+                await h.session.get(h.url(f"/api/v1/schedule/jobs/{job['id']}"), headers=auth)
+            ).json()
+            if status["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+        assert status["state"] == "done", status
+        assert REGISTRY.get_sample_value("sanke_solver_served_periods") == 24
+        reply = await h.session.post(
+            h.url(f"/api/v1/schedule/timetables/{status['version']}/publish"), headers=auth
+        )
+        body = await reply.json()
+        assert reply.status == 200 and body["published"] == status["version"]
+        [effect] = body["effects"]
+        sessions = (await (await h.session.get(h.url("/api/v1/lessons"), headers=auth)).json())[
+            "sessions"
+        ]
+        assert len(sessions) == effect["created"] > 0
+        assert all(s["remotes"] for s in sessions)
+        # Publishing the same version again changes nothing.
+        again = await (
+            await h.session.post(
+                h.url(f"/api/v1/schedule/timetables/{status['version']}/publish"), headers=auth
+            )
+        ).json()
+        assert again["effects"][0]["created"] == 0 and again["effects"][0]["removed"] == 0
