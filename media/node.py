@@ -19,6 +19,7 @@ from media.worker import Worker
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent, room_channel
 from signaling.media_plane import SendToParticipant
+from signaling.metrics import STORE_UP
 from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
 from signaling.protocol import ServerMessage
 from signaling.remote_media import MediaReply, MediaRequest
@@ -89,7 +90,9 @@ class SfuNode:
             await asyncio.sleep(NODE_HEARTBEAT_SECONDS)
             try:
                 await self._beat()
+                STORE_UP.set(1)
             except Exception:
+                STORE_UP.set(0)
                 log.exception("SFU heartbeat failed")
 
     async def _serve(self) -> None:

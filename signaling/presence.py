@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from signaling.metrics import STORE_UP
 from signaling.service import RoomService
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Presence:
 
     async def start(self) -> None:
         await self.beat()
+        STORE_UP.set(1)
         self._task = asyncio.create_task(self._run(), name="signaling-presence")
 
     async def stop(self) -> None:
@@ -63,8 +65,10 @@ class Presence:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
+                STORE_UP.set(1)
                 removed = await self.sweep()
                 if removed:
                     log.info("removed %d participants of dead signaling processes", removed)
             except Exception:
+                STORE_UP.set(0)
                 log.exception("presence sweep failed")

@@ -29,7 +29,13 @@ from scheduler.lessons.sessions import SHANGHAI, SessionWindow, local_date, mate
 from scheduler.timetable import Timetable
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent
-from signaling.metrics import LESSONS, LESSONS_LIVE, LESSONS_SCHEDULED_TODAY, RECONNECTS
+from signaling.metrics import (
+    LESSONS,
+    LESSONS_LIVE,
+    LESSONS_MISSED,
+    LESSONS_SCHEDULED_TODAY,
+    RECONNECTS,
+)
 from signaling.models import LessonSession, Participant, Role, Room, RoomKind, SessionState
 from signaling.protocol import LeaveReason, LessonChanged
 from signaling.service import RoomService
@@ -139,6 +145,7 @@ class LessonService:
             and now >= session.starts_at + self.window.missed_after_minutes * 60
         ):
             session.state = SessionState.missed
+            LESSONS_MISSED.labels(session.master_school).inc()
             await self.store.put_session(session)
         if now >= session.closes_at and not session.recorded:
             if session.state is SessionState.live:
@@ -181,7 +188,7 @@ class LessonService:
             classrooms=await self.attendance(session, now),
         )
         await self.records.append(body, now)
-        LESSONS.labels(outcome).inc()
+        LESSONS.labels(outcome, session.master_school).inc()
         session.recorded = True
         await self.store.put_session(session)
 
