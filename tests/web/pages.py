@@ -1,0 +1,97 @@
+"""Helpers for the page tests: Chromium with fake devices, console-error capture, screenshots."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.browser import CHROMIUM, CHROMIUM_ARGS
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Receive-only pages must offer IP host candidates (no mDNS in CI containers), and kiosks play
+# sound without a click (a classroom PC's Chromium runs with this policy too).
+ARGS = [
+    *CHROMIUM_ARGS,
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+VIEWPORT = {"width": 1920, "height": 1080}
+
+
+@asynccontextmanager
+async def browser() -> AsyncIterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("chromium is missing: apt-get install -y chromium")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+class Pages:
+    """Opens pages in their own contexts (own localStorage) and records every console error."""
+
+    def __init__(self, browser: Any, out: Path) -> None:
+        self.browser = browser
+        self.out = out
+        self.errors: dict[str, list[str]] = {}
+        self.opened: list[Any] = []
+
+    async def open(self, name: str, url: str) -> Any:
+        context = await self.browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+        page = await context.new_page()
+        errors = self.errors.setdefault(name, [])
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        await page.goto(url)
+        self.opened.append(context)
+        return page
+
+    async def screenshot(self, page: Any, name: str) -> Path:
+        """Into the test's output dir; with SANKE_SCREENSHOTS=1 also docs/screenshots (half size)."""
+        path = self.out / f"{name}.png"
+        await page.screenshot(path=str(path))
+        if os.environ.get("SANKE_SCREENSHOTS") == "1":
+            cdp = await page.context.new_cdp_session(page)
+            shot = await cdp.send(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "clip": {"x": 0, "y": 0, "width": 1920, "height": 1080, "scale": 0.5},
+                },
+            )
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            (DOCS_SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def assert_no_console_errors(self) -> None:
+        bad = {name: errs for name, errs in self.errors.items() if errs}
+        assert not bad, f"console errors: {bad}"
+
+    async def close(self) -> None:
+        for context in self.opened:
+            await context.close()
+
+
+async def until(
+    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], what: str, tries: int = 120
+) -> Any:
+    """Poll ``probe`` until ``ok`` holds (every 0.25 s); fail with the last value."""
+    value: Any = None
+    for _ in range(tries):
+        value = await probe()
+        if ok(value):
+            return value
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{what}: last value {value!r}")

@@ -1,0 +1,224 @@
+"""End to end in real headless Chromium through the real SFU worker: the teacher console
+publishes two layers, two classroom kiosks receive and decode it and send their cameras back,
+one raises a hand, the teacher puts it on stage and mutes it, a viewer receives, the patrol
+page shows the lesson unseen. Every control used here is driven by the keyboard."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.harness import running_app
+
+from media.worker import Worker
+from sanke.app import LESSON_SERVICE_KEY
+from scheduler.demo import demo_district
+from signaling.models import LessonSession, RemoteClass, Role
+from web.pages import Pages, browser, until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
+
+ROOM = "eng-g3-live"
+
+
+async def frames_from(page: Any, client: str, participant: str | None = None) -> int:
+    """Video frames this page decoded (from one participant, or from anyone), by getStats()."""
+    stats = await page.evaluate(f"{client} ? {client}.stats() : null")
+    if not stats:
+        return 0
+    return sum(
+        v["framesDecoded"] or 0
+        for v in stats["inboundVideo"]
+        if participant is None or v["participantId"] == participant
+    )
+
+
+async def press(page: Any, selector: str, key: str = "Enter") -> None:
+    """Operate a control the keyboard way: focus it, then press the key."""
+    await page.focus(selector)
+    assert await page.evaluate("document.activeElement.tagName") in ("BUTTON", "SELECT")
+    await page.keyboard.press(key)
+
+
+async def test_teacher_classrooms_viewer_and_patrol(tmp_path: Path) -> None:
+    worker = Worker()
+    async with running_app(media=worker) as h, browser() as chromium:
+        pages = Pages(chromium, tmp_path)
+        try:
+            await run_lesson(h, worker, pages)
+        finally:
+            await pages.close()
+            await worker.close()
+
+
+async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
+    now = time.time()
+    await h.store.put_session(
+        LessonSession(
+            id=ROOM,
+            room_id=ROOM,
+            teacher="张老师",
+            subject="英语",
+            grade=3,
+            master_school="xian-shiyan",
+            date="2026-11-02",
+            starts_at=now - 60,
+            ends_at=now + 2400,
+            opens_at=now - 600,
+            closes_at=now + 3000,
+            remotes=[
+                RemoteClass(class_id="jd-1-g3", school="jd-1"),
+                RemoteClass(class_id="jd-2-g3", school="jd-2"),
+            ],
+        )
+    )
+    await h.app[LESSON_SERVICE_KEY].tick()  # opens the room
+    coordinator = h.tokens.mint(subject="coord", role=Role.coordinator)
+    reply = await h.session.put(
+        h.url("/api/v1/schedule/district"),
+        data=demo_district().model_dump_json(),
+        headers={"Authorization": f"Bearer {coordinator}", "Content-Type": "application/json"},
+    )
+    assert reply.status == 200, await reply.text()
+
+    def token(role: Role, subject: str, **kw: Any) -> str:
+        return h.tokens.mint(subject=subject, role=role, room=ROOM, **kw)
+
+    # --- the teacher starts the lesson with the keyboard --------------------------------
+    teacher = await pages.open(
+        "teacher",
+        h.url(
+            f"/web/teacher.html?video=640x360&token={token(Role.teacher, 'zhang', name='张老师')}"
+        ),
+    )
+    await teacher.wait_for_function("document.querySelectorAll('#camera option').length > 0")
+    await press(teacher, "#start")
+    await teacher.wait_for_function("document.getElementById('room').textContent === 'eng-g3-live'")
+    teacher_id = await teacher.evaluate("window.sanke.client.participantId")
+
+    # Two video layers arrive at the SFU: high, then low.
+    async def teacher_layers() -> set[str]:
+        stats = await worker.stats()
+        return {
+            p.layer
+            for r in stats.rooms
+            for t in r.transports
+            if t.participant_id == teacher_id
+            for p in t.producers
+            if p.kind == "video" and p.frames > 0
+        }
+
+    await until(teacher_layers, lambda v: v == {"high", "low"}, "teacher publishes high + low")
+
+    # --- two classrooms join, decode the teacher and send their cameras back ------------
+    kiosks = {}
+    for class_id, name in (("jd-1-g3", "李庄教学点 三年级"), ("jd-2-g3", "王村教学点 三年级")):
+        tok = token(Role.classroom, class_id, classroom_id=class_id, name=name)
+        kiosks[class_id] = await pages.open(
+            f"kiosk-{class_id}", h.url(f"/web/kiosk.html?token={tok}")
+        )
+    for page in kiosks.values():
+        await page.wait_for_function("document.body.classList.contains('live')")
+        await until(
+            lambda p=page: frames_from(p, "window.sankeKiosk.client", teacher_id),
+            lambda n: n > 20,
+            "classroom decodes the teacher",
+        )
+        assert await page.text_content("#status") == "上课中"
+    ids = {
+        cid: await page.evaluate("window.sankeKiosk.client.participantId")
+        for cid, page in kiosks.items()
+    }
+    await teacher.wait_for_function("document.querySelectorAll('#wall .tile').length === 2")
+    for pid in ids.values():
+        await until(
+            lambda pid=pid: frames_from(teacher, "window.sanke.client", pid),
+            lambda n: n > 10,
+            "teacher decodes a classroom",
+        )
+    assert "李庄教学点 三年级" in await teacher.text_content("#wall")
+    a, b = kiosks["jd-1-g3"], kiosks["jd-2-g3"]
+    a_tile = f"#wall .tile[data-participant='{ids['jd-1-g3']}']"
+
+    # --- a hand goes up (Space on the kiosk's button) and shows on the teacher's wall ---
+    await press(a, "#hand", " ")
+    await teacher.wait_for_selector(f"{a_tile}[data-hand='1']")
+    await a.wait_for_selector("#hand[aria-pressed='true']")
+    assert not await teacher.is_hidden(f"{a_tile} .lower-btn")
+
+    # --- on stage: the other classroom now receives it ------------------------------------
+    await press(teacher, f"{a_tile} .stage-btn")
+    await teacher.wait_for_selector(f"{a_tile}[data-stage='1']")
+    assert await teacher.get_attribute(f"{a_tile} .stage-btn", "aria-pressed") == "true"
+    await teacher.wait_for_selector(f"{a_tile}[data-hand='0']")
+    await until(
+        lambda: frames_from(b, "window.sankeKiosk.client", ids["jd-1-g3"]),
+        lambda n: n > 5,
+        "the other classroom decodes the classroom on stage",
+    )
+    await a.wait_for_function("document.getElementById('mine').textContent.includes('已上台')")
+
+    # --- mute it ----------------------------------------------------------------------------
+    await press(teacher, f"{a_tile} .mute-btn")
+    await teacher.wait_for_selector(f"{a_tile}[data-muted='1']")
+    await a.wait_for_function(
+        "document.getElementById('mine').textContent.includes('已被主讲教师静音')"
+    )
+    await teacher.wait_for_function(
+        "[...document.querySelectorAll('#wall .tile .bars')].every(b => b.dataset.level !== '0')"
+    )
+
+    # --- a viewer receives ------------------------------------------------------------------
+    viewer = await pages.open(
+        "viewer", h.url(f"/web/viewer.html?token={token(Role.viewer, 'viewer-1')}")
+    )
+    await until(
+        lambda: frames_from(viewer, "window.sanke.client", teacher_id),
+        lambda n: n > 20,
+        "the viewer decodes the teacher",
+    )
+
+    # --- patrol: the lesson is in the grid (low layer), unseen by the lesson ----------------
+    patrol = await pages.open("patrol", h.url(f"/web/patrol.html?token={coordinator}"))
+    tile = f"#grid .tile[data-room='{ROOM}']"
+    await patrol.wait_for_selector(tile)
+    await until(
+        lambda: patrol.evaluate(
+            f"window.sanke.lessons.get('{ROOM}').client && window.sanke.lessons.get('{ROOM}').client.stats()"
+        ),
+        lambda s: bool(s) and sum(v["framesDecoded"] or 0 for v in s["inboundVideo"]) > 10,
+        "patrol decodes the lesson",
+    )
+    assert "示范县实验小学" in await patrol.text_content(tile)
+    regions = await patrol.eval_on_selector_all("#f-region option", "os => os.map(o => o.value)")
+    assert "4117/411721" in regions
+    await patrol.select_option("#f-subject", "英语")
+    assert await patrol.is_visible(tile)
+    stats = await worker.stats()
+    observers = [t for r in stats.rooms for t in r.transports if t.role == "observer"]
+    assert len(observers) == 1
+    assert {c.target_layer for c in observers[0].consumers if c.kind == "video"} == {"low"}
+    roles = await teacher.evaluate(
+        "[...window.sanke.client.participants.values()].map(p => p.role)"
+    )
+    assert "observer" not in roles
+    await press(patrol, f"{tile} .enlarge")
+    await patrol.wait_for_selector("#big.open")
+    assert await patrol.evaluate("document.activeElement.id") == "big-close"
+
+    for name, page in (("teacher", teacher), ("kiosk", a), ("viewer", viewer), ("patrol", patrol)):
+        await pages.screenshot(page, name)
+    await patrol.keyboard.press("Escape")
+    await patrol.wait_for_selector("#big.open", state="hidden")
+
+    # --- English, then the teacher ends the lesson ------------------------------------------
+    await press(a, "#lang")
+    await a.wait_for_function("document.documentElement.lang === 'en'")
+    assert await a.text_content("#status") == "Lesson in progress"
+    await press(teacher, "#end")
+    await a.wait_for_function(
+        "document.getElementById('status').textContent === 'Waiting for the teacher…'"
+    )
+    pages.assert_no_console_errors()
