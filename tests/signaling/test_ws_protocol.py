@@ -471,5 +471,7 @@ async def test_joined_carries_ice_servers_with_turn_credentials() -> None:
         expiry, user = turn["username"].split(":")
         assert user == joined["participant_id"]
         assert 0 < int(expiry) - time.time() <= 600
-        expected = hmac.new(b"coturn-shared-secret-1234", turn["username"].encode(), hashlib.sha1).digest()
+        expected = hmac.new(
+            b"coturn-shared-secret-1234", turn["username"].encode(), hashlib.sha1
+        ).digest()
         assert base64.b64decode(turn["credential"]) == expected
