@@ -3,7 +3,12 @@
 Phase 1 maximises served periods alone, so its dual bound is a proven bound on served periods
 (integral objective: floor). Phase 2 keeps served >= the phase-1 result and maximises the
 secondary score (continuity, overlap quality, fewer streams, kept published pairs).
-Runs in worker processes: takes and returns only plain picklable data.
+
+Phase 1 first solves the LP relaxation: it is a proven bound on its own, and when its optimal
+vertex is integral (the usual case for these matching rows) it is also the optimal MIP
+solution, so the branch and bound never starts. The solver runs phase 1 of every part before
+any phase 2, so a slow polish never costs a part its proven bound.
+Runs in worker processes: takes and returns only plain picklable data (numpy arrays).
 """
 
 from __future__ import annotations
@@ -14,24 +19,52 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 
-from scheduler.problem import Problem, Row
+from scheduler.problem import Problem
 
-# Share of a part's time limit for phase 1; phase 2 polishes within the rest.
-PHASE1_SHARE = 0.85
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# A vertex value this close to 0 or 1 counts as integral.
+INT_TOL = 1e-6
+# Phase 2 (secondary score) stops at this relative gap: it is a polish, not the reported gap.
+PHASE2_REL_GAP = 1e-4
 
 
 @dataclass
 class Part:
-    """One independent part (or a bundle of small ones) with local variable indices."""
+    """One independent part (or a bundle of small ones) with local variable indices.
+
+    Rows are a CSR matrix (``row_start``/``row_index``/``row_value``) with bounds.
+    """
 
     n_vars: int
-    is_x: list[bool]
-    quality: list[float]
-    rows: list[Row]
-    start: list[int]  # local variables set in the warm start (feasible)
-    global_x: list[int]  # local index -> global candidate index (for x), -1 otherwise
-    kept: list[bool]  # x of the published timetable (re-solve)
+    is_x: BoolArray
+    quality: FloatArray
+    row_lower: FloatArray
+    row_upper: FloatArray
+    row_start: IntArray
+    row_index: IntArray
+    row_value: FloatArray
+    start: IntArray  # local variables set in the warm start (feasible)
+    global_x: IntArray  # local index -> global candidate index (for x), -1 otherwise
+    kept: BoolArray  # x of the published timetable (re-solve)
+    resolve: bool = False  # re-solve: phase 2 keeps the published pairs phase 1 kept
+
+    @property
+    def n_x(self) -> int:
+        return int(self.is_x.sum())
+
+
+@dataclass
+class Phase1:
+    chosen: IntArray  # local variables set to 1
+    served: int
+    bound: int  # proven upper bound on served periods
+    optimal: bool
+    seconds: float
 
 
 @dataclass
@@ -60,153 +93,245 @@ def extract_parts(
             current = []
     if current:
         bundles.append(current)
-    part_of = [0] * problem.n_vars
-    local = [0] * problem.n_vars
+    n = problem.n_vars
+    part_of = np.zeros(n, dtype=np.int64)
+    local = np.zeros(n, dtype=np.int64)
     for p, vars_ in enumerate(bundles):
-        for j, v in enumerate(vars_):
-            part_of[v] = p
-            local[v] = j
-    rows: list[list[Row]] = [[] for _ in bundles]
-    for row in problem.rows:
-        p = part_of[row.vars[0]]
-        rows[p].append(
-            Row(row.kind, row.key, row.lower, row.upper, [local[v] for v in row.vars], row.coefs)
-        )
-    active: set[int] = set(start)
+        idx = np.asarray(vars_, dtype=np.int64)
+        part_of[idx] = p
+        local[idx] = np.arange(len(vars_), dtype=np.int64)
+    # All rows as one CSR matrix, then split by the part of each row's first variable.
+    rows = problem.rows
+    lengths = np.fromiter((len(r.vars) for r in rows), dtype=np.int64, count=len(rows))
+    flat_vars = np.fromiter((v for r in rows for v in r.vars), dtype=np.int64, count=lengths.sum())
+    flat_coef = np.fromiter(
+        (c for r in rows for c in r.coefs), dtype=np.float64, count=lengths.sum()
+    )
+    lower = np.fromiter((r.lower for r in rows), dtype=np.float64, count=len(rows))
+    upper = np.fromiter((r.upper for r in rows), dtype=np.float64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    row_part = part_of[flat_vars[offsets[:-1]]] if len(rows) else np.zeros(0, dtype=np.int64)
+    active = np.zeros(n, dtype=np.bool_)
     for i in start:
-        active.update(problem.implies[i])
+        active[i] = True
+        active[problem.implies[i]] = True
+    quality = np.asarray(problem.quality, dtype=np.float64)
+    kept = np.zeros(n, dtype=np.bool_)
+    if problem.kept:
+        kept[np.fromiter(problem.kept, dtype=np.int64)] = True
+    order = np.argsort(row_part, kind="stable")
+    bounds = np.searchsorted(row_part[order], np.arange(len(bundles) + 1))
     parts = []
     for p, vars_ in enumerate(bundles):
+        idx = np.asarray(vars_, dtype=np.int64)
+        mine = order[bounds[p] : bounds[p + 1]]
+        lens = lengths[mine]
+        starts = np.zeros(len(mine) + 1, dtype=np.int64)
+        np.cumsum(lens, out=starts[1:])
+        # Gather each row's slice of the flat arrays.
+        take = (
+            np.repeat(offsets[mine] - starts[:-1], lens) + np.arange(starts[-1], dtype=np.int64)
+            if len(mine)
+            else np.zeros(0, dtype=np.int64)
+        )
+        is_x = idx < problem.n_x
         parts.append(
             Part(
                 n_vars=len(vars_),
-                is_x=[v < problem.n_x for v in vars_],
-                quality=[problem.quality[v] for v in vars_],
-                rows=rows[p],
-                start=[local[v] for v in vars_ if v in active],
-                global_x=[v if v < problem.n_x else -1 for v in vars_],
-                kept=[v in problem.kept for v in vars_],
+                is_x=is_x,
+                quality=quality[idx],
+                row_lower=lower[mine],
+                row_upper=upper[mine],
+                row_start=starts,
+                row_index=local[flat_vars[take]],
+                row_value=flat_coef[take],
+                start=np.flatnonzero(active[idx]),
+                global_x=np.where(is_x, idx, -1),
+                kept=kept[idx],
+                resolve=bool(problem.kept),
             )
         )
     return parts
 
 
-def _model(part: Part, cost: list[float], extra: Row | None) -> highspy.HighsLp:
-    rows = [*part.rows, extra] if extra is not None else part.rows
-    lp = highspy.HighsLp()
-    lp.num_col_ = part.n_vars
-    lp.num_row_ = len(rows)
-    lp.col_cost_ = np.array(cost, dtype=np.float64)
-    lp.col_lower_ = np.zeros(part.n_vars)
-    lp.col_upper_ = np.ones(part.n_vars)
-    inf = highspy.kHighsInf
-    lp.row_lower_ = np.array([max(r.lower, -inf) for r in rows], dtype=np.float64)
-    lp.row_upper_ = np.array([min(r.upper, inf) for r in rows], dtype=np.float64)
-    starts = [0]
-    index: list[int] = []
-    value: list[float] = []
-    for r in rows:
-        index.extend(r.vars)
-        value.extend(r.coefs)
-        starts.append(len(index))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = part.n_vars
-    lp.a_matrix_.num_row_ = len(rows)
-    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value, dtype=np.float64)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * part.n_vars
-    lp.sense_ = highspy.ObjSense.kMaximize
-    return lp
-
-
-def _run(
-    part: Part, cost: list[float], extra: Row | None, start: list[int], limit: float, abs_gap: float
-) -> tuple[list[int], float, bool]:
+def _highs(limit: float, rel_gap: float, abs_gap: float) -> highspy.Highs:
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", max(0.05, limit))
-    h.setOptionValue("mip_rel_gap", 0.0 if abs_gap else 1e-6)
-    if abs_gap:
-        h.setOptionValue("mip_abs_gap", abs_gap)
-    h.passModel(_model(part, cost, extra))
-    if start:
+    h.setOptionValue("mip_rel_gap", rel_gap)
+    h.setOptionValue("mip_abs_gap", abs_gap)
+    return h
+
+
+def _model(
+    part: Part,
+    cost: FloatArray,
+    integral: bool,
+    floor: float | None = None,
+    fixed: IntArray | None = None,
+) -> highspy.HighsLp:
+    """The part as a HiGHS model; ``floor`` adds served >= floor, ``fixed`` columns are 1."""
+    n = part.n_vars
+    lower, upper = part.row_lower, part.row_upper
+    start, index, value = part.row_start, part.row_index, part.row_value
+    if floor is not None:
+        xs = np.flatnonzero(part.is_x)
+        lower = np.append(lower, floor)
+        upper = np.append(upper, np.inf)
+        start = np.append(start, start[-1] + len(xs))
+        index = np.concatenate([index, xs])
+        value = np.concatenate([value, np.ones(len(xs))])
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = len(lower)
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    col_lower = np.zeros(n)
+    if fixed is not None and len(fixed):
+        col_lower[fixed] = 1.0
+    lp.col_lower_ = col_lower
+    lp.col_upper_ = np.ones(n)
+    lp.row_lower_ = np.maximum(lower, -inf)
+    lp.row_upper_ = np.minimum(upper, inf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = len(lower)
+    lp.a_matrix_.start_ = start.astype(np.int32)
+    lp.a_matrix_.index_ = index.astype(np.int32)
+    lp.a_matrix_.value_ = value.astype(np.float64)
+    if integral:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+    lp.sense_ = highspy.ObjSense.kMaximize
+    return lp
+
+
+def _run_mip(
+    part: Part,
+    cost: FloatArray,
+    start: IntArray,
+    limit: float,
+    rel_gap: float,
+    abs_gap: float,
+    floor: float | None = None,
+    fixed: IntArray | None = None,
+) -> tuple[IntArray, float, bool]:
+    """Chosen variables, dual bound (inf if none), optimal; the start if nothing better."""
+    h = _highs(limit, rel_gap, abs_gap)
+    h.passModel(_model(part, cost, True, floor, fixed))
+    if len(start):
         sol = highspy.HighsSolution()
-        values = [0.0] * part.n_vars
-        for v in start:
-            values[v] = 1.0
-        sol.col_value = values
+        values = np.zeros(part.n_vars)
+        values[start] = 1.0
+        sol.col_value = list(values)
         sol.value_valid = True
         h.setSolution(sol)
     h.run()
     info = h.getInfo()
-    status = h.getModelStatus()
-    optimal = status == highspy.HighsModelStatus.kOptimal
+    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    bound = float(info.mip_dual_bound) if not optimal else float(info.objective_function_value)
+    if not math.isfinite(bound) or abs(bound) >= highspy.kHighsInf:
+        bound = math.inf
     if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
-        return start, math.inf, False
-    values = h.getSolution().col_value
-    chosen = [v for v in range(part.n_vars) if values[v] > 0.5]
-    if start and sum(cost[v] for v in chosen) < info.objective_function_value - 1e-6:
+        return start, bound, False
+    values = np.asarray(h.getSolution().col_value)
+    chosen = np.flatnonzero(values > 0.5)
+    if len(start) and float(cost[chosen].sum()) < info.objective_function_value - 1e-6:
         # Seen with highspy 1.16: after setSolution the returned values can be the start
         # while the reported objective is the better incumbent; solve again without it.
-        return _run(part, cost, extra, [], limit, abs_gap)
-    bound = float(info.objective_function_value) if optimal else float(info.mip_dual_bound)
+        return _run_mip(part, cost, np.zeros(0, dtype=np.int64), limit, rel_gap, abs_gap, floor)
     return chosen, bound, optimal
+
+
+def served_cost(part: Part) -> FloatArray:
+    """Phase-1 objective: served periods, plus (re-solve) less than one period in total for
+    keeping published pairs, so floor(bound) still bounds served periods."""
+    eps = 0.5 / (int(part.kept.sum()) + 1)
+    return part.is_x.astype(np.float64) + eps * part.kept
+
+
+def phase1(part: Part, deadline: float) -> Phase1:
+    """Most served periods with a proven bound: LP relaxation first, MIP only if fractional."""
+    t0 = time.perf_counter()
+    cost = served_cost(part)
+    n_x = part.n_x
+    start = part.start
+    start_served = int(part.is_x[start].sum())
+    lp_bound = math.inf
+    h = _highs(deadline - time.time(), 0.0, 0.0)
+    h.passModel(_model(part, cost, False))
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        lp_bound = float(h.getInfo().objective_function_value)
+        values = np.asarray(h.getSolution().col_value)
+        frac = np.abs(values - np.round(values))
+        if float(frac.max(initial=0.0)) <= INT_TOL:
+            chosen = np.flatnonzero(values > 0.5)
+            served = int(part.is_x[chosen].sum())
+            proven = min(math.floor(lp_bound + 1e-6), n_x)
+            if served >= start_served:
+                return Phase1(chosen, served, max(proven, served), True, time.perf_counter() - t0)
+    remaining = deadline - time.time()
+    chosen, bound, optimal = (start, math.inf, False)
+    if remaining > 0.05:
+        chosen, bound, optimal = _run_mip(part, cost, start, remaining, 0.0, 0.999)
+    if int(part.is_x[chosen].sum()) < start_served:
+        chosen = start
+    served = int(part.is_x[chosen].sum())
+    bound = min(bound, lp_bound)
+    proven = min(math.floor(bound + 1e-6), n_x) if math.isfinite(bound) else n_x
+    proven = max(proven, served)
+    return Phase1(chosen, served, proven, optimal or proven == served, time.perf_counter() - t0)
+
+
+def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
+    """Secondary score at served >= phase 1; a re-solve keeps the published pairs it kept."""
+    if limit <= 0.02 or first.served == 0:
+        return first.chosen
+    fixed = None
+    if part.resolve:
+        fixed = first.chosen[part.kept[first.chosen]]
+    polished, _, _ = _run_mip(
+        part,
+        part.quality,
+        first.chosen,
+        limit,
+        PHASE2_REL_GAP,
+        0.0,
+        floor=float(first.served),
+        fixed=fixed,
+    )
+    if int(part.is_x[polished].sum()) >= first.served:
+        return polished
+    return first.chosen
+
+
+def result(part: Part, first: Phase1, chosen: IntArray, seconds: float) -> PartResult:
+    xs = chosen[part.is_x[chosen]]
+    return PartResult(
+        chosen=[int(v) for v in part.global_x[xs]],
+        served=first.served,
+        bound=first.bound,
+        optimal=first.optimal,
+        seconds=seconds,
+    )
+
+
+def solve_phase1(part: Part, deadline: float) -> Phase1:
+    """Worker entry: phase 1 until ``deadline`` (wall clock, ``time.time()``)."""
+    return phase1(part, deadline)
+
+
+def solve_phase2(part: Part, first: Phase1, budget: float, deadline: float) -> PartResult:
+    """Worker entry: phase 2 for at most ``budget`` seconds and never past ``deadline``."""
+    t0 = time.perf_counter()
+    chosen = phase2(part, first, min(budget, deadline - time.time()))
+    return result(part, first, chosen, first.seconds + time.perf_counter() - t0)
 
 
 def solve_part(part: Part, time_limit: float) -> PartResult:
     """Phase 1 (served, proven bound) then phase 2 (secondary score at equal served)."""
-    t0 = time.perf_counter()
-    # Re-solve: phase 1 also prefers published pairs, by less than one period in total, so
-    # floor(dual bound) still bounds served periods and a timed-out part moves little.
-    eps = 0.5 / (sum(part.kept) + 1)
-    served_cost = [
-        (1.0 if x else 0.0) + (eps if k else 0.0) for x, k in zip(part.is_x, part.kept, strict=True)
-    ]
-
-    def served(chosen: list[int]) -> int:
-        return sum(1 for v in chosen if part.is_x[v])
-
-    start_served = served(part.start)
-    chosen, bound, optimal = _run(
-        part, served_cost, None, part.start, time_limit * PHASE1_SHARE, 0.999
-    )
-    if served(chosen) < start_served:
-        chosen = part.start
-    best = served(chosen)
-    proven = (
-        min(math.floor(bound + 1e-6), sum(part.is_x)) if math.isfinite(bound) else sum(part.is_x)
-    )
-    proven = max(proven, best)
-    remaining = time_limit - (time.perf_counter() - t0)
-    if remaining > 0.02 and best > 0:
-        keep = Row(
-            "served_floor",
-            "phase1",
-            float(best),
-            math.inf,
-            [v for v in range(part.n_vars) if part.is_x[v]],
-            [1.0] * sum(part.is_x),
-        )
-        polished, _, _ = _run(part, part.quality, keep, chosen, remaining, 0.0)
-        if served(polished) >= best:
-            chosen = polished
-    return PartResult(
-        chosen=[part.global_x[v] for v in chosen if part.is_x[v]],
-        served=best,
-        bound=proven,
-        optimal=optimal or proven == best,
-        seconds=time.perf_counter() - t0,
-    )
-
-
-def solve_parts(parts: list[Part], deadline: float) -> list[PartResult]:
-    """Solve several parts in one worker until ``deadline`` (wall clock, ``time.time()``)."""
-    results = []
-    total = sum(p.n_vars for p in parts) or 1
-    for p in parts:
-        share = max(0.05, (deadline - time.time()) * p.n_vars / total)
-        total -= p.n_vars
-        results.append(solve_part(p, share))
-    return results
+    deadline = time.time() + time_limit
+    first = phase1(part, deadline)
+    return solve_phase2(part, first, deadline - time.time(), deadline)

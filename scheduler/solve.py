@@ -9,7 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
-from typing import Protocol
+from multiprocessing.pool import Pool
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +18,14 @@ from scheduler.candidates import CandidateSet, build_candidates
 from scheduler.domain import District
 from scheduler.explain import explain_unmet
 from scheduler.greedy import greedy
-from scheduler.mip import Part, PartResult, extract_parts, solve_parts
+from scheduler.mip import (
+    Part,
+    PartResult,
+    Phase1,
+    extract_parts,
+    solve_phase1,
+    solve_phase2,
+)
 from scheduler.problem import Problem, build_problem, components
 from scheduler.timetable import Assignment, Progress, SolveStats, Timetable
 
@@ -104,41 +112,74 @@ def to_timetable(
     return Timetable(district_id=cs.district.id, assignments=assignments, unmet=unmet, stats=stats)
 
 
+T = TypeVar("T")
+
+
+def _map(
+    pool: Pool | None,
+    fn: Callable[..., T],
+    tasks: list[tuple[Any, ...]],
+    cancel: CancelFlag | None,
+    on_done: Callable[[int, T], None],
+) -> None:
+    """Run ``fn(*task)`` for every task (in order; a pool takes them as workers free up)."""
+    if pool is None:
+        for k, args in enumerate(tasks):
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelled()
+            on_done(k, fn(*args))
+        return
+    pending = {k: pool.apply_async(fn, args) for k, args in enumerate(tasks)}
+    while pending:
+        if cancel is not None and cancel.is_set():
+            raise SolveCancelled()
+        for k in [k for k, res in pending.items() if res.ready()]:
+            on_done(k, pending.pop(k).get())
+        if pending:
+            time.sleep(0.01)
+
+
 def _run_parts(
-    chunks: list[list[Part]],
+    parts: list[Part],
     time_limit: float,
     workers: int,
     cancel: CancelFlag | None,
-    on_part: Callable[[list[PartResult]], None],
+    on_phase1: Callable[[Phase1], None],
+    on_part: Callable[[PartResult], None],
 ) -> None:
-    typed = chunks
+    """Phase 1 of every part (largest first), then phase 2 in the time left.
+
+    Phase 2 shares the time left by part size over the workers, so every part gets its polish
+    and the last one still ends by the deadline.
+    """
     deadline = time.time() + time_limit
-    if workers == 0:
-        for chunk in typed:
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelled()
-            on_part(solve_parts(chunk, deadline))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers)
+    parts = sorted(parts, key=lambda p: -p.n_vars)
+    pool: Pool | None = None
+    if workers:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(parts)))
     try:
-        pending = [pool.apply_async(solve_parts, (chunk, deadline)) for chunk in typed]
-        while pending:
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelled()
-            still = []
-            for res in pending:
-                if res.ready():
-                    on_part(res.get())
-                else:
-                    still.append(res)
-            pending = still
-            if pending:
-                time.sleep(0.02)
-        pool.close()
+        firsts: dict[int, Phase1] = {}
+
+        def first_done(k: int, first: Phase1) -> None:
+            firsts[k] = first
+            on_phase1(first)
+
+        if cancel is not None and cancel.is_set():
+            raise SolveCancelled()
+        _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done)
+        left = deadline - time.time()
+        slots = max(1, min(workers, len(parts)))
+        total = sum(p.n_vars for p in parts) or 1
+        tasks = [
+            (p, firsts[k], left * slots * p.n_vars / total, deadline) for k, p in enumerate(parts)
+        ]
+        _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r))
+        if pool is not None:
+            pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
 def solve(
@@ -172,34 +213,42 @@ def solve(
     )
     if options.mip and cs.candidates:
         parts = extract_parts(problem, components(problem), chosen, options.bundle_vars)
-        n_chunks = max(1, options.workers) * 2 if options.workers else len(parts)
-        chunks: list[list[Part]] = [[] for _ in range(min(n_chunks, len(parts)))]
-        for k, part in enumerate(sorted(parts, key=lambda p: -p.n_vars)):
-            chunks[k % len(chunks)].append(part)
         remaining = options.time_limit - (time.perf_counter() - t0)
         mip_chosen: set[int] = set()
         bound = 0
+        served = 0
         done = [0, 0]
 
-        def on_part(results: list[PartResult]) -> None:
-            nonlocal bound
-            for r in results:
-                mip_chosen.update(r.chosen)
-                bound += r.bound
-                done[0] += 1
-                done[1] += int(r.optimal)
+        def on_phase1(first: Phase1) -> None:
+            nonlocal bound, served
+            bound += first.bound
+            served += first.served
+            done[1] += int(first.optimal)
             progress(
                 Progress(
                     phase="mip",
                     parts_done=done[0],
                     parts_total=len(parts),
-                    served=len(mip_chosen),
+                    served=served,
+                    bound=bound,
+                )
+            )
+
+        def on_part(r: PartResult) -> None:
+            mip_chosen.update(r.chosen)
+            done[0] += 1
+            progress(
+                Progress(
+                    phase="mip",
+                    parts_done=done[0],
+                    parts_total=len(parts),
+                    served=served,
                     bound=bound,
                 )
             )
 
         progress(Progress(phase="mip", parts_total=len(parts), served=len(chosen)))
-        _run_parts(chunks, max(0.1, remaining), options.workers, cancel, on_part)
+        _run_parts(parts, max(0.1, remaining), options.workers, cancel, on_phase1, on_part)
         # Every part starts from the greedy; a part never returns fewer served periods.
         chosen = mip_chosen
         stats.method = "mip"
