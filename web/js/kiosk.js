@@ -18,7 +18,7 @@ register({
     notStarted: "课程尚未开始，请稍候…", kicked: "已被移出课堂", "kiosk.waitingVideo": "等待主讲教师画面…",
     "kiosk.noCamera": "未检测到摄像头：主讲教师看不到本教室，但仍可正常听课。请检查摄像头连接。",
     "kiosk.noMic": "未检测到麦克风：主讲教师听不到本教室。", "kiosk.cameraDenied": "摄像头或麦克风无法使用：{message}",
-    "kiosk.media": "音视频暂时无法连接，正在重试…", "kiosk.raise": "✋ 举手", "kiosk.lower": "放下手",
+    "kiosk.media": "音视频暂时无法连接，正在重试…", "kiosk.raise": "举手", "kiosk.lower": "放下手",
     "kiosk.raiseLabel": "举手（请主讲教师注意本教室）", "kiosk.lowerLabel": "放下手",
     "kiosk.self": "本教室画面", "kiosk.onStage": "本教室已上台，全体可以听到", "kiosk.muted": "已被主讲教师静音",
     "kiosk.screen": "屏幕共享", "kiosk.stageLabel": "课堂画面", "kiosk.upcoming": "接下来的课程", "tile.onStage": "台上", "tile.muted": "已静音",
@@ -32,7 +32,7 @@ register({
     "kiosk.waitingVideo": "Waiting for the teacher's video…",
     "kiosk.noCamera": "No camera found: the teacher cannot see this classroom, but you can still follow the lesson. Check the camera.",
     "kiosk.noMic": "No microphone found: the teacher cannot hear this classroom.", "kiosk.cameraDenied": "Cannot use the camera or microphone: {message}",
-    "kiosk.media": "Audio/video cannot connect right now; retrying…", "kiosk.raise": "✋ Raise hand", "kiosk.lower": "Lower hand",
+    "kiosk.media": "Audio/video cannot connect right now; retrying…", "kiosk.raise": "Raise hand", "kiosk.lower": "Lower hand",
     "kiosk.raiseLabel": "Raise hand (ask the teacher's attention)", "kiosk.lowerLabel": "Lower hand",
     "kiosk.self": "This classroom", "kiosk.onStage": "This classroom is on stage: everyone hears it", "kiosk.muted": "Muted by the teacher",
     "kiosk.screen": "Screen share", "kiosk.stageLabel": "Lesson video", "kiosk.upcoming": "Upcoming lessons", "tile.onStage": "On stage", "tile.muted": "Muted",
@@ -293,6 +293,7 @@ setInterval(async () => {
   const mainLevel = main ? q.byTrack.get(main.getVideoTracks()[0]?.id)?.level : undefined;
   state.quality = worst([q.uplink, mainLevel]);
   updateBars(qualityBars, state.quality);
+  selfTile.setQuality(q.uplink);
   $("#teacher-video").dataset.frames = String(main ? q.byTrack.get(main.getVideoTracks()[0]?.id)?.framesDecoded || 0 : 0);
 }, 2000);
 window.addEventListener("online", refresh);

@@ -30,7 +30,7 @@ export class Tile {
     this.video.muted = true;
     this.audio = null;
     this.nameEl = h("span", { class: "name" }, name);
-    this.handEl = h("span", { class: "hand-badge", hidden: true }, "✋ " + t("common.hand"));
+    this.handEl = h("span", { class: "hand-badge", hidden: true }, t("common.hand"));
     this.stageEl = h("span", { class: "badge stage-badge", hidden: true });
     this.mutedEl = h("span", { class: "badge muted-badge", hidden: true });
     this.bars = meter(undefined);
@@ -43,7 +43,7 @@ export class Tile {
   }
 
   relabel() {
-    this.handEl.textContent = "✋ " + t("common.hand");
+    this.handEl.textContent = t("common.hand");
     this.stageEl.textContent = t("tile.onStage");
     this.mutedEl.textContent = t("tile.muted");
     update(this.bars, this.level);

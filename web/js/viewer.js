@@ -63,5 +63,6 @@ setInterval(async () => {
   const id = v && v.getVideoTracks()[0]?.id;
   updateBars(bars, worst([q.byTrack.get(id)?.level, q.rttMs !== undefined && q.rttMs > 400 ? 3 : undefined]));
   $("#teacher-video").dataset.frames = String(q.byTrack.get(id)?.framesDecoded || 0);
+  for (const tile of ui.tiles.values()) tile.setQuality(worst(tile.trackIds().map((x) => q.byTrack.get(x)?.level)));
 }, 2000);
 main();
