@@ -96,8 +96,8 @@ function render() {
   hand.textContent = raised ? t("kiosk.lower") : t("kiosk.raise");
   hand.setAttribute("aria-label", raised ? t("kiosk.lowerLabel") : t("kiosk.raiseLabel"));
   $("#mine").textContent = [me && me.on_stage ? t("kiosk.onStage") : "", me && me.muted ? t("kiosk.muted") : ""].filter(Boolean).join(" · ");
-  const problem = state.mediaProblem || state.cameraProblem;
-  say($("#notice"), state.joinedSession && problem ? problem.text : "", problem ? problem.level : "");
+  const problems = [state.cameraProblem, state.mediaProblem].filter(Boolean);
+  say($("#notice"), state.joinedSession ? problems.map((p) => p.text).join(" ") : "", problems.length ? "warn" : "");
   updateBars(qualityBars, state.joinedSession ? state.quality : undefined);
 }
 
