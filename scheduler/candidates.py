@@ -50,7 +50,11 @@ class OverlapBook:
         self._cache: dict[tuple[int, int, int, int, Weekday], int] = {}
 
     def overlap(self, master: str, mp: int, remote: str, rp: int, weekday: Weekday) -> int:
-        ms, rs = self.signature[master], self.signature[remote]
+        return self.overlap_by_signature(
+            self.signature[master], mp, self.signature[remote], rp, weekday
+        )
+
+    def overlap_by_signature(self, ms: int, mp: int, rs: int, rp: int, weekday: Weekday) -> int:
         key = (ms, mp, rs, rp, weekday)
         value = self._cache.get(key)
         if value is None:
@@ -95,26 +99,47 @@ class RegionCheck:
 def build_candidates(district: District, book: OverlapBook | None = None) -> CandidateSet:
     book = book or OverlapBook(district)
     minimum = district.policy.min_overlap_minutes
-    index: dict[tuple[int, str, str, Weekday], list[int]] = defaultdict(list)
-    for oi, o in enumerate(district.offerings):
-        index[(o.grade, o.subject, o.edition, o.weekday)].append(oi)
-    banned = {(b.class_id, b.offering_id) for b in district.bans}
     region_ok = RegionCheck(district)
+    # Offerings by need and weekday (and region, unless cross-region matching is allowed), in
+    # district order, with what the overlap lookup needs.
+    index: dict[tuple[str, int, str, str, Weekday], list[tuple[int, str, int, int]]] = defaultdict(
+        list
+    )
+    for oi, o in enumerate(district.offerings):
+        region = "" if region_ok.any else region_ok.key[o.school]
+        index[(region, o.grade, o.subject, o.edition, o.weekday)].append(
+            (oi, o.id, book.signature[o.school], o.period)
+        )
+    banned: dict[str, set[str]] = defaultdict(set)
+    for b in district.bans:
+        banned[b.class_id].add(b.offering_id)
+    overlap = book.overlap_by_signature
+    # (need and weekday, remote bell signature, remote period) -> offerings that overlap enough.
+    passing: dict[tuple[object, ...], list[tuple[int, str, int]]] = {}
     candidates: list[Candidate] = []
     by_demand: dict[int, list[int]] = {}
     for di, d in enumerate(district.demands):
         mine: list[int] = []
+        region = "" if region_ok.any else region_ok.key[d.school]
+        bans = banned.get(d.class_id)
+        rs = book.signature[d.school]
         for slot in d.free_periods:
-            for oi in index.get((d.grade, d.subject, d.edition, slot.weekday), ()):
-                o = district.offerings[oi]
-                if (d.class_id, o.id) in banned or not region_ok(d, o):
+            weekday, rp = slot.weekday, slot.period
+            need = (region, d.grade, d.subject, d.edition, weekday)
+            key = (need, rs, rp)
+            found = passing.get(key)
+            if found is None:
+                found = []
+                for oi, oid, ms, mp in index.get(need, ()):
+                    minutes = overlap(ms, mp, rs, rp, weekday)
+                    if minutes >= minimum:
+                        found.append((oi, oid, minutes))
+                passing[key] = found
+            for oi, oid, minutes in found:
+                if bans and oid in bans:
                     continue
-                minutes = book.overlap(o.school, o.period, d.school, slot.period, slot.weekday)
-                if minutes >= minimum:
-                    mine.append(len(candidates))
-                    candidates.append(
-                        Candidate(len(candidates), di, oi, slot.weekday, slot.period, minutes)
-                    )
+                mine.append(len(candidates))
+                candidates.append(Candidate(len(candidates), di, oi, weekday, rp, minutes))
         by_demand[di] = mine
     return CandidateSet(district, candidates, by_demand, book)
 
@@ -124,10 +149,71 @@ class RejectionIndex:
 
     def __init__(self, district: District) -> None:
         self.banned = {(b.class_id, b.offering_id) for b in district.bans}
+        self.banned_classes = {b.class_id for b in district.bans}
         self.region_ok = RegionCheck(district)
         self.by_need: dict[tuple[int, str], list[Offering]] = defaultdict(list)
         for o in district.offerings:
             self.by_need[(o.grade, o.subject)].append(o)
+        # (grade, subject, edition, region) -> rejections that do not depend on the class
+        # (edition, cross_region) by code, and the offerings left to check against its periods.
+        self._static: dict[
+            tuple[int, str, str, str], tuple[dict[str, list[Rejection]], list[Offering]]
+        ] = {}
+        self._by_id: dict[tuple[int, str], dict[str, Offering]] = {}
+        self._ids: dict[int, tuple[list[Rejection], list[str]]] = {}
+
+    def offerings_of(self, grade: int, subject: str) -> dict[str, Offering]:
+        """Offerings of a grade and subject by id (shared: do not modify)."""
+        found = self._by_id.get((grade, subject))
+        if found is None:
+            found = {o.id: o for o in self.by_need.get((grade, subject), [])}
+            self._by_id[(grade, subject)] = found
+        return found
+
+    def ids(self, group: list[Rejection]) -> list[str]:
+        """Offering ids of a group of rejections; the shared class-independent groups are
+        converted once."""
+        cached = self._ids.get(id(group))
+        if cached is not None and cached[0] is group:
+            return list(cached[1])
+        ids = [r.offering_id for r in group]
+        if len(group) > 8:
+            self._ids[id(group)] = (group, ids)
+        return list(ids)
+
+    def static(self, demand: Demand) -> tuple[dict[str, list[Rejection]], list[Offering]]:
+        """Class-independent rejections of a demand's need; valid for classes without bans."""
+        region = self.region_ok.key[demand.school]
+        key = (demand.grade, demand.subject, demand.edition, region)
+        cached = self._static.get(key)
+        if cached is None:
+            by_code: dict[str, list[Rejection]] = defaultdict(list)
+            rest: list[Offering] = []
+            for o in self.by_need.get((demand.grade, demand.subject), []):
+                if o.edition != demand.edition:
+                    by_code["edition"].append(Rejection(o.id, "edition"))
+                elif not self.region_ok(demand, o):
+                    by_code["cross_region"].append(Rejection(o.id, "cross_region"))
+                else:
+                    rest.append(o)
+            cached = (dict(by_code), rest)
+            self._static[key] = cached
+        return cached
+
+
+def _slot_rejection(
+    district: District, demand: Demand, o: Offering, book: OverlapBook
+) -> Rejection | None:
+    slots = [s for s in demand.free_periods if s.weekday == o.weekday]
+    if not slots:
+        return Rejection(o.id, "no_free_period")
+    best, where = max(
+        (book.overlap(o.school, o.period, demand.school, s.period, o.weekday), s.period)
+        for s in slots
+    )
+    if best < district.policy.min_overlap_minutes:
+        return Rejection(o.id, "overlap", best, where)
+    return None
 
 
 def rejections(
@@ -145,14 +231,26 @@ def rejections(
         elif not region_ok(demand, o):
             out.append(Rejection(o.id, "cross_region"))
         else:
-            slots = [s for s in demand.free_periods if s.weekday == o.weekday]
-            if not slots:
-                out.append(Rejection(o.id, "no_free_period"))
-                continue
-            best, where = max(
-                (book.overlap(o.school, o.period, demand.school, s.period, o.weekday), s.period)
-                for s in slots
-            )
-            if best < district.policy.min_overlap_minutes:
-                out.append(Rejection(o.id, "overlap", best, where))
+            found = _slot_rejection(district, demand, o, book)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def rejections_by_code(
+    district: District, demand: Demand, book: OverlapBook, index: RejectionIndex
+) -> dict[str, list[Rejection]]:
+    """``rejections`` grouped by code (each group in district order); shares the
+    class-independent groups between demands of the same need and region."""
+    if demand.class_id in index.banned_classes:
+        grouped: dict[str, list[Rejection]] = defaultdict(list)
+        for r in rejections(district, demand, book, index):
+            grouped[r.code].append(r)
+        return dict(grouped)
+    static, rest = index.static(demand)
+    out = dict(static)
+    for o in rest:
+        found = _slot_rejection(district, demand, o, book)
+        if found is not None:
+            out.setdefault(found.code, []).append(found)
     return out

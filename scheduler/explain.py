@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from scheduler.candidates import CandidateSet, OverlapBook, RejectionIndex, rejections
+from scheduler.candidates import CandidateSet, OverlapBook, RejectionIndex, rejections_by_code
 from scheduler.domain import Demand, District, Offering
 from scheduler.greedy import RowState
 from scheduler.problem import Problem
@@ -37,8 +37,8 @@ def _slot(o: Offering) -> str:
 def _no_candidate_reasons(
     district: District, d: Demand, book: OverlapBook, index: RejectionIndex
 ) -> list[Reason]:
-    found = rejections(district, d, book, index)
-    if not found:
+    grouped = rejections_by_code(district, d, book, index)
+    if not grouped:
         return [
             Reason(
                 code="no_offering",
@@ -46,10 +46,8 @@ def _no_candidate_reasons(
             )
         ]
     reasons: list[Reason] = []
-    by_code: dict[str, list[str]] = defaultdict(list)
-    for r in found:
-        by_code[r.code].append(r.offering_id)
-    offerings = {o.id: o for o in index.by_need.get((d.grade, d.subject), [])}
+    by_code = {code: index.ids(found) for code, found in grouped.items()}
+    offerings = index.offerings_of(d.grade, d.subject)
     if set(by_code) == {"edition"}:
         editions = sorted({offerings[i].edition for i in by_code["edition"]})
         reasons.append(
@@ -60,7 +58,7 @@ def _no_candidate_reasons(
                 offering_ids=by_code["edition"],
             )
         )
-    overlaps = [r for r in found if r.code == "overlap"]
+    overlaps = grouped.get("overlap", [])
     if overlaps:
         best = max(r.best_overlap for r in overlaps)
         at = [r for r in overlaps if r.best_overlap == best]

@@ -21,10 +21,7 @@ class RowState:
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         self.usage = [0.0] * len(problem.rows)
-        self.var_rows: list[list[tuple[int, float]]] = [[] for _ in range(problem.n_vars)]
-        for r, row in enumerate(problem.rows):
-            for v, c in zip(row.vars, row.coefs, strict=True):
-                self.var_rows[v].append((r, c))
+        self.var_rows = problem.var_rows()
         self.active = bytearray(problem.n_vars)
 
     @classmethod

@@ -53,6 +53,17 @@ class Problem:
     teacher_of_z: dict[int, str] = field(default_factory=dict)
     impossible_pins: list[tuple[str, str]] = field(default_factory=list)
     kept: set[int] = field(default_factory=set)  # candidates of the published timetable
+    _var_rows: list[list[tuple[int, float]]] | None = field(default=None, repr=False)
+
+    def var_rows(self) -> list[list[tuple[int, float]]]:
+        """For each variable, its (row, coefficient) entries (built once, then shared)."""
+        if self._var_rows is None:
+            out: list[list[tuple[int, float]]] = [[] for _ in range(self.n_vars)]
+            for r, row in enumerate(self.rows):
+                for v, c in zip(row.vars, row.coefs, strict=True):
+                    out[v].append((r, c))
+            self._var_rows = out
+        return self._var_rows
 
 
 def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
@@ -61,11 +72,19 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
     schools = district.school_index()
     n_x = len(cs.candidates)
     quality: list[float] = []
+    lengths: dict[int, int | None] = {}
+    offerings, demands = district.offerings, district.demands
     for c in cs.candidates:
-        o, d = cs.offering(c), cs.demand(c)
-        span = period_interval(schools[o.school], o.period, o.weekday)
-        length = (span[1] - span[0]) if span else c.overlap
-        q = W_OVERLAP * min(1.0, c.overlap / max(1, length)) + W_CLASS_SIZE * d.class_size
+        span_length = lengths.get(c.offering, -1)
+        if span_length == -1:
+            o = offerings[c.offering]
+            span = period_interval(schools[o.school], o.period, o.weekday)
+            span_length = lengths[c.offering] = (span[1] - span[0]) if span else None
+        length = c.overlap if span_length is None else span_length
+        q = (
+            W_OVERLAP * min(1.0, c.overlap / max(1, length))
+            + W_CLASS_SIZE * demands[c.demand].class_size
+        )
         if keep is not None and c.index in keep:
             q += W_KEEP
         quality.append(q)
@@ -82,6 +101,11 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
         if lower == -INF and max_use <= upper + 1e-9:
             return  # can never bind
         rows.append(Row(kind, key, lower, upper, [v for v, _ in terms], [c for _, c in terms]))
+
+    def add_ones(kind: str, key: str, ids: list[int], upper: float) -> None:
+        """``add`` for a row of ones (the common case), without building the terms."""
+        if len(ids) > upper + 1e-9:
+            rows.append(Row(kind, key, -INF, upper, list(ids), [1.0] * len(ids)))
 
     by_offering: dict[int, list[int]] = defaultdict(list)
     for c in cs.candidates:
@@ -107,20 +131,24 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
             )
         )
     teacher_of_z: dict[int, str] = {}
+    candidates = cs.candidates
     for di, members in cs.by_demand.items():
         d = district.demands[di]
         # demand_periods: never more than the periods a week the class needs.
-        add("demand_periods", d.id, [(i, 1.0) for i in members], float(d.periods_per_week))
-        if policy.one_per_day:
+        if members:
+            add_ones("demand_periods", d.id, members, float(d.periods_per_week))
+        if policy.one_per_day and len(members) > 1:
             per_day: dict[str, list[int]] = defaultdict(list)
             for i in members:
-                per_day[cs.candidates[i].weekday.value].append(i)
+                per_day[candidates[i].weekday.value].append(i)
             for day, ids in per_day.items():
                 # one_per_day: one period of a subject per class per day.
-                add("one_per_day", f"{d.id}@{day}", [(i, 1.0) for i in ids], 1.0)
+                add_ones("one_per_day", f"{d.id}@{day}", ids, 1.0)
+        if len(members) <= 1 or d.periods_per_week <= 1:
+            continue
         teachers: dict[str, list[int]] = defaultdict(list)
         for i in members:
-            teachers[cs.offering(cs.candidates[i]).teacher].append(i)
+            teachers[offerings[candidates[i].offering].teacher].append(i)
         if len(teachers) > 1 and d.periods_per_week > 1:
             zs: list[int] = []
             for teacher, ids in sorted(teachers.items()):
@@ -141,12 +169,14 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
                 # same_teacher (hard): all periods of a demand from one teacher.
                 rows.append(Row("same_teacher", d.id, -INF, 1.0, zs, [1.0] * len(zs)))
     per_class_slot: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for c in cs.candidates:
-        d = cs.demand(c)
-        per_class_slot[(d.class_id, c.weekday.value, c.remote_period)].append(c.index)
+    for c in candidates:
+        per_class_slot[(demands[c.demand].class_id, c.weekday.value, c.remote_period)].append(
+            c.index
+        )
     for (cls, day, period), ids in per_class_slot.items():
         # class_one_stream: a class sits in one stream at a time.
-        add("class_one_stream", f"{cls}@{day}-{period}", [(i, 1.0) for i in ids], 1.0)
+        if len(ids) > 1:
+            add_ones("class_one_stream", f"{cls}@{day}-{period}", ids, 1.0)
     per_teacher: dict[str, list[int]] = defaultdict(list)
     for oi, y in y_of.items():
         per_teacher[district.offerings[oi].teacher].append(y)
@@ -156,12 +186,12 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
     _bandwidth_rows(cs, y_of, by_offering, add)
     _sfu_rows(cs, y_of, by_offering, add)
     impossible: list[tuple[str, str]] = []
+    by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
+    if district.pins:
+        for c in candidates:
+            by_pair[(demands[c.demand].class_id, offerings[c.offering].id)].append(c.index)
     for pin in district.pins:
-        ids = [
-            c.index
-            for c in cs.candidates
-            if cs.demand(c).class_id == pin.class_id and cs.offering(c).id == pin.offering_id
-        ]
+        ids = by_pair.get((pin.class_id, pin.offering_id), [])
         if not ids:
             impossible.append((pin.class_id, pin.offering_id))
             continue
