@@ -79,7 +79,7 @@ async def test_capped_subscriber_gets_low_and_pinned_subscriber_gets_low(
         assert capped.video("teacher")[0].frames - before > 15
         # unpinning lets the SFU choose again: it probes up at once, and high comes back
         await worker.set_layer("room-1", "class-pinned", "auto")
-        assert await wait_for(lambda: pinned.video("teacher")[0].last_size == (640, 360), 10)
+        assert await wait_for(lambda: pinned.video("teacher")[0].last_size == (640, 360), 20)
     finally:
         if remb_task is not None:
             remb_task.cancel()
