@@ -51,6 +51,7 @@ class Part:
     start: IntArray  # local variables set in the warm start (feasible)
     global_x: IntArray  # local index -> global candidate index (for x), -1 otherwise
     kept: BoolArray  # x of the published timetable (re-solve)
+    demand: IntArray  # demand index of each x, -1 otherwise
     resolve: bool = False  # re-solve: phase 2 keeps the published pairs phase 1 kept
 
     @property
@@ -120,6 +121,8 @@ def extract_parts(
     kept = np.zeros(n, dtype=np.bool_)
     if problem.kept:
         kept[np.fromiter(problem.kept, dtype=np.int64)] = True
+    demand_of = np.full(n, -1, dtype=np.int64)
+    demand_of[: problem.n_x] = problem.demand_of
     order = np.argsort(row_part, kind="stable")
     bounds = np.searchsorted(row_part[order], np.arange(len(bundles) + 1))
     parts = []
@@ -149,6 +152,7 @@ def extract_parts(
                 start=np.flatnonzero(active[idx]),
                 global_x=np.where(is_x, idx, -1),
                 kept=kept[idx],
+                demand=demand_of[idx],
                 resolve=bool(problem.kept),
             )
         )
@@ -171,8 +175,10 @@ def _model(
     integral: bool,
     floor: float | None = None,
     fixed: IntArray | None = None,
+    zero: IntArray | None = None,
 ) -> highspy.HighsLp:
-    """The part as a HiGHS model; ``floor`` adds served >= floor, ``fixed`` columns are 1."""
+    """The part as a HiGHS model; ``floor`` adds served >= floor, ``fixed`` columns are 1,
+    ``zero`` columns are 0."""
     n = part.n_vars
     lower, upper = part.row_lower, part.row_upper
     start, index, value = part.row_start, part.row_index, part.row_value
@@ -192,7 +198,10 @@ def _model(
     if fixed is not None and len(fixed):
         col_lower[fixed] = 1.0
     lp.col_lower_ = col_lower
-    lp.col_upper_ = np.ones(n)
+    col_upper = np.ones(n)
+    if zero is not None and len(zero):
+        col_upper[zero] = 0.0
+    lp.col_upper_ = col_upper
     lp.row_lower_ = np.maximum(lower, -inf)
     lp.row_upper_ = np.minimum(upper, inf)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -216,10 +225,11 @@ def _run_mip(
     abs_gap: float,
     floor: float | None = None,
     fixed: IntArray | None = None,
+    zero: IntArray | None = None,
 ) -> tuple[IntArray, float, bool]:
     """Chosen variables, dual bound (inf if none), optimal; the start if nothing better."""
     h = _highs(limit, rel_gap, abs_gap)
-    h.passModel(_model(part, cost, True, floor, fixed))
+    h.passModel(_model(part, cost, True, floor, fixed, zero))
     if len(start):
         sol = highspy.HighsSolution()
         values = np.zeros(part.n_vars)
@@ -240,7 +250,8 @@ def _run_mip(
     if len(start) and float(cost[chosen].sum()) < info.objective_function_value - 1e-6:
         # Seen with highspy 1.16: after setSolution the returned values can be the start
         # while the reported objective is the better incumbent; solve again without it.
-        return _run_mip(part, cost, np.zeros(0, dtype=np.int64), limit, rel_gap, abs_gap, floor)
+        empty = np.zeros(0, dtype=np.int64)
+        return _run_mip(part, cost, empty, limit, rel_gap, abs_gap, floor, fixed, zero)
     return chosen, bound, optimal
 
 
@@ -286,12 +297,25 @@ def phase1(part: Part, deadline: float) -> Phase1:
 
 
 def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
-    """Secondary score at served >= phase 1; a re-solve keeps the published pairs it kept."""
+    """Secondary score at served >= phase 1.
+
+    A re-solve polishes only around the change: the published pairs phase 1 kept stay, and
+    demands phase 1 did not touch (all their pairs published and kept) keep exactly their
+    pairs; only demands that lost or gained a pair may still move.
+    """
     if limit <= 0.02 or first.served == 0:
         return first.chosen
-    fixed = None
+    fixed = zero = None
     if part.resolve:
         fixed = first.chosen[part.kept[first.chosen]]
+        on = np.zeros(part.n_vars, dtype=np.bool_)
+        on[first.chosen] = True
+        moved = part.is_x & (on != part.kept)
+        touched = np.isin(part.demand, np.unique(part.demand[moved]))
+        zero = np.flatnonzero(part.is_x & ~touched & ~on)
+        fixed = np.union1d(fixed, np.flatnonzero(part.is_x & ~touched & on))
+        if not touched.any():
+            return first.chosen
     polished, _, _ = _run_mip(
         part,
         part.quality,
@@ -301,6 +325,7 @@ def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
         0.0,
         floor=float(first.served),
         fixed=fixed,
+        zero=zero,
     )
     if int(part.is_x[polished].sum()) >= first.served:
         return polished

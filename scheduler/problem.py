@@ -53,6 +53,7 @@ class Problem:
     teacher_of_z: dict[int, str] = field(default_factory=dict)
     impossible_pins: list[tuple[str, str]] = field(default_factory=list)
     kept: set[int] = field(default_factory=set)  # candidates of the published timetable
+    demand_of: list[int] = field(default_factory=list)  # demand index of each x
     _var_rows: list[list[tuple[int, float]]] | None = field(default=None, repr=False)
 
     def var_rows(self) -> list[list[tuple[int, float]]]:
@@ -199,7 +200,17 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
         rows.append(
             Row("pin", f"{pin.class_id}->{pin.offering_id}", 1.0, INF, ids, [1.0] * len(ids))
         )
-    return Problem(n_x, n_vars, quality, implies, rows, teacher_of_z, impossible, set(keep or ()))
+    return Problem(
+        n_x,
+        n_vars,
+        quality,
+        implies,
+        rows,
+        teacher_of_z,
+        impossible,
+        set(keep or ()),
+        [c.demand for c in candidates],
+    )
 
 
 def _bandwidth_rows(
