@@ -85,6 +85,28 @@ async def _timetable(request: web.Request) -> StoredTimetable:
     return stored
 
 
+class ScheduleStatus(BaseModel):
+    has_district: bool
+    district_id: str | None
+    versions: int
+    published: int | None
+
+
+async def status(request: web.Request) -> web.Response:
+    """What the coordinator has: a district, timetable versions, the published one."""
+    _auth(request)
+    repo = _runner(request).repo
+    district = await repo.district()
+    return _json(
+        ScheduleStatus(
+            has_district=district is not None,
+            district_id=district.id if district else None,
+            versions=len(await repo.versions()),
+            published=await repo.published_version(),
+        )
+    )
+
+
 async def put_district(request: web.Request) -> web.Response:
     _auth(request)
     district = _validated(await read_json_model(request, District, MAX_BODY))
@@ -271,6 +293,7 @@ def setup_scheduler_routes(app: web.Application, store: Store, *, workers: int =
 
     app.on_cleanup.append(_close)
     r = app.router
+    r.add_get(f"{PREFIX}/status", status)
     r.add_put(f"{PREFIX}/district", put_district)
     r.add_get(f"{PREFIX}/district", get_district)
     r.add_put(f"{PREFIX}/district/csv/{{kind}}", put_csv)

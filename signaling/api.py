@@ -48,7 +48,8 @@ class RoomCreate(BaseModel):
 
 class RoomView(BaseModel):
     room: Room
-    participant_count: int
+    participant_count: int = Field(description="teachers, classrooms and viewers")
+    observer_count: int = Field(description="invisible observers (巡课)")
 
 
 class RoomDetail(BaseModel):
@@ -128,10 +129,13 @@ async def create_room(request: web.Request) -> web.Response:
 async def list_rooms(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     store = _ctx(request).service.store
-    rooms = [
-        RoomView(room=room, participant_count=len(await store.list_participants(room.id)))
-        for room in sorted(await store.list_rooms(), key=lambda r: r.id)
-    ]
+    rooms = []
+    for room in sorted(await store.list_rooms(), key=lambda r: r.id):
+        roles = [p.role for p in await store.list_participants(room.id)]
+        observers = roles.count(Role.observer)
+        rooms.append(
+            RoomView(room=room, participant_count=len(roles) - observers, observer_count=observers)
+        )
     return web.json_response(RoomList(rooms=rooms).model_dump(mode="json"))
 
 

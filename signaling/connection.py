@@ -27,6 +27,7 @@ from signaling.protocol import (
     Answer,
     Candidate,
     ClientMessage,
+    EndLesson,
     Error,
     IceServer,
     Join,
@@ -290,6 +291,8 @@ class Connection:
                 await service.kick(actor, message.participant_id)
             case SetLayer():
                 await media.set_layer(room, actor.id, message.layer)
+            case EndLesson():
+                await service.end_lesson(actor)
 
     @staticmethod
     async def _media_call(call: Awaitable[T]) -> T:

@@ -103,6 +103,12 @@ class SetLayer(_ClientMessage):
     layer: Literal["auto", "high", "low", "audio"]
 
 
+class EndLesson(_ClientMessage):
+    """The teacher ends the lesson: the room closes for everyone and the lesson is recorded."""
+
+    type: Literal["end_lesson"]
+
+
 class Ping(_ClientMessage):
     type: Literal["ping"]
     ts: float | None = None
@@ -120,6 +126,7 @@ ClientMessage = Annotated[
     | Mute
     | Kick
     | SetLayer
+    | EndLesson
     | Ping,
     Field(discriminator="type"),
 ]
@@ -136,6 +143,7 @@ CLIENT_MESSAGE_TYPES = frozenset(
         "mute",
         "kick",
         "set_layer",
+        "end_lesson",
         "ping",
     }
 )

@@ -55,6 +55,8 @@ class RoomObserver(Protocol):
 
     async def participant_left(self, participant: Participant, reason: LeaveReason) -> None: ...
 
+    async def room_closed(self, room_id: str) -> None: ...
+
 
 class RoomService:
     def __init__(self, store: Store, hub: RoomHub, media: MediaPlane, node_id: str) -> None:
@@ -209,9 +211,19 @@ class RoomService:
         target = await self._target(actor.room_id, target_id)
         self._require_classroom(target)
         target.on_stage = on_stage
-        if on_stage:
+        lowered = on_stage and target.hand_raised
+        if lowered:
             target.hand_raised = False
         await self.store.put_participant(target)
+        if lowered:
+            # Going on stage answers the raised hand: everyone sees it lowered.
+            await self.hub.publish(
+                RoomEvent(
+                    room_id=actor.room_id,
+                    message=HandRaised(participant_id=target.id, raised=False),
+                    about_role=target.role,
+                )
+            )
         await self.media.set_stage(actor.room_id, target.id, on_stage)
         await self.hub.publish(
             RoomEvent(
@@ -243,6 +255,10 @@ class RoomService:
             )
         return len(targets)
 
+    async def end_lesson(self, actor: Participant) -> None:
+        self._require(actor, Role.teacher)
+        await self.close_room(actor.room_id)
+
     async def kick(self, actor: Participant, target_id: str) -> None:
         self._require(actor, Role.teacher)
         target = await self._target(actor.room_id, target_id)
@@ -264,6 +280,11 @@ class RoomService:
         await self.hub.publish(
             RoomEvent(room_id=room_id, action="close", message=RoomClosed(room_id=room_id))
         )
+        for observer in self.observers:
+            try:
+                await observer.room_closed(room_id)
+            except Exception:
+                log.exception("room observer failed on close of %s", room_id)
         return True
 
     @staticmethod

@@ -238,6 +238,16 @@ class LessonService:
             return
         await self._event(participant, "leave", reason, self.clock())
 
+    async def room_closed(self, room_id: str) -> None:
+        """The teacher ended the lesson (or a coordinator closed its room): record it now."""
+        session = await self.store.get_session(room_id)
+        if session is None or session.recorded or session.state is not SessionState.live:
+            return
+        now = self.clock()
+        session.state = SessionState.ended
+        session.ended_at = now
+        await self._record(session, now)
+
     async def _event(self, p: Participant, kind: str, reason: str | None, now: float) -> None:
         event = AttendanceEvent(
             t=now,

@@ -308,3 +308,42 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
     finally:
         await store.close()
         purge_prefix(redis_url, prefix)
+
+
+async def test_teacher_ends_the_lesson_for_everyone() -> None:
+    import time
+
+    async with running_app() as h:
+        service = h.app[LESSON_SERVICE_KEY]
+        now = time.time()
+        session = lesson(now - 5 * MIN)
+        await h.store.put_session(session)
+        await service.tick()
+        teacher = await join_session(h, session, Role.teacher)
+        classroom = await join_session(h, session, Role.classroom)
+        await classroom.send({"type": "end_lesson"})  # type: ignore[attr-defined]
+        assert (await classroom.expect("error"))["code"] == "forbidden"  # type: ignore[attr-defined]
+        await teacher.send({"type": "end_lesson"})  # type: ignore[attr-defined]
+        for client in (teacher, classroom):
+            assert await client.expect("room_closed")  # type: ignore[attr-defined]
+        ended = await service.get(session.id)
+        assert ended.state is SessionState.ended and ended.recorded
+        assert ended.ended_at is not None and ended.ended_at < session.ends_at
+        [record] = await service.records.raw()
+        assert '"outcome":"held"' in record
+        room = await h.store.get_room(session.room_id)
+        assert room is not None and room.state.value == "closed"
+
+
+async def test_going_on_stage_lowers_the_hand_for_everyone() -> None:
+    async with running_app() as h:
+        await h.room("room-1")
+        teacher = await h.joined(Role.teacher)
+        a = await h.joined(Role.classroom)
+        await a.send({"type": "raise_hand"})
+        await teacher.expect("hand_raised", raised=True)
+        await teacher.send(
+            {"type": "set_stage", "participant_id": a.participant_id, "on_stage": True}
+        )
+        assert await a.expect("hand_raised", participant_id=a.participant_id, raised=False)
+        assert await teacher.expect("stage_changed", on_stage=True)

@@ -61,3 +61,20 @@ async def test_solve_publish_then_lessons_exist() -> None:
             )
         ).json()
         assert again["effects"][0]["created"] == 0 and again["effects"][0]["removed"] == 0
+
+
+async def test_schedule_status_before_and_after_upload() -> None:
+    async with running_app() as h:
+        auth = {"Authorization": f"Bearer {h.tokens.mint(subject='c', role=Role.coordinator)}"}
+        empty = await (await h.session.get(h.url("/api/v1/schedule/status"), headers=auth)).json()
+        assert empty == {
+            "has_district": False,
+            "district_id": None,
+            "versions": 0,
+            "published": None,
+        }
+        await h.session.put(
+            h.url("/api/v1/schedule/district"), data=demo_district().model_dump_json(), headers=auth
+        )
+        status = await (await h.session.get(h.url("/api/v1/schedule/status"), headers=auth)).json()
+        assert status["has_district"] and status["district_id"] == demo_district().id

@@ -475,3 +475,14 @@ async def test_joined_carries_ice_servers_with_turn_credentials() -> None:
             b"coturn-shared-secret-1234", turn["username"].encode(), hashlib.sha1
         ).digest()
         assert base64.b64decode(turn["credential"]) == expected
+
+
+async def test_room_list_counts_observers_apart(h: Harness) -> None:
+    await h.joined(Role.teacher)
+    await h.joined(Role.observer)
+    coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
+    reply = await h.session.get(
+        h.url("/api/v1/rooms"), headers={"Authorization": f"Bearer {coordinator}"}
+    )
+    rooms = {r["room"]["id"]: r for r in (await reply.json())["rooms"]}
+    assert (rooms["room-1"]["participant_count"], rooms["room-1"]["observer_count"]) == (1, 1)
