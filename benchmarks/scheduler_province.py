@@ -89,7 +89,8 @@ def main() -> None:
     )
     print(
         f"{'MIP (HiGHS, parts)':<22}{mip.stats.served:>10}{mip.stats.bound:>10}{mip.stats.gap_pct:>8.3f}"
-        f"{mip.stats.seconds:>10.2f}   parts {mip.stats.parts_optimal}/{mip.stats.parts} optimal, "
+        f"{mip.stats.seconds:>10.2f}   bound proven at {mip.stats.bound_seconds:.2f} s, "
+        f"parts {mip.stats.parts_optimal}/{mip.stats.parts} optimal, "
         f"{mip.stats.candidates} candidate pairs, {args.workers} workers"
     )
 
@@ -109,7 +110,8 @@ def main() -> None:
     )
     print(
         f"RESULT scheduler_province served={mip.stats.served} bound={mip.stats.bound} "
-        f"gap_pct={mip.stats.gap_pct:.3f} seconds={mip.stats.seconds:.1f} greedy_served={greedy.stats.served} "
+        f"gap_pct={mip.stats.gap_pct:.3f} seconds={mip.stats.seconds:.1f} "
+        f"bound_seconds={mip.stats.bound_seconds:.1f} greedy_served={greedy.stats.served} "
         f"resolve_seconds={resolve_seconds:.1f} changed={again.stats.changed} forced={again.stats.forced}"
     )
 

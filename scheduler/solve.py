@@ -145,6 +145,7 @@ def _map(
 def _run_parts(
     parts: list[Part],
     time_limit: float,
+    pool: Pool | None,
     workers: int,
     cancel: CancelFlag | None,
     on_phase1: Callable[[Phase1], None],
@@ -156,33 +157,26 @@ def _run_parts(
     and the last one still ends by the deadline.
     """
     deadline = time.time() + time_limit
+    # Phase 2 ends a little early: HiGHS overshoots its limit a bit, and results travel back.
+    polish_deadline = deadline - min(0.5, 0.02 * time_limit)
     parts = sorted(parts, key=lambda p: -p.n_vars)
-    pool: Pool | None = None
-    if workers:
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(parts)))
-    try:
-        firsts: dict[int, Phase1] = {}
+    firsts: dict[int, Phase1] = {}
 
-        def first_done(k: int, first: Phase1) -> None:
-            firsts[k] = first
-            on_phase1(first)
+    def first_done(k: int, first: Phase1) -> None:
+        firsts[k] = first
+        on_phase1(first)
 
-        if cancel is not None and cancel.is_set():
-            raise SolveCancelled()
-        _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done)
-        left = deadline - time.time()
-        slots = max(1, min(workers, len(parts)))
-        total = sum(p.n_vars for p in parts) or 1
-        tasks = [
-            (p, firsts[k], left * slots * p.n_vars / total, deadline) for k, p in enumerate(parts)
-        ]
-        _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r))
-        if pool is not None:
-            pool.close()
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+    if cancel is not None and cancel.is_set():
+        raise SolveCancelled()
+    _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done)
+    left = polish_deadline - time.time()
+    slots = max(1, min(workers, len(parts)))
+    total = sum(p.n_vars for p in parts) or 1
+    tasks = [
+        (p, firsts[k], left * slots * p.n_vars / total, polish_deadline)
+        for k, p in enumerate(parts)
+    ]
+    _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r))
 
 
 _gc_lock = threading.Lock()
@@ -218,18 +212,31 @@ def solve(
     progress: ProgressFn = _noop,
     cancel: CancelFlag | None = None,
 ) -> Timetable:
-    with gc_paused():
-        return _solve(district, options, previous, progress, cancel)
+    options = options or SolveOptions()
+    pool: Pool | None = None
+    if options.mip and options.workers:
+        # Spawned now, the workers start (imports) while this process builds the candidates.
+        pool = multiprocessing.get_context("spawn").Pool(options.workers)
+    try:
+        with gc_paused():
+            timetable = _solve(district, options, previous, progress, cancel, pool)
+        if pool is not None:
+            pool.close()
+        return timetable
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
 def _solve(
     district: District,
-    options: SolveOptions | None,
+    options: SolveOptions,
     previous: Timetable | None,
     progress: ProgressFn,
     cancel: CancelFlag | None,
+    pool: Pool | None,
 ) -> Timetable:
-    options = options or SolveOptions()
     t0 = time.perf_counter()
     progress(Progress(phase="candidates"))
     cs = build_candidates(district)
@@ -263,8 +270,11 @@ def _solve(
         served = 0
         done = [0, 0]
 
+        bound_at = [0.0]
+
         def on_phase1(first: Phase1) -> None:
             nonlocal bound, served
+            bound_at[0] = time.perf_counter() - t0
             bound += first.bound
             served += first.served
             done[1] += int(first.optimal)
@@ -292,7 +302,8 @@ def _solve(
             )
 
         progress(Progress(phase="mip", parts_total=len(parts), served=len(chosen)))
-        _run_parts(parts, max(0.1, remaining), options.workers, cancel, on_phase1, on_part)
+        _run_parts(parts, max(0.1, remaining), pool, options.workers, cancel, on_phase1, on_part)
+        stats.bound_seconds = bound_at[0]
         # Every part starts from the greedy; a part never returns fewer served periods.
         chosen = mip_chosen
         stats.method = "mip"

@@ -66,6 +66,7 @@ class SolveStats(Model):
     greedy_served: int = 0
     seconds: float = 0.0
     greedy_seconds: float = 0.0
+    bound_seconds: float = 0.0  # when the last part's proven bound (phase 1) came in
     parts: int = 0
     parts_optimal: int = 0
     candidates: int = 0
