@@ -228,6 +228,7 @@ def _run_mip(
     zero: IntArray | None = None,
 ) -> tuple[IntArray, float, bool]:
     """Chosen variables, dual bound (inf if none), optimal; the start if nothing better."""
+    t0 = time.perf_counter()
     h = _highs(limit, rel_gap, abs_gap)
     h.passModel(_model(part, cost, True, floor, fixed, zero))
     if len(start):
@@ -250,8 +251,12 @@ def _run_mip(
     if len(start) and float(cost[chosen].sum()) < info.objective_function_value - 1e-6:
         # Seen with highspy 1.16: after setSolution the returned values can be the start
         # while the reported objective is the better incumbent; solve again without it.
+        # The retry only gets what is left of the limit (it falls back to the start).
+        left = limit - (time.perf_counter() - t0)
+        if left <= 0.05:
+            return start, bound, False
         empty = np.zeros(0, dtype=np.int64)
-        return _run_mip(part, cost, empty, limit, rel_gap, abs_gap, floor, fixed, zero)
+        return _run_mip(part, cost, empty, left, rel_gap, abs_gap, floor, fixed, zero)
     return chosen, bound, optimal
 
 
