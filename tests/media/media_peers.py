@@ -4,94 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import av
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from support.clips import Clip, ClipTrack, load_clip, prefer
+
+__all__ = [
+    "Clip",
+    "ClipTrack",
+    "DecodeErrors",
+    "Peer",
+    "Received",
+    "load_clip",
+    "prefer",
+    "wait_for",
+]
 
 from media.worker import Worker
 from signaling.models import Participant, Role
 from signaling.protocol import ServerOffer, Tracks
-
-
-@dataclass
-class ClipPacket:
-    data: bytes
-    pts: int
-    keyframe: bool
-
-
-@dataclass
-class Clip:
-    packets: list[ClipPacket]
-    time_base: fractions.Fraction
-    duration: int  # in time_base units
-
-
-def load_clip(path: Path, kind: str) -> Clip:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
-        packets = [
-            ClipPacket(bytes(p), int(p.pts), bool(p.is_keyframe))
-            for p in container.demux(stream)
-            if p.size and p.pts is not None
-        ]
-        time_base = stream.time_base
-    packets.sort(key=lambda p: p.pts)
-    first = packets[0].pts
-    for p in packets:
-        p.pts -= first
-    step = packets[1].pts - packets[0].pts if len(packets) > 1 else 1
-    return Clip(packets, time_base, packets[-1].pts + step)
-
-
-class ClipTrack(MediaStreamTrack):
-    """Plays an encoded clip in real time as ``av.Packet``s (no encoder), looping."""
-
-    def __init__(self, kind: str, clip: Clip) -> None:
-        super().__init__()
-        self.kind = kind
-        self._clip = clip
-        self._i = 0
-        self._loop = 0
-        self._start: float | None = None
-        self.sent = 0
-
-    async def recv(self) -> Any:
-        if self.readyState != "live":
-            raise MediaStreamError
-        clip = self._clip
-        if self._start is None:
-            self._start = time.monotonic()
-        p = clip.packets[self._i]
-        pts = p.pts + self._loop * clip.duration
-        due = self._start + float(pts * clip.time_base)
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        packet = av.Packet(p.data)
-        packet.pts = pts
-        packet.time_base = clip.time_base
-        self._i += 1
-        if self._i == len(clip.packets):
-            self._i, self._loop = 0, self._loop + 1
-        self.sent += 1
-        return packet
-
-
-def prefer(pc_transceiver: Any, mime: str) -> None:
-    kind = mime.split("/")[0]
-    caps = RTCRtpSender.getCapabilities(kind).codecs
-    chosen = [c for c in caps if c.mimeType.lower() == mime.lower()]
-    rtx = [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
-    pc_transceiver.setCodecPreferences(chosen + rtx)
 
 
 @dataclass

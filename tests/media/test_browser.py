@@ -7,27 +7,13 @@ import shutil
 from typing import Any
 
 import pytest
+from support.browser import CHROMIUM
+from support.browser import CHROMIUM_ARGS as ARGS
 
 from media.worker import Worker
 from signaling.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # host candidates as IP addresses, not mDNS names (no multicast DNS in CI containers)
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 
 
 async def test_chromium_publishes_and_chromium_receives_through_the_sfu() -> None:

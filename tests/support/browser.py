@@ -19,6 +19,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    # Kiosks play sound without a click (a classroom PC's Chromium runs with this policy too).
+    "--autoplay-policy=no-user-gesture-required",
+    # Host candidates as IP addresses, not mDNS names (no multicast DNS in CI containers).
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

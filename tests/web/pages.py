@@ -15,13 +15,7 @@ import pytest
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-# Receive-only pages must offer IP host candidates (no mDNS in CI containers), and kiosks play
-# sound without a click (a classroom PC's Chromium runs with this policy too).
-ARGS = [
-    *CHROMIUM_ARGS,
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+ARGS = CHROMIUM_ARGS
 VIEWPORT = {"width": 1920, "height": 1080}
 
 
