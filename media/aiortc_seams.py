@@ -16,6 +16,12 @@ aiortc has no public API for forwarding encoded media. Its internals allow it:
   :func:`observe_sender_rtcp` wraps the sender's ``_handle_rtcp_packet`` so the SFU sees
   every RTCP packet routed to a consumer (RR, NACK, PLI, FIR, REMB) before aiortc does.
 - Upstream keyframe requests use the receiver's private ``_send_rtcp_pli``.
+- ``RTCPeerConnection.createOffer`` resets every transceiver's ``_codecs`` and
+  ``_headerExtensions`` to aiortc's defaults (its payload types, VP8 first, extension ids
+  1/2/3) and the SDP, ``__localRtp`` (what a sender registers) and the DTLS transport's one
+  header-extension map all follow them. :func:`create_offer` puts back what each
+  negotiated m-line already uses and numbers new m-lines from the connection's
+  :class:`BundleNumbers` (never colliding with the client's payload types and ids).
 
 ``check_seams()`` verifies all of this against the installed aiortc and is called when a
 ``Worker`` starts and by ``tests/media/test_seams.py``: an aiortc upgrade that moves any of
@@ -24,17 +30,28 @@ it fails loudly instead of silently decoding or dropping media.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc import rtcdtlstransport as _rtcdtlstransport
+from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
 from aiortc import rtcrtpsender as _rtcrtpsender
+from aiortc import sdp as _sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -190,6 +207,197 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
 
 
+def keep_first_payload_type(transceiver: RTCRtpTransceiver, payload_type: int) -> bool:
+    """Put ``payload_type`` (and its RTX) first in a transceiver's codecs, before an answer.
+
+    A browser that offers again lists its codecs in its own order; the answer's first codec is
+    the one it then sends, so the codec a producer already receives must stay first.
+    """
+    codecs = list(transceiver._codecs)
+    first = [c for c in codecs if c.payloadType == payload_type]
+    if not first:
+        return False
+    rtx = [c for c in codecs if _is_rtx(c) and c.parameters.get("apt") == payload_type]
+    transceiver._codecs = first + rtx + [c for c in codecs if c not in first and c not in rtx]
+    return True
+
+
+# --- negotiation: the SFU's re-offers keep what is negotiated ----------------------
+
+MIN_EXTENSION_ID, MAX_EXTENSION_ID = 1, 14  # one-byte header extensions
+DYNAMIC_PAYLOAD_TYPES: list[int] = [*range(96, 128), *range(35, 64)]
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
+    if _is_rtx(a) or _is_rtx(b):
+        return False
+    if (a.channels or 1) != (b.channels or 1):
+        return False
+    return bool(_rtcpeerconnection.is_codec_compatible(a, b))
+
+
+class BundleNumbers:
+    """Payload types and header-extension ids in use on one connection (one BUNDLE group).
+
+    Learned from every SDP the client sends (all its codecs, also those the SFU refused) and
+    from every m-line the SFU adds. Browsers require a payload type to mean the same codec
+    and an extension id the same URI on every m-line of a BUNDLE group; aiortc also keeps
+    one extension map per DTLS transport, so a clash would misparse received packets.
+    """
+
+    def __init__(self) -> None:
+        self.payload_types: dict[int, RTCRtpCodecParameters] = {}
+        self.extension_ids: dict[str, int] = {}
+
+    def learn(self, sdp: str) -> None:
+        for media in _sdp.SessionDescription.parse(sdp).media:
+            if media.kind not in ("audio", "video"):
+                continue
+            for codec in media.rtp.codecs:
+                if codec.payloadType is not None:
+                    self.payload_types.setdefault(codec.payloadType, copy.deepcopy(codec))
+            for ext in media.rtp.headerExtensions:
+                if ext.uri not in self.extension_ids and ext.id not in self._ids_taken():
+                    self.extension_ids[ext.uri] = ext.id
+
+    def _ids_taken(self) -> set[int]:
+        return set(self.extension_ids.values())
+
+    def _free_payload_type(self, wanted: int | None) -> int:
+        if wanted is not None and wanted not in self.payload_types:
+            return wanted
+        for pt in DYNAMIC_PAYLOAD_TYPES:
+            if pt not in self.payload_types:
+                return pt
+        raise SeamError("no free RTP payload type left on this connection")
+
+    def place_codecs(self, codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+        """Number a new m-line's codecs: the client's number for the same codec, else a free one."""
+        out: list[RTCRtpCodecParameters] = []
+        renumbered: dict[int, int] = {}
+        for codec in codecs:
+            if _is_rtx(codec):
+                continue
+            mine = copy.deepcopy(codec)
+            known = next(
+                (pt for pt, c in sorted(self.payload_types.items()) if _same_codec(c, codec)),
+                None,
+            )
+            if known is not None:
+                # the same number; aiortc's parameters, as in its answers for that number
+                mine.payloadType = known
+            else:
+                pt = codec.payloadType if codec.payloadType is not None else None
+                if pt is not None and pt < 96 and pt not in self.payload_types:
+                    mine.payloadType = pt  # static (PCMU 0, PCMA 8, G722 9)
+                else:
+                    mine.payloadType = self._free_payload_type(pt if pt and pt >= 96 else None)
+                self.payload_types[mine.payloadType] = copy.deepcopy(mine)
+            if codec.payloadType is not None:
+                renumbered[codec.payloadType] = int(mine.payloadType or 0)
+            out.append(mine)
+        for codec in codecs:  # RTX after its codec, numbered the client's way if it has one
+            old_apt = codec.parameters.get("apt")
+            if not _is_rtx(codec) or not isinstance(old_apt, int) or old_apt not in renumbered:
+                continue
+            apt = renumbered[old_apt]
+            rtx = copy.deepcopy(codec)
+            rtx.parameters = {**codec.parameters, "apt": apt}
+            known_rtx = next(
+                (
+                    pt
+                    for pt, c in sorted(self.payload_types.items())
+                    if _is_rtx(c) and c.parameters.get("apt") == apt
+                ),
+                None,
+            )
+            if known_rtx is not None:
+                rtx.payloadType = known_rtx
+            else:
+                rtx.payloadType = self._free_payload_type(codec.payloadType)
+                self.payload_types[rtx.payloadType] = copy.deepcopy(rtx)
+            base = next(i for i, c in enumerate(out) if c.payloadType == apt)
+            out.insert(base + 1, rtx)
+        return out
+
+    def place_extensions(
+        self, extensions: list[RTCRtpHeaderExtensionParameters]
+    ) -> list[RTCRtpHeaderExtensionParameters]:
+        """A new m-line's extensions with the ids the connection already uses for their URIs."""
+        out = []
+        for ext in extensions:
+            ext_id = self.extension_ids.get(ext.uri)
+            if ext_id is None:
+                taken = self._ids_taken()
+                ext_id = (
+                    ext.id
+                    if ext.id not in taken
+                    else next(
+                        (
+                            i
+                            for i in range(MIN_EXTENSION_ID, MAX_EXTENSION_ID + 1)
+                            if i not in taken
+                        ),
+                        None,
+                    )
+                )
+                if ext_id is None:
+                    continue  # no id left: do without this extension
+                self.extension_ids[ext.uri] = ext_id
+            out.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=ext.uri))
+        return out
+
+
+async def create_offer(pc: RTCPeerConnection, numbers: BundleNumbers) -> RTCSessionDescription:
+    """``pc.createOffer()`` that keeps every negotiated m-line as negotiated.
+
+    m-lines already negotiated keep their codecs (payload types, order: the first is what a
+    browser answerer sends) and header-extension ids; new m-lines are numbered by ``numbers``.
+    """
+    kept = {
+        id(t): (list(t._codecs), list(t._headerExtensions))
+        for t in pc.getTransceivers()
+        if t.mid is not None and t._codecs
+    }
+    offer = await pc.createOffer()  # resets every transceiver to aiortc's defaults
+    by_index = {t._get_mline_index(): t for t in pc.getTransceivers()}
+    description = _sdp.SessionDescription.parse(offer.sdp)
+    for i, media in enumerate(description.media):
+        if media.kind not in ("audio", "video"):
+            continue
+        t = by_index.get(i)
+        if t is None:
+            raise SeamError(f"no transceiver for m-line {i} of aiortc's offer")
+        if id(t) in kept:
+            t._codecs, t._headerExtensions = kept[id(t)]
+        else:
+            t._codecs = numbers.place_codecs(t._codecs)
+            t._headerExtensions = numbers.place_extensions(t._headerExtensions)
+        media.fmt = [c.payloadType for c in t._codecs]
+        media.rtp.codecs = list(t._codecs)
+        media.rtp.headerExtensions = list(t._headerExtensions)
+        _match_rtx_ssrc(media, t)
+    return RTCSessionDescription(sdp=str(description), type="offer")
+
+
+def _match_rtx_ssrc(media: Any, t: RTCRtpTransceiver) -> None:
+    """aiortc lists the RTX SSRC (and its FID group) only with an RTX codec."""
+    has_rtx = any(_is_rtx(c) for c in media.rtp.codecs)
+    if not media.ssrc:
+        return
+    if has_rtx and len(media.ssrc) == 1:
+        ssrc, rtx_ssrc = t.sender._ssrc, t.sender._rtx_ssrc
+        media.ssrc.append(_sdp.SsrcDescription(ssrc=rtx_ssrc, cname=media.ssrc[0].cname))
+        media.ssrc_group = [_sdp.GroupDescription(semantic="FID", items=[ssrc, rtx_ssrc])]
+    elif not has_rtx and len(media.ssrc) > 1:
+        del media.ssrc[1:]
+        media.ssrc_group = []
+
+
 # --- RTCP the sender would ignore ---------------------------------------------------
 
 
@@ -298,11 +506,32 @@ def check_seams() -> None:
     ):
         if needle not in send_src:
             problems.append(f"RTCRtpSender lost: {needle}")
+    offer_src = inspect.getsource(_rtcpeerconnection.RTCPeerConnection)
+    for needle in (
+        "transceiver._codecs = filter_preferred_codecs(",
+        "transceiver._headerExtensions = HEADER_EXTENSIONS[transceiver.kind][:]",
+        "transceiver._set_mline_index(i)",
+        "codecs=transceiver._codecs,",
+        "headerExtensions=transceiver._headerExtensions,",
+        "description = sdp.SessionDescription.parse(sessionDescription.sdp)",
+    ):
+        if needle not in offer_src:
+            problems.append(f"RTCPeerConnection lost: {needle}")
+    media_src = inspect.getsource(_rtcpeerconnection.create_media_description_for_transceiver)
+    if "fmt=[c.payloadType for c in transceiver._codecs]" not in media_src:
+        problems.append("offers no longer list transceiver._codecs")
+    dtls_src = inspect.getsource(_rtcdtlstransport.RTCDtlsTransport)
+    if "self._rtp_header_extensions_map.configure(parameters)" not in dtls_src:
+        problems.append("RTCDtlsTransport no longer keeps one header-extension map")
+    if not callable(getattr(_rtcpeerconnection, "is_codec_compatible", None)):
+        problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
     for cls, name in (
         (H264Encoder, "_packetize"),
         (H264Encoder, "_split_bitstream"),
         (Vp8Encoder, "_packetize"),
         (RTCRtpTransceiver, "_codecs"),
+        (RTCRtpTransceiver, "_headerExtensions"),
+        (RTCRtpTransceiver, "_get_mline_index"),
     ):
         if not hasattr(cls, name) and name not in inspect.getsource(cls):
             problems.append(f"{cls.__name__}.{name} is gone")

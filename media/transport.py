@@ -65,6 +65,8 @@ class Transport:
         self._to_add: list[Consumer] = []
         self._to_remove: list[Consumer] = []
         self._task: asyncio.Task[None] | None = None
+        # payload types and extension ids of this connection's BUNDLE (the client's first)
+        self._numbers = seams.BundleNumbers()
         self.pc.on("connectionstatechange", self._state_changed)
 
     @property
@@ -89,7 +91,10 @@ class Transport:
                     status=409,
                 )
             try:
+                self._numbers.learn(sdp)
+                sending = self._producer_payload_types()
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                self._keep_producer_codecs(sending)
                 self._add_producers()
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
             except SankeError:
@@ -102,6 +107,22 @@ class Transport:
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
         return str(answer)
+
+    def _producer_payload_types(self) -> dict[str, int]:
+        """The payload type each producer's m-line negotiated first (what the client sends)."""
+        out = {}
+        for t in self.pc.getTransceivers():
+            codecs = seams.negotiated_codecs(t)
+            if t.mid in self.producers and codecs and codecs[0].payloadType is not None:
+                out[str(t.mid)] = int(codecs[0].payloadType)
+        return out
+
+    def _keep_producer_codecs(self, sending: dict[str, int]) -> None:
+        """A client that offers again keeps sending what the producers already receive."""
+        for t in self.pc.getTransceivers():
+            pt = sending.get(str(t.mid))
+            if pt is not None and not seams.keep_first_payload_type(t, pt) and t.kind == "video":
+                seams.prefer_codecs(t, VIDEO_PREFERENCE)
 
     def _add_producers(self) -> None:
         layers = {"audio": ["main"], "video": list(VIDEO_LAYERS)}
@@ -128,6 +149,7 @@ class Transport:
             if self.pc.signalingState != "have-local-offer":
                 raise SankeError(ErrorCode.conflict, "no server offer is outstanding", status=409)
             try:
+                self._numbers.learn(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:
                 raise SankeError(ErrorCode.media_error, f"cannot apply the answer: {exc}") from exc
@@ -189,15 +211,17 @@ class Transport:
             self._dirty = False
             try:
                 await self._apply_consumer_changes()
-                await self.pc.setLocalDescription(await self.pc.createOffer())
+                # aiortc's own createOffer would renumber the client's codecs and extensions
+                offer = await seams.create_offer(self.pc, self._numbers)
+                await self.pc.setLocalDescription(offer)
             except Exception:
                 if not self.closed:  # closing mid-negotiation is not a failure
                     log.exception("renegotiation of %s failed", self.id)
                 return
-            offer = str(self.pc.localDescription.sdp)
+            sdp = str(self.pc.localDescription.sdp)
             tracks = self.track_infos()
         await self.send(Tracks(tracks=tracks))
-        await self.send(ServerOffer(sdp=offer))
+        await self.send(ServerOffer(sdp=sdp))
 
     async def _apply_consumer_changes(self) -> None:
         removed, self._to_remove = self._to_remove, []

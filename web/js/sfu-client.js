@@ -179,16 +179,13 @@ export class SfuClient extends EventTarget {
       const video = stream.getVideoTracks()[0];
       if (audio) {
         this.senders.audio = pc.addTransceiver(audio, { direction: "sendonly", streams: [stream] });
-        preferOpus(this.senders.audio);
       }
       if (video) {
         this.senders.high = pc.addTransceiver(video, { direction: "sendonly", streams: [stream], sendEncodings: [this.layers ? HIGH_LAYER : {}] });
-        preferH264(this.senders.high);
         if (this.layers) {
           if (this.lowTrack) this.lowTrack.stop();
           this.lowTrack = video.clone();
           this.senders.low = pc.addTransceiver(this.lowTrack, { direction: "sendonly", streams: [stream], sendEncodings: [LOW_LAYER] });
-          preferH264(this.senders.low);
         }
       }
     }
@@ -201,14 +198,11 @@ export class SfuClient extends EventTarget {
     this.answered = new Promise((ok) => { answered = ok; });
     this.chain = Promise.resolve();
     try {
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription({ type: "offer", sdp: alignPayloadTypes(alignHeaderExtensions(offer.sdp)) });
+      await pc.setLocalDescription();
       await gathered(pc);
       const answer = await this.request({ type: "offer", sdp: pc.localDescription.sdp }, "answer");
       if (pc !== this.pc) return;
       await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-      const mine = new Set(Object.values(this.senders).map((t) => t.mid));
-      this.sendCodecs = firstPayloadTypes(answer.sdp, mine);
       this.mediaAttempt = 0;
       answered();
     } catch (error) {
@@ -233,10 +227,11 @@ export class SfuClient extends EventTarget {
     await this.answered; // a server offer may overtake the answer to our own offer
     const pc = this.pc;
     if (!pc) return;
-    await pc.setRemoteDescription({ type: "offer", sdp: keepSendCodecs(sdp, this.sendCodecs || new Map()) });
+    await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription();
     await gathered(pc);
     if (pc === this.pc) this.send({ type: "answer", sdp: pc.localDescription.sdp });
+    this.renegotiations = (this.renegotiations || 0) + 1;
   }
 
   setState(state) { this.state = state; this.log("pc " + state); this.emit("state", { state }); }
@@ -290,148 +285,6 @@ export class SfuClient extends EventTarget {
     if (this.lowTrack) { this.lowTrack.stop(); this.lowTrack = null; }
     if (this.ws && this.ws.readyState <= 1) this.ws.close();
   }
-}
-
-// aiortc keeps ONE header-extension map per DTLS transport and offers its own ids (mid 1,
-// ssrc-audio-level 2, abs-send-time 3) in server offers. With Chrome's default ids in our
-// offer the two collide once the SFU sends to us (a received packet's abs-send-time gets
-// parsed as an audio level and the SFU's receive loop fails), so our offer uses aiortc's ids.
-export const SERVER_EXTENSION_IDS = {
-  "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
-  "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 2,
-  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
-};
-
-export function alignHeaderExtensions(sdp) {
-  const lines = sdp.split("\r\n");
-  const ids = new Map(Object.entries(SERVER_EXTENSION_IDS));
-  const taken = new Set(ids.values());
-  const extmap = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/;
-  for (const line of lines) {
-    const m = extmap.exec(line);
-    if (!m || ids.has(m[3])) continue;
-    let id = Number(m[1]);
-    if (taken.has(id)) { id = 1; while (taken.has(id)) id += 1; }
-    ids.set(m[3], id);
-    taken.add(id);
-  }
-  return lines.map((line) => {
-    const m = extmap.exec(line);
-    return m ? `a=extmap:${ids.get(m[3])}${m[2] || ""} ${m[3]}${m[4]}` : line;
-  }).join("\r\n");
-}
-
-// The codec each of our send m-lines negotiated first (mid -> payload type).
-export function firstPayloadTypes(sdp, mids) {
-  const out = new Map();
-  for (const section of sdp.split(/\r\n(?=m=)/).slice(1)) {
-    const mid = (/\r\na=mid:(\S+)/.exec(section) || [])[1];
-    const pts = section.split("\r\n")[0].split(" ").slice(3);
-    if (mid !== undefined && mids.has(mid) && pts.length) out.set(mid, pts[0]);
-  }
-  return out;
-}
-
-// Chrome, as the answerer, sends with the first codec of the OFFER's list; aiortc re-offers our
-// send m-lines in its default order (VP8 first), which would switch our encoder to VP8 in the
-// middle of the lesson while the SFU's consumers stay on H264. Keep our negotiated codec first.
-export function keepSendCodecs(sdp, firstPt) {
-  if (!firstPt.size) return sdp;
-  return sdp.split(/\r\n(?=m=)/).map((section) => {
-    const mid = (/\r\na=mid:(\S+)/.exec(section) || [])[1];
-    const pt = firstPt.get(mid);
-    if (!section.startsWith("m=") || pt === undefined) return section;
-    const lines = section.split("\r\n");
-    const head = lines[0].split(" ");
-    const pts = head.slice(3);
-    if (!pts.includes(pt)) return section;
-    const rtx = pts.filter((p) => lines.includes(`a=fmtp:${p} apt=${pt}`));
-    const order = [pt, ...rtx, ...pts.filter((p) => p !== pt && !rtx.includes(p))];
-    lines[0] = [...head.slice(0, 3), ...order].join(" ");
-    return lines.join("\r\n");
-  }).join("\r\n");
-}
-
-// Offer only what the SFU forwards: H264 (packetization-mode 1, baseline profiles), VP8 and
-// their RTX; Opus for audio.
-function preferH264(transceiver) {
-  if (!RTCRtpSender.getCapabilities || !transceiver.setCodecPreferences) return;
-  const codecs = RTCRtpSender.getCapabilities("video").codecs;
-  const profile = (c) => (/profile-level-id=([0-9a-f]{6})/i.exec(c.sdpFmtpLine || "") || [])[1];
-  const rank = (c) => {
-    if (c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || "")) {
-      const p = (profile(c) || "").toLowerCase();
-      return p === "42001f" ? 0 : p === "42e01f" ? 1 : 9;
-    }
-    return c.mimeType === "video/VP8" ? 2 : c.mimeType === "video/rtx" ? 3 : 9;
-  };
-  const chosen = [...codecs].filter((c) => rank(c) < 9).sort((a, b) => rank(a) - rank(b));
-  transceiver.setCodecPreferences(chosen.length ? chosen : codecs);
-}
-
-function preferOpus(transceiver) {
-  if (!RTCRtpSender.getCapabilities || !transceiver.setCodecPreferences) return;
-  const opus = RTCRtpSender.getCapabilities("audio").codecs.filter((c) => c.mimeType === "audio/opus");
-  if (opus.length) transceiver.setCodecPreferences(opus);
-}
-
-// aiortc re-offers the publisher's own m-lines with ITS payload-type numbers (opus 96, VP8 97,
-// H264 42001f 99, H264 42e01f 101, each RTX one above); Chrome then switches to them and the
-// SFU's producers stop matching what arrives. So our offer uses those numbers from the start.
-export function alignPayloadTypes(sdp) {
-  const wanted = (name, fmtp) => {
-    const n = name.toLowerCase();
-    if (n === "opus") return 96;
-    if (n === "vp8") return 97;
-    if (n === "h264" && /packetization-mode=1/.test(fmtp)) {
-      const p = ((/profile-level-id=([0-9a-f]{6})/i.exec(fmtp) || [])[1] || "").toLowerCase();
-      if (p === "42001f") return 99;
-      if (p === "42e01f") return 101;
-    }
-    return null;
-  };
-  const sections = sdp.split(/\r\n(?=m=)/);
-  return sections.map((section) => {
-    if (!section.startsWith("m=")) return section;
-    const lines = section.split("\r\n");
-    const rtpmap = new Map(), fmtp = new Map();
-    for (const line of lines) {
-      let m = /^a=rtpmap:(\d+) ([^/]+)\//.exec(line);
-      if (m) rtpmap.set(m[1], m[2]);
-      m = /^a=fmtp:(\d+) (.*)$/.exec(line);
-      if (m) fmtp.set(m[1], m[2]);
-    }
-    const map = new Map();
-    const used = new Set();
-    for (const [pt, name] of rtpmap) {
-      const w = wanted(name, fmtp.get(pt) || "");
-      if (w !== null && !used.has(w)) { map.set(pt, String(w)); used.add(w); }
-    }
-    for (const [pt, name] of rtpmap) { // rtx follows its codec
-      if (name.toLowerCase() !== "rtx") continue;
-      const apt = (/apt=(\d+)/.exec(fmtp.get(pt) || "") || [])[1];
-      const target = apt && map.get(apt) ? Number(map.get(apt)) + 1 : null;
-      if (target !== null && !used.has(target)) { map.set(pt, String(target)); used.add(target); }
-    }
-    let free = 103;
-    for (const pt of rtpmap.keys()) {
-      if (map.has(pt)) continue;
-      if (!used.has(Number(pt)) && !(Number(pt) >= 96 && Number(pt) <= 102)) { map.set(pt, pt); used.add(Number(pt)); continue; }
-      while (used.has(free) || [...rtpmap.keys()].includes(String(free))) free += 1;
-      map.set(pt, String(free)); used.add(free);
-    }
-    const re = (pt) => map.get(pt) || pt;
-    return lines.map((line) => {
-      let m = /^(m=\S+ \S+ \S+ )(.*)$/.exec(line);
-      if (m && line === lines[0]) return m[1] + m[2].split(" ").map(re).join(" ");
-      m = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)(.*)$/.exec(line);
-      if (m) {
-        const rest = m[1] === "fmtp" ? m[3].replace(/apt=(\d+)/, (_, a) => "apt=" + re(a)) : m[3];
-        return `a=${m[1]}:${re(m[2])}${rest}`;
-      }
-      return line;
-    }).join("\r\n");
-  }).join("\r\n");
 }
 
 function gathered(pc) {
