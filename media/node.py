@@ -30,12 +30,19 @@ log = logging.getLogger(__name__)
 
 class SfuNode:
     def __init__(
-        self, store: Store, worker: Worker, node_id: str, *, address: str = "", capacity: int = 50
+        self,
+        store: Store,
+        worker: Worker,
+        node_id: str,
+        *,
+        address: str = "",
+        capacity: int = 50,
+        region: str = "",
     ) -> None:
         self.store = store
         self.worker = worker
         self.directory = NodeDirectory(store)
-        self.info = NodeInfo(id=node_id, address=address, capacity=capacity)
+        self.info = NodeInfo(id=node_id, address=address, capacity=capacity, region=region)
         self._requests: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()

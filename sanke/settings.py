@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     sfu_capacity: int = Field(
         default=50, ge=1, le=10_000, description="lesson rooms one SFU node hosts at once"
     )
+    sfu_region: str = Field(
+        default="",
+        description="region an SFU node serves (province/city/county codes, e.g. 41/4117/411721); "
+        "the scheduler's SFU capacity per region is the sum of its nodes' capacities",
+    )
     sfu_address: str = Field(
         default="", description="the SFU node's public address (informational, for operators)"
     )

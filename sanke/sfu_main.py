@@ -57,6 +57,7 @@ async def run_sfu(settings: Settings) -> None:
         settings.node_id,
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
+        region=settings.sfu_region,
     )
     observability = MediaObservability(worker)
     await observability.start()

@@ -15,6 +15,7 @@ from scheduler.timetable import Assignment, Timetable, Unmet
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
+from signaling.nodes import NodeDirectory
 from signaling.store.base import Store
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
@@ -170,6 +171,12 @@ async def start_job(request: web.Request) -> web.Response:
     _auth(request)
     body = await read_json_model(request, JobRequest)
     district = _validated(await _district(request))
+    if not district.policy.sfu_capacity:
+        # The SFU nodes' own capacities, when the district does not set its own.
+        nodes = await NodeDirectory(_runner(request).repo.store).capacity_by_region()
+        if nodes:
+            policy = district.policy.model_copy(update={"sfu_capacity": nodes})
+            district = district.model_copy(update={"policy": policy})
     previous = None
     if body.resolve:
         repo = _runner(request).repo

@@ -190,7 +190,8 @@ class Policy(Strict):
     one_per_day: bool = True
     same_teacher: Literal["soft", "hard"] = "soft"
     stream_mbps: float = Field(default=2.0, gt=0, le=1000)
-    # Concurrent classrooms (master + remotes) one region's SFU can carry; absent = unlimited.
+    # Lesson rooms one region's SFU nodes host at once (the SFU nodes' own capacity unit);
+    # absent = unlimited. The scheduler API fills it from the live nodes when left empty.
     sfu_capacity: dict[str, int] = Field(default_factory=dict)
     region_level: Literal["province", "city", "county"] = "county"
     cross_region: bool = True

@@ -258,8 +258,8 @@ def _sfu_rows(
             for s, e, oi in items:
                 if s <= start < e:
                     terms.append((y_of[oi], 1.0))
-                    terms.extend((i, 1.0) for i in by_offering[oi])
-            # sfu_capacity: classrooms one region's SFU carries at any instant.
+            # sfu_capacity: lesson rooms (streamed offerings) the region's SFU nodes host at
+            # once — the unit SFU nodes register and enforce (SANKE_SFU_CAPACITY).
             add(
                 "sfu_capacity",
                 f"{region}@{day}-{start // 60:02d}:{start % 60:02d}",

@@ -84,17 +84,17 @@ def violations(district: District, timetable: Timetable) -> list[str]:
         if n * bw > schools[school].downlink_mbps + 1e-9:
             out.append(f"school {school} {day} {period}: downlink {n * bw} Mbps > capacity")
     spans: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
-    for k, n in seats.items():
+    for k in seats:
         o = offerings[k]
         region = schools[o.school].region.key(policy.region_level)
         span = period_interval(schools[o.school], o.period, o.weekday)
         if region in policy.sfu_capacity and span is not None:
-            spans[(region, o.weekday.value)].append((span[0], span[1], n + 1))
+            spans[(region, o.weekday.value)].append((span[0], span[1], 1))
     for (region, day), items in spans.items():
         for start, _, _ in items:
             used = sum(n for s, e, n in items if s <= start < e)
             if used > policy.sfu_capacity[region]:
-                out.append(f"SFU {region} {day} at {start}: {used} classrooms > capacity")
+                out.append(f"SFU {region} {day} at {start}: {used} lesson rooms > capacity")
     held = {(a.class_id, a.offering_id) for a in timetable.assignments}
     impossible = set(timetable.stats.impossible_pins)
     for pin in district.pins:

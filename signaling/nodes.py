@@ -26,6 +26,7 @@ class NodeInfo(BaseModel):
 
     id: str
     address: str = ""
+    region: str = Field(default="", description="region key (province/city/county) it serves")
     capacity: int = Field(ge=0, description="lesson rooms this node may host at once")
     rooms: int = Field(default=0, ge=0)
     participants: int = Field(default=0, ge=0)
@@ -66,6 +67,14 @@ class NodeDirectory:
             if raw:
                 nodes.append(NodeInfo.model_validate_json(raw))
         return sorted(nodes, key=lambda n: n.id)
+
+    async def capacity_by_region(self) -> dict[str, int]:
+        """Lesson rooms the live, non-draining nodes of each region host at once."""
+        out: dict[str, int] = {}
+        for n in await self.live_nodes():
+            if n.region and not n.draining:
+                out[n.region] = out.get(n.region, 0) + n.capacity
+        return out
 
     async def room_node(self, room_id: str) -> str | None:
         return await self.store.get(room_node_key(room_id))

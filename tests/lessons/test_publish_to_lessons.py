@@ -78,3 +78,41 @@ async def test_schedule_status_before_and_after_upload() -> None:
         )
         status = await (await h.session.get(h.url("/api/v1/schedule/status"), headers=auth)).json()
         assert status["has_district"] and status["district_id"] == demo_district().id
+
+
+async def test_solve_uses_the_live_sfu_nodes_capacity() -> None:
+    """The scheduler's SFU constraint counts what the SFU nodes register: lesson rooms."""
+    from signaling.nodes import NodeDirectory, NodeInfo
+
+    async with running_app() as h:
+        auth = {"Authorization": f"Bearer {h.tokens.mint(subject='c', role=Role.coordinator)}"}
+        district = demo_district()
+        county = district.schools[0].region.key("county")
+        directory = NodeDirectory(h.store)
+        # The county's only node is full (its capacity is used up by other lessons).
+        await directory.register(NodeInfo(id="sfu-x", region=county, capacity=0))
+        await directory.register(NodeInfo(id="sfu-elsewhere", region="11/1101/110101", capacity=50))
+        assert await directory.capacity_by_region() == {county: 0, "11/1101/110101": 50}
+        await h.session.put(
+            h.url("/api/v1/schedule/district"), data=district.model_dump_json(), headers=auth
+        )
+        job = await (
+            await h.session.post(
+                h.url("/api/v1/schedule/jobs"), json={"time_limit": 20}, headers=auth
+            )
+        ).json()
+        for _ in range(200):
+            status = await (
+                await h.session.get(h.url(f"/api/v1/schedule/jobs/{job['id']}"), headers=auth)
+            ).json()
+            if status["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+        timetable = await (
+            await h.session.get(
+                h.url(f"/api/v1/schedule/timetables/{status['version']}"), headers=auth
+            )
+        ).json()
+        reasons = {r["code"] for u in timetable["unmet"] for r in u["reasons"]}
+        assert "sfu_capacity" in reasons
+        assert timetable["stats"]["served"] == 0  # 24 periods are served without the SFU limit

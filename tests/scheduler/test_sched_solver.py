@@ -109,7 +109,14 @@ def school(
 
 
 def offering(
-    oid: str, teacher: str, sch: str, day: str, period: int, cap: int = 4, grade: int = 3
+    oid: str,
+    teacher: str,
+    sch: str,
+    day: str,
+    period: int,
+    cap: int = 4,
+    grade: int = 3,
+    subject: str = "英语",
 ) -> Offering:
     return Offering(
         id=oid,
@@ -117,7 +124,7 @@ def offering(
         school=sch,
         classroom="c",
         grade=grade,
-        subject="英语",
+        subject=subject,
         edition="PEP",
         weekday=Weekday(day),
         period=period,
@@ -270,18 +277,21 @@ def test_one_per_day_and_sfu_capacity_explained() -> None:
             offering("o1", "A", "m", "tue", 1),
             offering("o2", "A", "m", "tue", 2),
             offering("o3", "B", "m", "wed", 1),
+            offering("o4", "C", "m", "wed", 1, subject="音乐"),
         ],
         [
             demand("day", "c1", "r", "tue1 tue2", n=2),
             demand("s1", "c2", "r", "wed1", size=30),
-            demand("s2", "c3", "r", "wed1"),
+            demand("s2", "c3", "r", "wed1", subject="音乐"),
         ],
-        policy=Policy(sfu_capacity={"41/4101/410101": 2}),
+        policy=Policy(sfu_capacity={"41/4101/410101": 1}),
     )
     tt = solve(d, INLINE)
     assert violations(d, tt) == []
     assert len(served_by(tt, "day")) == 1 and "one_per_day" in reasons(tt, "day")
-    assert "sfu_capacity" in reasons(tt, "s2")  # master + one remote room fill the SFU
+    # One lesson room at a time in the region: o3 and o4 cannot both stream on Wed 1.
+    assert len(served_by(tt, "s1")) + len(served_by(tt, "s2")) == 1
+    assert "sfu_capacity" in {**reasons(tt, "s1"), **reasons(tt, "s2")}
 
 
 def test_resolve_without_change_changes_nothing_and_after_cancel_moves_little() -> None:
