@@ -61,11 +61,14 @@ class ConsumerTrack(MediaStreamTrack):
 
 
 class Consumer:
-    def __init__(self, subscriber_id: str, source_id: str, kind: str) -> None:
+    def __init__(
+        self, subscriber_id: str, source_id: str, kind: str, source: str | None = None
+    ) -> None:
         self.subscriber_id = subscriber_id
         self.source_id = source_id
         self.kind = kind
-        self.id = f"{subscriber_id}<{source_id}/{kind}"
+        self.source = source or ("microphone" if kind == "audio" else "camera")
+        self.id = f"{subscriber_id}<{source_id}/{self.key[1]}"
         self.track = ConsumerTrack(self)
         self.transceiver: RTCRtpTransceiver | None = None
         self.producers: dict[str, Producer] = {}
@@ -91,6 +94,11 @@ class Consumer:
         self.layer_switches = self.nacks = self.plis = self.firs = 0
         self.clock = FrameClock()
         self.created_at = time.monotonic()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Its key in the subscriber's consumers: (source participant, audio | video | screen)."""
+        return (self.source_id, "screen" if self.source == "screen" else self.kind)
 
     # --- wiring -----------------------------------------------------------------
 

@@ -165,6 +165,8 @@ class SfuNode:
                 await w.set_muted(room, pid, bool(r.flag))
             case "set_layer":
                 await w.set_layer(room, pid, r.layer or "auto")
+            case "set_source":
+                await w.set_source(room, pid, r.mid or "", r.source or "camera")
             case "close_room":
                 await w.close_room(room)
         return None

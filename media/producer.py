@@ -25,15 +25,26 @@ RATE_WINDOW = 1.0
 CLOCK_RATE = {"audio": 48000, "video": 90000}
 
 
+def producer_id(participant_id: str, kind: str, layer: str, source: str) -> str:
+    return f"{participant_id}/screen" if source == "screen" else f"{participant_id}/{kind}/{layer}"
+
+
 class Producer:
     def __init__(
-        self, participant_id: str, kind: str, layer: str, receiver: RTCRtpReceiver
+        self,
+        participant_id: str,
+        kind: str,
+        layer: str,
+        receiver: RTCRtpReceiver,
+        source: str | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind  # "audio" | "video"
-        self.layer = layer  # "main" for audio, "high" | "low" for video
-        self.id = f"{participant_id}/{kind}/{layer}"
+        self.layer = layer  # "main" for audio, "high" | "low" for video (a screen: "high")
+        self.source = source or ("microphone" if kind == "audio" else "camera")
+        self.id = producer_id(participant_id, kind, layer, self.source)
         self.receiver = receiver
+        self.active = True  # the publisher sends on its m-line (not "inactive")
         self.codec: str | None = None
         self.negotiated_mime: str | None = None
         self.sinks: list[Consumer] = []
@@ -102,6 +113,11 @@ class Producer:
                 self.plis_sent += 1
         except Exception:  # a closing transport: nothing to ask any more
             log.debug("PLI to %s failed", self.id, exc_info=True)
+
+    def relabel(self, source: str, layer: str) -> None:
+        """The publisher said what this m-line carries (after the SFU took it for another)."""
+        self.source, self.layer = source, layer
+        self.id = producer_id(self.participant_id, self.kind, layer, source)
 
     def close(self) -> None:
         self.closed = True

@@ -8,6 +8,9 @@ from media.transport import Transport
 from signaling.models import Participant, Role
 
 KINDS = ("audio", "video")
+# what a participant publishes: (media kind, source); a consumer per (source participant, kind
+# or "screen")
+SOURCES = (("audio", "microphone"), ("video", "camera"), ("video", "screen"))
 
 
 def forwards(source: Participant, subscriber: Participant, kind: str) -> bool:
@@ -45,18 +48,18 @@ class Router:
             for src in self.transports.values():
                 if src is sub or src.closed:
                     continue
-                for kind in KINDS:
-                    group = src.producer_group(kind)
+                for kind, source in SOURCES:
+                    group = src.producer_group(kind, source)
                     if not group:
                         continue
-                    key = (src.id, kind)
+                    key = (src.id, "screen" if source == "screen" else kind)
                     wanted.add(key)
                     forward = forwards(src.participant, sub.participant, kind)
                     consumer = sub.consumers.get(key)
                     if consumer is None:
                         if not forward:
                             continue  # created lazily, the first time it is forwarded
-                        consumer = Consumer(sub.id, src.id, kind)
+                        consumer = Consumer(sub.id, src.id, kind, source)
                         if not sub.add_consumer(consumer):
                             continue
                         changed = True

@@ -23,7 +23,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_seams as seams
 from media.consumer import Consumer
@@ -67,6 +67,7 @@ class Transport:
         self._task: asyncio.Task[None] | None = None
         # payload types and extension ids of this connection's BUNDLE (the client's first)
         self._numbers = seams.BundleNumbers()
+        self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
         self.pc.on("connectionstatechange", self._state_changed)
 
     @property
@@ -95,6 +96,7 @@ class Transport:
                 sending = self._producer_payload_types()
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 self._keep_producer_codecs(sending)
+                self._set_active(sdp)
                 self._add_producers()
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
             except SankeError:
@@ -124,25 +126,60 @@ class Transport:
             if pt is not None and not seams.keep_first_payload_type(t, pt) and t.kind == "video":
                 seams.prefer_codecs(t, VIDEO_PREFERENCE)
 
+    def _set_active(self, sdp: str) -> None:
+        """A producer whose m-line the client made inactive (e.g. a stopped screen share) is
+        no longer forwarded; it is again when the client sends on it again."""
+        sending = {
+            m.rtp.muxId: m.port != 0 and m.direction in ("sendonly", "sendrecv")
+            for m in SessionDescription.parse(sdp).media
+        }
+        for mid, p in self.producers.items():
+            if mid in sending and sending[mid] != p.active:
+                p.active = sending[mid]
+                if p.active and p.kind == "video":
+                    p.request_keyframe()
+
+    def _free_layer(self, kind: str, source: str, exclude: Producer | None = None) -> str | None:
+        if source == "screen":
+            layers = ["high"]  # one layer
+        else:
+            layers = ["main"] if kind == "audio" else list(VIDEO_LAYERS)
+        used = {
+            p.layer
+            for p in self.producers.values()
+            if p.kind == kind and p.source == source and p is not exclude and not p.closed
+        }
+        return next((layer for layer in layers if layer not in used), None)
+
     def _add_producers(self) -> None:
-        layers = {"audio": ["main"], "video": list(VIDEO_LAYERS)}
-        used = {(p.kind, p.layer) for p in self.producers.values()}
         for t in self.pc.getTransceivers():
             if t.mid in self.producers or t.receiver.track is None or t.sender.track is not None:
                 continue
             if any(c.transceiver is t for c in self.consumers.values()):
                 continue
-            free = [layer for layer in layers[t.kind] if (t.kind, layer) not in used]
-            if self.participant.role == Role.observer or not free:
+            source = "microphone" if t.kind == "audio" else self._sources.get(str(t.mid), "camera")
+            layer = self._free_layer(t.kind, source)
+            if self.participant.role == Role.observer or layer is None:
                 t.direction = "inactive"  # observers never publish; extra tracks are refused
                 continue
             if t.kind == "video":
                 seams.prefer_codecs(t, VIDEO_PREFERENCE)
-            producer = Producer(self.id, t.kind, free[0], t.receiver)
+            producer = Producer(self.id, t.kind, layer, t.receiver, source=source)
             codecs = seams.negotiated_codecs(t)
             producer.negotiated_mime = codecs[0].mimeType.lower() if codecs else None
-            used.add((t.kind, free[0]))
             self.producers[str(t.mid)] = producer
+
+    def set_source(self, mid: str, source: str) -> None:
+        """The client says what its m-line ``mid`` carries (before or after offering it)."""
+        self._sources[mid] = source
+        p = self.producers.get(mid)
+        if p is None or p.kind != "video" or p.source == source or self.closed:
+            return
+        layer = self._free_layer("video", source, exclude=p)
+        if layer is None:
+            raise SankeError(ErrorCode.invalid_request, f"already sending a {source} video")
+        p.relabel(source, layer)
+        self._on_change(self)
 
     async def handle_answer(self, sdp: str) -> None:
         async with self._lock:
@@ -177,7 +214,7 @@ class Transport:
     def add_consumer(self, consumer: Consumer) -> bool:
         if len(self.consumers) >= MAX_CONSUMERS:
             return False
-        self.consumers[(consumer.source_id, consumer.kind)] = consumer
+        self.consumers[consumer.key] = consumer
         if self.pinned is not None:
             consumer.pinned = self.pinned  # type: ignore[assignment]
         self._to_add.append(consumer)
@@ -267,14 +304,22 @@ class Transport:
                 track_id=c.track.id,
                 participant_id=c.source_id,
                 kind="audio" if c.kind == "audio" else "video",
-                source="microphone" if c.kind == "audio" else "camera",
+                source="screen"
+                if c.source == "screen"
+                else ("microphone" if c.kind == "audio" else "camera"),
             )
             for c in self.consumers.values()
             if c.transceiver is not None and not c.closed
         ]
 
-    def producer_group(self, kind: str) -> dict[str, Producer]:
-        return {p.layer: p for p in self.producers.values() if p.kind == kind and not p.closed}
+    def producer_group(self, kind: str, source: str | None = None) -> dict[str, Producer]:
+        """The active producers of one source, by layer (the camera: high, low; a screen: high)."""
+        source = source or ("microphone" if kind == "audio" else "camera")
+        return {
+            p.layer: p
+            for p in self.producers.values()
+            if p.kind == kind and p.source == source and p.active and not p.closed
+        }
 
     # --- teardown and stats ------------------------------------------------------
 

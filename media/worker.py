@@ -14,7 +14,7 @@ from media.router import Router
 from media.stats import RoomStats, WorkerStats
 from media.transport import Transport
 from signaling.errors import ErrorCode, SankeError
-from signaling.media_plane import Layer, SendToParticipant
+from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
 from signaling.protocol import Candidate
 
@@ -98,6 +98,9 @@ class Worker:
             c.pinned = pin
             c.chooser = LayerChooser()  # a released pin may probe up at once
         self.routers[room_id].allocate_layers()
+
+    async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
+        self._transport(room_id, participant_id).set_source(mid, source)
 
     async def close_room(self, room_id: str) -> None:
         router = self.routers.pop(room_id, None)

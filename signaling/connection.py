@@ -45,6 +45,7 @@ from signaling.protocol import (
     ServerAnswer,
     ServerMessage,
     SetLayer,
+    SetSource,
     SetStage,
     client_message_adapter,
 )
@@ -291,6 +292,10 @@ class Connection:
                 await service.kick(actor, message.participant_id)
             case SetLayer():
                 await media.set_layer(room, actor.id, message.layer)
+            case SetSource():
+                await self._media_call(
+                    media.set_source(room, actor.id, message.mid, message.source)
+                )
             case EndLesson():
                 await service.end_lesson(actor)
 

@@ -19,6 +19,7 @@ from signaling.protocol import Candidate, ServerMessage
 # track info, quality reports).
 SendToParticipant = Callable[[ServerMessage], Awaitable[None]]
 Layer = Literal["auto", "high", "low", "audio"]
+Source = Literal["camera", "screen"]
 
 
 class MediaPlane(Protocol):
@@ -43,6 +44,9 @@ class MediaPlane(Protocol):
         """Stop (or resume) forwarding the participant's audio at the SFU."""
 
     async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None: ...
+
+    async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
+        """What the publisher sends on the m-line ``mid``: its camera or its screen share."""
 
     async def close_room(self, room_id: str) -> None: ...
 
@@ -74,6 +78,9 @@ class NullMediaPlane:
         return None
 
     async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
+        return None
+
+    async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
         return None
 
     async def close_room(self, room_id: str) -> None:

@@ -103,6 +103,16 @@ class SetLayer(_ClientMessage):
     layer: Literal["auto", "high", "low", "audio"]
 
 
+class SetSource(_ClientMessage):
+    """What the publisher sends on one of its m-lines (by SDP mid): its camera (the default;
+    video m-lines in order are the high and low layers) or its screen share. Send it before
+    the offer that adds the m-line; the SFU also relabels an m-line it already receives."""
+
+    type: Literal["set_source"]
+    mid: str = Field(min_length=1, max_length=32)
+    source: Literal["camera", "screen"]
+
+
 class EndLesson(_ClientMessage):
     """The teacher ends the lesson: the room closes for everyone and the lesson is recorded."""
 
@@ -126,6 +136,7 @@ ClientMessage = Annotated[
     | Mute
     | Kick
     | SetLayer
+    | SetSource
     | EndLesson
     | Ping,
     Field(discriminator="type"),
@@ -143,6 +154,7 @@ CLIENT_MESSAGE_TYPES = frozenset(
         "mute",
         "kick",
         "set_layer",
+        "set_source",
         "end_lesson",
         "ping",
     }

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent
 from signaling.hub import RoomHub
-from signaling.media_plane import Layer, SendToParticipant
+from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
 from signaling.nodes import NodeDirectory, node_channel, room_node_key
 from signaling.protocol import Candidate, Rejoin
@@ -37,6 +37,7 @@ Operation = Literal[
     "set_stage",
     "set_muted",
     "set_layer",
+    "set_source",
     "close_room",
 ]
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -56,6 +57,8 @@ class MediaRequest(BaseModel):
     candidate: Candidate | None = None
     flag: bool | None = None
     layer: Layer | None = None
+    mid: str | None = None
+    source: Source | None = None
 
 
 class MediaReply(BaseModel):
@@ -138,6 +141,12 @@ class RemoteMediaPlane:
 
     async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
         await self._room_call("set_layer", room_id, participant_id, layer=layer)
+
+    async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
+        node = await self._ensure_joined(room_id, participant_id)
+        await self._call(
+            node, self._request("set_source", room_id, participant_id, mid=mid, source=source)
+        )
 
     async def close_room(self, room_id: str) -> None:
         await self._room_call("close_room", room_id, None)
