@@ -194,7 +194,18 @@ async function connect(token, session) {
   client.on("trackended", ({ track, participantId }) => {
     const tile = state.tiles.get(participantId);
     if (tile) tile.removeTrack(track);
-    if ($("#teacher-video").srcObject && $("#teacher-video").srcObject.getTracks()[0] === track) clearMain();
+    const main = $("#teacher-video");
+    if (main.srcObject && main.srcObject.getTracks()[0] === track) {
+      clearMain();
+      // the screen share ended: the teacher's camera goes back to the main area
+      const camera = state.tiles.get(participantId + ":camera");
+      const video = camera && camera.stream.getVideoTracks()[0];
+      if (video && video.readyState === "live") {
+        dropTile(participantId + ":camera");
+        main.srcObject = new MediaStream([video]); main.dataset.source = "camera"; play(main);
+        $("#main-empty").hidden = true;
+      }
+    }
   });
   client.on("mediaerror", () => { state.mediaProblem = { text: t("kiosk.media"), level: "warn", key: "kiosk.media" }; render(); });
   client.on("state", ({ state: s }) => { if (s === "connected") { state.mediaProblem = null; render(); } });

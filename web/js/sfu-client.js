@@ -10,6 +10,11 @@
 // video transceivers, the second a clone scaled down (scaleResolutionDownBy) with a small
 // maxBitrate.
 //
+// A screen share is a separate source: `startScreen(track)` adds (or reuses) one more video
+// transceiver, labels its mid with `set_source {mid, source: "screen"}` before offering it,
+// and offers on the same peer connection; `stopScreen()` makes it inactive and offers again.
+// Receivers get it as its own track with source "screen". No SDP is ever edited.
+//
 // Events (EventTarget; `client.on(type, fn)` passes event.detail): every server message by
 // its type ("joined", "participant_joined", "hand_raised", …), plus "track" {track, stream,
 // participantId, kind, source}, "trackended" {track, participantId}, "state" {state},
@@ -174,6 +179,7 @@ export class SfuClient extends EventTarget {
     };
     const stream = this.stream;
     this.senders = {};
+
     if (stream) {
       const audio = stream.getAudioTracks()[0];
       const video = stream.getVideoTracks()[0];
@@ -189,7 +195,66 @@ export class SfuClient extends EventTarget {
         }
       }
     }
+    if (this.screenTrack) this.addScreen(pc, this.screenTrack);
     return pc;
+  }
+
+  addScreen(pc, track) {
+    this.senders.screen = pc.addTransceiver(track, { direction: "sendonly", streams: [new MediaStream([track])], sendEncodings: [HIGH_LAYER] });
+  }
+
+  /** Tell the SFU which of our m-lines is the screen share (before the offer that carries it). */
+  labelSources() {
+    const screen = this.senders && this.senders.screen;
+    if (screen && screen.mid !== null) this.send({ type: "set_source", mid: screen.mid, source: "screen" });
+  }
+
+  /** Share a screen (a separate video source next to the camera). */
+  async startScreen(track) {
+    this.screenTrack = track;
+    if (!this.pc) return;
+    const screen = this.senders.screen;
+    if (screen) {
+      await screen.sender.replaceTrack(track);
+      screen.direction = "sendonly";
+    } else {
+      this.addScreen(this.pc, track);
+    }
+    await this.offerAgain();
+  }
+
+  async stopScreen() {
+    this.screenTrack = null;
+    const screen = this.senders && this.senders.screen;
+    if (!this.pc || !screen || screen.direction === "inactive") return;
+    await screen.sender.replaceTrack(null);
+    screen.direction = "inactive";
+    await this.offerAgain();
+  }
+
+  /** Offer on the existing peer connection (our own m-lines changed), between server offers. */
+  offerAgain() {
+    const run = async () => {
+      await this.answered;
+      const pc = this.pc;
+      if (!pc) return;
+      await pc.setLocalDescription();
+      this.labelSources();
+      await gathered(pc);
+      try {
+        const answer = await this.request({ type: "offer", sdp: pc.localDescription.sdp }, "answer");
+        if (pc === this.pc) await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      } catch (error) {
+        if (pc !== this.pc) return;
+        await pc.setLocalDescription({ type: "rollback" });
+        if (error.code !== "conflict") throw error;
+        // A server offer is on its way: answer it first (it queues behind us), then offer again.
+        setTimeout(() => this.offerAgain().catch((e) => this.log("offer failed: " + (e.message || e))), 300);
+      }
+    };
+    const done = this.chain.then(run);
+    this.chain = done.catch((e) => this.log("offer failed: " + (e.message || e)));
+    return done;
   }
 
   async negotiate() {
@@ -199,6 +264,7 @@ export class SfuClient extends EventTarget {
     this.chain = Promise.resolve();
     try {
       await pc.setLocalDescription();
+      this.labelSources();
       await gathered(pc);
       const answer = await this.request({ type: "offer", sdp: pc.localDescription.sdp }, "answer");
       if (pc !== this.pc) return;
@@ -236,7 +302,7 @@ export class SfuClient extends EventTarget {
 
   setState(state) { this.state = state; this.log("pc " + state); this.emit("state", { state }); }
 
-  /** Send another video source (a screen share, another camera) without renegotiating. */
+  /** Send another camera track (a different device) without renegotiating. */
   async replaceVideo(track) {
     if (!this.senders || !this.senders.high) return;
     await this.senders.high.sender.replaceTrack(track);
@@ -283,6 +349,7 @@ export class SfuClient extends EventTarget {
     clearTimeout(this.retrying);
     if (this.pc) { this.pc.close(); this.pc = null; }
     if (this.lowTrack) { this.lowTrack.stop(); this.lowTrack = null; }
+    this.screenTrack = null;
     if (this.ws && this.ws.readyState <= 1) this.ws.close();
   }
 }

@@ -70,7 +70,7 @@ async function openDevices() {
   ui.stream = stream;
   $("#preview").srcObject = stream;
   applySelfMute();
-  if (ui.client && !ui.screen) {
+  if (ui.client) {
     await ui.client.replaceVideo(stream.getVideoTracks()[0] || null);
     await ui.client.replaceAudio(stream.getAudioTracks()[0] || null);
   }
@@ -226,7 +226,7 @@ async function toggleShare() {
   }
   const track = ui.screen.getVideoTracks()[0];
   track.addEventListener("ended", () => stopScreen());
-  await ui.client.replaceVideo(track);
+  await ui.client.startScreen(track); // its own source: classrooms show it, the camera goes on
   $("#preview").srcObject = ui.screen;
   $("#share").setAttribute("aria-pressed", "true");
   $("#share").textContent = t("teacher.stopShare");
@@ -238,10 +238,8 @@ async function stopScreen() {
   ui.screen = null;
   $("#share").setAttribute("aria-pressed", "false");
   $("#share").textContent = t("teacher.share");
-  if (ui.stream) {
-    $("#preview").srcObject = ui.stream;
-    if (ui.client) await ui.client.replaceVideo(ui.stream.getVideoTracks()[0] || null);
-  }
+  if (ui.stream) $("#preview").srcObject = ui.stream;
+  if (ui.client) await ui.client.stopScreen();
 }
 
 $("#start").addEventListener("click", start);
