@@ -214,12 +214,17 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
     await patrol.keyboard.press("Escape")
     await patrol.wait_for_selector("#big.open", state="hidden")
 
+    # --- the SFU's quality scores reach the teacher and the kiosk --------------------------
+    await teacher.wait_for_function("window.sanke.serverQuality.size >= 2", timeout=15_000)
+    await a.wait_for_function("window.sankeKiosk.serverQuality !== undefined", timeout=15_000)
+
     # --- English, then the teacher ends the lesson ------------------------------------------
     await press(a, "#lang")
     await a.wait_for_function("document.documentElement.lang === 'en'")
     assert await a.text_content("#status") == "Lesson in progress"
     await press(teacher, "#end")
+    # end_lesson closes the room for everyone: the kiosk says the lesson is over.
     await a.wait_for_function(
-        "document.getElementById('status').textContent === 'Waiting for the teacher…'"
+        "document.getElementById('status').textContent === 'The lesson is over'"
     )
     pages.assert_no_console_errors()

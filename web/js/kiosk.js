@@ -189,6 +189,7 @@ async function connect(token, session) {
   });
   client.on("stage_changed", (msg) => { if (msg.participant_id !== client.participantId && !msg.on_stage) dropTile(msg.participant_id); });
   client.on("lesson_changed", () => refresh());
+  client.on("quality", (msg) => { if (msg.participant_id === client.participantId) state.serverQuality = msg; });
   client.on("room_closed", () => { state.fatal = "over"; });
   client.on("track", (tr) => onTrack(client, tr));
   client.on("trackended", ({ track, participantId }) => {
@@ -302,7 +303,8 @@ setInterval(async () => {
   const q = await state.meter.sample(client.pc);
   const main = $("#teacher-video").srcObject;
   const mainLevel = main ? q.byTrack.get(main.getVideoTracks()[0]?.id)?.level : undefined;
-  state.quality = worst([q.uplink, mainLevel]);
+  const own = state.serverQuality && state.serverQuality.participant_id === client.participantId ? state.serverQuality : null;
+  state.quality = worst([q.uplink, mainLevel, own?.score]);
   updateBars(qualityBars, state.quality);
   selfTile.setQuality(q.uplink);
   $("#teacher-video").dataset.frames = String(main ? q.byTrack.get(main.getVideoTracks()[0]?.id)?.framesDecoded || 0 : 0);

@@ -326,6 +326,15 @@ export class SfuClient extends EventTarget {
   setLayer(layer) { this.send({ type: "set_layer", layer }); }
 
   /** Leave the room (the server answers `left` and closes the socket). */
+  /** Teacher: end the lesson for everyone (the room closes and the lesson is recorded). */
+  async endLesson() {
+    const closed = new Promise((ok) => { this.on("room_closed", ok); setTimeout(ok, 3000); });
+    this.send({ type: "end_lesson" });
+    await closed;
+    this.closed = true;
+    this.close();
+  }
+
   async leave() {
     this.closed = true;
     try { await Promise.race([this.request({ type: "leave" }, "left"), new Promise((ok) => setTimeout(ok, 2000))]); } catch { /* closed */ }

@@ -40,7 +40,7 @@ register({
 
 const token = param("token");
 const [vw, vh] = (param("video") || "1280x720").split("x").map(Number);
-const ui = { tiles: new Map(), stream: null, screen: null, client: null, startedAt: null, meter: new QualityMeter() };
+const ui = { tiles: new Map(), stream: null, screen: null, client: null, startedAt: null, meter: new QualityMeter(), serverQuality: new Map() };
 window.sanke = ui;
 const message = $("#message");
 
@@ -178,6 +178,8 @@ async function start() {
     if (entry) entry.tile.addTrack(track);
   });
   client.on("trackended", ({ track, participantId }) => { const e = ui.tiles.get(participantId); if (e) e.tile.removeTrack(track); });
+  // The SFU's own 1–5 score (loss, jitter, RTT, freezes as it sees them) for each classroom.
+  client.on("quality", (msg) => ui.serverQuality.set(msg.participant_id, msg));
   client.on("error", (msg) => say(message, errorText(msg), "bad"));
   client.on("mediaerror", ({ error }) => say(message, errorText(error), "warn"));
   client.on("reconnecting", () => say($("#status"), t("common.reconnecting"), "warn"));
@@ -203,11 +205,10 @@ function stopped() {
   for (const id of [...ui.tiles.keys()]) dropTile(id);
 }
 
-// "End the lesson": there is no server message that ends a lesson for everyone yet, so the
-// teacher leaves the room (the lesson service records when the teacher left).
+// "End the lesson": the room closes for everyone and the lesson is recorded as held.
 async function end() {
   if (!ui.client) return;
-  await ui.client.leave();
+  await ui.client.endLesson();
   stopScreen();
   if (ui.stream) for (const tr of ui.stream.getTracks()) tr.stop();
   ui.stream = null;
@@ -261,10 +262,10 @@ setInterval(async () => {
   const client = ui.client;
   if (!client || !client.pc) return;
   const q = await ui.meter.sample(client.pc);
-  updateBars(ui.uplinkBars, q.uplink);
+  updateBars(ui.uplinkBars, worst([q.uplink, ui.serverQuality.get(client.participantId)?.up]));
   for (const [id, entry] of ui.tiles) {
     const levels = entry.tile.trackIds().map((tid) => q.byTrack.get(tid)?.level);
-    entry.tile.setQuality(worst(levels));
+    entry.tile.setQuality(worst([...levels, ui.serverQuality.get(id)?.score]));
     entry.tile.el.dataset.frames = String(entry.tile.trackIds().reduce((n, tid) => n + (q.byTrack.get(tid)?.framesDecoded || 0), 0));
     void id;
   }
