@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
+from typing import Any
 
 from prometheus_client import REGISTRY
 from support.harness import running_app
 
 from scheduler.demo import demo_district
 from signaling.models import Role
+
+
+async def solve_through_api(h: Any, auth: dict[str, str]) -> dict[str, Any]:
+    """Start a solve job and poll it to the end, as the coordinator page does."""
+    reply = await h.session.post(
+        h.url("/api/v1/schedule/jobs"), json={"time_limit": 20}, headers=auth
+    )
+    job = await reply.json()
+    for _ in range(200):
+        status: dict[str, Any] = await (
+            await h.session.get(h.url(f"/api/v1/schedule/jobs/{job['id']}"), headers=auth)
+        ).json()
+        if status["state"] != "running":
+            return status
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"solve job still running: {status}")
 
 
 async def test_solve_publish_then_lessons_exist() -> None:
@@ -29,18 +46,7 @@ async def test_solve_publish_then_lessons_exist() -> None:
             h.url("/api/v1/schedule/district"), data=district.model_dump_json(), headers=auth
         )
         assert reply.status in (200, 201), await reply.text()
-        job = await (
-            await h.session.post(
-                h.url("/api/v1/schedule/jobs"), json={"time_limit": 20}, headers=auth
-            )
-        ).json()
-        for _ in range(200):
-            status = await (
-                await h.session.get(h.url(f"/api/v1/schedule/jobs/{job['id']}"), headers=auth)
-            ).json()
-            if status["state"] != "running":
-                break
-            await asyncio.sleep(0.1)
+        status = await solve_through_api(h, auth)
         assert status["state"] == "done", status
         assert REGISTRY.get_sample_value("sanke_solver_served_periods") == 24
         reply = await h.session.post(
@@ -96,18 +102,7 @@ async def test_solve_uses_the_live_sfu_nodes_capacity() -> None:
         await h.session.put(
             h.url("/api/v1/schedule/district"), data=district.model_dump_json(), headers=auth
         )
-        job = await (
-            await h.session.post(
-                h.url("/api/v1/schedule/jobs"), json={"time_limit": 20}, headers=auth
-            )
-        ).json()
-        for _ in range(200):
-            status = await (
-                await h.session.get(h.url(f"/api/v1/schedule/jobs/{job['id']}"), headers=auth)
-            ).json()
-            if status["state"] != "running":
-                break
-            await asyncio.sleep(0.1)
+        status = await solve_through_api(h, auth)
         timetable = await (
             await h.session.get(
                 h.url(f"/api/v1/schedule/timetables/{status['version']}"), headers=auth

@@ -89,3 +89,37 @@ async def until(
             return value
         await asyncio.sleep(0.25)
     raise AssertionError(f"{what}: last value {value!r}")
+
+
+async def press(page: Any, selector: str, key: str = "Enter") -> None:
+    """Operate a control by keyboard only: focus it, then press the key."""
+    await page.focus(selector)
+    assert await page.evaluate("document.activeElement.tagName") in ("BUTTON", "SELECT")
+    await page.keyboard.press(key)
+
+
+async def open_live_lesson(h: Any, room: str, remotes: list[tuple[str, str]]) -> None:
+    """A timetabled lesson that started a minute ago, its room opened by the lesson clock."""
+    import time
+
+    from sanke.app import LESSON_SERVICE_KEY
+    from signaling.models import LessonSession, RemoteClass
+
+    now = time.time()
+    await h.store.put_session(
+        LessonSession(
+            id=room,
+            room_id=room,
+            teacher="张老师",
+            subject="英语",
+            grade=3,
+            master_school="xian-shiyan",
+            date="2026-11-02",
+            starts_at=now - 60,
+            ends_at=now + 2400,
+            opens_at=now - 600,
+            closes_at=now + 3000,
+            remotes=[RemoteClass(class_id=c, school=s) for c, s in remotes],
+        )
+    )
+    await h.app[LESSON_SERVICE_KEY].tick()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support.harness import running_app
@@ -15,15 +14,9 @@ from support.harness import running_app
 from scheduler.csvio import OFFERING_COLUMNS
 from scheduler.demo import demo_district
 from signaling.models import Role
-from web.pages import Pages, browser
+from web.pages import Pages, browser, press
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-
-async def press(page: Any, selector: str, key: str = "Enter") -> None:
-    await page.focus(selector)
-    assert await page.evaluate("document.activeElement.tagName") == "BUTTON"
-    await page.keyboard.press(key)
 
 
 def bad_offerings_csv() -> str:

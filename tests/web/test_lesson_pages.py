@@ -5,7 +5,6 @@ page shows the lesson unseen. Every control used here is driven by the keyboard.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ import pytest
 from support.harness import running_app
 
 from media.worker import Worker
-from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
-from signaling.models import LessonSession, RemoteClass, Role
-from web.pages import Pages, browser, until
+from signaling.models import Role
+from web.pages import Pages, browser, open_live_lesson, press, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
 
@@ -35,13 +33,6 @@ async def frames_from(page: Any, client: str, participant: str | None = None) ->
     )
 
 
-async def press(page: Any, selector: str, key: str = "Enter") -> None:
-    """Operate a control the keyboard way: focus it, then press the key."""
-    await page.focus(selector)
-    assert await page.evaluate("document.activeElement.tagName") in ("BUTTON", "SELECT")
-    await page.keyboard.press(key)
-
-
 async def test_teacher_classrooms_viewer_and_patrol(tmp_path: Path) -> None:
     worker = Worker()
     async with running_app(media=worker) as h, browser() as chromium:
@@ -54,27 +45,7 @@ async def test_teacher_classrooms_viewer_and_patrol(tmp_path: Path) -> None:
 
 
 async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
-    now = time.time()
-    await h.store.put_session(
-        LessonSession(
-            id=ROOM,
-            room_id=ROOM,
-            teacher="张老师",
-            subject="英语",
-            grade=3,
-            master_school="xian-shiyan",
-            date="2026-11-02",
-            starts_at=now - 60,
-            ends_at=now + 2400,
-            opens_at=now - 600,
-            closes_at=now + 3000,
-            remotes=[
-                RemoteClass(class_id="jd-1-g3", school="jd-1"),
-                RemoteClass(class_id="jd-2-g3", school="jd-2"),
-            ],
-        )
-    )
-    await h.app[LESSON_SERVICE_KEY].tick()  # opens the room
+    await open_live_lesson(h, ROOM, [("jd-1-g3", "jd-1"), ("jd-2-g3", "jd-2")])
     coordinator = h.tokens.mint(subject="coord", role=Role.coordinator)
     reply = await h.session.put(
         h.url("/api/v1/schedule/district"),

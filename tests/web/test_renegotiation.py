@@ -7,7 +7,6 @@ what the SFU re-offers, media/aiortc_seams.py ``create_offer``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ import pytest
 from support.harness import running_app
 
 from media.worker import Worker
-from sanke.app import LESSON_SERVICE_KEY
-from signaling.models import LessonSession, RemoteClass, Role
-from web.pages import Pages, browser, until
+from signaling.models import Role
+from web.pages import Pages, browser, open_live_lesson, press, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
 
@@ -53,11 +51,6 @@ async def video_stats(page: Any, client: str) -> Any:
     return await page.evaluate(VIDEO_STATS, client)
 
 
-async def press(page: Any, selector: str) -> None:
-    await page.focus(selector)
-    await page.keyboard.press("Enter")
-
-
 async def test_plain_clients_keep_decoding_h264_both_ways_through_renegotiations(
     tmp_path: Path,
 ) -> None:
@@ -72,27 +65,7 @@ async def test_plain_clients_keep_decoding_h264_both_ways_through_renegotiations
 
 
 async def run(h: Any, worker: Worker, pages: Pages) -> None:
-    now = time.time()
-    await h.store.put_session(
-        LessonSession(
-            id=ROOM,
-            room_id=ROOM,
-            teacher="张老师",
-            subject="英语",
-            grade=3,
-            master_school="xian-shiyan",
-            date="2026-11-02",
-            starts_at=now - 60,
-            ends_at=now + 2400,
-            opens_at=now - 600,
-            closes_at=now + 3000,
-            remotes=[
-                RemoteClass(class_id="jd-1-g3", school="jd-1"),
-                RemoteClass(class_id="jd-2-g3", school="jd-2"),
-            ],
-        )
-    )
-    await h.app[LESSON_SERVICE_KEY].tick()  # opens the room
+    await open_live_lesson(h, ROOM, [("jd-1-g3", "jd-1"), ("jd-2-g3", "jd-2")])
 
     def token(role: Role, subject: str, **kw: Any) -> str:
         return h.tokens.mint(subject=subject, role=role, room=ROOM, **kw)

@@ -5,7 +5,6 @@ again works on the same connection."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,8 @@ import pytest
 from support.harness import running_app
 
 from media.worker import Worker
-from sanke.app import LESSON_SERVICE_KEY
-from signaling.models import LessonSession, RemoteClass, Role
-from web.pages import Pages, browser, until
+from signaling.models import Role
+from web.pages import Pages, browser, open_live_lesson, press, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
 
@@ -49,11 +47,6 @@ BY_SOURCE = """async () => {
 }"""
 
 
-async def press(page: Any, selector: str) -> None:
-    await page.focus(selector)
-    await page.keyboard.press("Enter")
-
-
 async def test_teacher_shares_a_screen_as_its_own_source(tmp_path: Path) -> None:
     worker = Worker()
     async with running_app(media=worker) as h, browser() as chromium:
@@ -66,24 +59,7 @@ async def test_teacher_shares_a_screen_as_its_own_source(tmp_path: Path) -> None
 
 
 async def run(h: Any, worker: Worker, pages: Pages) -> None:
-    now = time.time()
-    await h.store.put_session(
-        LessonSession(
-            id=ROOM,
-            room_id=ROOM,
-            teacher="张老师",
-            subject="英语",
-            grade=3,
-            master_school="xian-shiyan",
-            date="2026-11-02",
-            starts_at=now - 60,
-            ends_at=now + 2400,
-            opens_at=now - 600,
-            closes_at=now + 3000,
-            remotes=[RemoteClass(class_id="jd-1-g3", school="jd-1")],
-        )
-    )
-    await h.app[LESSON_SERVICE_KEY].tick()
+    await open_live_lesson(h, ROOM, [("jd-1-g3", "jd-1")])
 
     def token(role: Role, subject: str, **kw: Any) -> str:
         return h.tokens.mint(subject=subject, role=role, room=ROOM, **kw)
