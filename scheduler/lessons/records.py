@@ -118,43 +118,26 @@ def verify_lines(lines: list[str], key: bytes) -> VerifyReport:
     """Check every record's link, hash and signature; report the first broken one."""
     prev_hash = GENESIS
     for index, line in enumerate(lines):
-        try:
-            record = Record.model_validate_json(line)
-        except ValidationError as exc:
-            return VerifyReport(
-                ok=False,
-                records=len(lines),
-                first_broken=index,
-                problem=f"unreadable: {exc.errors()[0]['msg']}",
-            )
-        if record.seq != index:
-            return VerifyReport(
-                ok=False,
-                records=len(lines),
-                first_broken=index,
-                problem=f"sequence {record.seq} at position {index}",
-            )
-        if record.prev_hash != prev_hash:
-            return VerifyReport(
-                ok=False,
-                records=len(lines),
-                first_broken=index,
-                problem="does not link to the previous record",
-            )
-        digest = _digest(record.seq, record.at, record.body, record.prev_hash)
-        if digest != record.hash:
-            return VerifyReport(
-                ok=False,
-                records=len(lines),
-                first_broken=index,
-                problem="content does not match its hash",
-            )
-        if not hmac.compare_digest(_sign(key, digest), record.signature):
-            return VerifyReport(
-                ok=False,
-                records=len(lines),
-                first_broken=index,
-                problem="signature is not valid for this key",
-            )
-        prev_hash = record.hash
+        problem = _problem(line, index, prev_hash, key)
+        if isinstance(problem, str):
+            return VerifyReport(ok=False, records=len(lines), first_broken=index, problem=problem)
+        prev_hash = problem.hash
     return VerifyReport(ok=True, records=len(lines))
+
+
+def _problem(line: str, index: int, prev_hash: str, key: bytes) -> str | Record:
+    """What is wrong with this record, or the record itself when it is intact."""
+    try:
+        record = Record.model_validate_json(line)
+    except ValidationError as exc:
+        return f"unreadable: {exc.errors()[0]['msg']}"
+    if record.seq != index:
+        return f"sequence {record.seq} at position {index}"
+    if record.prev_hash != prev_hash:
+        return "does not link to the previous record"
+    digest = _digest(record.seq, record.at, record.body, record.prev_hash)
+    if digest != record.hash:
+        return "content does not match its hash"
+    if not hmac.compare_digest(_sign(key, digest), record.signature):
+        return "signature is not valid for this key"
+    return record
