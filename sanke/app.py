@@ -48,6 +48,8 @@ def default_media_plane(settings: Settings) -> MediaPlane:
 
 def media_observability(media: MediaPlane) -> Any:
     """Quality sampling and stream metrics when the media plane is a local worker."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
     from media.worker import Worker
 
     if not isinstance(media, Worker):
@@ -55,6 +57,20 @@ def media_observability(media: MediaPlane) -> Any:
     from media.metrics import MediaObservability
 
     return MediaObservability(media)
+
+
+def local_sfu_node(settings: Settings, store: Store) -> Any:
+    from media.node import SfuNode
+    from media.worker import Worker
+
+    return SfuNode(
+        store,
+        Worker(),
+        f"{settings.node_id}-sfu",
+        address=settings.sfu_address,
+        capacity=settings.sfu_capacity,
+        region=settings.sfu_region,
+    )
 
 
 def create_app(
@@ -68,17 +84,18 @@ def create_app(
     app[TOKENS_KEY] = TokenService(settings.token_secret)
     hub = RoomHub(store)
     remote_media: RemoteMediaPlane | None = None
+    local_node: Any = None
     if media is None:
-        if settings.redis_url and not settings.media:
+        if settings.redis_url:
+            # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
+            # process on Redis is also one of those nodes, so several of them form a cluster.
             media = remote_media = RemoteMediaPlane(store, hub, settings.node_id)
+            if settings.media:
+                local_node = local_sfu_node(settings, store)
         else:
             media = default_media_plane(settings)
     service = RoomService(store, hub, media, settings.node_id)
-    observability = (
-        media_observability(media)
-        if not isinstance(media, RemoteMediaPlane | NullMediaPlane)
-        else None
-    )
+    observability = media_observability(local_node.worker if local_node is not None else media)
     app[SERVICE_KEY] = service
     limits = Limits(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -128,6 +145,8 @@ def create_app(
         await store.start()
         if remote_media is not None:
             await remote_media.start()
+        if local_node is not None:
+            await local_node.start()
         await presence.start()
         await lessons.start(settings.lesson_tick_seconds)
         if observability is not None:
@@ -143,6 +162,8 @@ def create_app(
         await presence.stop()
         await hub.close()
         await media.close()
+        if local_node is not None:
+            await local_node.stop()
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)

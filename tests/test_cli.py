@@ -137,7 +137,8 @@ async def test_serve_answers_on_ipv4_and_ipv6(tmp_path: Path) -> None:
     port = free_port("::1")
     server = ServerProcess(
         ["serve", "--demo", "--host", "127.0.0.1", "--host", "::1"],
-        {"SANKE_MEDIA": "false"},
+        # Embedded mode: no REDIS_URL, whatever the environment running the tests has.
+        {"SANKE_MEDIA": "false", "REDIS_URL": "", "SANKE_REDIS_URL": ""},
         port,
         tmp_path / "serve.log",
     )

@@ -216,3 +216,35 @@ async def test_draining_node_takes_no_new_rooms_and_exits_when_lessons_end(
         assert draining.proc.returncode == 0
         await t2.close()
         await c2.close()
+
+
+async def test_two_all_in_one_servers_on_redis_form_one_cluster(
+    redis_url: str, tmp_path: Path, clip: Clip
+) -> None:
+    """`sanke serve` with REDIS_URL is signaling and an SFU node at once: media crosses them."""
+    prefix = fresh_prefix()
+    env = {
+        "REDIS_URL": redis_url,
+        "SANKE_KEY_PREFIX": prefix,
+        "SANKE_TOKEN_SECRET": SECRET,
+        "SANKE_HOST": "127.0.0.1",
+    }
+    servers = [
+        ServerProcess(
+            ["serve"], {**env, "SANKE_NODE_ID": f"aio-{i}"}, free_port(), tmp_path / f"aio{i}.log"
+        )
+        for i in range(2)
+    ]
+    try:
+        for server in servers:
+            server.wait_ready()
+        cluster = Cluster(servers, {}, redis_url, prefix)
+        async with aiohttp.ClientSession() as session:
+            teacher, classroom = await lesson(session, cluster, "aio", clip)
+            assert cluster.placement("aio") in {"aio-0-sfu", "aio-1-sfu"}
+            await teacher.close()
+            await classroom.close()
+    finally:
+        for server in servers:
+            server.stop()
+        purge_prefix(redis_url, prefix)
