@@ -39,7 +39,7 @@ DEMO_ROOMS = [
 
 
 async def load_demo(app: web.Application) -> None:
-    from sanke.app import STORE_KEY
+    from sanke.app import SETTINGS_KEY, STORE_KEY
 
     store = app[STORE_KEY]
     for room in DEMO_ROOMS:
@@ -47,41 +47,44 @@ async def load_demo(app: web.Application) -> None:
     await load_demo_district(app)
     tokens = app[TOKENS_KEY]
     day = 12 * 3600
-    lines = [
-        ("coordinator", tokens.mint(subject="demo-coordinator", role=Role.coordinator, ttl=day)),
-        (
-            "teacher",
-            tokens.mint(
-                subject="zhang",
-                role=Role.teacher,
-                room="demo-english-3",
-                name="张老师",
-                school_id="xian-shiyan",
-                ttl=day,
-            ),
-        ),
-        (
-            "classroom jd-1",
-            tokens.mint(
-                subject="jd-1-g3",
-                role=Role.classroom,
-                room="demo-english-3",
-                name="李庄教学点 三年级",
-                classroom_id="jd-1-g3",
-                school_id="jd-1",
-                ttl=day,
-            ),
-        ),
-        (
-            "observer",
-            tokens.mint(
-                subject="patrol", role=Role.observer, room="demo-english-3", name="督导", ttl=day
-            ),
-        ),
-    ]
-    log.info("demo district loaded; tokens valid for 12 h:")
-    for who, token in lines:
-        log.info("  %s: %s", who, token)
+    lesson = "demo-english-3"
+
+    def mint(
+        role: Role,
+        subject: str,
+        room: str | None = None,
+        name: str = "",
+        school_id: str | None = None,
+        classroom_id: str | None = None,
+    ) -> str:
+        return tokens.mint(
+            subject=subject,
+            role=role,
+            room=lesson,
+            name=name,
+            school_id=school_id,
+            classroom_id=classroom_id,
+            ttl=day,
+        )
+
+    coordinator = mint(Role.coordinator, "demo-coordinator")
+    pages = [
+        ("coordinator 区县管理员", "coordinator", coordinator),
+        ("patrol 巡课", "patrol", coordinator),
+        ("teacher 主讲教师", "teacher", mint(Role.teacher, "zhang", room=lesson, name="张老师",
+                                            school_id="xian-shiyan", classroom_id="xian-shiyan-3-1")),
+        ("classroom 李庄教学点", "kiosk", mint(Role.classroom, "jd-1-g3", room=lesson,
+                                              name="李庄教学点 三年级", classroom_id="jd-1-g3",
+                                              school_id="jd-1")),
+        ("classroom 王营教学点", "kiosk", mint(Role.classroom, "jd-2-g3", room=lesson,
+                                              name="王营教学点 三年级", classroom_id="jd-2-g3",
+                                              school_id="jd-2")),
+        ("viewer 观众", "viewer", mint(Role.viewer, "viewer-1", room=lesson, name="观众")),
+    ]  # fmt: skip
+    port = app[SETTINGS_KEY].port
+    log.info("demo district loaded; open these pages (links valid for 12 h):")
+    for who, page, token in pages:
+        log.info("  %-22s http://localhost:%d/web/%s.html?token=%s", who, port, page, token)
 
 
 async def load_demo_district(app: web.Application) -> None:
