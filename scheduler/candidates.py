@@ -34,17 +34,29 @@ class Rejection:
     remote_period: int | None = None
 
 
+def _schedule_key(school: School) -> tuple[object, ...]:
+    """Every field of a school's bell schedules, as a hashable value (equal iff equal)."""
+    return tuple(
+        (
+            s.season,
+            s.start,
+            s.end,
+            tuple((p.number, p.start, p.end, tuple(p.weekdays)) for p in s.periods),
+        )
+        for s in school.bell_schedules
+    )
+
+
 class OverlapBook:
     """Overlap minutes cached by bell-schedule signature (many schools share a schedule)."""
 
     def __init__(self, district: District) -> None:
         self._seasons = SeasonTable(district.term)
-        sigs: dict[str, int] = {}
+        sigs: dict[tuple[object, ...], int] = {}
         self.signature: dict[str, int] = {}
         self._representative: dict[int, School] = {}
         for school in district.schools:
-            key = "|".join(s.model_dump_json() for s in school.bell_schedules)
-            sig = sigs.setdefault(key, len(sigs))
+            sig = sigs.setdefault(_schedule_key(school), len(sigs))
             self.signature[school.id] = sig
             self._representative.setdefault(sig, school)
         self._cache: dict[tuple[int, int, int, int, Weekday], int] = {}

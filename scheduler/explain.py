@@ -10,6 +10,7 @@ row is reported as ``solver_limit``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from scheduler.candidates import CandidateSet, OverlapBook, RejectionIndex, rejections_by_code
 from scheduler.domain import Demand, District, Offering
@@ -101,11 +102,44 @@ def _no_candidate_reasons(
     return reasons
 
 
-def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[Unmet]:
+def needs_rejections(cs: CandidateSet, di: int) -> bool:
+    """Whether a demand's unmet periods are (also) explained by offerings that are not
+    candidates: it has none, or they fall on fewer days than its periods a week."""
+    members = cs.by_demand.get(di)
+    if not members:
+        return True
+    candidates = cs.candidates
+    return len({candidates[i].weekday for i in members}) < cs.district.demands[di].periods_per_week
+
+
+def static_reasons(
+    cs: CandidateSet, demands: Iterable[int] | None = None, index: RejectionIndex | None = None
+) -> dict[int, list[Reason]]:
+    """The reasons from rejections for the demands that need them (of ``demands``, or all).
+
+    They do not depend on the solution, so the solver computes them while the MIP runs."""
+    district = cs.district
+    assert cs.book is not None
+    index = index or RejectionIndex(district)
+    out: dict[int, list[Reason]] = {}
+    for di in range(len(district.demands)) if demands is None else demands:
+        if needs_rejections(cs, di):
+            out[di] = _no_candidate_reasons(district, district.demands[di], cs.book, index)
+    return out
+
+
+def explain_unmet(
+    cs: CandidateSet,
+    problem: Problem,
+    chosen: set[int],
+    static: dict[int, list[Reason]] | None = None,
+    index: RejectionIndex | None = None,
+) -> list[Unmet]:
+    """Unmet demand with reasons; ``static`` holds precomputed ``static_reasons``."""
     district = cs.district
     assert cs.book is not None
     state = RowState.of(problem, chosen)
-    index = RejectionIndex(district)
+    index = index or RejectionIndex(district)
     offering_index = {o.id: k for k, o in enumerate(district.offerings)}
     served: dict[int, int] = defaultdict(int)
     holders: dict[int, list[str]] = defaultdict(list)
@@ -160,8 +194,9 @@ def explain_unmet(cs: CandidateSet, problem: Problem, chosen: set[int]) -> list[
                     offering_ids=sorted({s.split(" ")[0] for s in items}),
                 )
             )
-        candidate_days = {cs.candidates[i].weekday for i in cs.by_demand.get(di, [])}
-        if not cs.by_demand.get(di) or len(candidate_days) < d.periods_per_week:
+        if static is not None and di in static:
+            reasons.extend(static[di])
+        elif needs_rejections(cs, di):
             reasons.extend(_no_candidate_reasons(district, d, cs.book, index))
         if not reasons:
             reasons.append(

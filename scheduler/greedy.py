@@ -21,7 +21,9 @@ class RowState:
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         self.usage = [0.0] * len(problem.rows)
+        self.limit = [row.upper + EPS for row in problem.rows]
         self.var_rows = problem.var_rows()
+        self.implies = problem.implies
         self.active = bytearray(problem.n_vars)
 
     @classmethod
@@ -32,39 +34,66 @@ class RowState:
         return state
 
     def _delta(self, i: int) -> tuple[list[int], dict[int, float]]:
-        new = [i, *(v for v in self.problem.implies[i] if not self.active[v])]
-        delta: dict[int, float] = defaultdict(float)
+        active = self.active
+        new = [i, *(v for v in self.implies[i] if not active[v])]
+        delta: dict[int, float] = {}
+        var_rows = self.var_rows
         for v in new:
-            for r, c in self.var_rows[v]:
-                delta[r] += c
+            for r, c in var_rows[v]:
+                delta[r] = delta.get(r, 0.0) + c
         return new, delta
 
     def blockers(self, i: int) -> list[int]:
         """Rows that adding candidate ``i`` would overflow."""
         _, delta = self._delta(i)
-        rows = self.problem.rows
-        return [r for r, dv in delta.items() if self.usage[r] + dv > rows[r].upper + EPS]
+        usage, limit = self.usage, self.limit
+        return [r for r, dv in delta.items() if usage[r] + dv > limit[r]]
 
     def force(self, i: int) -> None:
         new, delta = self._delta(i)
         self._apply(new, delta)
 
     def try_add(self, i: int) -> bool:
-        if self.active[i]:
+        active = self.active
+        if active[i]:
             return False
+        usage, limit = self.usage, self.limit
+        for v in self.implies[i]:
+            if not active[v]:
+                break
+        else:
+            # Only the pair itself is new: add its (positive) entries one by one, undoing
+            # them at the first overflow. With positive coefficients the running sums only
+            # grow, so this is the same check as on the summed delta (a row may list a
+            # variable twice).
+            entries = self.var_rows[i]
+            for k, (r, c) in enumerate(entries):
+                if c < 0.0:
+                    break
+                usage[r] += c
+                if usage[r] > limit[r]:
+                    for r2, c2 in entries[: k + 1]:
+                        usage[r2] -= c2
+                    return False
+            else:
+                active[i] = 1
+                return True
+            for r2, c2 in entries[:k]:
+                usage[r2] -= c2
         new, delta = self._delta(i)
-        rows = self.problem.rows
         for r, dv in delta.items():
-            if self.usage[r] + dv > rows[r].upper + EPS:
+            if usage[r] + dv > limit[r]:
                 return False
         self._apply(new, delta)
         return True
 
     def _apply(self, new: list[int], delta: dict[int, float]) -> None:
+        usage = self.usage
         for r, dv in delta.items():
-            self.usage[r] += dv
+            usage[r] += dv
+        active = self.active
         for v in new:
-            self.active[v] = 1
+            active[v] = 1
 
 
 def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -> set[int]:

@@ -7,6 +7,7 @@ secondary score pays ``W_KEEP`` per kept pair and the greedy tries them first).
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing
 import threading
 import time
@@ -17,9 +18,9 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.candidates import CandidateSet, build_candidates
+from scheduler.candidates import CandidateSet, RejectionIndex, build_candidates
 from scheduler.domain import District
-from scheduler.explain import explain_unmet
+from scheduler.explain import explain_unmet, static_reasons
 from scheduler.greedy import greedy
 from scheduler.mip import (
     Part,
@@ -30,7 +31,7 @@ from scheduler.mip import (
     solve_phase2,
 )
 from scheduler.problem import Problem, build_problem, components
-from scheduler.timetable import Assignment, Progress, SolveStats, Timetable
+from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable
 
 
 class SolveOptions(BaseModel):
@@ -91,7 +92,12 @@ def forced_changes(cs: CandidateSet, previous: Timetable, keep: set[int]) -> int
 
 
 def to_timetable(
-    cs: CandidateSet, problem: Problem, chosen: set[int], stats: SolveStats
+    cs: CandidateSet,
+    problem: Problem,
+    chosen: set[int],
+    stats: SolveStats,
+    static: dict[int, list[Reason]] | None = None,
+    index: RejectionIndex | None = None,
 ) -> Timetable:
     assignments = []
     for i in sorted(chosen, key=lambda k: (cs.candidates[k].demand, cs.candidates[k].weekday.iso)):
@@ -111,7 +117,7 @@ def to_timetable(
                 overlap_minutes=c.overlap,
             )
         )
-    unmet = explain_unmet(cs, problem, chosen)
+    unmet = explain_unmet(cs, problem, chosen, static, index)
     return Timetable(district_id=cs.district.id, assignments=assignments, unmet=unmet, stats=stats)
 
 
@@ -124,8 +130,12 @@ def _map(
     tasks: list[tuple[Any, ...]],
     cancel: CancelFlag | None,
     on_done: Callable[[int, T], None],
+    idle: Callable[[], bool] | None = None,
 ) -> None:
-    """Run ``fn(*task)`` for every task (in order; a pool takes them as workers free up)."""
+    """Run ``fn(*task)`` for every task (in order; a pool takes them as workers free up).
+
+    With a pool, ``idle`` does a short slice of other work while the tasks run (instead of
+    sleeping) and returns whether any is left."""
     if pool is None:
         for k, args in enumerate(tasks):
             if cancel is not None and cancel.is_set():
@@ -138,7 +148,8 @@ def _map(
             raise SolveCancelled()
         for k in [k for k, res in pending.items() if res.ready()]:
             on_done(k, pending.pop(k).get())
-        if pending:
+        if pending and not (idle is not None and idle()):
+            idle = None
             time.sleep(0.01)
 
 
@@ -150,8 +161,10 @@ def _run_parts(
     cancel: CancelFlag | None,
     on_phase1: Callable[[Phase1], None],
     on_part: Callable[[PartResult], None],
+    idle: Callable[[], bool] | None = None,
 ) -> None:
-    """Phase 1 of every part (largest first), then phase 2 in the time left.
+    """Phase 1 of every part (largest first), then phase 2 in the time left; with a pool,
+    ``idle`` slices of work run in this process while the workers solve.
 
     Phase 2 shares the time left by part size over the workers, so every part gets its polish
     and the last one still ends by the deadline.
@@ -168,7 +181,7 @@ def _run_parts(
 
     if cancel is not None and cancel.is_set():
         raise SolveCancelled()
-    _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done)
+    _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done, idle)
     left = polish_deadline - time.time()
     slots = max(1, min(workers, len(parts)))
     total = sum(p.n_vars for p in parts) or 1
@@ -176,7 +189,7 @@ def _run_parts(
         (p, firsts[k], left * slots * p.n_vars / total, polish_deadline)
         for k, p in enumerate(parts)
     ]
-    _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r))
+    _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r), idle)
 
 
 _gc_lock = threading.Lock()
@@ -262,6 +275,8 @@ def _solve(
         candidates=len(cs.candidates),
         impossible_pins=[f"{c}->{o}" for c, o in problem.impossible_pins],
     )
+    static: dict[int, list[Reason]] = {}
+    index = RejectionIndex(district)
     if options.mip and cs.candidates:
         parts = extract_parts(problem, components(problem), chosen, options.bundle_vars)
         remaining = options.time_limit - (time.perf_counter() - t0)
@@ -302,7 +317,27 @@ def _solve(
             )
 
         progress(Progress(phase="mip", parts_total=len(parts), served=len(chosen)))
-        _run_parts(parts, max(0.1, remaining), pool, options.workers, cancel, on_phase1, on_part)
+
+        todo = iter(range(len(district.demands)))
+
+        def while_solving() -> bool:
+            # Explanations that do not depend on the solution, while the workers solve (a
+            # slice at a time, so that results are collected promptly); explain_unmet
+            # computes those of any demand left.
+            chunk = list(itertools.islice(todo, 400))
+            static.update(static_reasons(cs, chunk, index))
+            return len(chunk) == 400
+
+        _run_parts(
+            parts,
+            max(0.1, remaining),
+            pool,
+            options.workers,
+            cancel,
+            on_phase1,
+            on_part,
+            while_solving,
+        )
         stats.bound_seconds = bound_at[0]
         # Every part starts from the greedy; a part never returns fewer served periods.
         chosen = mip_chosen
@@ -317,6 +352,6 @@ def _solve(
         stats.changed = len(keep - chosen) + (len(previous.assignments) - len(keep))
     progress(Progress(phase="explain", served=stats.served, bound=stats.bound))
     stats.seconds = time.perf_counter() - t0
-    timetable = to_timetable(cs, problem, chosen, stats)
+    timetable = to_timetable(cs, problem, chosen, stats, static, index)
     progress(Progress(phase="done", served=stats.served, bound=stats.bound))
     return timetable
