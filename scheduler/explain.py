@@ -32,7 +32,7 @@ ROW_REASON: dict[str, ReasonCode] = {
 
 
 def _slot(o: Offering) -> str:
-    return f"{o.weekday.value} {o.period}"
+    return f"{o.weekday._value_} {o.period}"
 
 
 def _no_candidate_reasons(
@@ -65,7 +65,7 @@ def _no_candidate_reasons(
         at = [r for r in overlaps if r.best_overlap == best]
         where = "; ".join(
             f"{offerings[r.offering_id].teacher} {_slot(offerings[r.offering_id])} vs free "
-            f"{offerings[r.offering_id].weekday.value} {r.remote_period}"
+            f"{offerings[r.offering_id].weekday._value_} {r.remote_period}"
             for r in at
         )
         reasons.append(
@@ -78,7 +78,7 @@ def _no_candidate_reasons(
             )
         )
     if by_code.get("no_free_period"):
-        days = sorted({offerings[i].weekday.value for i in by_code["no_free_period"]})
+        days = sorted({offerings[i].weekday._value_ for i in by_code["no_free_period"]})
         reasons.append(
             Reason(
                 code="free_periods_conflict",
@@ -148,7 +148,7 @@ def explain_unmet(
         c = cs.candidates[i]
         served[c.demand] += 1
         holders[c.offering].append(cs.demand(c).class_id)
-        class_at[(cs.demand(c).class_id, c.weekday.value, c.remote_period)] = cs.offering(c).id
+        class_at[(cs.demand(c).class_id, c.weekday._value_, c.remote_period)] = cs.offering(c).id
     out: list[Unmet] = []
     for di, d in enumerate(district.demands):
         missing = d.periods_per_week - served[di]
@@ -170,7 +170,7 @@ def explain_unmet(
                 if code == "offering_full":
                     full[o.teacher].append(o)
                 elif code == "free_periods_conflict":
-                    busy = class_at.get((d.class_id, c.weekday.value, c.remote_period), "?")
+                    busy = class_at.get((d.class_id, c.weekday._value_, c.remote_period), "?")
                     grouped[code].append(f"{o.id} (class busy with {busy})")
                 elif code is not None:
                     grouped[code].append(o.id)

@@ -141,7 +141,7 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
         if policy.one_per_day and len(members) > 1:
             per_day: dict[str, list[int]] = defaultdict(list)
             for i in members:
-                per_day[candidates[i].weekday.value].append(i)
+                per_day[candidates[i].weekday._value_].append(i)
             for day, ids in per_day.items():
                 # one_per_day: one period of a subject per class per day.
                 add_ones("one_per_day", f"{d.id}@{day}", ids, 1.0)
@@ -171,7 +171,7 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
                 rows.append(Row("same_teacher", d.id, -INF, 1.0, zs, [1.0] * len(zs)))
     per_class_slot: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for c in candidates:
-        per_class_slot[(demands[c.demand].class_id, c.weekday.value, c.remote_period)].append(
+        per_class_slot[(demands[c.demand].class_id, c.weekday._value_, c.remote_period)].append(
             c.index
         )
     for (cls, day, period), ids in per_class_slot.items():
@@ -222,12 +222,12 @@ def _bandwidth_rows(
     down: dict[tuple[str, str, int], list[tuple[int, float]]] = defaultdict(list)
     for oi, y in y_of.items():
         o = district.offerings[oi]
-        key = (o.school, o.weekday.value, o.period)
+        key = (o.school, o.weekday._value_, o.period)
         up[key].append((y, bw))  # the master classroom sends one stream to the SFU
         down[key].extend((i, bw) for i in by_offering[oi])  # and sees every remote room
     for c in cs.candidates:
         d = cs.demand(c)
-        key = (d.school, c.weekday.value, c.remote_period)
+        key = (d.school, c.weekday._value_, c.remote_period)
         down[key].append((c.index, bw))  # a remote room receives the lesson
         up[key].append((c.index, bw))  # and sends its own camera back
     schools = district.school_index()
@@ -251,7 +251,7 @@ def _sfu_rows(
         region = schools[o.school].region.key(policy.region_level)
         span = period_interval(schools[o.school], o.period, o.weekday)
         if region in policy.sfu_capacity and span is not None:
-            spans[(region, o.weekday.value)].append((span[0], span[1], oi))
+            spans[(region, o.weekday._value_)].append((span[0], span[1], oi))
     for (region, day), items in spans.items():
         for start in sorted({s for s, _, _ in items}):
             terms: list[tuple[int, float]] = []
