@@ -11,7 +11,8 @@ from aiohttp import web
 
 from sanke.settings import Settings
 from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
-from scheduler.lessons.api import LessonsContext, setup_lesson_routes
+from scheduler.lessons.api import setup_lesson_routes
+from scheduler.lessons.context import LessonsContext
 from scheduler.lessons.devices import DeviceRegistry
 from scheduler.lessons.records import RecordLog
 from scheduler.lessons.service import LessonService

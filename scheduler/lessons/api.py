@@ -1,40 +1,22 @@
-"""HTTP API of lessons: sessions, cancel/move, session tokens, devices, statistics, records."""
+"""HTTP API of lessons: sessions, cancel/move, session tokens, statistics, records."""
 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from aiohttp import web
-from icalendar import Calendar, Event
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.lessons.devices import (
-    DeviceRegistration,
-    DeviceRegistry,
-    DeviceView,
-    RegisteredDevice,
-    view,
-)
-from scheduler.lessons.records import ClassroomAttendance, RecordLog, VerifyReport
-from scheduler.lessons.service import LessonService, Notice
+from scheduler.lessons.context import LESSONS_KEY, LessonsContext
+from scheduler.lessons.device_api import setup_device_routes
+from scheduler.lessons.records import ClassroomAttendance, VerifyReport
 from scheduler.lessons.sessions import SHANGHAI, local_date, week_start
 from scheduler.lessons.stats import StatsReport, compute, to_csv
 from signaling.errors import ErrorCode, SankeError
-from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
+from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
-
-
-@dataclass(frozen=True)
-class LessonsContext:
-    lessons: LessonService
-    devices: DeviceRegistry
-    records: RecordLog
-
-
-LESSONS_KEY: web.AppKey[LessonsContext] = web.AppKey("lessons", LessonsContext)
 
 
 class SessionList(BaseModel):
@@ -67,25 +49,6 @@ class SessionTokens(BaseModel):
     teacher: str
     observer: str
     classrooms: dict[str, str]
-
-
-class DeviceList(BaseModel):
-    devices: list[DeviceView]
-
-
-class DeviceSchedule(BaseModel):
-    device_id: str
-    class_id: str
-    server_time: float
-    current: LessonSession | None
-    upcoming: list[LessonSession]
-    notices: list[Notice]
-
-
-class DeviceJoin(BaseModel):
-    token: str
-    session: LessonSession
-    ws_path: str = "/ws"
 
 
 def _ctx(request: web.Request) -> LessonsContext:
@@ -228,127 +191,6 @@ def _require_joinable(session: LessonSession) -> None:
 
 
 @documented(
-    summary="Register a classroom device; the credential is shown once",
-    body=DeviceRegistration,
-    reply=RegisteredDevice,
-    status=201,
-    tag="devices",
-)
-async def register_device(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
-    body = await read_json_model(request, DeviceRegistration)
-    registered = await _ctx(request).devices.register(body)
-    return web.json_response(registered.model_dump(), status=201)
-
-
-@documented(summary="List classroom devices", reply=DeviceList, tag="devices")
-async def list_devices(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
-    devices = DeviceList(devices=[view(d) for d in await _ctx(request).devices.list()])
-    return web.json_response(devices.model_dump(mode="json"))
-
-
-@documented(summary="Revoke a device credential", tag="devices")
-async def revoke_device(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
-    device = await _ctx(request).devices.revoke(request.match_info["device_id"])
-    return web.json_response(view(device).model_dump())
-
-
-async def _device_schedule(request: web.Request) -> DeviceSchedule:
-    ctx = _ctx(request)
-    device = await ctx.devices.authenticate(bearer_token(request))
-    now = ctx.lessons.clock()
-    mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
-    current = next(
-        (
-            s
-            for s in mine
-            if s.opens_at <= now
-            and s.state in (SessionState.scheduled, SessionState.live, SessionState.missed)
-        ),
-        None,
-    )
-    horizon = now + 14 * 86400
-    upcoming = [s for s in mine if s is not current and s.starts_at <= horizon][:50]
-    return DeviceSchedule(
-        device_id=device.id,
-        class_id=device.class_id,
-        server_time=now,
-        current=current,
-        upcoming=upcoming,
-        notices=await ctx.lessons.notices(device.class_id),
-    )
-
-
-@documented(
-    summary="The device's schedule: the current lesson, the next two weeks, notices",
-    reply=DeviceSchedule,
-    auth=True,
-    tag="devices",
-)
-async def device_schedule(request: web.Request) -> web.Response:
-    schedule = await _device_schedule(request)
-    return web.json_response(schedule.model_dump(mode="json"))
-
-
-@documented(summary="The device's schedule as iCalendar", auth=True, tag="devices")
-async def device_schedule_ics(request: web.Request) -> web.Response:
-    schedule = await _device_schedule(request)
-    cal = Calendar()
-    cal.add("prodid", "-//Sanke//lessons//ZH")
-    cal.add("version", "2.0")
-    cal.add("x-wr-timezone", "Asia/Shanghai")
-    for s in [*([schedule.current] if schedule.current else []), *schedule.upcoming]:
-        event = Event()
-        event.add("uid", f"{s.id}@sanke")
-        event.add("summary", f"{s.subject} · {s.teacher}")
-        event.add("dtstart", datetime.fromtimestamp(s.starts_at, SHANGHAI))
-        event.add("dtend", datetime.fromtimestamp(s.ends_at, SHANGHAI))
-        event.add("status", "CANCELLED" if s.state is SessionState.cancelled else "CONFIRMED")
-        cal.add_component(event)
-    return web.Response(body=cal.to_ical(), content_type="text/calendar", charset="utf-8")
-
-
-@documented(
-    summary="A short-lived join token for the device's current lesson",
-    reply=DeviceJoin,
-    tag="devices",
-)
-async def device_join(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
-    device = await ctx.devices.authenticate(bearer_token(request))
-    now = ctx.lessons.clock()
-    sessions = [
-        s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now
-    ]
-    session = next(
-        (s for s in sessions if s.opens_at <= now and s.state is not SessionState.cancelled), None
-    )
-    if session is None:
-        upcoming = next((s for s in sessions if s.state is not SessionState.cancelled), None)
-        when = (
-            f"; next lesson opens at {datetime.fromtimestamp(upcoming.opens_at, SHANGHAI):%Y-%m-%d %H:%M}"
-            if upcoming
-            else ""
-        )
-        raise SankeError(
-            ErrorCode.lesson_not_open, f"no lesson is open for this classroom now{when}", 409
-        )
-    token = request.app[TOKENS_KEY].mint(
-        subject=f"device:{device.id}",
-        role=Role.classroom,
-        room=session.room_id,
-        classroom_id=device.class_id,
-        school_id=device.school,
-        name=device.name or device.class_id,
-        not_before=session.opens_at,
-        expires=session.closes_at,
-    )
-    return web.json_response(DeviceJoin(token=token, session=session).model_dump(mode="json"))
-
-
-@documented(
     summary="开课率 and attendance statistics (JSON or CSV)", reply=StatsReport, tag="lessons"
 )
 async def statistics(request: web.Request) -> web.Response:
@@ -455,11 +297,6 @@ def setup_lesson_routes(app: web.Application, context: LessonsContext) -> None:
     r.add_post("/api/v1/lessons/{session_id}/cancel", cancel_session)
     r.add_post("/api/v1/lessons/{session_id}/move", move_session)
     r.add_post("/api/v1/lessons/{session_id}/tokens", session_tokens)
-    r.add_post("/api/v1/devices", register_device)
-    r.add_get("/api/v1/devices", list_devices)
-    r.add_delete("/api/v1/devices/{device_id}", revoke_device)
-    r.add_get("/api/v1/device/schedule", device_schedule)
-    r.add_get("/api/v1/device/schedule.ics", device_schedule_ics)
-    r.add_post("/api/v1/device/join", device_join)
+    setup_device_routes(app)
     r.add_get("/api/v1/records", export_records)
     r.add_get("/api/v1/records/verify", verify_records)

@@ -1,0 +1,21 @@
+"""What the lessons HTTP handlers share: the lesson service, the device registry, the records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from scheduler.lessons.devices import DeviceRegistry
+from scheduler.lessons.records import RecordLog
+from scheduler.lessons.service import LessonService
+
+
+@dataclass(frozen=True)
+class LessonsContext:
+    lessons: LessonService
+    devices: DeviceRegistry
+    records: RecordLog
+
+
+LESSONS_KEY: web.AppKey[LessonsContext] = web.AppKey("lessons", LessonsContext)
