@@ -9,11 +9,12 @@ offering of its grade and subject was rejected; explanations are derived from th
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from scheduler.clock import SeasonTable, weekly_overlap
-from scheduler.domain import Demand, District, Offering, School, Weekday
+from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,91 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
                 candidates.append(Candidate(len(candidates), di, oi, weekday, rp, minutes))
         by_demand[di] = mine
     return CandidateSet(district, candidates, by_demand, book)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What candidates depend on, as shallow copies (the models themselves are frozen)."""
+
+    term: TermCalendar
+    policy: Policy
+    schools: list[School]
+    offerings: list[Offering]
+    demands: list[Demand]
+    bans: list[Ban]
+
+    @classmethod
+    def of(cls, district: District) -> _Inputs:
+        return cls(
+            district.term,
+            district.policy,
+            list(district.schools),
+            list(district.offerings),
+            list(district.demands),
+            list(district.bans),
+        )
+
+
+_last_lock = threading.Lock()
+_last: list[tuple[_Inputs, CandidateSet]] = []
+
+
+def _kept_offerings(before: list[Offering], after: list[Offering]) -> list[int] | None:
+    """For each offering of ``before``, its index in ``after`` (-1 if gone), when ``after``
+    is ``before`` with some offerings removed (same order); otherwise None."""
+    remap = [-1] * len(before)
+    j = 0
+    for oi, o in enumerate(before):
+        if j < len(after) and (after[j] is o or after[j] == o):
+            remap[oi] = j
+            j += 1
+    return remap if j == len(after) else None
+
+
+def _derive(inputs: _Inputs, old: CandidateSet, district: District) -> CandidateSet | None:
+    """``build_candidates(district)`` from the set of a district that differs only by
+    removed offerings (and pins, which candidates do not depend on); None otherwise.
+
+    The candidates of the kept offerings are the same pairs in the same order (every demand's
+    pairs follow its free periods, then district order): only their indices change."""
+    if not (
+        district.term == inputs.term
+        and district.policy == inputs.policy
+        and district.schools == inputs.schools
+        and district.demands == inputs.demands
+        and district.bans == inputs.bans
+    ):
+        return None
+    remap = _kept_offerings(inputs.offerings, district.offerings)
+    if remap is None:
+        return None
+    candidates: list[Candidate] = []
+    by_demand: dict[int, list[int]] = {}
+    for di, members in old.by_demand.items():
+        mine: list[int] = []
+        for i in members:
+            c = old.candidates[i]
+            oi = remap[c.offering]
+            if oi >= 0:
+                mine.append(len(candidates))
+                candidates.append(
+                    Candidate(len(candidates), di, oi, c.weekday, c.remote_period, c.overlap)
+                )
+        by_demand[di] = mine
+    return CandidateSet(district, candidates, by_demand, old.book)
+
+
+def candidates_for(district: District) -> CandidateSet:
+    """``build_candidates``, derived from the previous call's set when the district only lost
+    offerings or changed pins since (a re-solve after cancellations); one set is kept."""
+    with _last_lock:
+        last = _last[0] if _last else None
+    cs = _derive(last[0], last[1], district) if last is not None else None
+    if cs is None:
+        cs = build_candidates(district)
+    with _last_lock:
+        _last[:] = [(_Inputs.of(district), cs)]
+    return cs
 
 
 class RejectionIndex:

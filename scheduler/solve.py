@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.candidates import CandidateSet, RejectionIndex, build_candidates
+from scheduler.candidates import CandidateSet, RejectionIndex, candidates_for
 from scheduler.domain import District
 from scheduler.explain import explain_unmet, static_reasons
 from scheduler.greedy import greedy
@@ -252,7 +252,7 @@ def _solve(
 ) -> Timetable:
     t0 = time.perf_counter()
     progress(Progress(phase="candidates"))
-    cs = build_candidates(district)
+    cs = candidates_for(district)
     keep = keep_set(cs, previous)
     problem = build_problem(cs, keep if previous is not None else None)
     progress(Progress(phase="greedy", message=f"{len(cs.candidates)} candidate pairs"))
