@@ -259,6 +259,8 @@ class RejectionIndex:
         ] = {}
         self._by_id: dict[tuple[int, str], dict[str, Offering]] = {}
         self._ids: dict[int, tuple[list[Rejection], list[str]]] = {}
+        # Rejections that do not depend on the class, by (offering id, code); frozen, shared.
+        self._shared: dict[tuple[str, str], Rejection] = {}
 
     def offerings_of(self, grade: int, subject: str) -> dict[str, Offering]:
         """Offerings of a grade and subject by id (shared: do not modify)."""
@@ -287,13 +289,19 @@ class RejectionIndex:
         if cached is None:
             by_code: dict[str, list[Rejection]] = defaultdict(list)
             rest: list[Offering] = []
+            shared = self._shared
             for o in self.by_need.get((demand.grade, demand.subject), []):
                 if o.edition != demand.edition:
-                    by_code["edition"].append(Rejection(o.id, "edition"))
+                    code = "edition"
                 elif not self.region_ok(demand, o):
-                    by_code["cross_region"].append(Rejection(o.id, "cross_region"))
+                    code = "cross_region"
                 else:
                     rest.append(o)
+                    continue
+                found = shared.get((o.id, code))
+                if found is None:
+                    found = shared[(o.id, code)] = Rejection(o.id, code)
+                by_code[code].append(found)
             cached = (dict(by_code), rest)
             self._static[key] = cached
         return cached
@@ -347,8 +355,22 @@ def rejections_by_code(
         return dict(grouped)
     static, rest = index.static(demand)
     out = dict(static)
+    # _slot_rejection for each offering left, with the class's periods grouped by day once.
+    periods: dict[str, list[int]] = {}
+    for slot in demand.free_periods:
+        periods.setdefault(slot.weekday._value_, []).append(slot.period)
+    minimum = district.policy.min_overlap_minutes
+    signature, overlap = book.signature, book.overlap_by_signature
+    rs = signature[demand.school]
     for o in rest:
-        found = _slot_rejection(district, demand, o, book)
-        if found is not None:
-            out.setdefault(found.code, []).append(found)
+        mine = periods.get(o.weekday._value_)
+        if not mine:
+            found = Rejection(o.id, "no_free_period")
+        else:
+            ms, mp, day = signature[o.school], o.period, o.weekday
+            best, where = max((overlap(ms, mp, rs, p, day), p) for p in mine)
+            if best >= minimum:
+                continue
+            found = Rejection(o.id, "overlap", best, where)
+        out.setdefault(found.code, []).append(found)
     return out
