@@ -37,6 +37,7 @@ class RtcClient:
         self.rejoins: list[float] = []
         self.errors: list[dict[str, Any]] = []
         self._answered = asyncio.Event()
+        self._offer_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -101,16 +102,25 @@ class RtcClient:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
             self._answered.set()
         elif kind == "offer":
-            # The server's offer can overtake the answer to ours: apply it after.
-            await asyncio.wait_for(self._answered.wait(), 10)
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-            await self._send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+            # Applied off the reader: the answer to our own offer may still be on its way, and
+            # the server's offer must wait for it without blocking the messages behind it.
+            self._tasks.append(asyncio.create_task(self._apply_server_offer(msg["sdp"])))
         elif kind == "rejoin":
             self.rejoins.append(time.monotonic())
             await self._negotiate()
         elif kind == "error":
             self.errors.append(msg)
+
+    async def _apply_server_offer(self, sdp: str) -> None:
+        async with self._offer_lock:
+            try:
+                await asyncio.wait_for(self._answered.wait(), 15)
+                assert self.pc is not None
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                await self._send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+            except Exception as exc:  # a test client: record it, the test decides
+                self.errors.append({"type": "client", "message": repr(exc)})
 
     def frames_after(self, moment: float) -> int:
         return sum(1 for t in self.frame_times if t > moment)
