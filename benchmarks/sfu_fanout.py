@@ -45,6 +45,7 @@ from aiortc.contrib.media import MediaRelay  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
 from media import aiortc_seams as seams  # noqa: E402
+from media.metrics import MediaObservability  # noqa: E402
 from media.worker import Worker  # noqa: E402
 from signaling.models import Participant, Role  # noqa: E402
 from signaling.protocol import ServerOffer  # noqa: E402
@@ -112,6 +113,9 @@ def prefer_h264(transceiver: Any) -> None:
 
 async def serve(mode: str, port: int, profile: str | None) -> None:
     worker = Worker() if mode == "sfu" else None
+    if worker is not None:
+        # As deployed: the quality sampler reads every stream's stats every 2 s.
+        await MediaObservability(worker).start()
     relay = MediaRelay()
     pub_tracks: dict[str, MediaStreamTrack] = {}
     pcs: list[RTCPeerConnection] = []
