@@ -33,7 +33,7 @@ W_EXTRA_TEACHER = 2.0
 W_KEEP = 10.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     kind: str  # the constraint's name
     key: str
@@ -75,18 +75,18 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
     quality: list[float] = []
     lengths: dict[int, int | None] = {}
     offerings, demands = district.offerings, district.demands
+    size_score = [W_CLASS_SIZE * d.class_size for d in demands]
+    kept = keep or set()
     for c in cs.candidates:
+        overlap = c.overlap
         span_length = lengths.get(c.offering, -1)
         if span_length == -1:
             o = offerings[c.offering]
             span = period_interval(schools[o.school], o.period, o.weekday)
             span_length = lengths[c.offering] = (span[1] - span[0]) if span else None
-        length = c.overlap if span_length is None else span_length
-        q = (
-            W_OVERLAP * min(1.0, c.overlap / max(1, length))
-            + W_CLASS_SIZE * demands[c.demand].class_size
-        )
-        if keep is not None and c.index in keep:
+        length = overlap if span_length is None else span_length
+        q = W_OVERLAP * min(1.0, overlap / max(1, length)) + size_score[c.demand]
+        if c.index in kept:
             q += W_KEEP
         quality.append(q)
     implies: list[list[int]] = [[] for _ in range(n_x)]
@@ -133,6 +133,7 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
         )
     teacher_of_z: dict[int, str] = {}
     candidates = cs.candidates
+    teacher_of = [o.teacher for o in offerings]
     for di, members in cs.by_demand.items():
         d = district.demands[di]
         # demand_periods: never more than the periods a week the class needs.
@@ -149,7 +150,7 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
             continue
         teachers: dict[str, list[int]] = defaultdict(list)
         for i in members:
-            teachers[offerings[candidates[i].offering].teacher].append(i)
+            teachers[teacher_of[candidates[i].offering]].append(i)
         if len(teachers) > 1 and d.periods_per_week > 1:
             zs: list[int] = []
             for teacher, ids in sorted(teachers.items()):
@@ -158,22 +159,18 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
                 zs.append(z)
                 teacher_of_z[z] = teacher
                 quality.append(-W_EXTRA_TEACHER)
+                link = f"{d.id}:{teacher}"
                 for i in ids:
                     implies[i].append(z)
                     # same_teacher link: a pair uses its teacher.
-                    rows.append(
-                        Row(
-                            "same_teacher_link", f"{d.id}:{teacher}", -INF, 0.0, [i, z], [1.0, -1.0]
-                        )
-                    )
+                    rows.append(Row("same_teacher_link", link, -INF, 0.0, [i, z], [1.0, -1.0]))
             if policy.same_teacher == "hard":
                 # same_teacher (hard): all periods of a demand from one teacher.
                 rows.append(Row("same_teacher", d.id, -INF, 1.0, zs, [1.0] * len(zs)))
+    class_of = [d.class_id for d in demands]
     per_class_slot: dict[tuple[str, str, int], list[int]] = defaultdict(list)
     for c in candidates:
-        per_class_slot[(demands[c.demand].class_id, c.weekday._value_, c.remote_period)].append(
-            c.index
-        )
+        per_class_slot[(class_of[c.demand], c.weekday._value_, c.remote_period)].append(c.index)
     for (cls, day, period), ids in per_class_slot.items():
         # class_one_stream: a class sits in one stream at a time.
         if len(ids) > 1:
@@ -189,8 +186,9 @@ def build_problem(cs: CandidateSet, keep: set[int] | None = None) -> Problem:
     impossible: list[tuple[str, str]] = []
     by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
     if district.pins:
+        offering_ids = [o.id for o in offerings]
         for c in candidates:
-            by_pair[(demands[c.demand].class_id, offerings[c.offering].id)].append(c.index)
+            by_pair[(class_of[c.demand], offering_ids[c.offering])].append(c.index)
     for pin in district.pins:
         ids = by_pair.get((pin.class_id, pin.offering_id), [])
         if not ids:
