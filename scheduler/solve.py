@@ -11,6 +11,7 @@ import itertools
 import multiprocessing
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.pool import Pool
@@ -19,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.candidates import CandidateSet, RejectionIndex, candidates_for
-from scheduler.domain import District
+from scheduler.domain import District, Weekday
 from scheduler.explain import explain_unmet, static_reasons
 from scheduler.greedy import greedy
 from scheduler.mip import (
@@ -64,10 +65,12 @@ def keep_set(cs: CandidateSet, previous: Timetable | None) -> set[int]:
     if previous is None:
         return set()
     wanted = {(a.demand_id, a.offering_id, a.remote_period) for a in previous.assignments}
+    demand_ids = [d.id for d in cs.district.demands]
+    offering_ids = [o.id for o in cs.district.offerings]
     return {
         c.index
         for c in cs.candidates
-        if (cs.demand(c).id, cs.offering(c).id, c.remote_period) in wanted
+        if (demand_ids[c.demand], offering_ids[c.offering], c.remote_period) in wanted
     }
 
 
@@ -80,13 +83,16 @@ def forced_changes(cs: CandidateSet, previous: Timetable, keep: set[int]) -> int
         seats[a.offering_id] = seats.get(a.offering_id, 0) + 1
     offerings = {o.id: o for o in district.offerings}
     held = {(a.class_id, a.offering_id) for a in previous.assignments}
+    days: dict[str, set[Weekday]] = defaultdict(set)
+    for a in previous.assignments:
+        days[a.class_id].add(a.weekday)
     for pin in district.pins:
         o = offerings.get(pin.offering_id)
         if o is None or (pin.class_id, pin.offering_id) in held:
             continue
         if seats.get(o.id, 0) >= o.max_remote:
             forced += 1  # someone must give up a seat
-        if any(a.class_id == pin.class_id and a.weekday == o.weekday for a in previous.assignments):
+        if o.weekday in days.get(pin.class_id, ()):
             forced += 1  # the class's own lesson at that time or that day must move
     return forced
 
