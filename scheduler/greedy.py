@@ -100,13 +100,15 @@ def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -
     """Chosen candidate indices."""
     prefer = prefer or set()
     state = RowState(problem)
+    implies, active = problem.implies, state.active
     chosen_teachers: dict[int, set[str]] = defaultdict(set)
     served: dict[int, int] = defaultdict(int)
 
     def rank(i: int) -> tuple[int, int, int, int, int]:
         c = cs.candidates[i]
         o = cs.offering(c)
-        y_on = any(state.active[v] for v in problem.implies[i][:1])
+        implied = implies[i]
+        y_on = bool(implied) and bool(active[implied[0]])
         return (
             -(i in prefer),
             -(o.teacher in chosen_teachers[c.demand]),

@@ -220,6 +220,11 @@ def gc_paused() -> Iterator[None]:
         with _gc_lock:
             _gc_holders -= 1
             if _gc_holders == 0 and _gc_paused_state[0]:
+                # What the solve built and still holds (the timetable, the cached candidate
+                # set) goes to the permanent generation: the first collections after the pause
+                # would otherwise rescan those hundreds of thousands of objects. Frozen objects
+                # are still freed by reference counting; they are only skipped by the scans.
+                gc.freeze()
                 gc.enable()
 
 
