@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from signaling.errors import ErrorCode, SankeError
@@ -66,19 +67,21 @@ class RoomService:
         self.node_id = node_id
         self.observers: list[RoomObserver] = []
 
-    async def _notify_joined(self, participant: Participant) -> None:
+    async def _notify(self, event: str, call: Callable[[RoomObserver], Awaitable[None]]) -> None:
+        """Tell every observer; one failing observer neither stops the others nor the caller."""
         for observer in self.observers:
             try:
-                await observer.participant_joined(participant)
+                await call(observer)
             except Exception:
-                log.exception("room observer failed on join of %s", participant.id)
+                log.exception("room observer failed on %s", event)
+
+    async def _notify_joined(self, participant: Participant) -> None:
+        await self._notify(f"join of {participant.id}", lambda o: o.participant_joined(participant))
 
     async def _notify_left(self, participant: Participant, reason: LeaveReason) -> None:
-        for observer in self.observers:
-            try:
-                await observer.participant_left(participant, reason)
-            except Exception:
-                log.exception("room observer failed on leave of %s", participant.id)
+        await self._notify(
+            f"leave of {participant.id}", lambda o: o.participant_left(participant, reason)
+        )
 
     async def join(
         self, claims: Claims, room_id: str | None, name: str | None, peer: LocalPeer
@@ -280,11 +283,7 @@ class RoomService:
         await self.hub.publish(
             RoomEvent(room_id=room_id, action="close", message=RoomClosed(room_id=room_id))
         )
-        for observer in self.observers:
-            try:
-                await observer.room_closed(room_id)
-            except Exception:
-                log.exception("room observer failed on close of %s", room_id)
+        await self._notify(f"close of {room_id}", lambda o: o.room_closed(room_id))
         return True
 
     @staticmethod

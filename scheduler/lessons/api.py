@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.lessons.context import LESSONS_KEY, LessonsContext
+from scheduler.lessons.context import LESSONS_KEY, LessonsContext, lessons_context
 from scheduler.lessons.device_api import setup_device_routes
 from scheduler.lessons.records import ClassroomAttendance, VerifyReport
 from scheduler.lessons.sessions import SHANGHAI, local_date, week_start
@@ -51,10 +51,6 @@ class SessionTokens(BaseModel):
     classrooms: dict[str, str]
 
 
-def _ctx(request: web.Request) -> LessonsContext:
-    return request.app[LESSONS_KEY]
-
-
 @documented(
     summary="List lesson sessions (filters: from, to, school, class_id, state)",
     reply=SessionList,
@@ -65,7 +61,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     q = request.query
     start, end = _date_param(q.get("from")), _date_param(q.get("to"))
     sessions = []
-    for s in await _ctx(request).lessons.store.list_sessions():
+    for s in await lessons_context(request).lessons.store.list_sessions():
         day = date.fromisoformat(s.date) if s.date else local_date(s.starts_at)
         if (start and day < start) or (end and day > end):
             continue
@@ -83,7 +79,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 @documented(summary="One session with its attendance", reply=SessionDetail, tag="lessons")
 async def get_session(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    lessons = _ctx(request).lessons
+    lessons = lessons_context(request).lessons
     session = await lessons.get(request.match_info["session_id"])
     detail = SessionDetail(
         session=session,
@@ -106,7 +102,9 @@ async def get_session(request: web.Request) -> web.Response:
 async def cancel_session(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     body = await read_json_model(request, CancelRequest)
-    session = await _ctx(request).lessons.cancel(request.match_info["session_id"], body.reason)
+    session = await lessons_context(request).lessons.cancel(
+        request.match_info["session_id"], body.reason
+    )
     return web.json_response(session.model_dump(mode="json"))
 
 
@@ -121,7 +119,7 @@ async def move_session(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     body = await read_json_model(request, MoveRequest)
     starts = body.starts_at if body.starts_at.tzinfo else body.starts_at.replace(tzinfo=SHANGHAI)
-    makeup = await _ctx(request).lessons.move(
+    makeup = await lessons_context(request).lessons.move(
         request.match_info["session_id"], starts.timestamp(), body.reason
     )
     return web.json_response(makeup.model_dump(mode="json"), status=201)
@@ -135,7 +133,7 @@ async def move_session(request: web.Request) -> web.Response:
 )
 async def session_tokens(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    session = await _ctx(request).lessons.get(request.match_info["session_id"])
+    session = await lessons_context(request).lessons.get(request.match_info["session_id"])
     _require_joinable(session)
     tokens = request.app[TOKENS_KEY]
 
@@ -196,7 +194,7 @@ def _require_joinable(session: LessonSession) -> None:
 async def statistics(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     q = request.query
-    lessons = _ctx(request).lessons
+    lessons = lessons_context(request).lessons
     start, end = _period(q.get("period", "term"), q.get("date"), q.get("from"), q.get("to"))
     places = await lessons.school_places()
     group_by = q.get("group_by", "school")
@@ -247,7 +245,7 @@ async def statistics(request: web.Request) -> web.Response:
 @documented(summary="The teaching records log (JSON lines)", tag="records")
 async def export_records(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    lines = await _ctx(request).records.raw()
+    lines = await lessons_context(request).records.raw()
     return web.Response(
         text="".join(line + "\n" for line in lines), content_type="application/x-ndjson"
     )
@@ -256,7 +254,7 @@ async def export_records(request: web.Request) -> web.Response:
 @documented(summary="Verify the teaching records chain", reply=VerifyReport, tag="records")
 async def verify_records(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    report = await _ctx(request).records.verify()
+    report = await lessons_context(request).records.verify()
     return web.json_response(report.model_dump())
 
 

@@ -19,3 +19,7 @@ class LessonsContext:
 
 
 LESSONS_KEY: web.AppKey[LessonsContext] = web.AppKey("lessons", LessonsContext)
+
+
+def lessons_context(request: web.Request) -> LessonsContext:
+    return request.app[LESSONS_KEY]

@@ -8,7 +8,7 @@ from aiohttp import web
 from icalendar import Calendar, Event
 from pydantic import BaseModel
 
-from scheduler.lessons.context import LESSONS_KEY, LessonsContext
+from scheduler.lessons.context import lessons_context
 from scheduler.lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, view
 from scheduler.lessons.service import Notice
 from scheduler.lessons.sessions import SHANGHAI
@@ -16,10 +16,6 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
-
-
-def _ctx(request: web.Request) -> LessonsContext:
-    return request.app[LESSONS_KEY]
 
 
 class DeviceList(BaseModel):
@@ -51,26 +47,26 @@ class DeviceJoin(BaseModel):
 async def register_device(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     body = await read_json_model(request, DeviceRegistration)
-    registered = await _ctx(request).devices.register(body)
+    registered = await lessons_context(request).devices.register(body)
     return web.json_response(registered.model_dump(), status=201)
 
 
 @documented(summary="List classroom devices", reply=DeviceList, tag="devices")
 async def list_devices(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    devices = DeviceList(devices=[view(d) for d in await _ctx(request).devices.list()])
+    devices = DeviceList(devices=[view(d) for d in await lessons_context(request).devices.list()])
     return web.json_response(devices.model_dump(mode="json"))
 
 
 @documented(summary="Revoke a device credential", tag="devices")
 async def revoke_device(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    device = await _ctx(request).devices.revoke(request.match_info["device_id"])
+    device = await lessons_context(request).devices.revoke(request.match_info["device_id"])
     return web.json_response(view(device).model_dump())
 
 
 async def _device_schedule(request: web.Request) -> DeviceSchedule:
-    ctx = _ctx(request)
+    ctx = lessons_context(request)
     device = await ctx.devices.authenticate(bearer_token(request))
     now = ctx.lessons.clock()
     mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
@@ -130,7 +126,7 @@ async def device_schedule_ics(request: web.Request) -> web.Response:
     tag="devices",
 )
 async def device_join(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
+    ctx = lessons_context(request)
     device = await ctx.devices.authenticate(bearer_token(request))
     now = ctx.lessons.clock()
     sessions = [
