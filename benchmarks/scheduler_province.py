@@ -34,11 +34,11 @@ def changed_district(
     cs = build_candidates(kept)
     held = {(a.class_id, a.offering_id) for a in tt.assignments}
     busy_classes = {a.class_id for a in tt.assignments}
-    pool = [
-        (cs.demand(c).class_id, cs.offering(c).id)
-        for c in cs.candidates
-        if (cs.demand(c).class_id, cs.offering(c).id) not in held
-    ]
+    pairs = (
+        (kept.demands[di].class_id, kept.offerings[oi].id)
+        for di, oi in zip(cs.demand.tolist(), cs.offering.tolist(), strict=True)
+    )
+    pool = [pair for pair in pairs if pair not in held]
     rng.shuffle(pool)
     chosen: list[Pin] = []
     used_classes: set[str] = set()

@@ -9,16 +9,28 @@ offering of its grade and subject was rejected; explanations are derived from th
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from scheduler.clock import SeasonTable, weekly_overlap
 from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
+from scheduler.timetable import Reason
+
+DAYS: list[Weekday] = list(Weekday)
+DAY_INDEX: dict[Weekday, int] = {d: k for k, d in enumerate(DAYS)}
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """One candidate pair, as a value (``CandidateSet.candidate``)."""
+
     index: int
     demand: int  # index into district.demands
     offering: int  # index into district.offerings
@@ -85,16 +97,52 @@ class OverlapBook:
 
 @dataclass
 class CandidateSet:
+    """Candidate pairs as parallel arrays, grouped by demand in district order.
+
+    Pair ``i`` is demand ``demand[i]`` taking offering ``offering[i]`` in its free period
+    ``remote_period[i]`` on ``DAYS[day[i]]``; a demand's pairs follow its free periods, then
+    the offerings in district order, and are ``demand_start[d]:demand_start[d + 1]``.
+    """
+
     district: District
-    candidates: list[Candidate]
-    by_demand: dict[int, list[int]] = field(default_factory=dict)
+    demand: IntArray
+    offering: IntArray
+    day: IntArray
+    remote_period: IntArray
+    overlap: IntArray
+    demand_start: IntArray
     book: OverlapBook | None = None
 
-    def offering(self, c: Candidate) -> Offering:
-        return self.district.offerings[c.offering]
+    def __len__(self) -> int:
+        return len(self.demand)
 
-    def demand(self, c: Candidate) -> Demand:
-        return self.district.demands[c.demand]
+    def of_demand(self, di: int) -> range:
+        return range(int(self.demand_start[di]), int(self.demand_start[di + 1]))
+
+    def candidate(self, i: int) -> Candidate:
+        return Candidate(
+            i,
+            int(self.demand[i]),
+            int(self.offering[i]),
+            DAYS[int(self.day[i])],
+            int(self.remote_period[i]),
+            int(self.overlap[i]),
+        )
+
+    def offering_of(self, i: int) -> Offering:
+        return self.district.offerings[int(self.offering[i])]
+
+    def demand_of(self, i: int) -> Demand:
+        return self.district.demands[int(self.demand[i])]
+
+
+def _candidate_set(
+    district: District, columns: tuple[list[int], ...], counts: list[int], book: OverlapBook
+) -> CandidateSet:
+    demand, offering, day, period, overlap = (np.asarray(c, dtype=np.int64) for c in columns)
+    start = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(counts, dtype=np.int64), out=start[1:])
+    return CandidateSet(district, demand, offering, day, period, overlap, start, book)
 
 
 class RegionCheck:
@@ -129,10 +177,14 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
     overlap = book.overlap_by_signature
     # (need and weekday, remote bell signature, remote period) -> offerings that overlap enough.
     passing: dict[tuple[object, ...], list[tuple[int, str, int]]] = {}
-    candidates: list[Candidate] = []
-    by_demand: dict[int, list[int]] = {}
+    demands: list[int] = []
+    offerings: list[int] = []
+    days: list[int] = []
+    periods: list[int] = []
+    overlaps: list[int] = []
+    counts: list[int] = []
     for di, d in enumerate(district.demands):
-        mine: list[int] = []
+        before = len(offerings)
         region = "" if region_ok.any else region_ok.key[d.school]
         bans = banned.get(d.class_id)
         rs = book.signature[d.school]
@@ -148,13 +200,20 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
                     if minutes >= minimum:
                         found.append((oi, oid, minutes))
                 passing[key] = found
+            if not found:
+                continue
+            wd = DAY_INDEX[weekday]
             for oi, oid, minutes in found:
                 if bans and oid in bans:
                     continue
-                mine.append(len(candidates))
-                candidates.append(Candidate(len(candidates), di, oi, weekday, rp, minutes))
-        by_demand[di] = mine
-    return CandidateSet(district, candidates, by_demand, book)
+                offerings.append(oi)
+                overlaps.append(minutes)
+                days.append(wd)
+                periods.append(rp)
+        n = len(offerings) - before
+        demands.extend(itertools.repeat(di, n))
+        counts.append(n)
+    return _candidate_set(district, (demands, offerings, days, periods, overlaps), counts, book)
 
 
 @dataclass(frozen=True)
@@ -213,20 +272,21 @@ def _derive(inputs: _Inputs, old: CandidateSet, district: District) -> Candidate
     remap = _kept_offerings(inputs.offerings, district.offerings)
     if remap is None:
         return None
-    candidates: list[Candidate] = []
-    by_demand: dict[int, list[int]] = {}
-    for di, members in old.by_demand.items():
-        mine: list[int] = []
-        for i in members:
-            c = old.candidates[i]
-            oi = remap[c.offering]
-            if oi >= 0:
-                mine.append(len(candidates))
-                candidates.append(
-                    Candidate(len(candidates), di, oi, c.weekday, c.remote_period, c.overlap)
-                )
-        by_demand[di] = mine
-    return CandidateSet(district, candidates, by_demand, old.book)
+    new_offering = np.asarray(remap, dtype=np.int64)[old.offering]
+    keep = new_offering >= 0
+    counts = np.bincount(old.demand[keep], minlength=len(district.demands))
+    start = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    return CandidateSet(
+        district,
+        old.demand[keep],
+        new_offering[keep],
+        old.day[keep],
+        old.remote_period[keep],
+        old.overlap[keep],
+        start,
+        old.book,
+    )
 
 
 def candidates_for(district: District) -> CandidateSet:
@@ -243,9 +303,17 @@ def candidates_for(district: District) -> CandidateSet:
 
 
 class RejectionIndex:
-    """Offerings by grade and subject, for explaining many demands quickly."""
+    """Offerings by grade and subject, for explaining many demands quickly.
 
-    def __init__(self, district: District) -> None:
+    With ``carried`` (``rejection_index_for``), a need whose offerings to check are unchanged
+    since the previous solve keeps the per-class results explanations memoised for it.
+    """
+
+    def __init__(
+        self, district: District, carried: dict[NeedKey, NeedOfferings] | None = None
+    ) -> None:
+        self.minimum = district.policy.min_overlap_minutes
+        self._carried = carried or {}
         self.banned = {(b.class_id, b.offering_id) for b in district.bans}
         self.banned_classes = {b.class_id for b in district.bans}
         self.region_ok = RegionCheck(district)
@@ -254,9 +322,8 @@ class RejectionIndex:
             self.by_need[(o.grade, o.subject)].append(o)
         # (grade, subject, edition, region) -> rejections that do not depend on the class
         # (edition, cross_region) by code, and the offerings left to check against its periods.
-        self._static: dict[
-            tuple[int, str, str, str], tuple[dict[str, list[Rejection]], list[Offering]]
-        ] = {}
+        self._static: dict[NeedKey, NeedOfferings] = {}
+        self._by_edition: dict[tuple[int, str, str], tuple[list[Rejection], list[Offering]]] = {}
         self._by_id: dict[tuple[int, str], dict[str, Offering]] = {}
         self._ids: dict[int, tuple[list[Rejection], list[str]]] = {}
         # Rejections that do not depend on the class, by (offering id, code); frozen, shared.
@@ -281,30 +348,91 @@ class RejectionIndex:
             self._ids[id(group)] = (group, ids)
         return list(ids)
 
-    def static(self, demand: Demand) -> tuple[dict[str, list[Rejection]], list[Offering]]:
+    def static(self, demand: Demand) -> NeedOfferings:
         """Class-independent rejections of a demand's need; valid for classes without bans."""
         region = self.region_ok.key[demand.school]
         key = (demand.grade, demand.subject, demand.edition, region)
         cached = self._static.get(key)
         if cached is None:
-            by_code: dict[str, list[Rejection]] = defaultdict(list)
-            rest: list[Offering] = []
-            shared = self._shared
+            cached = self._static[key] = self._need_offerings(demand, region)
+            before = self._carried.get(key)
+            if before is not None and before.rest == cached.rest:
+                cached.memo = before.memo
+        return cached
+
+    def _need_offerings(self, demand: Demand, region: str) -> NeedOfferings:
+        need = (demand.grade, demand.subject, demand.edition)
+        split = self._by_edition.get(need)
+        if split is None:
+            # Other editions (shared by every region), and this edition's offerings.
+            edition: list[Rejection] = []
+            same: list[Offering] = []
             for o in self.by_need.get((demand.grade, demand.subject), []):
                 if o.edition != demand.edition:
-                    code = "edition"
-                elif not self.region_ok(demand, o):
-                    code = "cross_region"
+                    edition.append(self._rejection(o.id, "edition"))
                 else:
-                    rest.append(o)
-                    continue
-                found = shared.get((o.id, code))
-                if found is None:
-                    found = shared[(o.id, code)] = Rejection(o.id, code)
-                by_code[code].append(found)
-            cached = (dict(by_code), rest)
-            self._static[key] = cached
-        return cached
+                    same.append(o)
+            split = self._by_edition[need] = (edition, same)
+        edition, same = split
+        by_code: dict[str, list[Rejection]] = {}
+        if edition:
+            by_code["edition"] = edition
+        if self.region_ok.any:
+            return NeedOfferings(by_code, list(same))
+        region_of = self.region_ok.key
+        rest = [o for o in same if region_of[o.school] == region]
+        if len(rest) < len(same):
+            by_code["cross_region"] = [
+                self._rejection(o.id, "cross_region") for o in same if region_of[o.school] != region
+            ]
+        return NeedOfferings(by_code, rest)
+
+    def _rejection(self, offering_id: str, code: str) -> Rejection:
+        found = self._shared.get((offering_id, code))
+        if found is None:
+            found = self._shared[(offering_id, code)] = Rejection(offering_id, code)
+        return found
+
+
+@dataclass
+class NeedOfferings:
+    """The offerings of one need (grade, subject, edition) seen from one region: those
+    rejected whatever the class (by code, in district order) and those left to check
+    against the class's free periods."""
+
+    by_code: dict[str, list[Rejection]]
+    rest: list[Offering]
+    # What explanations derive from these alone, built once per need (explain.py).
+    rest_keys: list[tuple[Offering, int, int, Weekday, str]] | None = None
+    reasons: dict[str, Reason] = field(default_factory=dict)
+    # Per class (demand id): the demand and the reasons its free periods give against
+    # ``rest``; valid while ``rest``, the bell schedules and the minimum overlap are unchanged.
+    memo: dict[str, tuple[Demand, list[Reason]]] = field(default_factory=dict)
+
+
+NeedKey = tuple[int, str, str, str]  # grade, subject, edition, region
+
+
+_last_index: list[tuple[OverlapBook, RejectionIndex]] = []
+
+
+def rejection_index_for(district: District, book: OverlapBook) -> RejectionIndex:
+    """A RejectionIndex that carries the previous solve's memoised explanations over when the
+    bell schedules (the same ``book``, as ``candidates_for`` derives it) and the minimum
+    overlap are unchanged; one index is kept."""
+    with _last_lock:
+        last = _last_index[0] if _last_index else None
+    carried = None
+    if (
+        last is not None
+        and last[0] is book
+        and last[1].minimum == district.policy.min_overlap_minutes
+    ):
+        carried = last[1]._static
+    index = RejectionIndex(district, carried)
+    with _last_lock:
+        _last_index[:] = [(book, index)]
+    return index
 
 
 def _slot_rejection(
@@ -353,8 +481,8 @@ def rejections_by_code(
         for r in rejections(district, demand, book, index):
             grouped[r.code].append(r)
         return dict(grouped)
-    static, rest = index.static(demand)
-    out = dict(static)
+    need = index.static(demand)
+    out = dict(need.by_code)
     # _slot_rejection for each offering left, with the class's periods grouped by day once.
     periods: dict[str, list[int]] = {}
     for slot in demand.free_periods:
@@ -362,7 +490,7 @@ def rejections_by_code(
     minimum = district.policy.min_overlap_minutes
     signature, overlap = book.signature, book.overlap_by_signature
     rs = signature[demand.school]
-    for o in rest:
+    for o in need.rest:
         mine = periods.get(o.weekday._value_)
         if not mine:
             found = Rejection(o.id, "no_free_period")

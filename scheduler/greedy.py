@@ -7,145 +7,150 @@ that already streams, the published pair when re-solving.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import numpy as np
 
 from scheduler.candidates import CandidateSet
-from scheduler.problem import Problem
-
-EPS = 1e-9
+from scheduler.problem import EPS, KIND, Problem
 
 
 class RowState:
-    """Row usage for incremental feasibility checks."""
+    """Row usage for incremental feasibility checks (plain lists: the loop is per pair)."""
 
     def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        self.usage = [0.0] * len(problem.rows)
-        self.limit = [row.upper + EPS for row in problem.rows]
-        self.var_rows = problem.var_rows()
-        self.implies = problem.implies
+        start, rows, values = problem.columns()
+        self.col_start: list[int] = start.tolist()
+        self.col_row: list[int] = rows.tolist()
+        self.col_value: list[float] = values.tolist()
+        self.usage = [0.0] * problem.n_rows
+        self.limit: list[float] = (problem.row_upper + EPS).tolist()
+        self.y_of: list[int] = problem.y_of.tolist()
+        self.z_of: list[int] = problem.z_of.tolist()
         self.active = bytearray(problem.n_vars)
-
-    @classmethod
-    def of(cls, problem: Problem, chosen: set[int]) -> RowState:
-        state = cls(problem)
-        for i in sorted(chosen):
-            state.force(i)
-        return state
+        # Rows with a negative coefficient (the y or z a pair switches on with it): only
+        # there can the pair's own entry overflow while the whole delta does not. Once the
+        # offering streams (y on), that is only the pair's same-teacher link row.
+        row_of_entry = problem.row_of_entry()
+        signed = np.zeros(problem.n_rows, dtype=np.uint8)
+        signed[row_of_entry[problem.row_value < 0]] = 1
+        self.signed = bytearray(signed.tobytes())
+        linked = np.zeros(problem.n_rows, dtype=np.uint8)
+        linked[problem.row_kind == KIND["same_teacher_link"]] = 1
+        self.linked = bytearray(linked.tobytes())
 
     def _delta(self, i: int) -> tuple[list[int], dict[int, float]]:
         active = self.active
-        new = [i, *(v for v in self.implies[i] if not active[v])]
+        new = [i]
+        y, z = self.y_of[i], self.z_of[i]
+        if not active[y]:
+            new.append(y)
+        if z >= 0 and not active[z]:
+            new.append(z)
         delta: dict[int, float] = {}
-        var_rows = self.var_rows
+        col_start, col_row, col_value = self.col_start, self.col_row, self.col_value
         for v in new:
-            for r, c in var_rows[v]:
-                delta[r] = delta.get(r, 0.0) + c
+            for k in range(col_start[v], col_start[v + 1]):
+                r = col_row[k]
+                delta[r] = delta.get(r, 0.0) + col_value[k]
         return new, delta
-
-    def blockers(self, i: int) -> list[int]:
-        """Rows that adding candidate ``i`` would overflow."""
-        _, delta = self._delta(i)
-        usage, limit = self.usage, self.limit
-        return [r for r, dv in delta.items() if usage[r] + dv > limit[r]]
-
-    def force(self, i: int) -> None:
-        new, delta = self._delta(i)
-        self._apply(new, delta)
 
     def try_add(self, i: int) -> bool:
         active = self.active
         if active[i]:
             return False
         usage, limit = self.usage, self.limit
-        for v in self.implies[i]:
-            if not active[v]:
-                break
-        else:
-            # Only the pair itself is new: add its (positive) entries one by one, undoing
-            # them at the first overflow. With positive coefficients the running sums only
-            # grow, so this is the same check as on the summed delta (a row may list a
-            # variable twice).
-            entries = self.var_rows[i]
-            for k, (r, c) in enumerate(entries):
-                if c < 0.0:
-                    break
-                usage[r] += c
+        z = self.z_of[i]
+        if active[self.y_of[i]] and (z < 0 or active[z]):
+            # Only the pair itself is new: its entries are all positive, so add them one by
+            # one and undo at the first overflow (the running sums only grow: the same check
+            # as on the summed delta, even where a row lists the pair twice).
+            col_row, col_value = self.col_row, self.col_value
+            first, end = self.col_start[i], self.col_start[i + 1]
+            for k in range(first, end):
+                r = col_row[k]
+                usage[r] += col_value[k]
                 if usage[r] > limit[r]:
-                    for r2, c2 in entries[: k + 1]:
-                        usage[r2] -= c2
+                    for k2 in range(first, k + 1):
+                        usage[col_row[k2]] -= col_value[k2]
                     return False
-            else:
-                active[i] = 1
-                return True
-            for r2, c2 in entries[:k]:
-                usage[r2] -= c2
+            active[i] = 1
+            return True
+        # Most pairs fail on a row of their own (class busy, demand served): check those
+        # entries before summing the whole delta.
+        col_row, col_value = self.col_row, self.col_value
+        signed = self.linked if active[self.y_of[i]] else self.signed
+        for k in range(self.col_start[i], self.col_start[i + 1]):
+            r = col_row[k]
+            if not signed[r] and usage[r] + col_value[k] > limit[r]:
+                return False
         new, delta = self._delta(i)
         for r, dv in delta.items():
             if usage[r] + dv > limit[r]:
                 return False
-        self._apply(new, delta)
-        return True
-
-    def _apply(self, new: list[int], delta: dict[int, float]) -> None:
-        usage = self.usage
         for r, dv in delta.items():
             usage[r] += dv
-        active = self.active
         for v in new:
             active[v] = 1
+        return True
 
 
 def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -> set[int]:
     """Chosen candidate indices."""
     prefer = prefer or set()
+    district = cs.district
     state = RowState(problem)
-    implies, active = problem.implies, state.active
-    chosen_teachers: dict[int, set[str]] = defaultdict(set)
-    served: dict[int, int] = defaultdict(int)
+    active, y_of = state.active, state.y_of
+    demand_of: list[int] = cs.demand.tolist()
+    overlap: list[int] = cs.overlap.tolist()
+    names: dict[str, int] = {}
+    teacher_rank = np.fromiter(
+        (names.setdefault(o.teacher, len(names)) for o in district.offerings),
+        dtype=np.int64,
+        count=len(district.offerings),
+    )
+    teacher_of: list[int] = teacher_rank[cs.offering].tolist()
+    ppw = [d.periods_per_week for d in district.demands]
+    chosen_teachers: list[set[int]] = [set() for _ in ppw]
+    served = [0] * len(ppw)
 
     def rank(i: int) -> tuple[int, int, int, int, int]:
-        c = cs.candidates[i]
-        o = cs.offering(c)
-        implied = implies[i]
-        y_on = bool(implied) and bool(active[implied[0]])
         return (
             -(i in prefer),
-            -(o.teacher in chosen_teachers[c.demand]),
-            -c.overlap,
-            -int(y_on),
+            -(teacher_of[i] in chosen_teachers[demand_of[i]]),
+            -overlap[i],
+            -active[y_of[i]],
             i,
         )
 
+    try_add = state.try_add
+
     def take(i: int) -> bool:
-        c = cs.candidates[i]
-        if served[c.demand] >= cs.demand(c).periods_per_week or not state.try_add(i):
+        d = demand_of[i]
+        if served[d] >= ppw[d] or not try_add(i):
             return False
-        served[c.demand] += 1
-        chosen_teachers[c.demand].add(cs.offering(c).teacher)
+        served[d] += 1
+        chosen_teachers[d].add(teacher_of[i])
         return True
 
-    for row in problem.rows:
-        if row.kind == "pin":
-            for i in sorted(row.vars, key=rank):
-                if take(i):
-                    break
+    row_start, row_index = problem.row_start, problem.row_index
+    for r in problem.pin_rows:
+        for i in sorted(row_index[row_start[r] : row_start[r + 1]].tolist(), key=rank):
+            if take(i):
+                break
     # Re-solve: published pairs stay unless a hard rule (or a pin) now forbids them.
     for i in sorted(prefer):
         take(i)
+    starts: list[int] = cs.demand_start.tolist()
+    sizes = [d.class_size for d in district.demands]
     order = sorted(
-        cs.by_demand,
-        key=lambda di: (
-            len(cs.by_demand[di]) / cs.district.demands[di].periods_per_week,
-            -cs.district.demands[di].class_size,
-            di,
-        ),
+        (di for di in range(len(ppw)) if starts[di + 1] > starts[di]),
+        key=lambda di: ((starts[di + 1] - starts[di]) / ppw[di], -sizes[di], di),
     )
     for di in order:
-        need = cs.district.demands[di].periods_per_week - served[di]
+        need = ppw[di] - served[di]
         while need > 0:
-            options = [i for i in cs.by_demand[di] if not state.active[i]]
+            options = [i for i in range(starts[di], starts[di + 1]) if not active[i]]
             if not any(take(i) for i in sorted(options, key=rank)):
                 break
             need -= 1
-    return {i for i in range(problem.n_x) if state.active[i]}
+    picked = np.frombuffer(bytes(active[: problem.n_x]), dtype=np.uint8)
+    return set(np.flatnonzero(picked).tolist())

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.domain import District
 from scheduler.metrics import observe_solve
-from scheduler.solve import SolveCancelled, SolveOptions, solve
+from scheduler.parts import SolveCancelled
+from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
 from signaling.store.base import Store
 

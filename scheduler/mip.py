@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
@@ -48,7 +48,8 @@ class Part:
     row_start: IntArray
     row_index: IntArray
     row_value: FloatArray
-    start: IntArray  # local variables set in the warm start (feasible)
+    start: IntArray  # local variables set in the warm start (feasible; ``with_starts``)
+    variables: IntArray  # local index -> global variable index
     global_x: IntArray  # local index -> global candidate index (for x), -1 otherwise
     kept: BoolArray  # x of the published timetable (re-solve)
     demand: IntArray  # demand index of each x, -1 otherwise
@@ -77,57 +78,44 @@ class PartResult:
     seconds: float
 
 
-def extract_parts(
-    problem: Problem, groups: list[list[int]], start: set[int], bundle: int
-) -> list[Part]:
+def extract_parts(problem: Problem, groups: list[IntArray], bundle: int) -> list[Part]:
     """Local sub-problems; components smaller than ``bundle`` variables share a part."""
     groups = sorted(groups, key=len, reverse=True)
-    bundles: list[list[int]] = []
-    current: list[int] = []
+    bundles: list[IntArray] = []
+    current: list[IntArray] = []
+    size = 0
     for g in groups:
         if len(g) >= bundle:
             bundles.append(g)
             continue
-        current.extend(g)
-        if len(current) >= bundle:
-            bundles.append(current)
-            current = []
+        current.append(g)
+        size += len(g)
+        if size >= bundle:
+            bundles.append(np.concatenate(current))
+            current, size = [], 0
     if current:
-        bundles.append(current)
+        bundles.append(np.concatenate(current))
     n = problem.n_vars
     part_of = np.zeros(n, dtype=np.int64)
     local = np.zeros(n, dtype=np.int64)
-    for p, vars_ in enumerate(bundles):
-        idx = np.asarray(vars_, dtype=np.int64)
+    for p, idx in enumerate(bundles):
         part_of[idx] = p
-        local[idx] = np.arange(len(vars_), dtype=np.int64)
-    # All rows as one CSR matrix, then split by the part of each row's first variable.
-    rows = problem.rows
-    lengths = np.fromiter((len(r.vars) for r in rows), dtype=np.int64, count=len(rows))
-    flat_vars = np.fromiter((v for r in rows for v in r.vars), dtype=np.int64, count=lengths.sum())
-    flat_coef = np.fromiter(
-        (c for r in rows for c in r.coefs), dtype=np.float64, count=lengths.sum()
-    )
-    lower = np.fromiter((r.lower for r in rows), dtype=np.float64, count=len(rows))
-    upper = np.fromiter((r.upper for r in rows), dtype=np.float64, count=len(rows))
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    row_part = part_of[flat_vars[offsets[:-1]]] if len(rows) else np.zeros(0, dtype=np.int64)
-    active = np.zeros(n, dtype=np.bool_)
-    for i in start:
-        active[i] = True
-        active[problem.implies[i]] = True
-    quality = np.asarray(problem.quality, dtype=np.float64)
+        local[idx] = np.arange(len(idx), dtype=np.int64)
+    # The rows of each part: those of its variables (a row's variables share a part).
+    offsets = problem.row_start
+    lengths = np.diff(offsets)
+    flat_vars, flat_coef = problem.row_index, problem.row_value
+    lower, upper = problem.row_lower, problem.row_upper
+    row_part = part_of[flat_vars[offsets[:-1]]] if problem.n_rows else np.zeros(0, dtype=np.int64)
+    quality = problem.quality
     kept = np.zeros(n, dtype=np.bool_)
-    if problem.kept:
-        kept[np.fromiter(problem.kept, dtype=np.int64)] = True
+    kept[: problem.n_x] = problem.kept
     demand_of = np.full(n, -1, dtype=np.int64)
     demand_of[: problem.n_x] = problem.demand_of
     order = np.argsort(row_part, kind="stable")
     bounds = np.searchsorted(row_part[order], np.arange(len(bundles) + 1))
     parts = []
-    for p, vars_ in enumerate(bundles):
-        idx = np.asarray(vars_, dtype=np.int64)
+    for p, idx in enumerate(bundles):
         mine = order[bounds[p] : bounds[p + 1]]
         lens = lengths[mine]
         starts = np.zeros(len(mine) + 1, dtype=np.int64)
@@ -141,7 +129,7 @@ def extract_parts(
         is_x = idx < problem.n_x
         parts.append(
             Part(
-                n_vars=len(vars_),
+                n_vars=len(idx),
                 is_x=is_x,
                 quality=quality[idx],
                 row_lower=lower[mine],
@@ -149,14 +137,27 @@ def extract_parts(
                 row_start=starts,
                 row_index=local[flat_vars[take]],
                 row_value=flat_coef[take],
-                start=np.flatnonzero(active[idx]),
+                start=np.zeros(0, dtype=np.int64),
+                variables=idx,
                 global_x=np.where(is_x, idx, -1),
                 kept=kept[idx],
                 demand=demand_of[idx],
-                resolve=bool(problem.kept),
+                resolve=bool(problem.kept.any()),
             )
         )
     return parts
+
+
+def with_starts(problem: Problem, parts: list[Part], chosen: set[int]) -> list[Part]:
+    """The parts with the solution ``chosen`` (candidate indices) as their warm start."""
+    active = np.zeros(problem.n_vars, dtype=np.bool_)
+    if chosen:
+        picked = np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+        active[picked] = True
+        active[problem.y_of[picked]] = True
+        z = problem.z_of[picked]
+        active[z[z >= 0]] = True
+    return [replace(p, start=np.flatnonzero(active[p.variables])) for p in parts]
 
 
 def _highs(limit: float, rel_gap: float, abs_gap: float) -> highspy.Highs:
@@ -267,38 +268,61 @@ def served_cost(part: Part) -> FloatArray:
     return part.is_x.astype(np.float64) + eps * part.kept
 
 
-def phase1(part: Part, deadline: float) -> Phase1:
-    """Most served periods with a proven bound: LP relaxation first, MIP only if fractional."""
+@dataclass
+class Relaxation:
+    """Phase 1's LP relaxation when its optimal vertex is not integral (or it did not solve):
+    a proven bound on served periods (inf if none), and no solution yet."""
+
+    bound: float
+    seconds: float
+
+
+def phase1_lp(part: Part, deadline: float) -> Phase1 | Relaxation:
+    """The LP relaxation of phase 1: a proven bound, and the optimum when its vertex is
+    integral (the usual case for these matching rows). It needs no start, so it runs while
+    the greedy builds one."""
     t0 = time.perf_counter()
-    cost = served_cost(part)
-    n_x = part.n_x
+    h = _highs(deadline - time.time(), 0.0, 0.0)
+    h.passModel(_model(part, served_cost(part), False))
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return Relaxation(math.inf, time.perf_counter() - t0)
+    lp_bound = float(h.getInfo().objective_function_value)
+    values = np.asarray(h.getSolution().col_value)
+    frac = np.abs(values - np.round(values))
+    if float(frac.max(initial=0.0)) > INT_TOL:
+        return Relaxation(lp_bound, time.perf_counter() - t0)
+    # Optimal and integral: it serves at least as many periods as any start (the keep bonus
+    # is worth less than one period in total, see served_cost).
+    chosen = np.flatnonzero(values > 0.5)
+    served = int(part.is_x[chosen].sum())
+    proven = min(math.floor(lp_bound + 1e-6), part.n_x)
+    return Phase1(chosen, served, max(proven, served), True, time.perf_counter() - t0)
+
+
+def phase1_mip(part: Part, relaxation: Relaxation, deadline: float) -> Phase1:
+    """Phase 1 by branch and bound from ``part.start`` when the relaxation is fractional."""
+    t0 = time.perf_counter()
     start = part.start
     start_served = int(part.is_x[start].sum())
-    lp_bound = math.inf
-    h = _highs(deadline - time.time(), 0.0, 0.0)
-    h.passModel(_model(part, cost, False))
-    h.run()
-    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-        lp_bound = float(h.getInfo().objective_function_value)
-        values = np.asarray(h.getSolution().col_value)
-        frac = np.abs(values - np.round(values))
-        if float(frac.max(initial=0.0)) <= INT_TOL:
-            chosen = np.flatnonzero(values > 0.5)
-            served = int(part.is_x[chosen].sum())
-            proven = min(math.floor(lp_bound + 1e-6), n_x)
-            if served >= start_served:
-                return Phase1(chosen, served, max(proven, served), True, time.perf_counter() - t0)
     remaining = deadline - time.time()
     chosen, bound, optimal = (start, math.inf, False)
     if remaining > 0.05:
-        chosen, bound, optimal = _run_mip(part, cost, start, remaining, 0.0, 0.999)
+        chosen, bound, optimal = _run_mip(part, served_cost(part), start, remaining, 0.0, 0.999)
     if int(part.is_x[chosen].sum()) < start_served:
         chosen = start
     served = int(part.is_x[chosen].sum())
-    bound = min(bound, lp_bound)
-    proven = min(math.floor(bound + 1e-6), n_x) if math.isfinite(bound) else n_x
+    bound = min(bound, relaxation.bound)
+    proven = min(math.floor(bound + 1e-6), part.n_x) if math.isfinite(bound) else part.n_x
     proven = max(proven, served)
-    return Phase1(chosen, served, proven, optimal or proven == served, time.perf_counter() - t0)
+    seconds = relaxation.seconds + time.perf_counter() - t0
+    return Phase1(chosen, served, proven, optimal or proven == served, seconds)
+
+
+def phase1(part: Part, deadline: float) -> Phase1:
+    """Most served periods with a proven bound: LP relaxation first, MIP only if fractional."""
+    first = phase1_lp(part, deadline)
+    return first if isinstance(first, Phase1) else phase1_mip(part, first, deadline)
 
 
 def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
@@ -348,9 +372,14 @@ def result(part: Part, first: Phase1, chosen: IntArray, seconds: float) -> PartR
     )
 
 
-def solve_phase1(part: Part, deadline: float) -> Phase1:
-    """Worker entry: phase 1 until ``deadline`` (wall clock, ``time.time()``)."""
-    return phase1(part, deadline)
+def solve_phase1_lp(part: Part, deadline: float) -> Phase1 | Relaxation:
+    """Worker entry: phase 1's relaxation until ``deadline`` (wall clock, ``time.time()``)."""
+    return phase1_lp(part, deadline)
+
+
+def solve_phase1_mip(part: Part, relaxation: Relaxation, deadline: float) -> Phase1:
+    """Worker entry: phase 1 by branch and bound from the part's start."""
+    return phase1_mip(part, relaxation, deadline)
 
 
 def solve_phase2(part: Part, first: Phase1, budget: float, deadline: float) -> PartResult:

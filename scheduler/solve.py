@@ -8,31 +8,31 @@ from __future__ import annotations
 
 import gc
 import itertools
-import multiprocessing
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from multiprocessing.pool import Pool
-from typing import Any, Protocol, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.candidates import CandidateSet, RejectionIndex, candidates_for
-from scheduler.domain import District, Weekday
-from scheduler.explain import explain_unmet, static_reasons
-from scheduler.greedy import greedy
-from scheduler.mip import (
-    Part,
-    PartResult,
-    Phase1,
-    extract_parts,
-    solve_phase1,
-    solve_phase2,
+from scheduler.candidates import (
+    DAYS,
+    CandidateSet,
+    RejectionIndex,
+    candidates_for,
+    rejection_index_for,
 )
+from scheduler.domain import District, Weekday
+from scheduler.explain import explain_unmet, needs_rejections, static_reasons
+from scheduler.greedy import greedy
+from scheduler.mip import Part, PartResult, Phase1, extract_parts, with_starts
+from scheduler.parts import CancelFlag, run_parts
 from scheduler.problem import Problem, build_problem, components
 from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable
+from scheduler.workers import worker_pool
 
 
 class SolveOptions(BaseModel):
@@ -46,14 +46,6 @@ class SolveOptions(BaseModel):
     bundle_vars: int = Field(default=3000, ge=1)
 
 
-class CancelFlag(Protocol):
-    def is_set(self) -> bool: ...
-
-
-class SolveCancelled(Exception):
-    pass
-
-
 ProgressFn = Callable[[Progress], None]
 
 
@@ -62,16 +54,24 @@ def _noop(_: Progress) -> None:
 
 
 def keep_set(cs: CandidateSet, previous: Timetable | None) -> set[int]:
-    if previous is None:
+    """The candidates that are pairs of the previous timetable."""
+    if previous is None or not len(cs):
         return set()
-    wanted = {(a.demand_id, a.offering_id, a.remote_period) for a in previous.assignments}
-    demand_ids = [d.id for d in cs.district.demands]
-    offering_ids = [o.id for o in cs.district.offerings]
-    return {
-        c.index
-        for c in cs.candidates
-        if (demand_ids[c.demand], offering_ids[c.offering], c.remote_period) in wanted
-    }
+    district = cs.district
+    demand_index = {d.id: k for k, d in enumerate(district.demands)}
+    offering_index = {o.id: k for k, o in enumerate(district.offerings)}
+    n_o = len(district.offerings)
+    span = int(cs.remote_period.max()) + 1
+    wanted = [
+        (demand_index[a.demand_id] * n_o + offering_index[a.offering_id]) * span + a.remote_period
+        for a in previous.assignments
+        if a.demand_id in demand_index
+        and a.offering_id in offering_index
+        and a.remote_period < span
+    ]
+    keys = (cs.demand * n_o + cs.offering) * span + cs.remote_period
+    found = np.isin(keys, np.asarray(wanted, dtype=np.int64))
+    return set(np.flatnonzero(found).tolist())
 
 
 def forced_changes(cs: CandidateSet, previous: Timetable, keep: set[int]) -> int:
@@ -105,10 +105,19 @@ def to_timetable(
     static: dict[int, list[Reason]] | None = None,
     index: RejectionIndex | None = None,
 ) -> Timetable:
+    picked = np.fromiter(chosen, dtype=np.int64, count=len(chosen))
+    picked = picked[np.lexsort((picked, cs.day[picked], cs.demand[picked]))]
+    district = cs.district
     assignments = []
-    for i in sorted(chosen, key=lambda k: (cs.candidates[k].demand, cs.candidates[k].weekday.iso)):
-        c = cs.candidates[i]
-        o, d = cs.offering(c), cs.demand(c)
+    for di, oi, day, period, minutes in zip(
+        cs.demand[picked].tolist(),
+        cs.offering[picked].tolist(),
+        cs.day[picked].tolist(),
+        cs.remote_period[picked].tolist(),
+        cs.overlap[picked].tolist(),
+        strict=True,
+    ):
+        o, d = district.offerings[oi], district.demands[di]
         assignments.append(
             Assignment(
                 demand_id=d.id,
@@ -117,85 +126,14 @@ def to_timetable(
                 offering_id=o.id,
                 teacher=o.teacher,
                 master_school=o.school,
-                weekday=c.weekday,
+                weekday=DAYS[day],
                 master_period=o.period,
-                remote_period=c.remote_period,
-                overlap_minutes=c.overlap,
+                remote_period=period,
+                overlap_minutes=minutes,
             )
         )
     unmet = explain_unmet(cs, problem, chosen, static, index)
-    return Timetable(district_id=cs.district.id, assignments=assignments, unmet=unmet, stats=stats)
-
-
-T = TypeVar("T")
-
-
-def _map(
-    pool: Pool | None,
-    fn: Callable[..., T],
-    tasks: list[tuple[Any, ...]],
-    cancel: CancelFlag | None,
-    on_done: Callable[[int, T], None],
-    idle: Callable[[], bool] | None = None,
-) -> None:
-    """Run ``fn(*task)`` for every task (in order; a pool takes them as workers free up).
-
-    With a pool, ``idle`` does a short slice of other work while the tasks run (instead of
-    sleeping) and returns whether any is left."""
-    if pool is None:
-        for k, args in enumerate(tasks):
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelled()
-            on_done(k, fn(*args))
-        return
-    pending = {k: pool.apply_async(fn, args) for k, args in enumerate(tasks)}
-    while pending:
-        if cancel is not None and cancel.is_set():
-            raise SolveCancelled()
-        for k in [k for k, res in pending.items() if res.ready()]:
-            on_done(k, pending.pop(k).get())
-        if pending and not (idle is not None and idle()):
-            idle = None
-            time.sleep(0.01)
-
-
-def _run_parts(
-    parts: list[Part],
-    time_limit: float,
-    pool: Pool | None,
-    workers: int,
-    cancel: CancelFlag | None,
-    on_phase1: Callable[[Phase1], None],
-    on_part: Callable[[PartResult], None],
-    idle: Callable[[], bool] | None = None,
-) -> None:
-    """Phase 1 of every part (largest first), then phase 2 in the time left; with a pool,
-    ``idle`` slices of work run in this process while the workers solve.
-
-    Phase 2 shares the time left by part size over the workers, so every part gets its polish
-    and the last one still ends by the deadline.
-    """
-    deadline = time.time() + time_limit
-    # Phase 2 ends a little early: HiGHS overshoots its limit a bit, and results travel back.
-    polish_deadline = deadline - min(0.5, 0.02 * time_limit)
-    parts = sorted(parts, key=lambda p: -p.n_vars)
-    firsts: dict[int, Phase1] = {}
-
-    def first_done(k: int, first: Phase1) -> None:
-        firsts[k] = first
-        on_phase1(first)
-
-    if cancel is not None and cancel.is_set():
-        raise SolveCancelled()
-    _map(pool, solve_phase1, [(p, deadline) for p in parts], cancel, first_done, idle)
-    left = polish_deadline - time.time()
-    slots = max(1, min(workers, len(parts)))
-    total = sum(p.n_vars for p in parts) or 1
-    tasks = [
-        (p, firsts[k], left * slots * p.n_vars / total, polish_deadline)
-        for k, p in enumerate(parts)
-    ]
-    _map(pool, solve_phase2, tasks, cancel, lambda _, r: on_part(r), idle)
+    return Timetable(district_id=district.id, assignments=assignments, unmet=unmet, stats=stats)
 
 
 _gc_lock = threading.Lock()
@@ -237,20 +175,14 @@ def solve(
     cancel: CancelFlag | None = None,
 ) -> Timetable:
     options = options or SolveOptions()
-    pool: Pool | None = None
-    if options.mip and options.workers:
-        # Spawned now, the workers start (imports) while this process builds the candidates.
-        pool = multiprocessing.get_context("spawn").Pool(options.workers)
-    try:
+    with ExitStack() as stack:
+        pool: Pool | None = None
+        if options.mip and options.workers:
+            # Kept between solves (scheduler/workers.py); a new pool starts its workers while
+            # this process builds the candidates.
+            pool = stack.enter_context(worker_pool(options.workers))
         with gc_paused():
-            timetable = _solve(district, options, previous, progress, cancel, pool)
-        if pool is not None:
-            pool.close()
-        return timetable
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+            return _solve(district, options, previous, progress, cancel, pool)
 
 
 def _solve(
@@ -266,37 +198,47 @@ def _solve(
     cs = candidates_for(district)
     keep = keep_set(cs, previous)
     problem = build_problem(cs, keep if previous is not None else None)
-    progress(Progress(phase="greedy", message=f"{len(cs.candidates)} candidate pairs"))
-    g0 = time.perf_counter()
-    chosen = greedy(cs, problem, keep)
-    greedy_seconds = time.perf_counter() - g0
+    progress(Progress(phase="greedy", message=f"{len(cs)} candidate pairs"))
     demanded = sum(d.periods_per_week for d in district.demands)
     # A demand is served at most its periods a week, and at most once per candidate pair.
+    members = np.diff(cs.demand_start).tolist()
     trivial_bound = sum(
-        min(d.periods_per_week, len(cs.by_demand.get(di, ())))
-        for di, d in enumerate(district.demands)
+        min(d.periods_per_week, members[di]) for di, d in enumerate(district.demands)
     )
     stats = SolveStats(
         method="greedy",
-        served=len(chosen),
         demanded=demanded,
         bound=trivial_bound,
-        greedy_served=len(chosen),
-        greedy_seconds=greedy_seconds,
-        candidates=len(cs.candidates),
+        candidates=len(cs),
         impossible_pins=[f"{c}->{o}" for c, o in problem.impossible_pins],
     )
+
+    def run_greedy() -> set[int]:
+        g0 = time.perf_counter()
+        found = greedy(cs, problem, keep)
+        stats.greedy_seconds = time.perf_counter() - g0
+        stats.served = stats.greedy_served = len(found)
+        return found
+
     static: dict[int, list[Reason]] = {}
-    index = RejectionIndex(district)
-    if options.mip and cs.candidates:
-        parts = extract_parts(problem, components(problem), chosen, options.bundle_vars)
+    assert cs.book is not None
+    index = rejection_index_for(district, cs.book)
+    if not (options.mip and len(cs)):
+        chosen = run_greedy()
+    else:
+        parts = extract_parts(problem, components(problem), options.bundle_vars)
         remaining = options.time_limit - (time.perf_counter() - t0)
         mip_chosen: set[int] = set()
         bound = 0
         served = 0
         done = [0, 0]
-
         bound_at = [0.0]
+
+        def starts(parts: list[Part]) -> list[Part]:
+            # The greedy runs here while the workers solve the relaxations.
+            found = run_greedy()
+            progress(Progress(phase="mip", parts_total=len(parts), served=len(found)))
+            return with_starts(problem, parts, found)
 
         def on_phase1(first: Phase1) -> None:
             nonlocal bound, served
@@ -327,24 +269,24 @@ def _solve(
                 )
             )
 
-        progress(Progress(phase="mip", parts_total=len(parts), served=len(chosen)))
-
-        todo = iter(range(len(district.demands)))
+        needs = needs_rejections(cs)
+        todo = iter(np.flatnonzero(needs).tolist())
 
         def while_solving() -> bool:
             # Explanations that do not depend on the solution, while the workers solve (a
             # slice at a time, so that results are collected promptly); explain_unmet
             # computes those of any demand left.
             chunk = list(itertools.islice(todo, 400))
-            static.update(static_reasons(cs, chunk, index))
+            static.update(static_reasons(cs, chunk, index, needs))
             return len(chunk) == 400
 
-        _run_parts(
+        run_parts(
             parts,
             max(0.1, remaining),
             pool,
             options.workers,
             cancel,
+            starts,
             on_phase1,
             on_part,
             while_solving,

@@ -319,7 +319,7 @@ def test_worker_processes_match_inline_and_cancel_stops() -> None:
 
     import pytest
 
-    from scheduler.solve import SolveCancelled
+    from scheduler.parts import SolveCancelled
 
     d = demo_district()
     inline = solve(d, INLINE)
