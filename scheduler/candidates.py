@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from scheduler.clock import SeasonTable, weekly_overlap
+from scheduler.clock import PeriodTimes, SeasonTable, weekly_overlap
 from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
 from scheduler.timetable import Reason
 
@@ -73,6 +73,7 @@ class OverlapBook:
             self.signature[school.id] = sig
             self._representative.setdefault(sig, school)
         self._cache: dict[tuple[int, int, int, int, Weekday], int] = {}
+        self._times: PeriodTimes = {}
 
     def overlap(self, master: str, mp: int, remote: str, rp: int, weekday: Weekday) -> int:
         return self.overlap_by_signature(
@@ -90,6 +91,7 @@ class OverlapBook:
                 self._representative[rs],
                 rp,
                 weekday,
+                self._times,
             )
             self._cache[key] = value
         return value

@@ -81,6 +81,20 @@ def overlap_minutes(a: Period, b: Period) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
 
 
+PeriodTimes = dict[tuple[str, int, int, Weekday], tuple[int, int] | None]
+
+
+def _times(
+    school: School, season: int, number: int, weekday: Weekday, cache: PeriodTimes
+) -> tuple[int, int] | None:
+    key = (school.id, season, number, weekday)
+    if key in cache:
+        return cache[key]
+    period = school.bell_schedules[season].period(number, weekday)
+    found = cache[key] = period.minutes if period is not None else None
+    return found
+
+
 def weekly_overlap(
     seasons: SeasonTable,
     master: School,
@@ -88,20 +102,24 @@ def weekly_overlap(
     remote: School,
     remote_period: int,
     weekday: Weekday,
+    times: PeriodTimes | None = None,
 ) -> int:
-    """Minutes the two periods overlap on *every* teaching day of that weekday (0 if none)."""
+    """Minutes the two periods overlap on *every* teaching day of that weekday (0 if none).
+
+    ``times`` caches the periods' clock times between calls."""
     combos = seasons.combos(master, remote, weekday)
     if not combos:
         return 0
+    cache: PeriodTimes = {} if times is None else times
     best = 10_000
     for mi, ri in combos:
         if mi < 0 or ri < 0:
             return 0
-        mp = master.bell_schedules[mi].period(master_period, weekday)
-        rp = remote.bell_schedules[ri].period(remote_period, weekday)
-        if mp is None or rp is None:
+        a = _times(master, mi, master_period, weekday, cache)
+        b = _times(remote, ri, remote_period, weekday, cache)
+        if a is None or b is None:
             return 0
-        best = min(best, overlap_minutes(mp, rp))
+        best = min(best, max(0, min(a[1], b[1]) - max(a[0], b[0])))
     return best
 
 

@@ -92,8 +92,9 @@ def run_parts(
     polish and the last one still ends by the deadline.
     """
     deadline = time.time() + time_limit
-    # Phase 2 ends a little early: HiGHS overshoots its limit a bit, and results travel back.
-    polish_deadline = deadline - min(0.5, 0.02 * time_limit)
+    # Phase 2 ends a little early: HiGHS overshoots its limit a bit (more on a loaded machine),
+    # and results travel back.
+    polish_deadline = deadline - min(1.0, 0.05 * time_limit)
     parts = sorted(parts, key=lambda p: -p.n_vars)
     check(cancel)
     relaxations = Tasks(pool, solve_phase1_lp, [(p, deadline) for p in parts])
