@@ -40,6 +40,7 @@ class Part:
     Rows are a CSR matrix (``row_start``/``row_index``/``row_value``) with bounds.
     """
 
+    index: int  # the part's number (extract_parts order)
     n_vars: int
     is_x: BoolArray
     quality: FloatArray
@@ -71,6 +72,7 @@ class Phase1:
 
 @dataclass
 class PartResult:
+    part: int  # Part.index
     chosen: list[int]  # global candidate indices
     served: int
     bound: int
@@ -129,6 +131,7 @@ def extract_parts(problem: Problem, groups: list[IntArray], bundle: int) -> list
         is_x = idx < problem.n_x
         parts.append(
             Part(
+                index=p,
                 n_vars=len(idx),
                 is_x=is_x,
                 quality=quality[idx],
@@ -364,6 +367,7 @@ def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
 def result(part: Part, first: Phase1, chosen: IntArray, seconds: float) -> PartResult:
     xs = chosen[part.is_x[chosen]]
     return PartResult(
+        part=part.index,
         chosen=[int(v) for v in part.global_x[xs]],
         served=first.served,
         bound=first.bound,

@@ -57,7 +57,7 @@ class Tasks(Generic[T]):
         idle: Callable[[], bool] | None = None,
     ) -> None:
         """Wait for every result; ``idle`` does a short slice of other work while the
-        workers run (instead of sleeping) and returns whether any is left."""
+        workers run (instead of sleeping) and returns whether it found any."""
         if self.pending is None:
             for k, args in enumerate(self.tasks):
                 check(cancel)
@@ -69,7 +69,6 @@ class Tasks(Generic[T]):
             for k in [k for k, res in pending.items() if res.ready()]:
                 on_done(k, pending.pop(k).get())
             if pending and not (idle is not None and idle()):
-                idle = None
                 time.sleep(0.005)
 
 

@@ -21,17 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduler.candidates import (
     DAYS,
     CandidateSet,
-    RejectionIndex,
     candidates_for,
     rejection_index_for,
 )
 from scheduler.domain import District, Weekday
-from scheduler.explain import explain_unmet, needs_rejections, static_reasons
+from scheduler.explain import needs_rejections, static_reasons
 from scheduler.greedy import greedy
 from scheduler.mip import Part, PartResult, Phase1, extract_parts, with_starts
 from scheduler.parts import CancelFlag, run_parts
-from scheduler.problem import Problem, build_problem, components
-from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable
+from scheduler.problem import build_problem, components
+from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable, Unmet
+from scheduler.unmet import UnmetExplainer, explain_unmet
 from scheduler.workers import worker_pool
 
 
@@ -98,12 +98,7 @@ def forced_changes(cs: CandidateSet, previous: Timetable, keep: set[int]) -> int
 
 
 def to_timetable(
-    cs: CandidateSet,
-    problem: Problem,
-    chosen: set[int],
-    stats: SolveStats,
-    static: dict[int, list[Reason]] | None = None,
-    index: RejectionIndex | None = None,
+    cs: CandidateSet, chosen: set[int], unmet: list[Unmet], stats: SolveStats
 ) -> Timetable:
     picked = np.fromiter(chosen, dtype=np.int64, count=len(chosen))
     picked = picked[np.lexsort((picked, cs.day[picked], cs.demand[picked]))]
@@ -132,7 +127,6 @@ def to_timetable(
                 overlap_minutes=minutes,
             )
         )
-    unmet = explain_unmet(cs, problem, chosen, static, index)
     return Timetable(district_id=district.id, assignments=assignments, unmet=unmet, stats=stats)
 
 
@@ -225,8 +219,13 @@ def _solve(
     index = rejection_index_for(district, cs.book)
     if not (options.mip and len(cs)):
         chosen = run_greedy()
+        explained: UnmetExplainer | None = None
     else:
         parts = extract_parts(problem, components(problem), options.bundle_vars)
+        pair_part = np.zeros(len(cs), dtype=np.int64)
+        for part in parts:
+            pair_part[part.global_x[part.is_x]] = part.index
+        explainer = UnmetExplainer(cs, problem, pair_part, len(parts), static, index)
         remaining = options.time_limit - (time.perf_counter() - t0)
         mip_chosen: set[int] = set()
         bound = 0
@@ -258,6 +257,7 @@ def _solve(
 
         def on_part(r: PartResult) -> None:
             mip_chosen.update(r.chosen)
+            explainer.part_done(r.part, r.chosen)
             done[0] += 1
             progress(
                 Progress(
@@ -273,12 +273,14 @@ def _solve(
         todo = iter(np.flatnonzero(needs).tolist())
 
         def while_solving() -> bool:
-            # Explanations that do not depend on the solution, while the workers solve (a
-            # slice at a time, so that results are collected promptly); explain_unmet
-            # computes those of any demand left.
+            # While the workers solve: first the reasons that do not depend on the solution
+            # (a slice at a time, so that results are collected promptly), then the unmet
+            # demand of the parts already final.
             chunk = list(itertools.islice(todo, 400))
-            static.update(static_reasons(cs, chunk, index, needs))
-            return len(chunk) == 400
+            if chunk:
+                static.update(static_reasons(cs, chunk, index, needs))
+                return True
+            return explainer.work()
 
         run_parts(
             parts,
@@ -299,12 +301,17 @@ def _solve(
         stats.bound = max(bound, len(chosen))
         stats.parts = len(parts)
         stats.parts_optimal = done[1]
+        explained = explainer
     stats.gap_pct = 100.0 * (stats.bound - stats.served) / stats.bound if stats.bound else 0.0
     if previous is not None:
         stats.forced = forced_changes(cs, previous, keep)
         stats.changed = len(keep - chosen) + (len(previous.assignments) - len(keep))
     progress(Progress(phase="explain", served=stats.served, bound=stats.bound))
     stats.seconds = time.perf_counter() - t0
-    timetable = to_timetable(cs, problem, chosen, stats, static, index)
+    if explained is not None:
+        unmet = explained.finish()
+    else:
+        unmet = explain_unmet(cs, problem, chosen, static, index)
+    timetable = to_timetable(cs, chosen, unmet, stats)
     progress(Progress(phase="done", served=stats.served, bound=stats.bound))
     return timetable

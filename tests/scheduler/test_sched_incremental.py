@@ -26,13 +26,15 @@ from scheduler.candidates import (
 )
 from scheduler.demo import demo_district
 from scheduler.domain import District, Pin, Policy, School
-from scheduler.explain import blocking_kinds, static_reasons
+from scheduler.explain import static_reasons
 from scheduler.greedy import RowState, greedy
 from scheduler.parts import SolveCancelled
 from scheduler.problem import EPS, KIND, KINDS, Problem, build_problem, components
 from scheduler.solve import SolveOptions, solve
 from scheduler.synthetic import province
 from scheduler.timetable import Timetable
+from scheduler.unmet import active_of as switched_on
+from scheduler.unmet import blocking_kinds
 from scheduler.verify import violations
 
 GREEDY = SolveOptions(mip=False)
@@ -324,7 +326,8 @@ def test_blocking_kinds_match_a_reference(
     is_chosen = np.zeros(problem.n_x, dtype=np.bool_)
     is_chosen[chosen] = True
     pairs = np.flatnonzero(~is_chosen)
-    got = blocking_kinds(problem, np.asarray(chosen, dtype=np.int64), pairs).tolist()
+    picked = np.asarray(chosen, dtype=np.int64)
+    got = blocking_kinds(problem, switched_on(problem, picked), pairs).tolist()
     want = reference_masks(problem, chosen, pairs.tolist())
     assert got == want
     # A pair no row blocks is one the incremental check would still take, and vice versa.
