@@ -177,8 +177,11 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
     for b in district.bans:
         banned[b.class_id].add(b.offering_id)
     overlap = book.overlap_by_signature
-    # (need and weekday, remote bell signature, remote period) -> offerings that overlap enough.
-    passing: dict[tuple[object, ...], list[tuple[int, str, int]]] = {}
+    # (need, region, remote bell signature) -> (weekday, remote period) -> offerings that
+    # overlap enough (classes of one need share a bell schedule and their free periods).
+    passing: dict[
+        tuple[str, int, str, str, int], dict[tuple[Weekday, int], list[tuple[int, str, int]]]
+    ] = {}
     demands: list[int] = []
     offerings: list[int] = []
     days: list[int] = []
@@ -190,18 +193,21 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
         region = "" if region_ok.any else region_ok.key[d.school]
         bans = banned.get(d.class_id)
         rs = book.signature[d.school]
+        need = (region, d.grade, d.subject, d.edition, rs)
+        table = passing.get(need)
+        if table is None:
+            table = passing[need] = {}
         for slot in d.free_periods:
             weekday, rp = slot.weekday, slot.period
-            need = (region, d.grade, d.subject, d.edition, weekday)
-            key = (need, rs, rp)
-            found = passing.get(key)
+            found = table.get((weekday, rp))
             if found is None:
-                found = []
-                for oi, oid, ms, mp in index.get(need, ()):
-                    minutes = overlap(ms, mp, rs, rp, weekday)
-                    if minutes >= minimum:
-                        found.append((oi, oid, minutes))
-                passing[key] = found
+                found = table[(weekday, rp)] = [
+                    (oi, oid, minutes)
+                    for oi, oid, ms, mp in index.get(
+                        (region, d.grade, d.subject, d.edition, weekday), ()
+                    )
+                    if (minutes := overlap(ms, mp, rs, rp, weekday)) >= minimum
+                ]
             if not found:
                 continue
             wd = DAY_INDEX[weekday]

@@ -140,16 +140,18 @@ def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -
     for i in sorted(prefer):
         take(i)
     starts: list[int] = cs.demand_start.tolist()
-    sizes = [d.class_size for d in district.demands]
-    order = sorted(
-        (di for di in range(len(ppw)) if starts[di + 1] > starts[di]),
-        key=lambda di: ((starts[di + 1] - starts[di]) / ppw[di], -sizes[di], di),
-    )
-    for di in order:
+    # Scarcest first (fewest pairs per period needed), then bigger classes, then district order.
+    members = np.diff(cs.demand_start)
+    sizes = np.fromiter((d.class_size for d in district.demands), dtype=np.int64, count=len(ppw))
+    scarcity = members / np.asarray(ppw, dtype=np.float64)
+    order = np.lexsort((np.arange(len(ppw)), -sizes, scarcity))
+    for di in order[members[order] > 0].tolist():
         need = ppw[di] - served[di]
         while need > 0:
             options = [i for i in range(starts[di], starts[di + 1]) if not active[i]]
-            if not any(take(i) for i in sorted(options, key=rank)):
+            if len(options) > 1:
+                options.sort(key=rank)
+            if not any(take(i) for i in options):
                 break
             need -= 1
     picked = np.frombuffer(bytes(active[: problem.n_x]), dtype=np.uint8)
