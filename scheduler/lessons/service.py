@@ -124,14 +124,16 @@ class LessonService:
     async def tick(self) -> None:
         now = self.clock()
         today = local_date(now).isoformat()
-        states: dict[str, int] = dict.fromkeys((s.value for s in SessionState), 0)
-        for session in await self.store.list_sessions():
+        # Only sessions not yet recorded up to today (an index): a term holds every lesson of
+        # every week, and the clock ticks every few seconds.
+        for session in await self.store.list_open_sessions(today):
             try:
                 await self._advance(session, now)
             except Exception:
                 log.exception("advancing lesson %s failed", session.id)
-            if session.date == today:
-                states[session.state.value] += 1
+        states: dict[str, int] = dict.fromkeys((s.value for s in SessionState), 0)
+        for session in await self.store.list_sessions_on(today):
+            states[session.state.value] += 1
         LESSONS_LIVE.set(states[SessionState.live.value])
         for state, count in states.items():
             LESSONS_SCHEDULED_TODAY.labels(state).set(count)

@@ -84,6 +84,15 @@ class Store(abc.ABC):
     async def list_sessions(self) -> list[LessonSession]: ...
 
     @abc.abstractmethod
+    async def list_sessions_on(self, date: str) -> list[LessonSession]:
+        """The sessions of one day (``LessonSession.date``, YYYY-MM-DD), from an index."""
+
+    @abc.abstractmethod
+    async def list_open_sessions(self, until: str) -> list[LessonSession]:
+        """The sessions not yet recorded whose date is ``until`` or earlier, from an index:
+        what the lesson clock must look at (a term holds hundreds of thousands)."""
+
+    @abc.abstractmethod
     async def delete_session(self, session_id: str) -> bool: ...
 
     # --- key/value with TTL ------------------------------------------------

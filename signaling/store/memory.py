@@ -16,6 +16,10 @@ class MemoryStore(Store):
         self._rooms: dict[str, str] = {}
         self._participants: dict[str, dict[str, str]] = {}
         self._sessions: dict[str, str] = {}
+        # Session ids by date, and those not yet recorded by date (the lesson clock's).
+        self._session_date: dict[str, str] = {}
+        self._sessions_by_date: dict[str, set[str]] = {}
+        self._open_sessions: dict[str, set[str]] = {}
         self._kv: dict[str, tuple[str, float | None]] = {}
         self._hashes: dict[str, dict[str, str]] = {}
         self._lists: dict[str, list[str]] = {}
@@ -76,7 +80,23 @@ class MemoryStore(Store):
 
     # sessions
     async def put_session(self, session: LessonSession) -> None:
+        self._unindex_session(session.id)
         self._sessions[session.id] = session.model_dump_json()
+        self._session_date[session.id] = session.date
+        self._sessions_by_date.setdefault(session.date, set()).add(session.id)
+        if not session.recorded:
+            self._open_sessions.setdefault(session.date, set()).add(session.id)
+
+    def _unindex_session(self, session_id: str) -> None:
+        date = self._session_date.pop(session_id, None)
+        if date is None:
+            return
+        for index in (self._sessions_by_date, self._open_sessions):
+            ids = index.get(date)
+            if ids is not None:
+                ids.discard(session_id)
+                if not ids:
+                    del index[date]
 
     async def get_session(self, session_id: str) -> LessonSession | None:
         raw = self._sessions.get(session_id)
@@ -85,7 +105,16 @@ class MemoryStore(Store):
     async def list_sessions(self) -> list[LessonSession]:
         return [LessonSession.model_validate_json(raw) for raw in self._sessions.values()]
 
+    async def list_sessions_on(self, date: str) -> list[LessonSession]:
+        ids = sorted(self._sessions_by_date.get(date, ()))
+        return [LessonSession.model_validate_json(self._sessions[i]) for i in ids]
+
+    async def list_open_sessions(self, until: str) -> list[LessonSession]:
+        ids = sorted(i for date, ids in self._open_sessions.items() if date <= until for i in ids)
+        return [LessonSession.model_validate_json(self._sessions[i]) for i in ids]
+
     async def delete_session(self, session_id: str) -> bool:
+        self._unindex_session(session_id)
         return self._sessions.pop(session_id, None) is not None
 
     # key/value

@@ -1,7 +1,8 @@
 """Redis Store (redis-py asyncio): the distributed deployment's shared state.
 
 Layout (all under the prefix): ``rooms`` hash id→Room JSON; ``room:{id}:participants``
-hash; ``sessions`` hash; ``kv:{key}`` strings with TTL; ``h:{name}`` hashes;
+hash; ``sessions`` hash with the sorted sets ``sessions:by_date`` and ``sessions:open`` (not
+yet recorded; scores YYYYMMDD); ``kv:{key}`` strings with TTL; ``h:{name}`` hashes;
 ``l:{name}`` lists; channels ``ch:{name}``. One pub/sub connection per process is
 shared by every local subscriber (a process may follow thousands of rooms).
 """
@@ -23,10 +24,17 @@ from signaling.store.fanout import Fanout, QueueSubscription
 log = logging.getLogger(__name__)
 
 
+def _day_number(date: str) -> int:
+    """YYYY-MM-DD as the sortable number YYYYMMDD (a session without a date: 0)."""
+    digits = date.replace("-", "")
+    return int(digits) if digits.isdigit() else 0
+
+
 class RedisStore(Store):
     def __init__(self, url: str, prefix: str = "sanke:") -> None:
         self.prefix = prefix
         self.url = url
+        self._sessions_indexed = False
         self._redis: aioredis.Redis = aioredis.from_url(
             url, decode_responses=True, health_check_interval=10
         )
@@ -101,7 +109,15 @@ class RedisStore(Store):
 
     # sessions
     async def put_session(self, session: LessonSession) -> None:
-        await self._redis.hset(self._k("sessions"), session.id, session.model_dump_json())
+        day = _day_number(session.date)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._k("sessions"), session.id, session.model_dump_json())
+            pipe.zadd(self._k("sessions:by_date"), {session.id: day})
+            if session.recorded:
+                pipe.zrem(self._k("sessions:open"), session.id)
+            else:
+                pipe.zadd(self._k("sessions:open"), {session.id: day})
+            await pipe.execute()
 
     async def get_session(self, session_id: str) -> LessonSession | None:
         raw = await self._redis.hget(self._k("sessions"), session_id)
@@ -111,8 +127,41 @@ class RedisStore(Store):
         raws = await self._redis.hvals(self._k("sessions"))
         return [LessonSession.model_validate_json(raw) for raw in raws]
 
+    async def _ensure_session_indexes(self) -> None:
+        """Sessions written before the indexes existed get indexed once (idempotent, so two
+        processes doing it at once agree)."""
+        if self._sessions_indexed:
+            return
+        sessions, by_date = self._k("sessions"), self._k("sessions:by_date")
+        if await self._redis.exists(sessions) and not await self._redis.exists(by_date):
+            for raw in await self._redis.hvals(sessions):
+                await self.put_session(LessonSession.model_validate_json(raw))
+        self._sessions_indexed = True
+
+    async def list_sessions_on(self, date: str) -> list[LessonSession]:
+        await self._ensure_session_indexes()
+        day = _day_number(date)
+        ids = await self._redis.zrangebyscore(self._k("sessions:by_date"), day, day)
+        return await self._sessions_by_id([str(i) for i in ids])
+
+    async def list_open_sessions(self, until: str) -> list[LessonSession]:
+        await self._ensure_session_indexes()
+        ids = await self._redis.zrangebyscore(self._k("sessions:open"), "-inf", _day_number(until))
+        return await self._sessions_by_id([str(i) for i in ids])
+
+    async def _sessions_by_id(self, ids: list[str]) -> list[LessonSession]:
+        if not ids:
+            return []
+        raws = await self._redis.hmget(self._k("sessions"), sorted(ids))
+        return [LessonSession.model_validate_json(raw) for raw in raws if raw is not None]
+
     async def delete_session(self, session_id: str) -> bool:
-        return bool(await self._redis.hdel(self._k("sessions"), session_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._k("sessions"), session_id)
+            pipe.zrem(self._k("sessions:by_date"), session_id)
+            pipe.zrem(self._k("sessions:open"), session_id)
+            removed, _, _ = await pipe.execute()
+        return bool(removed)
 
     # key/value
     async def set(

@@ -172,6 +172,66 @@ async def test_sessions(store: Store) -> None:
     assert [s.id for s in await store.list_sessions()] == ["s2"]
 
 
+def on(day: str, sid: str, **fields: object) -> LessonSession:
+    return LessonSession.model_validate(
+        {"id": sid, "room_id": f"room-{sid}", "starts_at": 1.0, "ends_at": 2.0, "date": day}
+        | fields
+    )
+
+
+async def test_session_indexes_by_date_and_open(store: Store) -> None:
+    """The lesson clock reads only the sessions not yet recorded up to today; a day's
+    sessions come from an index too. Updates move a session between the indexes."""
+    await store.put_session(on("2026-11-27", "past-open"))
+    await store.put_session(on("2026-11-27", "past-done", recorded=True))
+    await store.put_session(on("2026-11-28", "today-a"))
+    await store.put_session(on("2026-11-28", "today-b", state=SessionState.live))
+    await store.put_session(on("2026-12-01", "future"))
+    await store.put_session(on("2027-01-04", "next-year"))
+
+    async def open_ids(until: str) -> list[str]:
+        return [s.id for s in await store.list_open_sessions(until)]
+
+    assert await open_ids("2026-11-28") == ["past-open", "today-a", "today-b"]
+    assert await open_ids("2026-11-26") == []
+    assert await open_ids("2027-12-31") == [
+        "future",
+        "next-year",
+        "past-open",
+        "today-a",
+        "today-b",
+    ]
+    assert [s.id for s in await store.list_sessions_on("2026-11-28")] == ["today-a", "today-b"]
+    assert [s.id for s in await store.list_sessions_on("2026-11-27")] == [
+        "past-done",
+        "past-open",
+    ]
+    assert await store.list_sessions_on("2026-11-29") == []
+    got = {s.id: s for s in await store.list_sessions_on("2026-11-28")}
+    assert got["today-b"].state is SessionState.live
+
+    # Recording takes a session out of the open index, not out of its day.
+    await store.put_session(on("2026-11-28", "today-a", recorded=True))
+    assert await open_ids("2026-11-28") == ["past-open", "today-b"]
+    assert len(await store.list_sessions_on("2026-11-28")) == 2
+    # A session whose date changes moves to the other day.
+    await store.put_session(on("2026-12-01", "today-b"))
+    assert [s.id for s in await store.list_sessions_on("2026-11-28")] == ["today-a"]
+    assert [s.id for s in await store.list_sessions_on("2026-12-01")] == ["future", "today-b"]
+    assert await open_ids("2026-11-28") == ["past-open"]
+    # Deleting removes it from every index.
+    assert await store.delete_session("past-open") is True
+    assert await open_ids("2026-11-28") == []
+    assert [s.id for s in await store.list_sessions_on("2026-11-27")] == ["past-done"]
+    assert sorted(s.id for s in await store.list_sessions()) == [
+        "future",
+        "next-year",
+        "past-done",
+        "today-a",
+        "today-b",
+    ]
+
+
 # --- key/value -----------------------------------------------------------------
 
 
@@ -561,6 +621,23 @@ async def test_redis_prefix_isolation(redis_url: str) -> None:
         await b.close()
         purge_prefix(redis_url, prefix_a)
         purge_prefix(redis_url, prefix_b)
+
+
+async def test_redis_indexes_sessions_written_before_the_indexes(redis_url: str) -> None:
+    prefix = fresh_prefix()
+    writer, reader = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    await writer.start()
+    await reader.start()
+    try:
+        # As an older version wrote them: the hash only.
+        for session in (on("2026-11-28", "old-a"), on("2026-11-28", "old-b", recorded=True)):
+            await writer._redis.hset(f"{prefix}sessions", session.id, session.model_dump_json())
+        assert [s.id for s in await reader.list_open_sessions("2026-11-28")] == ["old-a"]
+        assert [s.id for s in await reader.list_sessions_on("2026-11-28")] == ["old-a", "old-b"]
+    finally:
+        await writer.close()
+        await reader.close()
+        purge_prefix(redis_url, prefix)
 
 
 async def test_redis_stores_sharing_a_prefix_share_state(redis_url: str) -> None:
