@@ -128,7 +128,9 @@ async def run(lessons: int, redis_url: str, workdir: Path) -> dict[str, float]:
                 join_to_frame.append(classroom.frame_times[0] - started)
                 pairs.append((room, teacher, classroom))
             placement = {
-                room: redis.Redis.from_url(redis_url).get(f"{prefix}kv:room-node:{room}").decode()
+                room: redis.Redis.from_url(redis_url)
+                .hget(f"{prefix}h:media:placements", room)
+                .decode()
                 for room, _, _ in pairs
             }  # type: ignore[union-attr]
             victim = max(nodes, key=lambda n: sum(1 for v in placement.values() if v == n))

@@ -3,8 +3,8 @@
 
 A node refreshes ``node:sfu:{id}`` (with its capacity and load) every second with a
 3-second TTL, so a node that dies disappears within 3 s. A room is placed on the
-least-loaded live node that is not draining, with ``SET NX`` on ``room-node:{room}``:
-two signaling processes placing the same room at once agree on one node.
+least-loaded live node that is not draining, with ``HSETNX`` in the ``media:placements``
+hash: two signaling processes placing the same room at once agree on one node.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def node_key(node_id: str) -> str:
     return f"node:sfu:{node_id}"
 
 
-def room_node_key(room_id: str) -> str:
-    return f"room-node:{room_id}"
+# Room placements, one hash (room -> node): placing a room counts the placements and the
+# reaper checks them every half second, so they must be one read, not a key scan.
+PLACEMENTS = "media:placements"
 
 
 def node_channel(node_id: str) -> str:
@@ -77,7 +78,7 @@ class NodeDirectory:
         return out
 
     async def room_node(self, room_id: str) -> str | None:
-        return await self.store.get(room_node_key(room_id))
+        return await self.store.hget(PLACEMENTS, room_id)
 
     async def assign(self, room_id: str) -> str:
         """The node hosting ``room_id``, placing the room on a node if it has none (atomic)."""
@@ -85,7 +86,7 @@ class NodeDirectory:
         if current is not None:
             if await self.node(current) is not None:
                 return current
-            await self.store.delete(room_node_key(room_id))
+            await self.store.hdel(PLACEMENTS, room_id)
         # A node's heartbeat reports its load once a second; placements made since then
         # are counted from the map itself, so a burst of new rooms still spreads out.
         placed = Counter(node for _, node in await self.placements())
@@ -100,25 +101,20 @@ class NodeDirectory:
                 ErrorCode.media_unavailable, "no media node has room for this lesson now", 503
             )
         best = max(candidates, key=lambda c: (c[0], c[1]))[1]
-        if await self.store.set(room_node_key(room_id), best, nx=True):
+        if await self.store.hsetnx(PLACEMENTS, room_id, best):
             return best
         winner = await self.room_node(room_id)
         if winner is None:
             raise SankeError(ErrorCode.media_unavailable, "room placement raced; retry", 503)
         return winner
 
-    async def release(self, room_id: str) -> None:
-        await self.store.delete(room_node_key(room_id))
+    async def release(self, room_id: str) -> bool:
+        """Drop the room's placement; whether this call dropped it (one caller wins)."""
+        return await self.store.hdel(PLACEMENTS, room_id)
 
     async def placements(self) -> list[tuple[str, str]]:
         """(room, node) for every placed room."""
-        prefix = room_node_key("")
-        out = []
-        for key in await self.store.keys(room_node_key("*")):
-            node = await self.store.get(key)
-            if node is not None:
-                out.append((key[len(prefix) :], node))
-        return out
+        return sorted((await self.store.hgetall(PLACEMENTS)).items())
 
     async def orphaned_rooms(self) -> list[tuple[str, str]]:
         """(room, node) for every room placed on a node that is no longer alive."""

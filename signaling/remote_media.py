@@ -22,7 +22,7 @@ from signaling.events import RoomEvent
 from signaling.hub import RoomHub
 from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
-from signaling.nodes import NodeDirectory, node_channel, room_node_key
+from signaling.nodes import NodeDirectory, node_channel
 from signaling.protocol import Candidate, Rejoin
 from signaling.store import Store, Subscription
 
@@ -224,7 +224,7 @@ class RemoteMediaPlane:
             try:
                 for room_id, node in await self.directory.orphaned_rooms():
                     # Only the process whose delete wins announces it.
-                    if await self.store.delete(room_node_key(room_id)):
+                    if await self.directory.release(room_id):
                         log.warning("media node %s is gone: room %s must rejoin", node, room_id)
                         await self.hub.publish(
                             RoomEvent(

@@ -121,6 +121,10 @@ class Store(abc.ABC):
     async def hset(self, name: str, field: str, value: str) -> None: ...
 
     @abc.abstractmethod
+    async def hsetnx(self, name: str, field: str, value: str) -> bool:
+        """Set ``field`` only if absent (atomic); whether it was set."""
+
+    @abc.abstractmethod
     async def hget(self, name: str, field: str) -> str | None: ...
 
     @abc.abstractmethod

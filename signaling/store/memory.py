@@ -156,6 +156,13 @@ class MemoryStore(Store):
     async def hset(self, name: str, field: str, value: str) -> None:
         self._hashes.setdefault(name, {})[field] = value
 
+    async def hsetnx(self, name: str, field: str, value: str) -> bool:
+        h = self._hashes.setdefault(name, {})
+        if field in h:
+            return False
+        h[field] = value
+        return True
+
     async def hget(self, name: str, field: str) -> str | None:
         return self._hashes.get(name, {}).get(field)
 

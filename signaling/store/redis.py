@@ -189,6 +189,9 @@ class RedisStore(Store):
     async def hset(self, name: str, field: str, value: str) -> None:
         await self._redis.hset(self._k("h", name), field, value)
 
+    async def hsetnx(self, name: str, field: str, value: str) -> bool:
+        return bool(await self._redis.hsetnx(self._k("h", name), field, value))
+
     async def hget(self, name: str, field: str) -> str | None:
         return _text(await self._redis.hget(self._k("h", name), field))
 

@@ -35,7 +35,7 @@ class Cluster:
     prefix: str
 
     def placement(self, room: str) -> str | None:
-        value = redis.Redis.from_url(self.redis_url).get(f"{self.prefix}kv:room-node:{room}")
+        value = redis.Redis.from_url(self.redis_url).hget(f"{self.prefix}h:media:placements", room)
         return value.decode() if value else None
 
     def ws(self, index: int) -> str:

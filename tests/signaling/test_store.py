@@ -337,6 +337,24 @@ async def test_hashes(store: Store) -> None:
     assert await store.hgetall("doc") == {}
 
 
+async def test_hsetnx_sets_only_an_absent_field_and_one_racer_wins(store: Store) -> None:
+    assert await store.hsetnx("placements", "room-1", "node-a") is True
+    assert await store.hsetnx("placements", "room-1", "node-b") is False
+    assert await store.hget("placements", "room-1") == "node-a"
+    # Many concurrent claims of one field: exactly one is set, and it is what is stored.
+    results = await asyncio.gather(
+        *(store.hsetnx("placements", "room-2", f"node-{k}") for k in range(20))
+    )
+    assert sum(results) == 1
+    assert await store.hget("placements", "room-2") == f"node-{results.index(True)}"
+    assert await store.hdel("placements", "room-1") is True
+    assert await store.hsetnx("placements", "room-1", "node-c") is True
+    assert await store.hgetall("placements") == {
+        "room-1": "node-c",
+        "room-2": f"node-{results.index(True)}",
+    }
+
+
 async def test_hgetall_returns_a_copy(store: Store) -> None:
     await store.hset("doc", "a", "1")
     got = await store.hgetall("doc")
