@@ -39,8 +39,16 @@ def node_key(node_id: str) -> str:
 
 
 # Room placements, one hash (room -> node): placing a room counts the placements and the
-# reaper checks them every half second, so they must be one read, not a key scan.
+# reaper checks them, so they must be one read, not a key scan.
 PLACEMENTS = "media:placements"
+# How long a count of placements per node may serve placing more rooms: at a period start
+# thousands of rooms are placed within a minute; the count only spreads them out.
+PLACED_COUNT_SECONDS = 0.5
+# After a media node disappears, the reaper keeps reading every placement this long: a
+# signaling process may still place a room on it from a node list read just before.
+REAP_AFTER_LOSS_SECONDS = 10.0
+# And at least this often anyway.
+REAP_FULL_EVERY_SECONDS = 30.0
 
 
 def node_channel(node_id: str) -> str:
@@ -50,6 +58,10 @@ def node_channel(node_id: str) -> str:
 class NodeDirectory:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._placed: tuple[float, Counter[str]] | None = None
+        self._alive: set[str] = set()
+        self._lost_at = 0.0
+        self._full_at = 0.0
 
     async def register(self, info: NodeInfo) -> None:
         await self.store.set(node_key(info.id), info.model_dump_json(), ttl=NODE_TTL_SECONDS)
@@ -89,7 +101,7 @@ class NodeDirectory:
             await self.store.hdel(PLACEMENTS, room_id)
         # A node's heartbeat reports its load once a second; placements made since then
         # are counted from the map itself, so a burst of new rooms still spreads out.
-        placed = Counter(node for _, node in await self.placements())
+        placed = await self._placed_count()
         free = {
             n.id: n.capacity - max(n.rooms, placed[n.id])
             for n in await self.live_nodes()
@@ -102,6 +114,7 @@ class NodeDirectory:
             )
         best = max(candidates, key=lambda c: (c[0], c[1]))[1]
         if await self.store.hsetnx(PLACEMENTS, room_id, best):
+            placed[best] += 1
             return best
         winner = await self.room_node(room_id)
         if winner is None:
@@ -116,7 +129,28 @@ class NodeDirectory:
         """(room, node) for every placed room."""
         return sorted((await self.store.hgetall(PLACEMENTS)).items())
 
+    async def _placed_count(self) -> Counter[str]:
+        """Rooms placed per node, read at most every PLACED_COUNT_SECONDS (this process's
+        own placements are added as it makes them)."""
+        now = time.monotonic()
+        if self._placed is None or now - self._placed[0] > PLACED_COUNT_SECONDS:
+            counts = Counter((await self.store.hgetall(PLACEMENTS)).values())
+            self._placed = (now, counts)
+        return self._placed[1]
+
     async def orphaned_rooms(self) -> list[tuple[str, str]]:
-        """(room, node) for every room placed on a node that is no longer alive."""
+        """(room, node) for every room placed on a node that is no longer alive.
+
+        The placements are read only while a node was lost recently (or every
+        REAP_FULL_EVERY_SECONDS): a province has thousands of them and every signaling
+        process asks twice a second."""
         alive = {n.id for n in await self.live_nodes()}
+        now = time.monotonic()
+        if self._alive - alive:
+            self._lost_at = now
+        self._alive = alive
+        recent_loss = now - self._lost_at < REAP_AFTER_LOSS_SECONDS
+        if not (recent_loss or now - self._full_at >= REAP_FULL_EVERY_SECONDS):
+            return []
+        self._full_at = now
         return [(room, node) for room, node in await self.placements() if node not in alive]

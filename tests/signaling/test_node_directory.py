@@ -1,0 +1,57 @@
+"""Room placement and orphan detection on the Store (both implementations)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import signaling.nodes as nodes
+from signaling.errors import SankeError
+from signaling.nodes import NodeDirectory, NodeInfo
+from signaling.store import Store
+
+
+async def test_rooms_spread_over_nodes_and_concurrent_placements_agree(store: Store) -> None:
+    directory = NodeDirectory(store)
+    await directory.register(NodeInfo(id="a", capacity=3))
+    await directory.register(NodeInfo(id="b", capacity=3))
+    placed = [await directory.assign(f"room-{k}") for k in range(6)]
+    assert sorted(placed) == ["a", "a", "a", "b", "b", "b"]
+    assert await directory.assign("room-0") == placed[0]  # placed once, then looked up
+    with pytest.raises(SankeError):
+        await directory.assign("room-7")  # every node full
+    # Two directories (two signaling processes) placing one new room at once agree.
+    await directory.register(NodeInfo(id="c", capacity=10))
+    other = NodeDirectory(store)
+    first, second = await asyncio.gather(directory.assign("new"), other.assign("new"))
+    assert first == second == await directory.room_node("new")
+
+
+async def test_rooms_of_a_lost_node_are_orphaned_once_released(store: Store) -> None:
+    directory = NodeDirectory(store)
+    await directory.register(NodeInfo(id="a", capacity=5))
+    await directory.register(NodeInfo(id="b", capacity=5))
+    rooms = {f"room-{k}": await directory.assign(f"room-{k}") for k in range(4)}
+    assert await directory.orphaned_rooms() == []  # the first round reads every placement
+    await directory.unregister("a")  # its heartbeat key expired
+    lost = sorted((r, n) for r, n in rooms.items() if n == "a")
+    assert lost and await directory.orphaned_rooms() == lost
+    # Only one caller wins the release (one process announces the rejoin).
+    assert [await directory.release(r) for r, _ in lost] == [True] * len(lost)
+    assert [await directory.release(r) for r, _ in lost] == [False] * len(lost)
+    assert await directory.orphaned_rooms() == []
+
+
+async def test_placements_are_read_only_after_a_loss_or_periodically(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = NodeDirectory(store)
+    await directory.register(NodeInfo(id="a", capacity=5))
+    monkeypatch.setattr(nodes, "REAP_AFTER_LOSS_SECONDS", 0.0)
+    assert await directory.orphaned_rooms() == []  # first round: full read
+    # A room left on a node that vanished before this process saw it (no loss observed):
+    await store.hset(nodes.PLACEMENTS, "stale", "gone-before")
+    assert await directory.orphaned_rooms() == []  # not read again yet...
+    monkeypatch.setattr(nodes, "REAP_FULL_EVERY_SECONDS", 0.0)
+    assert await directory.orphaned_rooms() == [("stale", "gone-before")]  # ...but periodically
