@@ -12,15 +12,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from scheduler.candidates import (
-    CandidateSet,
-    OverlapBook,
-    Rejection,
-    RejectionIndex,
-    rejections_by_code,
-)
+from scheduler.candidates import CandidateSet, OverlapBook
 from scheduler.domain import Demand, District, Offering, Weekday
-from scheduler.problem import BoolArray
+from scheduler.rejections import Rejection, RejectionIndex, rejections_by_code
+from scheduler.rows import BoolArray
 from scheduler.timetable import Reason, ReasonCode
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from scheduler.candidates import CandidateSet
-from scheduler.problem import EPS, KIND, Problem
+from scheduler.problem import Problem
+from scheduler.rows import EPS, KIND
 
 
 class RowState:

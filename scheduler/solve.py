@@ -18,18 +18,14 @@ from multiprocessing.pool import Pool
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.candidates import (
-    DAYS,
-    CandidateSet,
-    candidates_for,
-    rejection_index_for,
-)
+from scheduler.candidates import DAYS, CandidateSet, candidates_for
 from scheduler.domain import District, Weekday
 from scheduler.explain import needs_rejections, static_reasons
 from scheduler.greedy import greedy
 from scheduler.mip import Part, PartResult, Phase1, extract_parts, with_starts
 from scheduler.parts import CancelFlag, run_parts
 from scheduler.problem import build_problem, components
+from scheduler.rejections import rejection_index_for
 from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable, Unmet
 from scheduler.unmet import UnmetExplainer, explain_unmet
 from scheduler.workers import worker_pool

@@ -17,10 +17,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from scheduler.candidates import CandidateSet, RejectionIndex
+from scheduler.candidates import CandidateSet
 from scheduler.domain import Demand, Offering
 from scheduler.explain import needs_rejections, no_candidate_reasons, reason, slot_label
-from scheduler.problem import EPS, KINDS, BoolArray, IntArray, Problem
+from scheduler.problem import Problem
+from scheduler.rejections import RejectionIndex
+from scheduler.rows import EPS, KINDS, BoolArray, IntArray
 from scheduler.timetable import Reason, ReasonCode, Unmet
 
 ROW_REASON: dict[str, ReasonCode] = {

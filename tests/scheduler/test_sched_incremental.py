@@ -17,19 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scheduler.candidates as candidates
+import scheduler.rejections as rejections
 import scheduler.workers as workers
-from scheduler.candidates import (
-    CandidateSet,
-    build_candidates,
-    candidates_for,
-    rejection_index_for,
-)
+from scheduler.candidates import CandidateSet, build_candidates, candidates_for
 from scheduler.demo import demo_district
 from scheduler.domain import District, Pin, Policy, School
 from scheduler.explain import static_reasons
 from scheduler.greedy import RowState, greedy
 from scheduler.parts import SolveCancelled
-from scheduler.problem import EPS, KIND, KINDS, Problem, build_problem, components
+from scheduler.problem import Problem, build_problem, components
+from scheduler.rejections import rejection_index_for
+from scheduler.rows import EPS, KIND, KINDS
 from scheduler.solve import SolveOptions, keep_set, solve
 from scheduler.synthetic import province
 from scheduler.timetable import Timetable
@@ -44,7 +42,8 @@ FEW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthChec
 def clear_caches() -> None:
     with candidates._last_lock:
         candidates._last[:] = []
-        candidates._last_index[:] = []
+    with rejections._last_index_lock:
+        rejections._last_index[:] = []
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +54,10 @@ def fresh_caches() -> Iterator[None]:
     clear_caches()
 
 
-def last_index() -> candidates.RejectionIndex:
-    with candidates._last_lock:
-        assert candidates._last_index
-        return candidates._last_index[0][1]
+def last_index() -> rejections.RejectionIndex:
+    with rejections._last_index_lock:
+        assert rejections._last_index
+        return rejections._last_index[0][1]
 
 
 def last_book() -> candidates.OverlapBook:
@@ -187,7 +186,7 @@ def test_rejection_index_carries_only_with_the_same_book_and_minimum() -> None:
     cs = build_candidates(base)
     assert cs.book is not None
 
-    def explained(index: candidates.RejectionIndex) -> candidates.RejectionIndex:
+    def explained(index: rejections.RejectionIndex) -> rejections.RejectionIndex:
         static_reasons(cs, None, index)
         assert any(need.memo for need in index._static.values())
         return index
