@@ -94,8 +94,11 @@ class RowState:
         return True
 
 
-def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -> set[int]:
-    """Chosen candidate indices."""
+def greedy(
+    cs: CandidateSet, problem: Problem, prefer: set[int] | None = None, fill: bool = True
+) -> set[int]:
+    """Chosen candidate indices. Without ``fill``, only the pins and the preferred pairs that
+    still fit (a re-solve's warm start when the MIP follows: its relaxations rarely need one)."""
     prefer = prefer or set()
     district = cs.district
     state = RowState(problem)
@@ -140,6 +143,8 @@ def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -
     # Re-solve: published pairs stay unless a hard rule (or a pin) now forbids them.
     for i in sorted(prefer):
         take(i)
+    if not fill:
+        return _chosen(problem, active)
     starts: list[int] = cs.demand_start.tolist()
     # Scarcest first (fewest pairs per period needed), then bigger classes, then district order.
     members = np.diff(cs.demand_start)
@@ -155,5 +160,9 @@ def greedy(cs: CandidateSet, problem: Problem, prefer: set[int] | None = None) -
             if not any(take(i) for i in options):
                 break
             need -= 1
+    return _chosen(problem, active)
+
+
+def _chosen(problem: Problem, active: bytearray) -> set[int]:
     picked = np.frombuffer(bytes(active[: problem.n_x]), dtype=np.uint8)
     return set(np.flatnonzero(picked).tolist())

@@ -203,9 +203,9 @@ def _solve(
         impossible_pins=[f"{c}->{o}" for c, o in problem.impossible_pins],
     )
 
-    def run_greedy() -> set[int]:
+    def run_greedy(fill: bool = True) -> set[int]:
         g0 = time.perf_counter()
-        found = greedy(cs, problem, keep)
+        found = greedy(cs, problem, keep, fill)
         stats.greedy_seconds = time.perf_counter() - g0
         stats.served = stats.greedy_served = len(found)
         return found
@@ -230,8 +230,10 @@ def _solve(
         bound_at = [0.0]
 
         def starts(parts: list[Part]) -> list[Part]:
-            # The greedy runs here while the workers solve the relaxations.
-            found = run_greedy()
+            # The greedy runs here while the workers solve the relaxations. A re-solve starts
+            # from the published pairs that still fit: the relaxations are nearly always
+            # integral, and a part that is not branches from there.
+            found = run_greedy(fill=previous is None)
             progress(Progress(phase="mip", parts_total=len(parts), served=len(found)))
             return with_starts(problem, parts, found)
 

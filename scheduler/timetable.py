@@ -63,6 +63,7 @@ class SolveStats(Model):
     demanded: int = 0
     bound: int = 0
     gap_pct: float = 0.0
+    # Served by the warm start: the greedy (a MIP re-solve: the published pairs that still fit).
     greedy_served: int = 0
     seconds: float = 0.0
     greedy_seconds: float = 0.0
