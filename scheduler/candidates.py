@@ -15,27 +15,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from scheduler.arrays import IntArray, offsets
 from scheduler.clock import PeriodTimes, SeasonTable, weekly_overlap
 from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
 
 DAYS: list[Weekday] = list(Weekday)
 DAY_INDEX: dict[Weekday, int] = {d: k for k, d in enumerate(DAYS)}
-
-IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One candidate pair, as a value (``CandidateSet.candidate``)."""
-
-    index: int
-    demand: int  # index into district.demands
-    offering: int  # index into district.offerings
-    weekday: Weekday
-    remote_period: int
-    overlap: int  # minutes, on every teaching day of the term
 
 
 def _schedule_key(school: School) -> tuple[object, ...]:
@@ -112,16 +98,6 @@ class CandidateSet:
     def of_demand(self, di: int) -> range:
         return range(int(self.demand_start[di]), int(self.demand_start[di + 1]))
 
-    def candidate(self, i: int) -> Candidate:
-        return Candidate(
-            i,
-            int(self.demand[i]),
-            int(self.offering[i]),
-            DAYS[int(self.day[i])],
-            int(self.remote_period[i]),
-            int(self.overlap[i]),
-        )
-
     def offering_of(self, i: int) -> Offering:
         return self.district.offerings[int(self.offering[i])]
 
@@ -133,9 +109,7 @@ def _candidate_set(
     district: District, columns: tuple[list[int], ...], counts: list[int], book: OverlapBook
 ) -> CandidateSet:
     demand, offering, day, period, overlap = (np.asarray(c, dtype=np.int64) for c in columns)
-    start = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(np.asarray(counts, dtype=np.int64), out=start[1:])
-    return CandidateSet(district, demand, offering, day, period, overlap, start, book)
+    return CandidateSet(district, demand, offering, day, period, overlap, offsets(counts), book)
 
 
 class RegionCheck:
@@ -273,9 +247,7 @@ def _derive(inputs: _Inputs, old: CandidateSet, district: District) -> Candidate
         return None
     new_offering = np.asarray(remap, dtype=np.int64)[old.offering]
     keep = new_offering >= 0
-    counts = np.bincount(old.demand[keep], minlength=len(district.demands))
-    start = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
+    start = offsets(np.bincount(old.demand[keep], minlength=len(district.demands)))
     return CandidateSet(
         district,
         old.demand[keep],

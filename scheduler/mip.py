@@ -19,13 +19,9 @@ from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
-import numpy.typing as npt
 
+from scheduler.arrays import BoolArray, FloatArray, IntArray, offsets, ranges
 from scheduler.problem import Problem
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 # A vertex value this close to 0 or 1 counts as integral.
 INT_TOL = 1e-6
@@ -104,11 +100,11 @@ def extract_parts(problem: Problem, groups: list[IntArray], bundle: int) -> list
         part_of[idx] = p
         local[idx] = np.arange(len(idx), dtype=np.int64)
     # The rows of each part: those of its variables (a row's variables share a part).
-    offsets = problem.row_start
-    lengths = np.diff(offsets)
+    row_start = problem.row_start
+    lengths = np.diff(row_start)
     flat_vars, flat_coef = problem.row_index, problem.row_value
     lower, upper = problem.row_lower, problem.row_upper
-    row_part = part_of[flat_vars[offsets[:-1]]] if problem.n_rows else np.zeros(0, dtype=np.int64)
+    row_part = part_of[flat_vars[row_start[:-1]]] if problem.n_rows else np.zeros(0, dtype=np.int64)
     quality = problem.quality
     kept = np.zeros(n, dtype=np.bool_)
     kept[: problem.n_x] = problem.kept
@@ -120,14 +116,7 @@ def extract_parts(problem: Problem, groups: list[IntArray], bundle: int) -> list
     for p, idx in enumerate(bundles):
         mine = order[bounds[p] : bounds[p + 1]]
         lens = lengths[mine]
-        starts = np.zeros(len(mine) + 1, dtype=np.int64)
-        np.cumsum(lens, out=starts[1:])
-        # Gather each row's slice of the flat arrays.
-        take = (
-            np.repeat(offsets[mine] - starts[:-1], lens) + np.arange(starts[-1], dtype=np.int64)
-            if len(mine)
-            else np.zeros(0, dtype=np.int64)
-        )
+        take = ranges(row_start[mine], lens)  # each row's slice of the flat arrays
         is_x = idx < problem.n_x
         parts.append(
             Part(
@@ -137,7 +126,7 @@ def extract_parts(problem: Problem, groups: list[IntArray], bundle: int) -> list
                 quality=quality[idx],
                 row_lower=lower[mine],
                 row_upper=upper[mine],
-                row_start=starts,
+                row_start=offsets(lens),
                 row_index=local[flat_vars[take]],
                 row_value=flat_coef[take],
                 start=np.zeros(0, dtype=np.int64),

@@ -18,13 +18,11 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from scheduler.arrays import BoolArray, FloatArray, IntArray, offsets
 from scheduler.candidates import CandidateSet
 from scheduler.clock import period_interval
 from scheduler.rows import (
     INF,
-    BoolArray,
-    FloatArray,
-    IntArray,
     RowBlocks,
     bandwidth_rows,
     dense,
@@ -75,9 +73,7 @@ class Problem:
         """The matrix by column (CSC): ``start``, row of each entry, coefficient (cached)."""
         if self._columns is None:
             order = np.argsort(self.row_index, kind="stable")
-            counts = np.bincount(self.row_index, minlength=self.n_vars)
-            start = np.zeros(self.n_vars + 1, dtype=np.int64)
-            np.cumsum(counts, out=start[1:])
+            start = offsets(np.bincount(self.row_index, minlength=self.n_vars))
             self._columns = (start, self.row_of_entry()[order], self.row_value[order])
         return self._columns
 

@@ -49,7 +49,6 @@ class RejectionIndex:
         self._static: dict[NeedKey, NeedOfferings] = {}
         self._by_edition: dict[tuple[int, str, str], tuple[list[Rejection], list[Offering]]] = {}
         self._by_id: dict[tuple[int, str], dict[str, Offering]] = {}
-        self._ids: dict[int, tuple[list[Rejection], list[str]]] = {}
         # Rejections that do not depend on the class, by (offering id, code); frozen, shared.
         self._shared: dict[tuple[str, str], Rejection] = {}
 
@@ -60,17 +59,6 @@ class RejectionIndex:
             found = {o.id: o for o in self.by_need.get((grade, subject), [])}
             self._by_id[(grade, subject)] = found
         return found
-
-    def ids(self, group: list[Rejection]) -> list[str]:
-        """Offering ids of a group of rejections; the shared class-independent groups are
-        converted once."""
-        cached = self._ids.get(id(group))
-        if cached is not None and cached[0] is group:
-            return list(cached[1])
-        ids = [r.offering_id for r in group]
-        if len(group) > 8:
-            self._ids[id(group)] = (group, ids)
-        return list(ids)
 
     def static(self, demand: Demand) -> NeedOfferings:
         """Class-independent rejections of a demand's need; valid for classes without bans."""
@@ -199,31 +187,9 @@ def rejections(
 def rejections_by_code(
     district: District, demand: Demand, book: OverlapBook, index: RejectionIndex
 ) -> dict[str, list[Rejection]]:
-    """``rejections`` grouped by code (each group in district order); shares the
-    class-independent groups between demands of the same need and region."""
-    if demand.class_id in index.banned_classes:
-        grouped: dict[str, list[Rejection]] = defaultdict(list)
-        for r in rejections(district, demand, book, index):
-            grouped[r.code].append(r)
-        return dict(grouped)
-    need = index.static(demand)
-    out = dict(need.by_code)
-    # _slot_rejection for each offering left, with the class's periods grouped by day once.
-    periods: dict[str, list[int]] = {}
-    for slot in demand.free_periods:
-        periods.setdefault(slot.weekday._value_, []).append(slot.period)
-    minimum = district.policy.min_overlap_minutes
-    signature, overlap = book.signature, book.overlap_by_signature
-    rs = signature[demand.school]
-    for o in need.rest:
-        mine = periods.get(o.weekday._value_)
-        if not mine:
-            found = Rejection(o.id, "no_free_period")
-        else:
-            ms, mp, day = signature[o.school], o.period, o.weekday
-            best, where = max((overlap(ms, mp, rs, p, day), p) for p in mine)
-            if best >= minimum:
-                continue
-            found = Rejection(o.id, "overlap", best, where)
-        out.setdefault(found.code, []).append(found)
-    return out
+    """``rejections`` grouped by code, each group in district order. (Classes without bans
+    take the shared per-need path in explain.py instead.)"""
+    grouped: dict[str, list[Rejection]] = defaultdict(list)
+    for r in rejections(district, demand, book, index):
+        grouped[r.code].append(r)
+    return dict(grouped)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 
+from scheduler.arrays import FloatArray, IntArray, offsets
 from scheduler.candidates import DAY_INDEX, CandidateSet
 from scheduler.clock import period_interval
 from scheduler.domain import District
@@ -16,9 +16,6 @@ from scheduler.domain import District
 INF = math.inf
 EPS = 1e-9
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 # Constraint names, in alphabetical order: explanations list a pair's binding rows by name.
 KINDS: tuple[str, ...] = (
@@ -105,14 +102,11 @@ class RowBlocks:
         def floats(parts: list[FloatArray]) -> FloatArray:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
-        lengths = ints(self.lengths)
-        start = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=start[1:])
         return (
             ints(self.kind),
             floats(self.lower),
             floats(self.upper),
-            start,
+            offsets(ints(self.lengths)),
             ints(self.index),
             floats(self.value),
         )

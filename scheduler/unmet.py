@@ -17,12 +17,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from scheduler.arrays import BoolArray, IntArray, ranges
 from scheduler.candidates import CandidateSet
 from scheduler.domain import Demand, Offering
 from scheduler.explain import needs_rejections, no_candidate_reasons, reason, slot_label
 from scheduler.problem import Problem
 from scheduler.rejections import RejectionIndex
-from scheduler.rows import EPS, KINDS, BoolArray, IntArray
+from scheduler.rows import EPS, KINDS
 from scheduler.timetable import Reason, ReasonCode, Unmet
 
 ROW_REASON: dict[str, ReasonCode] = {
@@ -56,10 +57,7 @@ def blocking_kinds(problem: Problem, active: BoolArray, pairs: IntArray) -> IntA
     var = np.concatenate([pairs, y[new_y], z[new_z]])
     col_start, col_row, col_value = problem.columns()
     counts = col_start[var + 1] - col_start[var]
-    total = int(counts.sum())
-    offsets = np.zeros(len(var) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    take = np.repeat(col_start[var] - offsets[:-1], counts) + np.arange(total, dtype=np.int64)
+    take = ranges(col_start[var], counts)
     key = np.repeat(owner, counts) * n_rows + col_row[take]
     uniq, inverse = np.unique(key, return_inverse=True)
     delta = np.bincount(inverse.reshape(-1), weights=col_value[take], minlength=len(uniq))
@@ -103,6 +101,7 @@ class UnmetExplainer:
         self.offering_index = {o.id: k for k, o in enumerate(self.offerings)}
         n = len(self.demands)
         self.ppw: list[int] = [d.periods_per_week for d in self.demands]
+        self._ppw = np.asarray(self.ppw, dtype=np.int64)
         self.members: list[int] = np.diff(cs.demand_start).tolist()
         self.needs: list[bool] = needs_rejections(cs).tolist()
         self.served = np.zeros(n, dtype=np.int64)
@@ -151,15 +150,12 @@ class UnmetExplainer:
         cs = self.cs
         ready.sort()
         served = self.served[ready]
-        short = ready[served < np.asarray(self.ppw, dtype=np.int64)[ready]]
+        short = ready[served < self._ppw[ready]]
         if not len(short):
             return True
         # Every pair of a short demand that is not in the solution, by demand.
         starts, ends = cs.demand_start[short], cs.demand_start[short + 1]
-        lengths = ends - starts
-        offsets = np.zeros(len(short) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        pairs = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]))
+        pairs = ranges(starts, ends - starts)
         open_pairs = pairs[~self.chosen[pairs]]
         blocked = _Blocked(
             blocking_kinds(self.problem, self.active, open_pairs).tolist(),
