@@ -134,8 +134,7 @@ class NodeDirectory:
         own placements are added as it makes them)."""
         now = time.monotonic()
         if self._placed is None or now - self._placed[0] > PLACED_COUNT_SECONDS:
-            counts = Counter((await self.store.hgetall(PLACEMENTS)).values())
-            self._placed = (now, counts)
+            self._placed = (now, Counter(node for _, node in await self.placements()))
         return self._placed[1]
 
     async def orphaned_rooms(self) -> list[tuple[str, str]]:
