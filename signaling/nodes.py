@@ -3,14 +3,15 @@
 
 A node refreshes ``node:sfu:{id}`` (with its capacity and load) every second with a
 3-second TTL, so a node that dies disappears within 3 s. A room is placed on the
-least-loaded live node that is not draining, with ``HSETNX`` in the ``media:placements``
-hash: two signaling processes placing the same room at once agree on one node.
+live node that is not draining with the most free room slots, in one atomic step of the
+Store (a Lua script on Redis) that checks capacity against ``media:placed_count`` and
+records the room in ``media:placements``: many signaling processes placing rooms at once
+spread them exactly and agree on one node per room.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,12 +39,10 @@ def node_key(node_id: str) -> str:
     return f"node:sfu:{node_id}"
 
 
-# Room placements, one hash (room -> node): placing a room counts the placements and the
-# reaper checks them, so they must be one read, not a key scan.
+# Room placements, one hash (room -> node), and rooms placed per node (node -> count),
+# kept together by the Store's slot operations; the reaper reads the placements in one read.
 PLACEMENTS = "media:placements"
-# How long a count of placements per node may serve placing more rooms: at a period start
-# thousands of rooms are placed within a minute; the count only spreads them out.
-PLACED_COUNT_SECONDS = 0.5
+PLACED_COUNT = "media:placed_count"
 # After a media node disappears, the reaper keeps reading every placement this long: a
 # signaling process may still place a room on it from a node list read just before.
 REAP_AFTER_LOSS_SECONDS = 10.0
@@ -58,7 +57,6 @@ def node_channel(node_id: str) -> str:
 class NodeDirectory:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._placed: tuple[float, Counter[str]] | None = None
         self._alive: set[str] = set()
         self._lost_at = 0.0
         self._full_at = 0.0
@@ -98,44 +96,26 @@ class NodeDirectory:
         if current is not None:
             if await self.node(current) is not None:
                 return current
-            await self.store.hdel(PLACEMENTS, room_id)
-        # A node's heartbeat reports its load once a second; placements made since then
-        # are counted from the map itself, so a burst of new rooms still spreads out.
-        placed = await self._placed_count()
-        free = {
-            n.id: n.capacity - max(n.rooms, placed[n.id])
-            for n in await self.live_nodes()
-            if not n.draining
-        }
-        candidates = [(room_share, node) for node, room_share in free.items() if room_share > 0]
-        if not candidates:
+            await self.store.release_slot(PLACEMENTS, PLACED_COUNT, room_id)
+        capacities = {n.id: n.capacity for n in await self.live_nodes() if not n.draining}
+        node = await self.store.claim_slot(PLACEMENTS, PLACED_COUNT, room_id, capacities)
+        if node is None:
             raise SankeError(
                 ErrorCode.media_unavailable, "no media node has room for this lesson now", 503
             )
-        best = max(candidates, key=lambda c: (c[0], c[1]))[1]
-        if await self.store.hsetnx(PLACEMENTS, room_id, best):
-            placed[best] += 1
-            return best
-        winner = await self.room_node(room_id)
-        if winner is None:
-            raise SankeError(ErrorCode.media_unavailable, "room placement raced; retry", 503)
-        return winner
+        return node
 
     async def release(self, room_id: str) -> bool:
         """Drop the room's placement; whether this call dropped it (one caller wins)."""
-        return await self.store.hdel(PLACEMENTS, room_id)
+        return await self.store.release_slot(PLACEMENTS, PLACED_COUNT, room_id) is not None
+
+    async def placed_count(self) -> dict[str, int]:
+        """Rooms placed per node (the counts placement checks capacity against)."""
+        return {node: int(n) for node, n in (await self.store.hgetall(PLACED_COUNT)).items()}
 
     async def placements(self) -> list[tuple[str, str]]:
         """(room, node) for every placed room."""
         return sorted((await self.store.hgetall(PLACEMENTS)).items())
-
-    async def _placed_count(self) -> Counter[str]:
-        """Rooms placed per node, read at most every PLACED_COUNT_SECONDS (this process's
-        own placements are added as it makes them)."""
-        now = time.monotonic()
-        if self._placed is None or now - self._placed[0] > PLACED_COUNT_SECONDS:
-            self._placed = (now, Counter(node for _, node in await self.placements()))
-        return self._placed[1]
 
     async def orphaned_rooms(self) -> list[tuple[str, str]]:
         """(room, node) for every room placed on a node that is no longer alive.
@@ -152,4 +132,7 @@ class NodeDirectory:
         if not (recent_loss or now - self._full_at >= REAP_FULL_EVERY_SECONDS):
             return []
         self._full_at = now
+        # The full pass also recounts, so placements written without counting (a process
+        # of the previous release during a rolling upgrade) are counted within a pass.
+        await self.store.recount_slots(PLACEMENTS, PLACED_COUNT)
         return [(room, node) for room, node in await self.placements() if node not in alive]

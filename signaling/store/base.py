@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from signaling.models import LessonSession, Participant, Room
 
@@ -132,6 +132,29 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def hdel(self, name: str, field: str) -> bool: ...
+
+    # --- slots: members claiming capacity in buckets, counted atomically ------
+    # A member (a room) holds one slot of one bucket (a media node) in the ``claims`` hash
+    # (member -> bucket); ``counts`` (bucket -> claimed slots) changes with it in the same
+    # atomic step. Choosing among counts read earlier herds: at a period start thousands
+    # of rooms are placed within a minute from many processes.
+    @abc.abstractmethod
+    async def claim_slot(
+        self, claims: str, counts: str, member: str, capacities: Mapping[str, int]
+    ) -> str | None:
+        """The bucket ``member`` holds; if none, atomically the bucket of ``capacities``
+        with the most free slots (capacity minus its count; ties by name) and count it.
+        None when the member holds nothing and every bucket is full."""
+
+    @abc.abstractmethod
+    async def release_slot(self, claims: str, counts: str, member: str) -> str | None:
+        """Drop ``member``'s claim and uncount it; the bucket it held, None if it held none
+        (so of two callers releasing at once exactly one gets the bucket)."""
+
+    @abc.abstractmethod
+    async def recount_slots(self, claims: str, counts: str) -> None:
+        """Rebuild ``counts`` from ``claims`` (atomic): claims written without counting,
+        e.g. by a process of an older release during a rolling upgrade, get counted."""
 
     # --- append-only lists (logs) ------------------------------------------
     @abc.abstractmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections import Counter
+from collections.abc import Mapping
 
 from signaling.models import LessonSession, Participant, Room
 from signaling.store.base import Store, Subscription
@@ -177,6 +179,41 @@ class MemoryStore(Store):
         if not h:
             del self._hashes[name]
         return True
+
+    # slots: no await between reading and writing, so each call is atomic on the loop
+    async def claim_slot(
+        self, claims: str, counts: str, member: str, capacities: Mapping[str, int]
+    ) -> str | None:
+        held = self._hashes.get(claims, {}).get(member)
+        if held is not None:
+            return held
+        used = self._hashes.get(counts, {})
+        free = {b: cap - int(used.get(b, "0")) for b, cap in capacities.items()}
+        best = max((b for b, f in free.items() if f > 0), key=lambda b: (free[b], b), default=None)
+        if best is None:
+            return None
+        self._hashes.setdefault(claims, {})[member] = best
+        bucket_counts = self._hashes.setdefault(counts, {})
+        bucket_counts[best] = str(int(bucket_counts.get(best, "0")) + 1)
+        return best
+
+    async def release_slot(self, claims: str, counts: str, member: str) -> str | None:
+        held = self._hashes.get(claims, {}).get(member)
+        if held is None:
+            return None
+        await self.hdel(claims, member)
+        left = int(self._hashes.get(counts, {}).get(held, "0")) - 1
+        if left > 0:
+            self._hashes[counts][held] = str(left)
+        else:
+            await self.hdel(counts, held)
+        return held
+
+    async def recount_slots(self, claims: str, counts: str) -> None:
+        tally = Counter(self._hashes.get(claims, {}).values())
+        self._hashes.pop(counts, None)
+        if tally:
+            self._hashes[counts] = {b: str(n) for b, n in tally.items()}
 
     # lists
     async def append(self, name: str, value: str) -> int:

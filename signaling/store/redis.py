@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -22,6 +23,47 @@ from signaling.store.base import Store, Subscription
 from signaling.store.fanout import Fanout, QueueSubscription
 
 log = logging.getLogger(__name__)
+
+
+# KEYS: claims, counts. ARGV: member, then bucket and capacity pairs. One script, so the
+# read of the counts and the claim are one step however many processes place at once.
+# The counts are rebuilt first when they are missing while claims exist (written by a
+# release that did not count them).
+_CLAIM_SLOT = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then return held end
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, bucket in ipairs(redis.call('HVALS', KEYS[1])) do
+    redis.call('HINCRBY', KEYS[2], bucket, 1)
+  end
+end
+local best, best_free = nil, 0
+for i = 2, #ARGV, 2 do
+  local bucket = ARGV[i]
+  local free = tonumber(ARGV[i + 1]) - tonumber(redis.call('HGET', KEYS[2], bucket) or '0')
+  if free > best_free or (free == best_free and best ~= nil and bucket > best) then
+    best, best_free = bucket, free
+  end
+end
+if best == nil then return false end
+redis.call('HSET', KEYS[1], ARGV[1], best)
+redis.call('HINCRBY', KEYS[2], best, 1)
+return best
+"""
+_RELEASE_SLOT = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[2], held, -1) <= 0 then redis.call('HDEL', KEYS[2], held) end
+return held
+"""
+_RECOUNT_SLOTS = """
+redis.call('DEL', KEYS[2])
+for _, bucket in ipairs(redis.call('HVALS', KEYS[1])) do
+  redis.call('HINCRBY', KEYS[2], bucket, 1)
+end
+return 1
+"""
 
 
 def _day_number(date: str) -> int:
@@ -42,6 +84,9 @@ class RedisStore(Store):
         self._reader: asyncio.Task[None] | None = None
         self._fanout = Fanout()
         self._lock = asyncio.Lock()
+        self._claim_slot = self._redis.register_script(_CLAIM_SLOT)
+        self._release_slot = self._redis.register_script(_RELEASE_SLOT)
+        self._recount_slots = self._redis.register_script(_RECOUNT_SLOTS)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -201,6 +246,23 @@ class RedisStore(Store):
 
     async def hdel(self, name: str, field: str) -> bool:
         return bool(await self._redis.hdel(self._k("h", name), field))
+
+    # slots
+    async def claim_slot(
+        self, claims: str, counts: str, member: str, capacities: Mapping[str, int]
+    ) -> str | None:
+        args: list[str | int] = [member]
+        for bucket, capacity in sorted(capacities.items()):
+            args += [bucket, int(capacity)]
+        keys = [self._k("h", claims), self._k("h", counts)]
+        return _text(await self._claim_slot(keys=keys, args=args))
+
+    async def release_slot(self, claims: str, counts: str, member: str) -> str | None:
+        keys = [self._k("h", claims), self._k("h", counts)]
+        return _text(await self._release_slot(keys=keys, args=[member]))
+
+    async def recount_slots(self, claims: str, counts: str) -> None:
+        await self._recount_slots(keys=[self._k("h", claims), self._k("h", counts)], args=[])
 
     # lists
     async def append(self, name: str, value: str) -> int:

@@ -55,3 +55,35 @@ async def test_placements_are_read_only_after_a_loss_or_periodically(
     assert await directory.orphaned_rooms() == []  # not read again yet...
     monkeypatch.setattr(nodes, "REAP_FULL_EVERY_SECONDS", 0.0)
     assert await directory.orphaned_rooms() == [("stale", "gone-before")]  # ...but periodically
+
+
+async def test_placed_counts_follow_placements_and_releases(store: Store) -> None:
+    directory = NodeDirectory(store)
+    await directory.register(NodeInfo(id="a", capacity=2))
+    await directory.register(NodeInfo(id="b", capacity=2))
+    for k in range(4):
+        await directory.assign(f"room-{k}")
+    assert await directory.placed_count() == {"a": 2, "b": 2}
+    assert await directory.release("room-0")
+    freed = "a" if (await directory.placed_count()).get("a") == 1 else "b"
+    assert await directory.assign("room-4") == freed  # the freed slot is the only one
+    # Released twice: counted down once.
+    assert await directory.release("room-4")
+    assert not await directory.release("room-4")
+    assert sum((await directory.placed_count()).values()) == 3
+
+
+async def test_placements_written_without_counts_are_counted(store: Store) -> None:
+    """A placement written by a process of the previous release (no count) still counts:
+    placement rebuilds missing counts, and the reaper's full pass recounts."""
+    directory = NodeDirectory(store)
+    await directory.register(NodeInfo(id="a", capacity=2))
+    await directory.register(NodeInfo(id="b", capacity=2))
+    await store.hsetnx(nodes.PLACEMENTS, "old-1", "a")
+    await store.hsetnx(nodes.PLACEMENTS, "old-2", "a")
+    assert await directory.assign("new") == "b"  # a is full by the old placements
+    await store.hsetnx(nodes.PLACEMENTS, "old-3", "b")
+    assert await directory.orphaned_rooms() == []  # the first round is a full pass
+    assert await directory.placed_count() == {"a": 2, "b": 2}
+    with pytest.raises(SankeError):
+        await directory.assign("one-too-many")
