@@ -23,6 +23,14 @@ aiortc has no public API for forwarding encoded media. Its internals allow it:
   negotiated m-line already uses and numbers new m-lines from the connection's
   :class:`BundleNumbers` (never colliding with the client's payload types and ids).
 
+- Transport-wide congestion control (transport-cc) is neither negotiated nor answered by
+  aiortc. :func:`answer_transport_cc` adds the extension and the ``transport-cc`` feedback
+  to a publishing m-line's negotiated parameters (the answer and the DTLS transport's
+  extension map follow them); :func:`tap_transport_rtp` stamps every datagram when it
+  arrives (in aioice's ``data_received``, before any queue) and hands every parsed RTP
+  packet of the transport with that time to an observer before aiortc routes it;
+  :func:`send_rtcp` sends a raw RTCP packet on the transport.
+
 ``check_seams()`` verifies all of this against the installed aiortc and is called when a
 ``Worker`` starts and by ``tests/media/test_seams.py``: an aiortc upgrade that moves any of
 it fails loudly instead of silently decoding or dropping media.
@@ -32,9 +40,12 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
+import aioice
 import aiortc
 from aiortc import (
     RTCPeerConnection,
@@ -44,6 +55,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc import rtcdtlstransport as _rtcdtlstransport
+from aiortc import rtcicetransport as _rtcicetransport
 from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
 from aiortc import rtcrtpsender as _rtcrtpsender
@@ -51,7 +63,11 @@ from aiortc import sdp as _sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -61,11 +77,13 @@ from aiortc.rtp import (
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
+    RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
 
 AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
 
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
@@ -398,6 +416,101 @@ def _match_rtx_ssrc(media: Any, t: RTCRtpTransceiver) -> None:
         media.ssrc_group = []
 
 
+# --- transport-wide congestion control (publishers) ---------------------------------
+
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+_TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
+_GOOG_REMB = RTCRtcpFeedback(type="goog-remb")
+
+
+def answer_transport_cc(transceiver: RTCRtpTransceiver, remote_media: Any) -> bool:
+    """Answer transport-cc on a receiving m-line whose offer (``remote_media``, a parsed
+    m-line) has it: the extension with the client's id, ``transport-cc`` instead of
+    ``goog-remb`` on every codec the client lists it for. Whether it is answered."""
+    ext = next((e for e in remote_media.rtp.headerExtensions if e.uri == TRANSPORT_CC_URI), None)
+    offered = {
+        c.payloadType
+        for c in remote_media.rtp.codecs
+        if any(fb.type == "transport-cc" for fb in c.rtcpFeedback)
+    }
+    if ext is None or not offered:
+        return False
+    if all(e.uri != TRANSPORT_CC_URI for e in transceiver._headerExtensions):
+        transceiver._headerExtensions = [
+            *transceiver._headerExtensions,
+            RTCRtpHeaderExtensionParameters(id=ext.id, uri=TRANSPORT_CC_URI),
+        ]
+    codecs = []
+    for codec in transceiver._codecs:
+        if codec.payloadType in offered and not _is_rtx(codec):
+            codec = copy.deepcopy(codec)
+            feedback = [fb for fb in codec.rtcpFeedback if fb != _GOOG_REMB]
+            if _TRANSPORT_CC not in feedback:
+                feedback.append(_TRANSPORT_CC)
+            codec.rtcpFeedback = feedback
+        codecs.append(codec)
+    transceiver._codecs = codecs
+    return True
+
+
+TransportPacketObserver = Callable[[RtpPacket, int], None]
+"""``(parsed RTP packet, arrival time in µs on the monotonic clock)``."""
+
+
+class _ArrivalStamps:
+    """Arrival times of the datagrams in aioice's queue, in the queue's order."""
+
+    def __init__(self, connection: aioice.Connection) -> None:
+        self.times: deque[int] = deque()
+        self.last_us = 0
+        queue = connection._queue
+
+        def data_received(data: bytes, component: int) -> None:
+            self.times.append(time.monotonic_ns() // 1000)
+            queue.put_nowait((data, component))
+
+        connection.data_received = data_received  # type: ignore[method-assign]
+
+
+def tap_transport_rtp(dtls: Any, observer: TransportPacketObserver) -> bool:
+    """Hand every RTP packet the DTLS transport receives (media, RTX, padding) to
+    ``observer`` with the time its datagram arrived, before aiortc routes it. Installed
+    once per transport (False if it already was)."""
+    if getattr(dtls, "_sanke_tapped", False):
+        return False
+    ice = dtls.transport
+    stamps = _ArrivalStamps(ice._connection)
+    receive = ice._recv
+
+    async def recv() -> bytes:
+        data: bytes = await receive()
+        if stamps.times:
+            stamps.last_us = stamps.times.popleft()
+        return data
+
+    ice._recv = recv
+    router = dtls._rtp_router
+    route = router.route_rtp
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        observer(packet, stamps.last_us)
+        return route(packet)
+
+    router.route_rtp = route_rtp
+    dtls._sanke_tapped = True
+    return True
+
+
+def transport_of(transceiver: RTCRtpTransceiver) -> Any:
+    """The DTLS transport a transceiver's media runs on (one per connection with BUNDLE)."""
+    return transceiver.receiver.transport
+
+
+async def send_rtcp(dtls: Any, data: bytes) -> None:
+    """Send one raw RTCP packet (SRTCP-protected) on a connected DTLS transport."""
+    await dtls._send_rtp(data)
+
+
 # --- RTCP the sender would ignore ---------------------------------------------------
 
 
@@ -478,6 +591,10 @@ def check_seams() -> None:
         problems.append(
             f"aiortc {aiortc.__version__} installed, seams verified on {AIORTC_VERSION}"
         )
+    if aioice.__version__ != AIOICE_VERSION:
+        problems.append(
+            f"aioice {aioice.__version__} installed, seams verified on {AIOICE_VERSION}"
+        )
     recv_src = inspect.getsource(_rtcrtpreceiver.RTCRtpReceiver)
     for needle in (
         "self.__decoder_queue: queue.Queue = queue.Queue()",
@@ -523,6 +640,35 @@ def check_seams() -> None:
     dtls_src = inspect.getsource(_rtcdtlstransport.RTCDtlsTransport)
     if "self._rtp_header_extensions_map.configure(parameters)" not in dtls_src:
         problems.append("RTCDtlsTransport no longer keeps one header-extension map")
+    for needle in (
+        "data = await self.transport._recv()",
+        "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)",
+        "receiver = self._rtp_router.route_rtp(packet)",
+        "self._rtp_router = RtpRouter()",
+        "async def _send_rtp(self, data: bytes) -> None:",
+    ):
+        if needle not in dtls_src:
+            problems.append(f"RTCDtlsTransport lost: {needle}")
+    if "self._recv = self._connection.recv" not in inspect.getsource(
+        _rtcicetransport.RTCIceTransport
+    ):
+        problems.append("RTCIceTransport no longer receives through self._recv")
+    ice_src = inspect.getsource(aioice.Connection)
+    for needle in (
+        "def data_received(self, data: bytes, component: int) -> None:\n"
+        "        self._queue.put_nowait((data, component))",
+        "result = await self._queue.get()",
+    ):
+        if needle not in ice_src:
+            problems.append(f"aioice Connection lost: {needle.splitlines()[0]}")
+    if "self.receiver.data_received(data, self.local_candidate.component)" not in (
+        inspect.getsource(aioice.ice.StunProtocol)
+    ):
+        problems.append("aioice StunProtocol no longer hands data to data_received")
+    if "self.__ids.transport_sequence_number = ext.id" not in inspect.getsource(
+        aiortc.rtp.HeaderExtensionsMap
+    ):
+        problems.append("aiortc no longer parses the transport-wide sequence number")
     if not callable(getattr(_rtcpeerconnection, "is_codec_compatible", None)):
         problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
     for cls, name in (

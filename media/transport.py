@@ -30,6 +30,7 @@ from media.consumer import Consumer
 from media.layers import MIN_RATE_BPS
 from media.producer import Producer
 from media.stats import TransportStats
+from media.uplink import UplinkFeedback
 from signaling.errors import ErrorCode, SankeError
 from signaling.media_plane import SendToParticipant
 from signaling.models import Participant, Role
@@ -68,6 +69,7 @@ class Transport:
         # payload types and extension ids of this connection's BUNDLE (the client's first)
         self._numbers = seams.BundleNumbers()
         self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
+        self.uplink = UplinkFeedback(self.pc)
         self.pc.on("connectionstatechange", self._state_changed)
 
     @property
@@ -98,6 +100,10 @@ class Transport:
                 self._keep_producer_codecs(sending)
                 self._set_active(sdp)
                 self._add_producers()
+                self.uplink.negotiate(sdp)
+                if self.uplink.transport_cc:
+                    for p in self.producers.values():
+                        seams.disable_remb(p.receiver)  # the client estimates its uplink itself
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
             except SankeError:
                 raise
@@ -329,6 +335,7 @@ class Transport:
         self.closed = True
         if self._task is not None:
             self._task.cancel()
+        self.uplink.close()
         for p in self.producers.values():
             p.close()
         for c in self.consumers.values():

@@ -69,3 +69,48 @@ def test_packetizers_and_keyframes() -> None:
     assert payloads[0][0] & 0x1F == 24  # SPS+PPS aggregated in a STAP-A
     assert vp8_is_keyframe(b"\x10\x02\x00\x9d\x01\x2a") and not vp8_is_keyframe(b"\x11\x02\x00")
     assert seams.packetize("opus", b"abc", 0) == [b"abc"]
+
+
+def _with_transport_cc(sdp: str) -> str:
+    """A client offer as Chromium writes it: transport-cc extension and feedback on every codec."""
+    out = []
+    for line in sdp.split("\r\n"):
+        out.append(line)
+        if line.startswith("a=mid:"):
+            out.append(f"a=extmap:5 {seams.TRANSPORT_CC_URI}")
+        if line.startswith("a=rtpmap:") and "rtx" not in line:
+            pt = line.split(":", 1)[1].split()[0]
+            out.append(f"a=rtcp-fb:{pt} transport-cc")
+    return "\r\n".join(out)
+
+
+async def test_transport_cc_is_answered_to_a_publisher_that_offers_it() -> None:
+    from media.uplink import UplinkFeedback
+
+    client, sfu = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        client.addTransceiver("video", direction="sendonly")
+        client.addTransceiver("audio", direction="sendonly")
+        await client.setLocalDescription(await client.createOffer())
+        offer = _with_transport_cc(client.localDescription.sdp)
+        await sfu.setRemoteDescription(aiortc.RTCSessionDescription(sdp=offer, type="offer"))
+        uplink = UplinkFeedback(sfu)
+        uplink.negotiate(offer)
+        assert uplink.transport_cc
+        await sfu.setLocalDescription(await sfu.createAnswer())
+        answer = sfu.localDescription.sdp
+        assert answer.count(f"a=extmap:5 {seams.TRANSPORT_CC_URI}") == 2
+        assert "transport-cc" in answer and "goog-remb" not in answer
+        uplink.close()
+        # A client that does not offer it gets aiortc's answer unchanged.
+        plain = RTCPeerConnection()
+        await plain.setRemoteDescription(client.localDescription)
+        other = UplinkFeedback(plain)
+        other.negotiate(client.localDescription.sdp)
+        assert not other.transport_cc
+        await plain.setLocalDescription(await plain.createAnswer())
+        assert "transport-cc" not in plain.localDescription.sdp
+        await plain.close()
+    finally:
+        await client.close()
+        await sfu.close()
