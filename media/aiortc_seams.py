@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+import socket
+import struct
 import time
-from collections import deque
+from asyncio import selector_events as _selector_events
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -370,11 +372,14 @@ class BundleNumbers:
         return out
 
 
-async def create_offer(pc: RTCPeerConnection, numbers: BundleNumbers) -> RTCSessionDescription:
+async def create_offer(
+    pc: RTCPeerConnection, numbers: BundleNumbers, *, transport_cc: bool = False
+) -> RTCSessionDescription:
     """``pc.createOffer()`` that keeps every negotiated m-line as negotiated.
 
     m-lines already negotiated keep their codecs (payload types, order: the first is what a
-    browser answerer sends) and header-extension ids; new m-lines are numbered by ``numbers``.
+    browser answerer sends) and header-extension ids; new m-lines are numbered by ``numbers``
+    and, with ``transport_cc``, offer transport-wide congestion control as well.
     """
     kept = {
         id(t): (list(t._codecs), list(t._headerExtensions))
@@ -393,8 +398,13 @@ async def create_offer(pc: RTCPeerConnection, numbers: BundleNumbers) -> RTCSess
         if id(t) in kept:
             t._codecs, t._headerExtensions = kept[id(t)]
         else:
-            t._codecs = numbers.place_codecs(t._codecs)
-            t._headerExtensions = numbers.place_extensions(t._headerExtensions)
+            raise_h264_level(t)
+            codecs, extensions = list(t._codecs), list(t._headerExtensions)
+            if transport_cc:
+                codecs = [_with_transport_cc(c) for c in codecs]
+                extensions.append(RTCRtpHeaderExtensionParameters(id=5, uri=TRANSPORT_CC_URI))
+            t._codecs = numbers.place_codecs(codecs)
+            t._headerExtensions = numbers.place_extensions(extensions)
         media.fmt = [c.payloadType for c in t._codecs]
         media.rtp.codecs = list(t._codecs)
         media.rtp.headerExtensions = list(t._headerExtensions)
@@ -421,6 +431,19 @@ def _match_rtx_ssrc(media: Any, t: RTCRtpTransceiver) -> None:
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 _TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
 _GOOG_REMB = RTCRtcpFeedback(type="goog-remb")
+
+
+def _with_transport_cc(codec: RTCRtpCodecParameters) -> RTCRtpCodecParameters:
+    if _is_rtx(codec) or _TRANSPORT_CC in codec.rtcpFeedback:
+        return codec
+    codec = copy.deepcopy(codec)
+    codec.rtcpFeedback = [*codec.rtcpFeedback, _TRANSPORT_CC]
+    return codec
+
+
+def negotiated_transport_cc(transceiver: RTCRtpTransceiver) -> int | None:
+    """The transport-cc extension id a transceiver negotiated, if it did."""
+    return next((e.id for e in transceiver._headerExtensions if e.uri == TRANSPORT_CC_URI), None)
 
 
 def answer_transport_cc(transceiver: RTCRtpTransceiver, remote_media: Any) -> bool:
@@ -454,38 +477,100 @@ def answer_transport_cc(transceiver: RTCRtpTransceiver, remote_media: Any) -> bo
 
 
 TransportPacketObserver = Callable[[RtpPacket, int], None]
-"""``(parsed RTP packet, arrival time in µs on the monotonic clock)``."""
+"""``(parsed RTP packet, arrival time in µs on CLOCK_REALTIME)``."""
+
+
+# Linux's SO_TIMESTAMPNS (and its control message type): the kernel stamps each datagram
+# when it reaches the socket, so a busy event loop does not read as queueing delay.
+_SO_TIMESTAMPNS = 35
+_DATAGRAM_TRANSPORT: Any = vars(_selector_events).get("_SelectorDatagramTransport")
+
+
+class _Arrived(bytes):
+    """A datagram with the time it arrived (µs, CLOCK_REALTIME)."""
+
+    arrival_us: int
 
 
 class _ArrivalStamps:
-    """Arrival times of the datagrams in aioice's queue, in the queue's order."""
+    """Stamps every datagram aioice queues for the DTLS transport with its arrival time:
+    the kernel's where the socket supports it, else when the event loop reads it."""
 
     def __init__(self, connection: aioice.Connection) -> None:
-        self.times: deque[int] = deque()
-        self.last_us = 0
+        self.connection = connection
+        self.kernel_ts: int | None = None  # set just before a stamped datagram is handled
+        self.kernel_sockets = 0
+        self._seen: set[int] = set()
         queue = connection._queue
 
         def data_received(data: bytes, component: int) -> None:
-            self.times.append(time.monotonic_ns() // 1000)
-            queue.put_nowait((data, component))
+            stamped = _Arrived(data)
+            ts = self.kernel_ts
+            stamped.arrival_us = ts if ts is not None else time.time_ns() // 1000
+            queue.put_nowait((stamped, component))
 
         connection.data_received = data_received  # type: ignore[method-assign]
+
+    def use_kernel_timestamps(self) -> None:
+        """Switch the connection's UDP sockets to kernel timestamps (once each)."""
+        for protocol in list(self.connection._protocols):
+            if id(protocol) in self._seen:
+                continue
+            self._seen.add(id(protocol))
+            transport = getattr(protocol, "transport", None)
+            if _DATAGRAM_TRANSPORT is not None and isinstance(transport, _DATAGRAM_TRANSPORT):
+                try:
+                    self._read_with_timestamps(protocol, transport)
+                    self.kernel_sockets += 1
+                except (OSError, AttributeError, KeyError, ValueError):
+                    pass  # the event loop's time it is, for this socket
+
+    def _read_with_timestamps(self, protocol: Any, transport: Any) -> None:
+        sock = transport._sock
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        reader = transport._loop._selector.get_key(transport._sock_fd).data[0]
+        if reader is None or reader._callback != transport._read_ready:
+            raise ValueError("the socket's reader is not the transport's")
+        ancillary = socket.CMSG_SPACE(16)
+
+        def read_ready() -> None:
+            if transport._conn_lost:
+                return
+            try:
+                data, anc, _, addr = sock.recvmsg(transport.max_size, ancillary)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                protocol.error_received(exc)
+                return
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    seconds, nanos = struct.unpack_from("@qq", value)
+                    self.kernel_ts = seconds * 1_000_000 + nanos // 1000
+            try:
+                protocol.datagram_received(data, addr)
+            finally:
+                self.kernel_ts = None
+
+        reader._callback = read_ready
 
 
 def tap_transport_rtp(dtls: Any, observer: TransportPacketObserver) -> bool:
     """Hand every RTP packet the DTLS transport receives (media, RTX, padding) to
-    ``observer`` with the time its datagram arrived, before aiortc routes it. Installed
-    once per transport (False if it already was)."""
+    ``observer`` with the time its datagram arrived (µs, CLOCK_REALTIME), before aiortc
+    routes it. Installed once per transport (False if it already was)."""
     if getattr(dtls, "_sanke_tapped", False):
         return False
     ice = dtls.transport
     stamps = _ArrivalStamps(ice._connection)
     receive = ice._recv
+    last = [0]
 
     async def recv() -> bytes:
         data: bytes = await receive()
-        if stamps.times:
-            stamps.last_us = stamps.times.popleft()
+        if not stamps.kernel_sockets:
+            stamps.use_kernel_timestamps()  # the sockets exist once data flows
+        last[0] = getattr(data, "arrival_us", 0) or time.time_ns() // 1000
         return data
 
     ice._recv = recv
@@ -493,12 +578,19 @@ def tap_transport_rtp(dtls: Any, observer: TransportPacketObserver) -> bool:
     route = router.route_rtp
 
     def route_rtp(packet: RtpPacket) -> Any:
-        observer(packet, stamps.last_us)
+        observer(packet, last[0])
         return route(packet)
 
     router.route_rtp = route_rtp
     dtls._sanke_tapped = True
+    dtls._sanke_stamps = stamps
     return True
+
+
+def kernel_timestamped_sockets(dtls: Any) -> int:
+    """How many of the transport's UDP sockets deliver kernel arrival times."""
+    stamps = getattr(dtls, "_sanke_stamps", None)
+    return int(stamps.kernel_sockets) if stamps is not None else 0
 
 
 def transport_of(transceiver: RTCRtpTransceiver) -> Any:
@@ -509,6 +601,146 @@ def transport_of(transceiver: RTCRtpTransceiver) -> Any:
 async def send_rtcp(dtls: Any, data: bytes) -> None:
     """Send one raw RTCP packet (SRTCP-protected) on a connected DTLS transport."""
     await dtls._send_rtp(data)
+
+
+# --- transport-wide congestion control (subscribers) --------------------------------
+
+SendHook = Callable[[bytes], Awaitable[bytes]]
+"""Sees every packet a DTLS transport sends before SRTP protection; may pace (await) and
+returns the packet to send (an RTP packet with its transport-wide sequence number)."""
+
+
+def hook_transport_send(dtls: Any, hook: SendHook) -> bool:
+    """Route every packet the transport sends through ``hook`` (installed once)."""
+    if getattr(dtls, "_sanke_send_hook", False):
+        return False
+    send = dtls._send_rtp
+
+    async def send_rtp(data: bytes) -> None:
+        await send(await hook(data))
+
+    dtls._send_rtp = send_rtp
+    dtls._sanke_send_hook = True
+    return True
+
+
+def observe_transport_rtcp(dtls: Any, observer: Callable[[bytes], None]) -> bool:
+    """Hand every RTCP compound the transport receives (decrypted) to ``observer`` first:
+    aiortc parses a transport-cc feedback as if it were a NACK and drops its content."""
+    if getattr(dtls, "_sanke_rtcp_observer", False):
+        return False
+    handle = dtls._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        observer(data)
+        await handle(data)
+
+    dtls._handle_rtcp_data = handle_rtcp_data
+    dtls._sanke_rtcp_observer = True
+    return True
+
+
+async def retransmit(sender: RTCRtpSender, sequence_number: int) -> None:
+    """Send a packet from the sender's history again (on its RTX stream when negotiated)."""
+    await sender._retransmit(sequence_number)
+
+
+async def send_padding(sender: RTCRtpSender, size: int, timestamp: int) -> bool:
+    """A padding-only packet of ``size`` bytes (≤ 255) on the sender's RTX stream; False
+    when the sender has no RTX stream or is not running."""
+    rtx_pt = getattr(sender, _S + "rtx_payload_type", None)
+    transport = sender.transport
+    if rtx_pt is None or transport is None or transport.state != "connected":
+        return False
+    packet = RtpPacket(
+        payload_type=rtx_pt,
+        sequence_number=getattr(sender, _S + "rtx_sequence_number"),
+        timestamp=timestamp,
+        ssrc=sender._rtx_ssrc,
+    )
+    setattr(sender, _S + "rtx_sequence_number", (packet.sequence_number + 1) & 0xFFFF)
+    packet.extensions.mid = getattr(sender, _S + "mid")
+    packet.padding_size = max(1, min(255, size))
+    await transport._send_rtp(packet.serialize(getattr(sender, _S + "rtp_header_extensions_map")))
+    return True
+
+
+# --- video: H264 levels -------------------------------------------------------------
+
+H264_LEVEL_4_2 = 0x2A  # 1080p at 60 fps (level 3.1, aiortc's only one, stops at 720p30)
+
+
+def _is_h264_below(codec: RTCRtpCodecParameters, plid: object, level: int) -> bool:
+    return (
+        codec.mimeType.lower() == "video/h264"
+        and isinstance(plid, str)
+        and len(plid) == 6
+        and int(plid[4:], 16) < level
+    )
+
+
+def answer_start_bitrate(transceiver: RTCRtpTransceiver, kbps: int) -> None:
+    """Tell a Chromium publisher where its bandwidth estimate starts (libwebrtc reads
+    ``x-google-start-bitrate`` from the answer's fmtp; its own default is 300 kbps)."""
+    codecs = []
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() in ("video/h264", "video/vp8"):
+            codec = copy.deepcopy(codec)
+            codec.parameters = {**codec.parameters, "x-google-start-bitrate": kbps}
+        codecs.append(codec)
+    transceiver._codecs = codecs
+
+
+def raise_h264_level(transceiver: RTCRtpTransceiver, level: int = H264_LEVEL_4_2) -> None:
+    """Declare H264 at ``level`` (same profile) on a transceiver's codecs: the SFU forwards
+    what it gets without decoding, so it receives and sends any level its peers do (and
+    with ``level-asymmetry-allowed`` each side's level is what it may be sent)."""
+    codecs = []
+    for codec in transceiver._codecs:
+        plid = codec.parameters.get("profile-level-id")
+        if _is_h264_below(codec, plid, level):
+            codec = copy.deepcopy(codec)
+            codec.parameters = {
+                **codec.parameters,
+                "profile-level-id": f"{plid}"[:4] + f"{level:02x}",
+            }
+        codecs.append(codec)
+    transceiver._codecs = codecs
+
+
+# --- audio: Opus in-band FEC and DTX ----------------------------------------------
+
+OPUS_FEC_DTX = {"useinbandfec": 1, "usedtx": 1}
+
+
+def answer_opus_fec_dtx(transceiver: RTCRtpTransceiver) -> bool:
+    """Ask the publisher for Opus in-band FEC and DTX (Chromium enables both only when the
+    answer's fmtp says the receiver wants them). Whether an Opus codec was there."""
+    codecs, found = [], False
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec = copy.deepcopy(codec)
+            codec.parameters = {**codec.parameters, **OPUS_FEC_DTX}
+            found = True
+        codecs.append(codec)
+    transceiver._codecs = codecs
+    return found
+
+
+def report_worst_loss(receiver: RTCRtpReceiver, worst: Callable[[], int]) -> None:
+    """The receiver reports of an audio receiver say at least ``worst()`` (of 256) lost:
+    Chromium sizes Opus FEC from the loss its receiver reports, and the classrooms' loss
+    is on the SFU's far side (mediasoup and LiveKit do the same)."""
+    send = receiver._send_rtcp
+
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket):
+            floor = worst()
+            for report in packet.reports:
+                report.fraction_lost = max(report.fraction_lost, floor)
+        await send(packet)
+
+    receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]
 
 
 # --- RTCP the sender would ignore ---------------------------------------------------
@@ -603,6 +835,8 @@ def check_seams() -> None:
         "self.__remote_bitrate_estimator = RemoteBitrateEstimator()",
         "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)",
         "def _send_rtcp_pli(self, media_ssrc: int)",
+        "packet = RtcpRrPacket(ssrc=self.__rtcp_ssrc, reports=reports)",
+        "await self._send_rtcp(packet)",
         "async def _send_rtcp(self, packet: AnyRtcpPacket)",
         "self.__remote_streams[packet.ssrc]",
         "self.__rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc",
@@ -614,6 +848,13 @@ def check_seams() -> None:
         problems.append("decoder_worker no longer stops on a None task before decoding")
     send_src = inspect.getsource(_rtcrtpsender.RTCRtpSender)
     for needle in (
+        "async def _retransmit(self, sequence_number: int) -> None:",
+        "self.__rtx_payload_type: Optional[int] = None",
+        "self.__rtx_sequence_number = random_sequence_number()",
+        "sequence_number=self.__rtx_sequence_number,",
+        "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)",
+        "await self.transport._send_rtp(packet_bytes)",
+        "packet.extensions.mid = self.__mid",
         "if self.__encoder is None:",
         "if isinstance(data, Frame):",
         "payloads, timestamp = self.__encoder.pack(data)",
@@ -643,6 +884,7 @@ def check_seams() -> None:
     for needle in (
         "data = await self.transport._recv()",
         "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)",
+        "await self._handle_rtcp_data(data)",
         "receiver = self._rtp_router.route_rtp(packet)",
         "self._rtp_router = RtpRouter()",
         "async def _send_rtp(self, data: bytes) -> None:",
@@ -665,6 +907,9 @@ def check_seams() -> None:
         inspect.getsource(aioice.ice.StunProtocol)
     ):
         problems.append("aioice StunProtocol no longer hands data to data_received")
+    read_src = inspect.getsource(_DATAGRAM_TRANSPORT._read_ready) if _DATAGRAM_TRANSPORT else ""
+    if "self._protocol.datagram_received(data, addr)" not in read_src:
+        problems.append("asyncio's datagram transport no longer reads in _read_ready")
     if "self.__ids.transport_sequence_number = ext.id" not in inspect.getsource(
         aiortc.rtp.HeaderExtensionsMap
     ):

@@ -9,6 +9,7 @@ aiortc sender; a consumer that falls behind drops the queue and waits for the ne
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from typing import Any
@@ -90,6 +91,7 @@ class Consumer:
         self.estimate = Estimate()
         self.chooser = LayerChooser()
         self.fraction_lost = 0
+        self.fraction_lost_at = -math.inf
         self.frames_sent = self.keyframes_sent = self.frames_dropped = 0
         self.layer_switches = self.nacks = self.plis = self.firs = 0
         self.clock = FrameClock()
@@ -215,6 +217,7 @@ class Consumer:
             self.nacks += event.nacks
         elif event.kind == "rr":
             self.fraction_lost = event.fraction_lost
+            self.fraction_lost_at = time.monotonic()
             self.estimate.on_loss(event.fraction_lost, self.sending_bps())
 
     def on_remb_share(self, bps: float) -> None:

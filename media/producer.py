@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5  # at most one upstream keyframe request per producer per 500 ms
 RATE_WINDOW = 1.0
+LOSS_REPORT_AGE = 5.0  # a subscriber's receiver report counts this long
 # RTP clock rates: RTCP and aiortc report jitter in these units; stats carry seconds.
 CLOCK_RATE = {"audio": 48000, "video": 90000}
 
@@ -61,6 +62,8 @@ class Producer:
         self.plis_sent = 0
         self.clock = FrameClock()
         seams.tap_receiver(receiver, self.on_frame, low_latency=(kind == "audio"))
+        if kind == "audio":
+            seams.report_worst_loss(receiver, self.worst_downstream_loss)
 
     @property
     def mime(self) -> str | None:
@@ -94,6 +97,14 @@ class Producer:
                 rate if self.bitrate_bps == 0 else 0.5 * self.bitrate_bps + 0.5 * rate
             )
             self._win_start, self._win_bytes = now, 0
+
+    def worst_downstream_loss(self) -> int:
+        """The highest loss (of 256) a subscriber of this producer reported lately."""
+        now = time.monotonic()
+        return max(
+            (c.fraction_lost for c in self.sinks if now - c.fraction_lost_at < LOSS_REPORT_AGE),
+            default=0,
+        )
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (RTCP PLI), throttled; audio needs none."""

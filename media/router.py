@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
 from media.layers import VideoLayer
 from media.transport import Transport
@@ -72,16 +75,62 @@ class Router:
                 sub.schedule_renegotiation()
 
     def allocate_layers(self) -> None:
-        """Choose each video consumer's layer from its share of the subscriber's estimate."""
-        for sub in self.transports.values():
-            pinned = _as_layer(sub.pinned) if sub.pinned else None
-            for c in sub.consumers.values():
-                if c.kind != "video" or c.paused or c.closed:
-                    continue
-                rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
-                c.set_target(
-                    c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned)
-                )
+        """Choose every subscriber's video layers from its downlink estimate."""
+        for sub in list(self.transports.values()):
+            self.allocate(sub)
+
+    def allocate(self, sub: Transport) -> None:
+        """One subscriber's layers: from its transport-wide estimate (transport-cc) when
+        it has one, else each consumer from its share of the subscriber's REMB."""
+        if sub.closed:
+            return
+        pinned = _as_layer(sub.pinned) if sub.pinned else None
+        videos = [
+            c for c in sub.consumers.values() if c.kind == "video" and not c.paused and not c.closed
+        ]
+        if sub.downlink.active:
+            self._allocate_by_estimate(sub, videos, pinned)
+            return
+        for c in videos:
+            rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
+            c.set_target(c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned))
+
+    def _allocate_by_estimate(
+        self, sub: Transport, videos: list[Consumer], pinned: VideoLayer | None
+    ) -> None:
+        demands = [
+            VideoDemand(
+                key=c.id,
+                rates={layer: p.bitrate_bps for layer, p in c.producers.items()},
+                current=_as_layer(c.target),
+                priority=self._priority(c),
+                pinned=pinned,
+            )
+            for c in videos
+        ]
+        audio = sum(
+            c.sending_bps()
+            for c in sub.consumers.values()
+            if c.kind == "audio" and not c.paused and not c.closed
+        )
+        estimate = sub.downlink.estimate_bps()
+        allocation = allocate(math.inf if estimate is None else estimate, audio, demands)
+        for c in videos:
+            c.set_target(allocation.layers[c.id])
+        if estimate is None:  # not known yet: probe for what the best layers need
+            wanted = allocate(0.0, audio, demands).probe_bps
+            sub.downlink.want(wanted)
+        else:
+            sub.downlink.want(allocation.probe_bps)
+
+    def _priority(self, c: Consumer) -> int:
+        """The teacher's camera and screen first, then a participant on stage, then the rest."""
+        source = self.transports.get(c.source_id)
+        if source is None:
+            return 3
+        if source.participant.role == Role.teacher:
+            return 0 if c.source == "screen" else 1
+        return 2 if source.participant.on_stage else 3
 
 
 def _as_layer(layer: str) -> VideoLayer:

@@ -20,6 +20,7 @@ from aiortc import (
     RTCIceCandidate,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -27,6 +28,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_seams as seams
 from media.consumer import Consumer
+from media.downlink import DownlinkControl
 from media.layers import MIN_RATE_BPS
 from media.producer import Producer
 from media.stats import TransportStats
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 VIDEO_PREFERENCE = ["video/H264", "video/VP8"]
 VIDEO_LAYERS = ("high", "low")  # the publisher's video m-lines, in order
 MAX_CONSUMERS = 128
+# Where a publisher's estimate starts (Chromium's default is 300 kbps, at which its encoder
+# starts a 720p camera at 320x180 and climbs one step per ~4 s: 720p after ~17 s). School
+# links are 100 Mbps (the work plan's item 9); a smaller uplink is found within a second.
+START_BITRATE_KBPS = 2500
 
 
 class Transport:
@@ -50,6 +56,7 @@ class Transport:
         send: SendToParticipant,
         on_change: Callable[[Transport], None],
         on_failed: Callable[[Transport], None],
+        on_estimate: Callable[[Transport], None] = lambda t: None,
     ) -> None:
         self.participant = participant
         self.send = send
@@ -70,6 +77,7 @@ class Transport:
         self._numbers = seams.BundleNumbers()
         self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
         self.uplink = UplinkFeedback(self.pc)
+        self.downlink = DownlinkControl(self.pc, on_estimate=lambda: on_estimate(self))
         self.pc.on("connectionstatechange", self._state_changed)
 
     @property
@@ -100,6 +108,12 @@ class Transport:
                 self._keep_producer_codecs(sending)
                 self._set_active(sdp)
                 self._add_producers()
+                for t in self.pc.getTransceivers():  # every answer: a re-offer resets them
+                    if t.kind == "audio" and str(t.mid) in self.producers:
+                        seams.answer_opus_fec_dtx(t)
+                    elif t.kind == "video" and str(t.mid) in self.producers:
+                        seams.raise_h264_level(t)
+                        seams.answer_start_bitrate(t, START_BITRATE_KBPS)
                 self.uplink.negotiate(sdp)
                 if self.uplink.transport_cc:
                     for p in self.producers.values():
@@ -194,6 +208,10 @@ class Transport:
             try:
                 self._numbers.learn(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                consumers = self._consumer_transceivers()
+                for t in consumers:
+                    seams.raise_h264_level(t)  # aiortc's intersection put level 3.1 back
+                self.downlink.negotiated(sdp, consumers)
             except Exception as exc:
                 raise SankeError(ErrorCode.media_error, f"cannot apply the answer: {exc}") from exc
         if self._dirty or self._to_add or self._to_remove:
@@ -255,7 +273,7 @@ class Transport:
             try:
                 await self._apply_consumer_changes()
                 # aiortc's own createOffer would renumber the client's codecs and extensions
-                offer = await seams.create_offer(self.pc, self._numbers)
+                offer = await seams.create_offer(self.pc, self._numbers, transport_cc=True)
                 await self.pc.setLocalDescription(offer)
             except Exception:
                 if not self.closed:  # closing mid-negotiation is not a failure
@@ -282,6 +300,13 @@ class Transport:
             seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c))
             t.setCodecPreferences(_codec_preferences(c))
             c.transceiver = t
+
+    def _consumer_transceivers(self) -> list[RTCRtpTransceiver]:
+        return [
+            c.transceiver
+            for c in self.consumers.values()
+            if c.transceiver is not None and not c.closed
+        ]
 
     def _rtcp_observer(self, c: Consumer) -> seams.RtcpObserver:
         def observe(event: seams.RtcpEvent) -> None:
@@ -336,6 +361,7 @@ class Transport:
         if self._task is not None:
             self._task.cancel()
         self.uplink.close()
+        self.downlink.close()
         for p in self.producers.values():
             p.close()
         for c in self.consumers.values():

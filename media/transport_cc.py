@@ -276,3 +276,44 @@ class FeedbackRecorder:
         self._next = end + 1
         self.reports += len(packets)
         return packets
+
+
+def stamp_sequence(packet: bytes, ext_id: int, sequence: int) -> bytes:
+    """The RTP packet with its transport-wide sequence number added as a header extension
+    (RFC 8285: appended to a one- or two-byte extension block, or a new one-byte block).
+    A packet with another extension profile is returned unchanged."""
+    cc = packet[0] & 0x0F
+    header = 12 + 4 * cc
+    seq = struct.pack("!H", sequence & 0xFFFF)
+    if not packet[0] & 0x10:
+        block = bytes([(ext_id << 4) | 1]) + seq + b"\x00"
+        first = bytes([packet[0] | 0x10])
+        return first + packet[1:header] + b"\xbe\xde\x00\x01" + block + packet[header:]
+    profile, words = struct.unpack_from("!HH", packet, header)
+    start = header + 4
+    end = start + 4 * words
+    if profile == 0xBEDE:
+        element = bytes([(ext_id << 4) | 1]) + seq
+        id_bytes = 1
+    elif profile & 0xFFF0 == 0x1000:
+        element = bytes([ext_id, 2]) + seq
+        id_bytes = 2
+    else:
+        return packet
+    pos = used = start
+    while pos < end:
+        if packet[pos] == 0:  # padding between elements
+            pos += 1
+            continue
+        if id_bytes == 1:
+            if packet[pos] >> 4 == 15:
+                break  # reserved id: the rest of the block is not to be read
+            pos += 2 + (packet[pos] & 0x0F)
+        else:
+            pos += 2 + packet[pos + 1]
+        used = pos
+    elements = packet[start:used] + element
+    elements += b"\x00" * (-len(elements) % 4)
+    return (
+        packet[:header] + struct.pack("!HH", profile, len(elements) // 4) + elements + packet[end:]
+    )

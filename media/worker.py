@@ -54,6 +54,7 @@ class Worker:
             send,
             on_change=lambda t: router.reconcile(),
             on_failed=self._transport_failed,
+            on_estimate=router.allocate,
         )
         self._ensure_ticker()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiortc import sdp as aiortc_sdp
 
+from media import aiortc_seams as seams
 from media.router import Router
 from media.transport import Transport
 from signaling.models import Participant, Role
@@ -30,18 +31,18 @@ def payload_types(media: Any) -> list[int]:
     return [int(c.payloadType) for c in media.rtp.codecs]
 
 
-def codec_key(codec: Any) -> tuple[str, int, tuple[tuple[str, Any], ...]]:
-    return (codec.mimeType.lower(), codec.clockRate, tuple(sorted(codec.parameters.items())))
-
-
 def codec_identity(codec: Any) -> tuple[str, int, Any, Any, Any]:
-    """What a payload type means (H264: its packetization mode and profile; RTX: its codec)."""
+    """What a payload type means (H264: its packetization mode and profile, not its level,
+    which each side states for itself with level-asymmetry-allowed; RTX: its codec)."""
     p = codec.parameters
+    profile = str(p.get("profile-level-id", "")).lower()
+    if str(p.get("level-asymmetry-allowed")) == "1":
+        profile = profile[:4]
     return (
         codec.mimeType.lower(),
         codec.clockRate,
         p.get("packetization-mode", 0) if codec.mimeType.lower() == "video/h264" else None,
-        str(p.get("profile-level-id", "")).lower() or None,
+        profile or None,
         p.get("apt"),
     )
 
@@ -105,7 +106,7 @@ async def test_reoffer_keeps_the_browsers_numbers_and_order_and_new_lines_fit_in
         for m in reoffer.media:
             for c in m.rtp.codecs:
                 pt = int(c.payloadType)
-                key = codec_key(c)
+                key = codec_identity(c)
                 assert seen_pt.setdefault(pt, key) == key, (pt, key, seen_pt[pt])
                 if pt in client_codecs:
                     assert client_codecs[pt] == codec_identity(c), (pt, c, client_codecs[pt])
@@ -114,7 +115,9 @@ async def test_reoffer_keeps_the_browsers_numbers_and_order_and_new_lines_fit_in
                 if e.uri in client_ext:
                     assert e.id == client_ext[e.uri], (e.uri, e.id)
         assert client_ext["urn:ietf:params:rtp-hdrext:sdes:mid"] == 4
-        assert {e.id for e in video.rtp.headerExtensions} <= {2, 4}  # abs-send-time, mid
+        # abs-send-time, mid, and transport-cc as the browser numbers it
+        assert client_ext[seams.TRANSPORT_CC_URI] == 3
+        assert {e.id for e in video.rtp.headerExtensions} <= {2, 3, 4}
 
         # The sender of each new m-line will use what was offered (its send parameters).
         for c in classroom.consumers.values():

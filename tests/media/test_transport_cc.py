@@ -127,3 +127,60 @@ def test_unwrap() -> None:
     assert unwrap(0, 65535) == 65536
     assert unwrap(65535, 65536) == 65535
     assert unwrap(5, 70000) == 65536 + 5
+
+
+def _extensions_map(ids: dict[str, int]) -> object:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    uris = {
+        "mid": "urn:ietf:params:rtp-hdrext:sdes:mid",
+        "abs": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        "twcc": "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    }
+    extensions_map = HeaderExtensionsMap()
+    extensions_map.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=i, uri=uris[k]) for k, i in ids.items()
+            ]
+        )
+    )
+    return extensions_map
+
+
+@pytest.mark.parametrize("mid", [None, "0", "a-long-mid-value"])
+@pytest.mark.parametrize("padding", [0, 7])
+def test_stamping_keeps_every_other_field_as_aiortc_reads_it(mid: str | None, padding: int) -> None:
+    from aiortc.rtp import RtpPacket
+
+    from media.transport_cc import stamp_sequence
+
+    writer = _extensions_map({"mid": 1, "abs": 3})
+    reader = _extensions_map({"mid": 1, "abs": 3, "twcc": 5})
+    packet = RtpPacket(payload_type=102, sequence_number=999, timestamp=12345, ssrc=0xDEADBEEF)
+    packet.payload = bytes(range(200))
+    packet.marker = 1
+    packet.padding_size = padding
+    if mid is not None:
+        packet.extensions.mid = mid
+        packet.extensions.abs_send_time = 0x123456
+    packet.csrc = [7]
+    stamped = stamp_sequence(packet.serialize(writer), 5, 65535)  # type: ignore[arg-type]
+    back = RtpPacket.parse(stamped, reader)  # type: ignore[arg-type]
+    assert back.extensions.transport_sequence_number == 65535
+    assert (back.payload_type, back.sequence_number, back.timestamp, back.ssrc) == (
+        102,
+        999,
+        12345,
+        0xDEADBEEF,
+    )
+    assert (back.marker, back.csrc, back.payload, back.padding_size) == (
+        1,
+        [7],
+        packet.payload,
+        padding,
+    )
+    assert back.extensions.mid == mid
+    if mid is not None:
+        assert back.extensions.abs_send_time == 0x123456
