@@ -21,8 +21,23 @@
 // "mediaerror" {error}, "fatal" {code, message}, "reconnecting" {attempt}, "closed".
 const FATAL = new Set(["token_missing", "token_invalid", "token_expired", "token_not_yet_valid", "wrong_room",
   "forbidden", "room_not_found", "room_closed", "room_full", "kicked", "lesson_not_open"]);
+// The high layer's cap by the camera's height: what Chromium needs to actually send that
+// resolution (docs/media.md; with 1.5 Mbps a 720p camera stays at 960x540 on VP8). The low
+// layer is 320x180 at 150 kbps whatever the camera. A screen share (courseware) is sent
+// with contentHint "detail" (sharp text before frame rate) at up to 1080p.
+export const HIGH_CAPS = [[360, 800_000], [540, 1_500_000], [720, 2_500_000], [1080, 4_500_000]];
+export const HIGH_LAYER = { maxBitrate: 2_500_000 }; // the teacher's 1280x720 camera
 export const LOW_LAYER = { scaleResolutionDownBy: 4, maxBitrate: 150_000 };
-export const HIGH_LAYER = { maxBitrate: 1_500_000 };
+export const SCREEN_LAYER = { maxBitrate: 3_000_000 };
+
+export function highLayerFor(height) {
+  const cap = HIGH_CAPS.find(([h]) => height <= h) || HIGH_CAPS[HIGH_CAPS.length - 1];
+  return { maxBitrate: cap[1] };
+}
+
+export function lowLayerFor(height) {
+  return { scaleResolutionDownBy: Math.max(1, (height || 720) / 180), maxBitrate: LOW_LAYER.maxBitrate };
+}
 
 export class SfuClient extends EventTarget {
   constructor({ wsUrl, token, name, publish = false, stream = null, layers = false, reconnect = false,
@@ -187,11 +202,12 @@ export class SfuClient extends EventTarget {
         this.senders.audio = pc.addTransceiver(audio, { direction: "sendonly", streams: [stream] });
       }
       if (video) {
-        this.senders.high = pc.addTransceiver(video, { direction: "sendonly", streams: [stream], sendEncodings: [this.layers ? HIGH_LAYER : {}] });
+        const height = video.getSettings().height || this.videoConstraints.height || 720;
+        this.senders.high = pc.addTransceiver(video, { direction: "sendonly", streams: [stream], sendEncodings: [this.layers ? highLayerFor(height) : {}] });
         if (this.layers) {
           if (this.lowTrack) this.lowTrack.stop();
           this.lowTrack = video.clone();
-          this.senders.low = pc.addTransceiver(this.lowTrack, { direction: "sendonly", streams: [stream], sendEncodings: [LOW_LAYER] });
+          this.senders.low = pc.addTransceiver(this.lowTrack, { direction: "sendonly", streams: [stream], sendEncodings: [lowLayerFor(height)] });
         }
       }
     }
@@ -200,7 +216,8 @@ export class SfuClient extends EventTarget {
   }
 
   addScreen(pc, track) {
-    this.senders.screen = pc.addTransceiver(track, { direction: "sendonly", streams: [new MediaStream([track])], sendEncodings: [HIGH_LAYER] });
+    if ("contentHint" in track) track.contentHint = "detail";
+    this.senders.screen = pc.addTransceiver(track, { direction: "sendonly", streams: [new MediaStream([track])], sendEncodings: [SCREEN_LAYER] });
   }
 
   /** Tell the SFU which of our m-lines is the screen share (before the offer that carries it). */
@@ -215,6 +232,7 @@ export class SfuClient extends EventTarget {
     if (!this.pc) return;
     const screen = this.senders.screen;
     if (screen) {
+      if ("contentHint" in track) track.contentHint = "detail";
       await screen.sender.replaceTrack(track);
       screen.direction = "sendonly";
     } else {

@@ -220,7 +220,8 @@ async function end() {
 async function toggleShare() {
   if (ui.screen) { await stopScreen(); return; }
   try {
-    ui.screen = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    // Courseware: up to 1080p, sharp text before motion (15 fps is plenty for slides).
+    ui.screen = await navigator.mediaDevices.getDisplayMedia({ video: { width: { max: 1920 }, height: { max: 1080 }, frameRate: { max: 15 } }, audio: false });
   } catch (err) {
     say(message, t("teacher.shareFailed", { message: err.message }), "warn");
     return;
