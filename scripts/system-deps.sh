@@ -8,6 +8,10 @@ declare -A need=(
   [ffmpeg]=ffmpeg
   [promtool]=prometheus
   [kubectl]=kubernetes-client
+  # impairment tests: network namespaces, tbf bandwidth caps (ip, tc) and random loss (nft)
+  [ip]=iproute2
+  [tc]=iproute2
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -21,7 +25,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 else
   echo "missing system packages: ${missing[*]}" >&2
   echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
