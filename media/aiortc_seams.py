@@ -38,6 +38,7 @@ it fails loudly instead of silently decoding or dropping media.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import inspect
 import socket
@@ -64,7 +65,6 @@ from aiortc import rtcrtpsender as _rtcrtpsender
 from aiortc import sdp as _sdp
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import (
     RTCRtcpFeedback,
     RTCRtpCodecParameters,
@@ -83,6 +83,8 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
+
+from media.reassembly import FrameAssembler
 
 AIORTC_VERSION = "1.16.0"
 AIOICE_VERSION = "0.13.0"
@@ -128,20 +130,47 @@ class _FrameTap:
         return None
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink, *, low_latency: bool) -> None:
-    """Route the receiver's reassembled encoded frames to ``sink`` instead of a decoder.
+def tap_receiver(
+    receiver: RTCRtpReceiver, sink: FrameSink, *, on_gap: Callable[[], None] = lambda: None
+) -> FrameAssembler:
+    """Route the receiver's encoded frames to ``sink`` instead of a decoder, reassembled by
+    a :class:`~media.reassembly.FrameAssembler` in place of aiortc's jitter buffer
+    (``on_gap``: a lost packet was given up; the publisher must send a keyframe).
 
     Must run before ``receive()`` (i.e. after ``setRemoteDescription``, before the DTLS
-    transport connects). ``low_latency`` drops the 4-frame audio prefetch (80 ms).
+    transport connects).
     """
     if getattr(receiver, _RECV_THREAD, "missing") is not None:
         raise SeamError("receiver already started (or aiortc moved its decoder thread)")
-    if not hasattr(receiver, _RECV_QUEUE):
-        raise SeamError("aiortc RTCRtpReceiver has no decoder queue to tap")
-    setattr(receiver, _RECV_QUEUE, _FrameTap(sink))
-    if low_latency:
-        buffer: JitterBuffer = getattr(receiver, _RECV_JITTER)
-        setattr(receiver, _RECV_JITTER, JitterBuffer(capacity=buffer.capacity, prefetch=0))
+    if not hasattr(receiver, _RECV_QUEUE) or not hasattr(receiver, _RECV_JITTER):
+        raise SeamError("aiortc RTCRtpReceiver has no decoder queue or jitter buffer to tap")
+    tap = _FrameTap(sink)
+    setattr(receiver, _RECV_QUEUE, tap)
+    codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _R + "codecs")
+    nacks: set[asyncio.Task[None]] = set()
+
+    def deliver(payload_type: int, data: bytes, timestamp: int) -> None:
+        codec = codecs.get(payload_type)
+        if codec is not None and tap._sink is not None:
+            tap._sink(codec.name, data, timestamp)
+
+    def nack(ssrc: int, lost: list[int]) -> None:
+        task = asyncio.get_running_loop().create_task(receiver._send_rtcp_nack(ssrc, lost))
+        nacks.add(task)
+        task.add_done_callback(nacks.discard)
+
+    kind: str = getattr(receiver, _RECV_KIND)
+    assembler = FrameAssembler(kind, deliver, on_gap, nack)
+    setattr(receiver, _RECV_JITTER, assembler)
+    return assembler
+
+
+def forget_missing(receiver: RTCRtpReceiver) -> None:
+    """Stop asking for packets that were given up: aiortc's NACK generator asks again for
+    everything still missing whenever a new gap appears."""
+    generator = getattr(receiver, _R + "nack_generator", None)
+    if generator is not None:
+        generator.missing.clear()
 
 
 def is_tapped(receiver: RTCRtpReceiver) -> bool:
@@ -205,6 +234,26 @@ def packetize(codec: str, data: bytes, picture_id: int) -> list[bytes]:
     if codec == "VP8":
         return list(Vp8Encoder._packetize(data, picture_id))
     return [data]  # opus and the other audio codecs: one frame, one packet
+
+
+def sender_next_sequence(sender: RTCRtpSender) -> int | None:
+    """The RTP sequence number the sender's next packet gets (None before it sent any):
+    one past the newest packet in its retransmission history."""
+    history: dict[int, Any] = getattr(sender, _S + "rtp_history", {})
+    if not history:
+        return None
+    seqs = [int(p.sequence_number) for p in history.values()]
+    newest = seqs[0]
+    for seq in seqs[1:]:
+        if (seq - newest) & 0xFFFF < 0x8000:
+            newest = seq
+    return (newest + 1) & 0xFFFF
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The round-trip time aiortc measured from the subscriber's receiver reports."""
+    rtt = getattr(sender, _S + "rtt", None)
+    return float(rtt) if rtt is not None else None
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
@@ -593,6 +642,37 @@ def kernel_timestamped_sockets(dtls: Any) -> int:
     return int(stamps.kernel_sockets) if stamps is not None else 0
 
 
+def route_rtx_and_mid(dtls: Any) -> bool:
+    """Route RTP that aiortc would drop. aiortc routes a packet by its SSRC, else by its
+    payload type when exactly one receiver has it; it never registers RTX SSRCs and never
+    reads the MID. With two video m-lines on one transport (the camera's two layers, a
+    screen share) they share the RTX payload type, so every retransmission a publisher
+    sends was dropped and no lost packet was ever recovered. A packet aiortc cannot place
+    goes to the receiver whose RTX SSRC it is, or whose MID it carries (installed once)."""
+    if getattr(dtls, "_sanke_routing", False):
+        return False
+    router = dtls._rtp_router
+    route = router.route_rtp
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        receiver = route(packet)
+        if receiver is not None:
+            return receiver
+        for candidate in router.receivers:
+            if packet.ssrc in getattr(candidate, _RECV_RTX, {}):
+                router.ssrc_table[packet.ssrc] = candidate
+                return candidate
+        mid = packet.extensions.mid
+        candidate = router.mid_table.get(mid) if mid is not None else None
+        if candidate is not None:
+            router.ssrc_table[packet.ssrc] = candidate
+        return candidate
+
+    router.route_rtp = route_rtp
+    dtls._sanke_routing = True
+    return True
+
+
 def transport_of(transceiver: RTCRtpTransceiver) -> Any:
     """The DTLS transport a transceiver's media runs on (one per connection with BUNDLE)."""
     return transceiver.receiver.transport
@@ -727,17 +807,20 @@ def answer_opus_fec_dtx(transceiver: RTCRtpTransceiver) -> bool:
     return found
 
 
-def report_worst_loss(receiver: RTCRtpReceiver, worst: Callable[[], int]) -> None:
-    """The receiver reports of an audio receiver say at least ``worst()`` (of 256) lost:
-    Chromium sizes Opus FEC from the loss its receiver reports, and the classrooms' loss
-    is on the SFU's far side (mediasoup and LiveKit do the same)."""
+def rewrite_reported_loss(receiver: RTCRtpReceiver, fraction_lost: Callable[[int], int]) -> None:
+    """The loss (of 256) the receiver's reports tell the publisher: ``fraction_lost`` gets
+    aiortc's figure and returns the one to send. aiortc counts a packet recovered by
+    retransmission as lost (it arrives on the RTX stream); the publisher's loss-based
+    estimate would then cut its rate for losses that cost nothing."""
     send = receiver._send_rtcp
 
     async def send_rtcp(packet: Any) -> None:
         if isinstance(packet, RtcpRrPacket):
-            floor = worst()
+            value = None
             for report in packet.reports:
-                report.fraction_lost = max(report.fraction_lost, floor)
+                if value is None:
+                    value = max(0, min(255, fraction_lost(report.fraction_lost)))
+                report.fraction_lost = value
         await send(packet)
 
     receiver._send_rtcp = send_rtcp  # type: ignore[method-assign]
@@ -762,13 +845,33 @@ class _RtcpHandler(Protocol):
     def __call__(self, packet: Any) -> Awaitable[None]: ...
 
 
-def observe_sender_rtcp(sender: RTCRtpSender, observer: RtcpObserver) -> None:
+NackFilter = Callable[[list[int]], list[int]]
+"""The sequence numbers of a NACK the sender should retransmit now."""
+
+
+def observe_sender_rtcp(
+    sender: RTCRtpSender, observer: RtcpObserver, nack_filter: NackFilter | None = None
+) -> None:
+    """The SFU sees every RTCP packet for the sender before aiortc does; ``nack_filter``
+    decides which NACKed packets aiortc retransmits (aiortc resends every one each time it
+    is asked: a subscriber that asks again before the first copy can arrive, on a link the
+    losses come from congestion, gets a retransmission storm)."""
     original: _RtcpHandler = sender._handle_rtcp_packet
     ssrc = sender_ssrc(sender)
 
     async def handle(packet: Any) -> None:
         for event in _rtcp_events(packet, ssrc):
             observer(event)
+        if (
+            nack_filter is not None
+            and isinstance(packet, RtcpRtpfbPacket)
+            and packet.fmt == RTCP_RTPFB_NACK
+        ):
+            lost = nack_filter(list(packet.lost))
+            if not lost:
+                return
+            packet = RtcpRtpfbPacket(fmt=packet.fmt, ssrc=packet.ssrc, media_ssrc=packet.media_ssrc)
+            packet.lost = lost
         await original(packet)  # RTT, remote-inbound stats, NACK retransmission
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
@@ -834,6 +937,12 @@ def check_seams() -> None:
         "if encoded_frame is not None and self.__decoder_thread:",
         "self.__remote_bitrate_estimator = RemoteBitrateEstimator()",
         "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)",
+        "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)",
+        "self.__nack_generator = NackGenerator()",
+        "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "packet._data = depayload(codec, packet.payload)",
+        "async def _send_rtcp_nack(self, media_ssrc: int, lost: list[int]) -> None:",
+        "self.__codecs: dict[int, RTCRtpCodecParameters] = {}",
         "def _send_rtcp_pli(self, media_ssrc: int)",
         "packet = RtcpRrPacket(ssrc=self.__rtcp_ssrc, reports=reports)",
         "await self._send_rtcp(packet)",
@@ -849,6 +958,8 @@ def check_seams() -> None:
     send_src = inspect.getsource(_rtcrtpsender.RTCRtpSender)
     for needle in (
         "async def _retransmit(self, sequence_number: int) -> None:",
+        "for seq in packet.lost:",
+        "self.__rtt = RTT_ALPHA * self.__rtt + (1 - RTT_ALPHA) * rtt",
         "self.__rtx_payload_type: Optional[int] = None",
         "self.__rtx_sequence_number = random_sequence_number()",
         "sequence_number=self.__rtx_sequence_number,",
@@ -881,6 +992,15 @@ def check_seams() -> None:
     dtls_src = inspect.getsource(_rtcdtlstransport.RTCDtlsTransport)
     if "self._rtp_header_extensions_map.configure(parameters)" not in dtls_src:
         problems.append("RTCDtlsTransport no longer keeps one header-extension map")
+    router_src = inspect.getsource(_rtcdtlstransport.RtpRouter)
+    for needle in (
+        "def route_rtp(self, packet: RtpPacket) -> Optional[RtpReceiver]:",
+        "self.mid_table[mid] = receiver",
+        "self.ssrc_table[ssrc] = receiver",
+        "self.receivers.add(receiver)",
+    ):
+        if needle not in router_src:
+            problems.append(f"RtpRouter lost: {needle}")
     for needle in (
         "data = await self.transport._recv()",
         "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)",

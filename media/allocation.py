@@ -17,6 +17,9 @@ from media.layers import MIN_RATE_BPS, RANK, VideoLayer
 
 KEEP = 0.95
 UP = 1.15
+# Audio only is the last step down, and the drastic one: the smallest layer is kept while
+# the estimate covers 60 % of it (the pacer and retransmissions smooth the rest).
+KEEP_SMALLEST = 0.6
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,10 @@ def allocate(estimate_bps: float, audio_bps: float, demands: list[VideoDemand]) 
             order = order[order.index(d.pinned) :]  # a pin is the best this consumer gets
         chosen: VideoLayer = "off"
         for layer in order:
-            factor = KEEP if RANK[layer] <= RANK[d.current] else UP
+            if RANK[layer] > RANK[d.current]:
+                factor = UP
+            else:
+                factor = KEEP_SMALLEST if layer == order[-1] else KEEP
             if _rate(d.rates, layer) * factor <= budget:
                 chosen = layer
                 break

@@ -54,6 +54,10 @@ LOSS_SETTLE_US = 1_000_000
 MIN_ESTIMATE_BPS = 50_000
 MAX_ESTIMATE_BPS = 50_000_000
 PROBE_MIN_PACKETS = 5
+# A probe fills the bottleneck's queue on purpose: the delay it causes is not a reason to
+# cut the estimate (below what the media needs: a classroom would go audio only for the
+# probe's sake). Overuse is ignored for this long after a probe packet is sent.
+PROBE_QUIET_US = 400_000
 # Without a probe, an overuse or a loss cut, the estimate counts as known after this much
 # feedback (libwebrtc waits 5 s; a probe at the start normally settles it far sooner).
 INITIALIZE_AFTER_US = 2_000_000
@@ -182,6 +186,7 @@ class SendSideEstimator:
         self.overuses = 0
         self.probe_results: list[tuple[int, float]] = []  # (cluster, bps)
         self._clusters: dict[int, list[SentPacket]] = {}
+        self._probe_quiet_until = -1
 
     # --- sending ----------------------------------------------------------------------
 
@@ -193,6 +198,7 @@ class SendSideEstimator:
         self._order.append(seq)
         if cluster is not None:
             self._clusters.setdefault(cluster, []).append(packet)
+            self._probe_quiet_until = send_us + PROBE_QUIET_US
         while len(self._order) > HISTORY:
             old = self.sent.pop(self._order.popleft(), None)
             if old is not None and old.cluster is not None:
@@ -328,6 +334,8 @@ class SendSideEstimator:
     def _rate_control(self, now_us: int) -> None:
         usage = self._trend.usage
         acked = self.acked_bps()
+        if usage == "overusing" and now_us < self._probe_quiet_until:
+            usage = "normal"  # the queue a probe built
         if usage == "overusing":
             if self.state != "decrease" and acked is not None:
                 self._update_capacity(acked)

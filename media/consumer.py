@@ -26,6 +26,15 @@ from media.producer import CLOCK_RATE, Producer
 from media.stats import ConsumerStats
 
 MAX_QUEUE = {"audio": 25, "video": 30}  # frames (~0.5 s of audio, ~1 s of video)
+# Retransmissions: a packet is resent at most once per 1.2 round trips (at least 50 ms),
+# and at most the consumer's own rate (at least 8 packets/s, bursts of half a second):
+# on a link whose losses come from congestion, resending everything asked for is what
+# keeps it congested (libwebrtc caps retransmissions by its estimate too).
+RTX_SPACING_MIN = 0.05
+RTX_SHARE = 1.0
+RTX_MIN_PPS = 8.0
+RTX_PACKET_BYTES = 1000  # for turning a bitrate into packets
+RESENT_MEMORY = 512
 TS_STEP = {"audio": 960, "video": 3000}  # one frame, at 48 kHz / 90 kHz
 
 
@@ -96,6 +105,13 @@ class Consumer:
         self.layer_switches = self.nacks = self.plis = self.firs = 0
         self.clock = FrameClock()
         self.created_at = time.monotonic()
+        self._resent: dict[int, float] = {}
+        # Packets sent before the last layer switch are not worth resending: the
+        # subscriber decodes from the new layer's keyframe on.
+        self._rtx_floor: int | None = None
+        self._rtx_tokens = RTX_MIN_PPS
+        self._rtx_at = self.created_at
+        self.retransmissions = self.retransmissions_refused = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -163,6 +179,8 @@ class Consumer:
                 return
             if self.layer != "off" or self.frames_sent:
                 self.layer_switches += 1
+                if self.transceiver is not None:
+                    self._rtx_floor = seams.sender_next_sequence(self.transceiver.sender)
             self.layer = layer
             self.need_keyframe = False
             self.queue.clear()
@@ -189,6 +207,36 @@ class Consumer:
         if frame.keyframe and self.kind == "video":
             self.keyframes_sent += 1
         self.track.wake()
+
+    def on_gap(self, producer: Producer) -> None:
+        """The producer lost frames: what follows cannot be decoded before a keyframe. A
+        layer that still flows takes over at once (the small one's keyframe gets through a
+        congested publisher uplink far sooner than the big one's)."""
+        if self.kind != "video" or not self.started or producer.layer != self.layer:
+            return
+        self.need_keyframe = True
+        # Another layer takes over only if it is better off: one that lost nothing lately,
+        # or a smaller one (never a bigger one that is losing frames too).
+        others = [
+            p
+            for layer, p in self.producers.items()
+            if layer != producer.layer
+            and p.flowing()
+            and self.pinned in (None, layer)
+            and (not p.broken() or p.bitrate_bps < producer.bitrate_bps)
+        ]
+        if others:  # the healthiest, then the smallest: its keyframe is the first through
+            fallback = min(others, key=lambda p: (p.broken(), p.bitrate_bps))
+            self.set_target(fallback.layer)
+
+    def wants(self, producer: Producer) -> bool:
+        """This consumer forwards, or is switching to, ``producer``'s layer."""
+        return (
+            not self.paused
+            and not self.closed
+            and self.kind == producer.kind
+            and producer.layer in (self.layer, self.target)
+        )
 
     def rebase(self, producer: Producer, frame: EncodedFrame) -> int:
         """RTP timestamp for the subscriber: continuous across layer switches."""
@@ -220,6 +268,35 @@ class Consumer:
             self.fraction_lost_at = time.monotonic()
             self.estimate.on_loss(event.fraction_lost, self.sending_bps())
 
+    def filter_nack(self, lost: list[int]) -> list[int]:
+        """Which NACKed packets to resend now (see RTX_SPACING_MIN and RTX_SHARE)."""
+        now = time.monotonic()
+        rtt = seams.sender_rtt(self.transceiver.sender) if self.transceiver else None
+        spacing = max(RTX_SPACING_MIN, 1.2 * (rtt or 0.1))
+        rate = max(RTX_MIN_PPS, RTX_SHARE * self.sending_bps() / (8 * RTX_PACKET_BYTES))
+        self._rtx_tokens = min(rate / 2, self._rtx_tokens + (now - self._rtx_at) * rate)
+        self._rtx_at = now
+        resend: list[int] = []
+        floor = self._rtx_floor
+        # Newest first: the packets of the picture being decoded matter before older ones.
+        for seq in reversed(lost):  # NACKs list them oldest first
+            if floor is not None and (floor - seq) & 0xFFFF < 0x8000 and seq != floor:
+                continue  # before the layer switch
+            last = self._resent.get(seq)
+            if last is not None and now - last < spacing:
+                continue  # the copy sent a moment ago may still be on its way
+            if self._rtx_tokens < 1:
+                self.retransmissions_refused += 1
+                continue
+            self._rtx_tokens -= 1
+            self._resent[seq] = now
+            resend.append(seq)
+        if len(self._resent) > RESENT_MEMORY:
+            for seq in sorted(self._resent, key=self._resent.__getitem__)[: RESENT_MEMORY // 2]:
+                del self._resent[seq]
+        self.retransmissions += len(resend)
+        return resend
+
     def on_remb_share(self, bps: float) -> None:
         self.remb_bps = bps
         self.estimate.on_remb(bps)
@@ -240,6 +317,8 @@ class Consumer:
         return p.bitrate_bps if p is not None else 0.0
 
     async def stats(self) -> ConsumerStats:
+        forwarded = self.producers.get(self.layer)
+        best = next((layer for layer in ("high", "low") if layer in self.producers), "off")
         s = ConsumerStats(
             id=self.id,
             subscriber_id=self.subscriber_id,
@@ -248,6 +327,11 @@ class Consumer:
             layer=self.layer,
             target_layer=self.target,
             paused=self.paused,
+            source=self.source,
+            best_layer=best if self.kind == "video" else self.layer,
+            pinned=self.pinned,
+            width=forwarded.width if forwarded is not None else None,
+            height=forwarded.height if forwarded is not None else None,
             nacks_received=self.nacks,
             plis_received=self.plis,
             firs_received=self.firs,

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLI_INTERVAL = 0.5  # at most one upstream keyframe request per producer per 500 ms
+# A layer that lost frames for good this recently is not switched to (its consumers fall
+# back to a layer that flows, and come back once it has delivered cleanly this long).
+GAP_HOLD = 2.0
+# A layer whose last frame is older than this is not flowing.
+STALE_FRAME = 0.5
 RATE_WINDOW = 1.0
 LOSS_REPORT_AGE = 5.0  # a subscriber's receiver report counts this long
 # RTP clock rates: RTCP and aiortc report jitter in these units; stats carry seconds.
@@ -60,10 +65,14 @@ class Producer:
         self.keyframes = 0
         self.bytes = 0
         self.plis_sent = 0
+        # the picture size of the last keyframe, as its bitstream says (never decoded)
+        self.width: int | None = None
+        self.height: int | None = None
         self.clock = FrameClock()
-        seams.tap_receiver(receiver, self.on_frame, low_latency=(kind == "audio"))
-        if kind == "audio":
-            seams.report_worst_loss(receiver, self.worst_downstream_loss)
+        self.last_gap_at = -GAP_HOLD
+        self.assembler = seams.tap_receiver(receiver, self.on_frame, on_gap=self._on_gap)
+        self._reported = (0, 0)  # (expected, abandoned) at the last receiver report
+        seams.rewrite_reported_loss(receiver, self._reported_loss)
 
     @property
     def mime(self) -> str | None:
@@ -83,6 +92,8 @@ class Producer:
         self.bytes += len(frame.data)
         if frame.keyframe and self.kind == "video":
             self.keyframes += 1
+            if frame.width is not None:
+                self.width, self.height = frame.width, frame.height
         self._meter(len(frame.data))
         for sink in tuple(self.sinks):
             sink.on_frame(self, frame)
@@ -97,6 +108,39 @@ class Producer:
                 rate if self.bitrate_bps == 0 else 0.5 * self.bitrate_bps + 0.5 * rate
             )
             self._win_start, self._win_bytes = now, 0
+
+    def _on_gap(self) -> None:
+        """Frames were lost for good: subscribers resume at the next keyframe, asked for now."""
+        self.last_gap_at = time.monotonic()
+        seams.forget_missing(self.receiver)  # no more retransmissions of what was given up
+        for sink in tuple(self.sinks):
+            sink.on_gap(self)
+        # Only a layer someone still waits for gets a keyframe request: on a congested
+        # uplink a big layer's keyframe nobody watches would crowd out the small one's.
+        if any(c.wants(self) for c in self.sinks):
+            self.request_keyframe()
+
+    def broken(self, now: float | None = None) -> bool:
+        """Frames were lost for good within GAP_HOLD."""
+        now = time.monotonic() if now is None else now
+        return now - self.last_gap_at < GAP_HOLD
+
+    def flowing(self, now: float | None = None) -> bool:
+        """Its publisher sends it and frames arrive."""
+        now = time.monotonic() if now is None else now
+        last = self.clock.last
+        return self.active and last is not None and now - last < STALE_FRAME
+
+    def _reported_loss(self, aiortc_fraction: int) -> int:
+        """What the receiver report tells the publisher it lost (of 256): video, what was
+        never delivered (retransmissions count as received, aiortc's figure does not);
+        audio, also at least the worst classroom's loss, which Chromium sizes FEC from."""
+        a = self.assembler
+        expected = a.expected - self._reported[0]
+        abandoned = a.abandoned - self._reported[1]
+        self._reported = (a.expected, a.abandoned)
+        own = min(255, 256 * abandoned // expected) if expected > 0 else 0
+        return max(own, self.worst_downstream_loss()) if self.kind == "audio" else own
 
     def worst_downstream_loss(self) -> int:
         """The highest loss (of 256) a subscriber of this producer reported lately."""
@@ -142,7 +186,10 @@ class Producer:
             participant_id=self.participant_id,
             kind=self.kind,
             layer=self.layer,
+            source=self.source,
             codec=self.codec,
+            width=self.width,
+            height=self.height,
             frames=self.frames,
             keyframes=self.keyframes,
             plis_sent=self.plis_sent,

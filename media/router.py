@@ -101,7 +101,7 @@ class Router:
         demands = [
             VideoDemand(
                 key=c.id,
-                rates={layer: p.bitrate_bps for layer, p in c.producers.items()},
+                rates=_rates(c),
                 current=_as_layer(c.target),
                 priority=self._priority(c),
                 pinned=pinned,
@@ -131,6 +131,20 @@ class Router:
         if source.participant.role == Role.teacher:
             return 0 if c.source == "screen" else 1
         return 2 if source.participant.on_stage else 3
+
+
+def _rates(c: Consumer) -> dict[str, float]:
+    """The layers a consumer may get, by bitrate: not one that lost frames for good lately
+    while another did not; if all did, only the smallest (its keyframes get through a
+    congested publisher uplink first). It comes back up once the layer is clean."""
+    rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
+    broken = {layer for layer, p in c.producers.items() if p.broken()}
+    if not broken:
+        return rates
+    if len(broken) < len(rates):
+        return {layer: rate for layer, rate in rates.items() if layer not in broken}
+    smallest = min(rates, key=lambda layer: rates[layer])
+    return {smallest: rates[smallest]}
 
 
 def _as_layer(layer: str) -> VideoLayer:

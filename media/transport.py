@@ -105,6 +105,9 @@ class Transport:
                 self._numbers.learn(sdp)
                 sending = self._producer_payload_types()
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                transceivers = self.pc.getTransceivers()
+                if transceivers:  # retransmissions reach their receiver (see the seam)
+                    seams.route_rtx_and_mid(seams.transport_of(transceivers[0]))
                 self._keep_producer_codecs(sending)
                 self._set_active(sdp)
                 self._add_producers()
@@ -297,7 +300,7 @@ class Transport:
             t = self.pc.addTransceiver(c.track, direction="sendonly")
             seams.install_packer(t.sender)
             seams.set_stream_id(t.sender, c.source_id)
-            seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c))
+            seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c), c.filter_nack)
             t.setCodecPreferences(_codec_preferences(c))
             c.transceiver = t
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # libwebrtc's receiver reports every 100 ms by default (50–250 ms by bitrate); GCC's
 # reaction time follows the interval, and the feedback costs ~10 kbps at this rate.
-FEEDBACK_INTERVAL = 0.1
+FEEDBACK_INTERVAL = 0.05
 # Report early when this many packets wait (a 2.5 Mbps publisher sends ~25 per 100 ms).
 FEEDBACK_EARLY_PACKETS = 400
 

@@ -35,7 +35,7 @@ async def test_tap_and_packer_sit_in_real_aiortc_objects() -> None:
     try:
         t = pc.addTransceiver("video", direction="sendrecv")
         got: list[tuple[str, bytes, int]] = []
-        seams.tap_receiver(t.receiver, lambda c, d, ts: got.append((c, d, ts)), low_latency=False)
+        seams.tap_receiver(t.receiver, lambda c, d, ts: got.append((c, d, ts)))
         assert seams.is_tapped(t.receiver)
         # what the receiver does with a reassembled frame: the tap gets it, nothing is queued
         queue = t.receiver._RTCRtpReceiver__decoder_queue
