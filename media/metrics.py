@@ -6,6 +6,11 @@ A lesson's series exist only while its room is on this worker and vanish when it
 Counters stay monotonic inside a series even when the streams in it come and go (a
 viewer leaves, a consumer is replaced): what a stream counted before it went away is
 kept in the series until the lesson ends.
+
+Per participant (lesson, school, classroom, role): what a publisher's page reports of its
+own sending (its send-side estimate, what its camera captures, why its encoder sends
+less) and a subscriber's downlink estimate; they exist while the report (or the estimate)
+does, so a page that stops reporting leaves no stale value behind.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from media.quality import QualityMonitor
-from media.stats import ConsumerStats, ProducerStats
+from media.stats import ConsumerStats, ProducerStats, TransportStats
 from media.worker import Worker
 
 Series = tuple[str, ...]
 STREAM_LABELS = ["lesson", "school", "classroom", "role", "kind", "direction", "layer"]
 QUALITY_LABELS = ["lesson", "school", "classroom", "role", "direction"]
+PARTICIPANT_LABELS = ["lesson", "school", "classroom", "role"]
+LIMITATION_LABELS = [*PARTICIPANT_LABELS, "layer", "reason"]
+LIMITATION_REASONS = ("none", "cpu", "bandwidth", "other")
 LAYER_VALUE = {"high": 2.0, "low": 1.0, "off": 0.0, "main": 1.0}
 
 COUNTERS: dict[str, str] = {
@@ -44,6 +52,29 @@ GAUGES: dict[str, tuple[str, str]] = {
     "frames_per_second": ("video frames per second", "min"),
     "bitrate_bytes_per_second": ("current bitrate", "sum"),
     "layer": ("video layer forwarded: 2 high, 1 low, 0 audio only (down)", "min"),
+    "frame_width": (
+        "video picture width (up: received, from the bitstream; down: forwarded)",
+        "min",
+    ),
+    "frame_height": (
+        "video picture height (up: received, from the bitstream; down: forwarded)",
+        "min",
+    ),
+}
+# per participant: name -> (help, how readings of one series combine)
+PARTICIPANT_GAUGES: dict[str, tuple[str, str]] = {
+    "sanke_publisher_estimate_bps": (
+        "the publisher's own uplink estimate in bits per second (availableOutgoingBitrate, from its page)",
+        "min",
+    ),
+    "sanke_publisher_capture_frame_height": (
+        "the picture height the publisher's camera captures (from its page)",
+        "min",
+    ),
+    "sanke_subscriber_estimate_bps": (
+        "the SFU's downlink estimate of the subscriber in bits per second (transport-cc)",
+        "min",
+    ),
 }
 
 
@@ -94,11 +125,16 @@ class StreamCollector:
         }
         current: dict[Series, dict[str, dict[str, float]]] = defaultdict(dict)
         gauge_values: dict[Series, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        participant_values: dict[str, dict[Series, list[float]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        limited: dict[Series, int] = defaultdict(int)
         peer_connections = 0
         for room in sample.stats.rooms:
             for t in room.transports:
                 peer_connections += 1
                 base = (room.room_id, t.school_id or "", t.classroom_id or "", t.role)
+                _participant_readings(t, base, participant_values, limited)
                 quality = sample.participants.get((room.room_id, t.participant_id))
                 for p in t.producers:
                     key = (*base, p.kind, "up", p.layer)
@@ -109,6 +145,7 @@ class StreamCollector:
                     g["loss_ratio"].append(quality.up_loss if quality else 0.0)
                     if p.kind == "video":
                         g["frames_per_second"].append(p.fps)
+                        _add_size(g, p.width, p.height)
                 for c in t.consumers:
                     key = (*base, c.kind, "down", "")
                     current[key][c.id] = _counter_values(c)
@@ -120,6 +157,8 @@ class StreamCollector:
                     if c.kind == "video":
                         g["frames_per_second"].append(c.fps)
                         g["layer"].append(0.0 if c.paused else LAYER_VALUE.get(c.layer, 0.0))
+                        if not c.paused:
+                            _add_size(g, c.width, c.height)
         self._settle(current)
         for series, members in current.items():
             totals = dict(self._retired.get(series, {}))
@@ -133,6 +172,19 @@ class StreamCollector:
                     gauges[name].add_metric(list(series), _combine(GAUGES[name][1], readings))
         yield from counters.values()
         yield from gauges.values()
+        for name, (description, how) in PARTICIPANT_GAUGES.items():
+            per_participant = GaugeMetricFamily(name, description, labels=PARTICIPANT_LABELS)
+            for series, readings in participant_values[name].items():
+                per_participant.add_metric(list(series), _combine(how, readings))
+            yield per_participant
+        limitation = GaugeMetricFamily(
+            "sanke_publisher_quality_limitation",
+            "published video layers by why the encoder sends less than it captures (from the page)",
+            labels=LIMITATION_LABELS,
+        )
+        for series, count in limited.items():
+            limitation.add_metric(list(series), count)
+        yield limitation
         score = GaugeMetricFamily(
             "sanke_quality_score",
             "connection quality 1 (bad) – 5 (excellent)",
@@ -167,6 +219,37 @@ class StreamCollector:
                     for name, value in values.items():
                         retired[name] = retired.get(name, 0.0) + value
         self._members = {k: dict(v) for k, v in current.items()}
+
+
+def _add_size(g: dict[str, list[float]], width: int | None, height: int | None) -> None:
+    if width and height:
+        g["frame_width"].append(float(width))
+        g["frame_height"].append(float(height))
+
+
+def _participant_readings(
+    t: TransportStats,
+    base: Series,
+    values: dict[str, dict[Series, list[float]]],
+    limited: dict[Series, int],
+) -> None:
+    """One participant's page report and downlink estimate, into per-participant series."""
+    if t.downlink_estimate_bps is not None:
+        values["sanke_subscriber_estimate_bps"][base].append(t.downlink_estimate_bps)
+    if t.client is None:
+        return
+    report = t.client.stats
+    if report.available_outgoing_bitrate is not None:
+        values["sanke_publisher_estimate_bps"][base].append(report.available_outgoing_bitrate)
+    if report.capture is not None and report.capture.height:
+        values["sanke_publisher_capture_frame_height"][base].append(float(report.capture.height))
+    layers = {p.mid: p.layer for p in t.producers if p.kind == "video" and p.mid is not None}
+    for video in report.outbound:
+        layer = layers.get(video.mid)
+        if layer is None:
+            continue  # not an m-line the SFU receives video on
+        for reason in LIMITATION_REASONS:  # every reason, so a sum by reason is the layer count
+            limited[(*base, layer, reason)] += 1 if video.quality_limitation == reason else 0
 
 
 class MediaObservability:

@@ -167,6 +167,9 @@ class SfuNode:
                 await w.set_layer(room, pid, r.layer or "auto")
             case "set_source":
                 await w.set_source(room, pid, r.mid or "", r.source or "camera")
+            case "report_stats":
+                if r.stats is not None:
+                    await w.report_stats(room, pid, r.stats)
             case "close_room":
                 await w.close_room(room)
         return None

@@ -9,10 +9,31 @@ people notice, each penalty on its own threshold:
 | jitter | > 30 ms | > 80 ms | — |
 | round-trip time | > 300 ms | > 600 ms | — |
 | video freezes in the last sample | any | frozen now | — |
+| up: the camera's high layer vs what the camera captures | < 3/4 | < 1/2 | — |
+| up, without a capture report: vs the largest it arrived at, once below 360p | < 3/4 | < 1/2 | — |
+| down: a video held below the best layer its publisher sends, by the estimate | held | — | — |
 
 Loss counts most: at 10 % video breaks up and speech drops syllables. Jitter and RTT beyond
 these values make conversation awkward (ITU-T G.114 puts the comfort limit for one-way
-delay at 150 ms). The result is clamped to 1..5. A direction's score is its worst stream.
+delay at 150 ms).
+
+The picture counts too: with no loss at all a teacher's encoder can be starved to 320x180
+(an uplink estimate stuck low, a busy CPU), and a remote class then reads no blackboard. The
+SFU reads the size of the high layer from its bitstream (never decoding) and compares its
+linear scale (√ of the pixel ratio, so 640x360 of a 1280x720 camera is 1/2) with what the
+publisher's page says its camera captures (its ``stats`` message): 3/4 still reads well
+(540p of 720p, what Chromium's first adaptation step gives), 1/2 loses fine detail, below
+it text goes. A publisher without a report (an ingest, an older page) is compared with the
+largest picture its high layer had, and only once below 360p: a smaller camera does not
+count as a drop, and above 360p the SFU cannot tell adaptation from a smaller camera. The
+low layer is small on purpose and never counts; neither does a screen share (its size is
+the screen's).
+
+A subscriber held on the low layer or audio only because its downlink estimate carries no
+more loses one point: it gets working media, but not what its publisher sends. A layer the
+subscriber pinned itself (``set_layer``) is its choice, not a penalty.
+
+The result is clamped to 1..5. A direction's score is its worst stream.
 
 One sampler per worker feeds both the Prometheus collector (via ``latest``) and the
 ``quality`` messages to teachers and classrooms, so ``getStats`` runs once per sample.
@@ -23,16 +44,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from media.stats import ConsumerStats, ProducerStats, WorkerStats
+from media.layers import RANK
+from media.stats import ConsumerStats, ProducerStats, TransportStats, WorkerStats
 from media.worker import Worker
 from signaling.models import Role
-from signaling.protocol import Quality
+from signaling.protocol import FrameSize, Quality
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 2.0
+SCALE_MINUS_1 = 0.75  # the high layer's linear scale below which it loses a point ...
+SCALE_MINUS_2 = 0.5  # ... and below which two
+SMALL_HEIGHT = 360  # without a capture report, a drop counts only below this (short side)
+Size = tuple[int, int]
 
 
 def score(loss: float, jitter: float, rtt: float | None, freezes: int, frozen: bool) -> int:
@@ -43,6 +71,41 @@ def score(loss: float, jitter: float, rtt: float | None, freezes: int, frozen: b
         points -= 2 if rtt > 0.600 else 1 if rtt > 0.300 else 0
     points -= 2 if frozen else 1 if freezes > 0 else 0
     return max(1, min(5, points))
+
+
+def resolution_penalty(received: Size | None, reference: Size | None) -> int:
+    """Points a high layer of ``received`` size loses against ``reference`` (the capture)."""
+    if received is None or reference is None:
+        return 0
+    got, want = received[0] * received[1], reference[0] * reference[1]
+    if got <= 0 or want <= 0:
+        return 0
+    scale = math.sqrt(got / want)
+    return 2 if scale < SCALE_MINUS_2 else 1 if scale < SCALE_MINUS_1 else 0
+
+
+def peak_reference(received: Size, peak: Size | None) -> Size | None:
+    """Without a capture report: the largest size seen stands in for it, once the picture
+    is below 360p and the peak was not."""
+    if peak is None or min(received) >= SMALL_HEIGHT or min(peak) < SMALL_HEIGHT:
+        return None
+    return peak
+
+
+def layer_penalty(layer: str, target: str, best: str, pinned: str | None) -> int:
+    """A point when the SFU forwards, and means to forward, less than the publisher offers
+    (and the subscriber did not pin that itself)."""
+    ceiling = best if pinned is None or RANK.get(pinned, 0) >= RANK.get(best, 0) else pinned
+    top = RANK.get(ceiling, 0)
+    return 1 if RANK.get(layer, 0) < top and RANK.get(target, 0) < top else 0
+
+
+def _size(width: int | None, height: int | None) -> Size | None:
+    return (width, height) if width and height else None
+
+
+def _frame(size: Size | None) -> FrameSize | None:
+    return FrameSize(width=size[0], height=size[1]) if size is not None else None
 
 
 @dataclass
@@ -63,6 +126,9 @@ class ParticipantQuality:
     down: int | None
     up_loss: float = 0.0
     down_loss: float = 0.0
+    resolution: Size | None = None  # the camera's high layer, as the SFU receives it
+    capture: Size | None = None  # what the camera captures, from the page's report
+    layer: Literal["high", "low", "audio"] | None = None  # the lowest video layer forwarded
 
     @property
     def score(self) -> int:
@@ -83,6 +149,7 @@ class QualityMonitor:
         self.interval = interval
         self.latest = QualitySample(WorkerStats(rooms=[]))
         self._previous: dict[str, _Counts] = {}
+        self._peaks: dict[str, Size] = {}  # producer id -> the largest high-layer size seen
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -119,10 +186,13 @@ class QualityMonitor:
                 )
                 if t.producers:
                     q.up, q.up_loss = self._direction(t.producers, seen)
+                    self._picture(t, q, seen)
                 if t.consumers:
                     q.down, q.down_loss = self._direction(t.consumers, seen)
+                    q.layer = _lowest_layer(t.consumers)
                 sample.participants[(room.room_id, t.participant_id)] = q
         self._previous = {k: v for k, v in self._previous.items() if k in seen}
+        self._peaks = {k: v for k, v in self._peaks.items() if k in seen}
         self.latest = sample
         await self._tell(sample)
         return sample
@@ -133,7 +203,12 @@ class QualityMonitor:
         """(worst score, worst loss ratio) over the streams, from deltas since the last sample."""
         worst, worst_loss = 5, 0.0
         for s in streams:
+            held = 0
+            if isinstance(s, ConsumerStats) and s.kind == "video":
+                held = layer_penalty(s.layer, s.target_layer, s.best_layer, s.pinned)
             if isinstance(s, ConsumerStats) and (s.paused or s.layer == "off"):
+                if not s.paused:  # audio only by the estimate: nothing sent to measure
+                    worst = min(worst, 5 - held)
                 continue
             seen.add(s.id)
             before = self._previous.get(s.id, _Counts())
@@ -146,9 +221,40 @@ class QualityMonitor:
             rtt = s.rtt if isinstance(s, ConsumerStats) else None
             new_freezes = s.freezes - before.freezes
             self._previous[s.id] = _Counts(s.packets, s.packets_lost, s.freezes)
-            worst = min(worst, score(loss, s.jitter, rtt, new_freezes, s.frozen))
+            worst = min(worst, max(1, score(loss, s.jitter, rtt, new_freezes, s.frozen) - held))
             worst_loss = max(worst_loss, loss)
         return worst, worst_loss
+
+    def _picture(self, t: TransportStats, q: ParticipantQuality, seen: set[str]) -> None:
+        """The camera's high layer against what the camera captures: a penalty on ``q.up``."""
+        high = next(
+            (
+                p
+                for p in t.producers
+                if p.kind == "video" and p.source == "camera" and p.layer == "high"
+            ),
+            None,
+        )
+        report = t.client.stats if t.client is not None else None
+        q.capture = (
+            _size(report.capture.width, report.capture.height)
+            if report and report.capture
+            else None
+        )
+        if high is None:
+            return
+        received = _size(high.width, high.height)
+        q.resolution = received
+        if received is None:
+            return
+        seen.add(high.id)
+        peak = self._peaks.get(high.id)
+        if peak is None or received[0] * received[1] > peak[0] * peak[1]:
+            self._peaks[high.id] = received
+        reference = q.capture if q.capture is not None else peak_reference(received, peak)
+        penalty = resolution_penalty(received, reference)
+        if penalty and q.up is not None:
+            q.up = max(1, q.up - penalty)
 
     async def _tell(self, sample: QualitySample) -> None:
         by_room: dict[str, list[ParticipantQuality]] = {}
@@ -163,7 +269,13 @@ class QualityMonitor:
                 if q.role not in (Role.teacher.value, Role.classroom.value):
                     continue
                 message = Quality(
-                    participant_id=q.participant_id, score=q.score, up=q.up, down=q.down
+                    participant_id=q.participant_id,
+                    score=q.score,
+                    up=q.up,
+                    down=q.down,
+                    resolution=_frame(q.resolution),
+                    capture=_frame(q.capture),
+                    layer=q.layer,
                 )
                 # The teacher sees everyone's; a classroom its own and the teacher's.
                 audience = set(teacher_ids) | (
@@ -178,3 +290,17 @@ class QualityMonitor:
                     if transport is not None:
                         with contextlib.suppress(Exception):
                             await transport.send(message)
+
+
+def _lowest_layer(consumers: list[ConsumerStats]) -> Literal["high", "low", "audio"] | None:
+    """The lowest video layer forwarded to the subscriber; a consumer still starting (its
+    first keyframe not yet arrived) does not count as audio only."""
+    layers = [
+        c.layer
+        for c in consumers
+        if c.kind == "video" and not c.paused and (c.layer != "off" or c.target_layer == "off")
+    ]
+    if not layers:
+        return None
+    lowest = min(layers, key=lambda layer: RANK.get(layer, 0))
+    return "high" if lowest == "high" else "low" if lowest == "low" else "audio"

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from signaling.protocol import StatsReport
+
 
 class ProducerStats(BaseModel):
     id: str
     participant_id: str
     kind: str
     layer: str
+    source: str = "camera"  # "microphone" | "camera" | "screen"
+    mid: str | None = None  # its m-line in the publisher's SDP (joins the page's report)
     codec: str | None = None
+    # the last keyframe's picture size, from the bitstream
+    width: int | None = None
+    height: int | None = None
     packets: int = 0
     bytes: int = 0
     packets_lost: int = 0
@@ -34,6 +41,12 @@ class ConsumerStats(BaseModel):
     layer: str
     target_layer: str
     paused: bool
+    source: str = "camera"
+    best_layer: str = "off"  # the best layer the source offers ("high" | "low" | "off")
+    pinned: str | None = None  # the subscriber's set_layer pin, if any
+    # the picture size forwarded (the current layer's producer's)
+    width: int | None = None
+    height: int | None = None
     packets: int = 0
     bytes: int = 0
     packets_lost: int = 0
@@ -54,6 +67,13 @@ class ConsumerStats(BaseModel):
     frozen: bool = False
 
 
+class ClientReport(BaseModel):
+    """A publisher page's last ``stats`` message, as the worker keeps it."""
+
+    received_at: float  # time.monotonic()
+    stats: StatsReport
+
+
 class TransportStats(BaseModel):
     participant_id: str
     role: str
@@ -64,6 +84,8 @@ class TransportStats(BaseModel):
     connection_state: str
     producers: list[ProducerStats]
     consumers: list[ConsumerStats]
+    client: ClientReport | None = None  # its page's own view, while recent
+    downlink_estimate_bps: float | None = None  # from its transport-cc feedback
 
 
 class RoomStats(BaseModel):

@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from pydantic import BaseModel, Field
 
 from media import aiortc_seams as seams
 from media.layers import LayerChooser
 from media.router import Router
-from media.stats import RoomStats, WorkerStats
+from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
 from media.transport import Transport
 from signaling.errors import ErrorCode, SankeError
 from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
-from signaling.protocol import Candidate
+from signaling.protocol import Candidate, StatsReport
 
 log = logging.getLogger(__name__)
+
+# A page reports every 2 s: a report older than this belongs to a page that stopped.
+CLIENT_REPORT_MAX_AGE = 10.0
 
 
 class WorkerSettings(BaseModel):
@@ -36,6 +40,8 @@ class Worker:
         self.routers: dict[str, Router] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        # the publishers' own reports, by (room, participant); kept here, not on the Transport
+        self.client_reports: dict[tuple[str, str], ClientReport] = {}
 
     # --- MediaPlane ------------------------------------------------------------------
 
@@ -65,6 +71,7 @@ class Worker:
         transport = router.transports.pop(participant_id, None)
         if transport is None:
             return
+        self.client_reports.pop((room_id, participant_id), None)
         await transport.close()
         router.reconcile()
         if not router.transports:
@@ -103,8 +110,16 @@ class Worker:
     async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
         self._transport(room_id, participant_id).set_source(mid, source)
 
+    async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
+        if self._find(room_id, participant_id) is not None:
+            self.client_reports[(room_id, participant_id)] = ClientReport(
+                received_at=time.monotonic(), stats=report
+            )
+
     async def close_room(self, room_id: str) -> None:
         router = self.routers.pop(room_id, None)
+        for key in [k for k in self.client_reports if k[0] == room_id]:
+            del self.client_reports[key]
         if router is None:
             return
         transports = list(router.transports.values())
@@ -131,7 +146,7 @@ class Worker:
     async def stats(self) -> WorkerStats:
         rooms = []
         for room_id, router in list(self.routers.items()):
-            transports = [await t.stats() for t in list(router.transports.values())]
+            transports = [await self._transport_stats(t) for t in list(router.transports.values())]
             rooms.append(RoomStats(room_id=room_id, transports=transports))
         return WorkerStats(rooms=rooms)
 
@@ -139,6 +154,19 @@ class Worker:
         return sum(len(r.transports) for r in self.routers.values())
 
     # --- internals ----------------------------------------------------------------------
+
+    async def _transport_stats(self, transport: Transport) -> TransportStats:
+        """The transport's stats with what only the worker joins in: the m-line of each
+        producer, the page's recent report, the downlink estimate."""
+        stats = await transport.stats()
+        mids = {p.id: mid for mid, p in transport.producers.items()}
+        for p in stats.producers:
+            p.mid = mids.get(p.id)
+        report = self.client_reports.get((transport.participant.room_id, transport.id))
+        if report is not None and time.monotonic() - report.received_at <= CLIENT_REPORT_MAX_AGE:
+            stats.client = report
+        stats.downlink_estimate_bps = transport.downlink.estimate_bps()
+        return stats
 
     def _find(self, room_id: str, participant_id: str) -> Transport | None:
         router = self.routers.get(room_id)

@@ -47,6 +47,7 @@ from signaling.protocol import (
     SetLayer,
     SetSource,
     SetStage,
+    Stats,
     client_message_adapter,
 )
 from signaling.service import RoomService, participant_info
@@ -63,6 +64,9 @@ CLOSE_JOIN_TIMEOUT = 4001
 # stops reading and closes with 1009 (aiohttp's max_msg_size).
 HARD_SIZE_FACTOR = 4
 OUTBOUND_QUEUE_LIMIT = 512
+# A publishing page reports its stats every 2 s; one a second leaves room for jitter and a
+# page that reconnects, and keeps a buggy page from turning reports into media-plane calls.
+STATS_PER_SECOND = 1.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class Connection:
         self.participant: Participant | None = None
         self._outbound: asyncio.Queue[ServerMessage] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
         self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._stats_bucket = TokenBucket(STATS_PER_SECOND, 1)
         self._violations = 0
         self._closing = False
         self._leave_reason: LeaveReason = "disconnected"
@@ -298,6 +303,12 @@ class Connection:
                 )
             case EndLesson():
                 await service.end_lesson(actor)
+            case Stats():
+                # Excess reports are refused, not counted as abuse: the message budget above
+                # already closes a flooding client.
+                if not self._stats_bucket.take():
+                    raise SankeError(ErrorCode.rate_limited, "stats: at most one a second")
+                await self._media_call(media.report_stats(room, actor.id, message.report()))
 
     @staticmethod
     async def _media_call(call: Awaitable[T]) -> T:

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from signaling.errors import ErrorCode, SankeError
 from signaling.models import Participant
-from signaling.protocol import Candidate, ServerMessage
+from signaling.protocol import Candidate, ServerMessage, StatsReport
 
 # How the media plane reaches one participant's WebSocket (server offers, candidates,
 # track info, quality reports).
@@ -48,6 +48,10 @@ class MediaPlane(Protocol):
     async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
         """What the publisher sends on the m-line ``mid``: its camera or its screen share."""
 
+    async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
+        """The publisher's own view of its sending (its estimate, what it captures and sends),
+        kept for the quality score and the metrics; the latest report replaces the last."""
+
     async def close_room(self, room_id: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -81,6 +85,9 @@ class NullMediaPlane:
         return None
 
     async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
+        return None
+
+    async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
         return None
 
     async def close_room(self, room_id: str) -> None:

@@ -124,6 +124,46 @@ class Ping(_ClientMessage):
     ts: float | None = None
 
 
+Bps = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Pixels = Annotated[int, Field(ge=0, le=8192)]
+
+
+class FrameSize(_Message):
+    width: Pixels
+    height: Pixels
+
+
+class OutboundVideo(_Message):
+    """One video m-line as the publisher's browser sends it (its ``outbound-rtp`` stats)."""
+
+    mid: str = Field(min_length=1, max_length=16)
+    width: Pixels | None = None
+    height: Pixels | None = None
+    fps: float | None = Field(default=None, ge=0, le=240, allow_inf_nan=False)
+    bitrate_bps: Bps | None = None
+    # why the encoder sends less than it captures (WebRTC's qualityLimitationReason)
+    quality_limitation: Literal["none", "cpu", "bandwidth", "other"] = "none"
+
+
+class StatsReport(_Message):
+    """A publisher's own view of its sending; the SFU cannot see the browser's estimate or
+    what the camera captures, only what arrives."""
+
+    # the send-side bandwidth estimate (the nominated candidate pair's availableOutgoingBitrate)
+    available_outgoing_bitrate: Bps | None = None
+    outbound: list[OutboundVideo] = Field(default_factory=list, max_length=8)
+    capture: FrameSize | None = None  # the camera track's getSettings()
+
+
+class Stats(_ClientMessage, StatsReport):
+    """Sent by a publishing page every 2 s; at most one a second is accepted."""
+
+    type: Literal["stats"]
+
+    def report(self) -> StatsReport:
+        return StatsReport.model_validate(self.model_dump(exclude={"type", "rid"}))
+
+
 ClientMessage = Annotated[
     Join
     | Leave
@@ -138,7 +178,8 @@ ClientMessage = Annotated[
     | SetLayer
     | SetSource
     | EndLesson
-    | Ping,
+    | Ping
+    | Stats,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE_TYPES = frozenset(
@@ -157,6 +198,7 @@ CLIENT_MESSAGE_TYPES = frozenset(
         "set_source",
         "end_lesson",
         "ping",
+        "stats",
     }
 )
 client_message_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -297,6 +339,12 @@ class Quality(_Message):
     score: int = Field(ge=1, le=5)
     up: int | None = Field(default=None, ge=1, le=5)
     down: int | None = Field(default=None, ge=1, le=5)
+    # what the SFU receives of its camera's high layer (from the bitstream), and what its
+    # page says the camera captures: a 180p picture of a 720p camera scores low
+    resolution: FrameSize | None = None
+    capture: FrameSize | None = None
+    # the lowest video layer the SFU forwards to it ("audio": its video is held back)
+    layer: Literal["high", "low", "audio"] | None = None
 
 
 class LessonChanged(_Message):

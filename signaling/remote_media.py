@@ -23,7 +23,7 @@ from signaling.hub import RoomHub
 from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
 from signaling.nodes import NodeDirectory, node_channel
-from signaling.protocol import Candidate, Rejoin
+from signaling.protocol import Candidate, Rejoin, StatsReport
 from signaling.store import Store, Subscription
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ Operation = Literal[
     "set_muted",
     "set_layer",
     "set_source",
+    "report_stats",
     "close_room",
 ]
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -59,6 +60,7 @@ class MediaRequest(BaseModel):
     layer: Layer | None = None
     mid: str | None = None
     source: Source | None = None
+    stats: StatsReport | None = None
 
 
 class MediaReply(BaseModel):
@@ -147,6 +149,9 @@ class RemoteMediaPlane:
         await self._call(
             node, self._request("set_source", room_id, participant_id, mid=mid, source=source)
         )
+
+    async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
+        await self._room_call("report_stats", room_id, participant_id, stats=report)
 
     async def close_room(self, room_id: str) -> None:
         await self._room_call("close_room", room_id, None)

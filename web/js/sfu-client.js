@@ -30,6 +30,12 @@ export const HIGH_LAYER = { maxBitrate: 2_500_000 }; // the teacher's 1280x720 c
 export const LOW_LAYER = { scaleResolutionDownBy: 4, maxBitrate: 150_000 };
 export const SCREEN_LAYER = { maxBitrate: 3_000_000 };
 
+// A publisher reports its own view of its sending every 2 s (the `stats` message: the
+// browser's send-side estimate, what each video m-line sends and why it sends less, what the
+// camera captures); the SFU sees only what arrives. The server accepts one a second.
+const STATS_INTERVAL_MS = 2000;
+const LIMITATIONS = new Set(["none", "cpu", "bandwidth", "other"]);
+
 export function highLayerFor(height) {
   const cap = HIGH_CAPS.find(([h]) => height <= h) || HIGH_CAPS[HIGH_CAPS.length - 1];
   return { maxBitrate: cap[1] };
@@ -41,9 +47,9 @@ export function lowLayerFor(height) {
 
 export class SfuClient extends EventTarget {
   constructor({ wsUrl, token, name, publish = false, stream = null, layers = false, reconnect = false,
-    videoConstraints = { width: 640, height: 360 }, onTrack = () => {}, log = () => {} }) {
+    keepResolution = false, videoConstraints = { width: 640, height: 360 }, onTrack = () => {}, log = () => {} }) {
     super();
-    Object.assign(this, { wsUrl, token, name, publish, stream, layers, reconnect, videoConstraints, onTrack, log });
+    Object.assign(this, { wsUrl, token, name, publish, stream, layers, reconnect, keepResolution, videoConstraints, onTrack, log });
     this.owners = new Map(); // remote track id -> participant id (from "tracks" messages)
     this.sources = new Map(); // remote track id -> "camera" | "microphone" | "screen"
     this.participants = new Map(); // id -> ParticipantInfo, kept current from room events
@@ -204,6 +210,7 @@ export class SfuClient extends EventTarget {
       if (video) {
         const height = video.getSettings().height || this.videoConstraints.height || 720;
         this.senders.high = pc.addTransceiver(video, { direction: "sendonly", streams: [stream], sendEncodings: [this.layers ? highLayerFor(height) : {}] });
+        if (this.keepResolution) keepResolution(this.senders.high.sender);
         if (this.layers) {
           if (this.lowTrack) this.lowTrack.stop();
           this.lowTrack = video.clone();
@@ -289,6 +296,7 @@ export class SfuClient extends EventTarget {
       await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
       this.mediaAttempt = 0;
       answered();
+      if (this.stream) this.startReporting();
     } catch (error) {
       if (pc !== this.pc || this.closed) return;
       this.log("media negotiation failed: " + (error.message || error));
@@ -370,15 +378,76 @@ export class SfuClient extends EventTarget {
     return out;
   }
 
+  startReporting() {
+    clearInterval(this.reporter);
+    this.sentBefore = new Map(); // outbound-rtp id -> {bytes, at}: bitrate over the last interval
+    this.reporter = setInterval(() => this.reportStats().catch((e) => this.log("stats failed: " + e)), STATS_INTERVAL_MS);
+  }
+
+  /** One `stats` message from getStats(): what this page sends, estimates and captures. */
+  async reportStats() {
+    const pc = this.pc;
+    if (!pc || !this.ws || this.ws.readyState !== 1) return;
+    const report = await pc.getStats();
+    const clamp = (v, max) => (typeof v === "number" && Number.isFinite(v) ? Math.min(max, Math.max(0, v)) : undefined);
+    let pairId;
+    report.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+    let available;
+    report.forEach((s) => {
+      const selected = pairId ? s.id === pairId : s.nominated && s.state === "succeeded";
+      if (s.type === "candidate-pair" && selected && s.availableOutgoingBitrate !== undefined) available = s.availableOutgoingBitrate;
+    });
+    const outbound = [];
+    report.forEach((s) => {
+      if (s.type !== "outbound-rtp" || s.kind !== "video" || !s.mid || outbound.length >= 8) return;
+      const before = this.sentBefore.get(s.id);
+      this.sentBefore.set(s.id, { bytes: s.bytesSent || 0, at: s.timestamp });
+      const seconds = before ? (s.timestamp - before.at) / 1000 : 0;
+      const reason = LIMITATIONS.has(s.qualityLimitationReason) ? s.qualityLimitationReason : "other";
+      outbound.push({
+        mid: String(s.mid).slice(0, 16),
+        width: clamp(s.frameWidth, 8192),
+        height: clamp(s.frameHeight, 8192),
+        fps: clamp(s.framesPerSecond, 240),
+        bitrate_bps: seconds > 0 ? clamp(Math.round((8 * ((s.bytesSent || 0) - before.bytes)) / seconds), 1e9) : undefined,
+        quality_limitation: s.qualityLimitationReason === undefined ? "none" : reason,
+      });
+    });
+    const camera = this.senders && this.senders.high && this.senders.high.sender.track;
+    const settings = camera ? camera.getSettings() : {};
+    const capture = settings.width && settings.height ? { width: clamp(Math.round(settings.width), 8192), height: clamp(Math.round(settings.height), 8192) } : undefined;
+    const message = { type: "stats", outbound };
+    const estimate = clamp(available, 1e9);
+    if (estimate !== undefined) message.available_outgoing_bitrate = Math.round(estimate);
+    if (capture) message.capture = capture;
+    this.lastStats = message;
+    this.send(message); // JSON.stringify leaves the undefined fields out
+  }
+
   close() {
     this.closed = true;
     clearInterval(this.pinger);
+    clearInterval(this.reporter);
     clearTimeout(this.retrying);
     if (this.pc) { this.pc.close(); this.pc = null; }
     if (this.lowTrack) { this.lowTrack.stop(); this.lowTrack = null; }
     this.screenTrack = null;
     if (this.ws && this.ws.readyState <= 1) this.ws.close();
   }
+}
+
+/**
+ * The teacher's camera keeps its resolution when its uplink or its PC cannot keep up: it
+ * sends fewer frames instead (a blackboard at 720p and 10 fps is readable, at 360p it is
+ * not; weak classrooms get the low layer anyway). Chromium's default "balanced" drops to
+ * 640x360 under a 1 Mbps uplink and takes ~10 s to climb back once the link recovers.
+ */
+export async function keepResolution(sender) {
+  try {
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    await sender.setParameters(params);
+  } catch { /* a browser without it keeps its own preference */ }
 }
 
 function gathered(pc) {
