@@ -180,7 +180,7 @@ GATHERED_JS = """const gathered = (pc) => pc.iceGatheringState === "complete" ? 
     setTimeout(ok, 3000);
   });"""
 P2P_SENDER_SETUP = """async ({ width, height, layers, codec }) => {
-  const { HIGH_LAYER, LOW_LAYER } = await import("/web/js/sfu-client.js");
+  const { HIGH_LAYER, LOW_LAYER, keepResolution } = await import("/web/js/sfu-client.js");
   const stream = await navigator.mediaDevices.getUserMedia({ video: { width, height }, audio: true });
   const pc = new RTCPeerConnection({ iceServers: [] });
   window.__bench = { pc, stream };
@@ -188,6 +188,7 @@ P2P_SENDER_SETUP = """async ({ width, height, layers, codec }) => {
   if (audio) pc.addTransceiver(audio, { direction: "sendonly", streams: [stream] });
   const videos = [pc.addTransceiver(video, { direction: "sendonly", streams: [stream], sendEncodings: [layers ? HIGH_LAYER : {}] })];
   if (layers) videos.push(pc.addTransceiver(video.clone(), { direction: "sendonly", streams: [stream], sendEncodings: [LOW_LAYER] }));
+  if (layers) await keepResolution(videos[0].sender);  // as the teacher console does
   if (codec !== "any") {
     const want = "video/" + codec.toUpperCase();
     const rank = (c) => (c.mimeType.toUpperCase() === want.toUpperCase() ? 0 : 1) +

@@ -120,12 +120,16 @@ class Harness:
 
 @asynccontextmanager
 async def running_app(
-    store: Store | None = None, media: MediaPlane | None = None, **settings: Any
+    store: Store | None = None,
+    media: MediaPlane | None = None,
+    host: str = "127.0.0.1",
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
+    """The app on a free port of ``host`` (``0.0.0.0``: reachable from test namespaces)."""
     store = store if store is not None else MemoryStore()
     config = Settings(token_secret=SECRET, dev=True, media=False, **settings)
     app = create_app(config, store=store, media=media or NullMediaPlane())
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(app, host=host)
     await server.start_server()
     harness = Harness(server, store, TokenService(SECRET))
     try:

@@ -155,7 +155,7 @@ async function start() {
   $("#start").disabled = true;
   say($("#status"), t("teacher.starting"), "warn");
   if (!ui.stream) await openDevices();
-  const client = new SfuClient({ wsUrl: wsUrl(), token, stream: ui.stream, layers: true, reconnect: true, log: (l) => console.debug(l) });
+  const client = new SfuClient({ wsUrl: wsUrl(), token, stream: ui.stream, layers: true, keepResolution: true, reconnect: true, log: (l) => console.debug(l) });
   ui.client = client;
   client.on("joined", (msg) => {
     $("#room").textContent = msg.room_id;
