@@ -901,7 +901,7 @@ def _rtcp_events(packet: Any, ssrc: int) -> list[RtcpEvent]:
     return []
 
 
-# --- test-side helpers (a subscriber that reports a capped bandwidth) --------------
+# --- REMB: aiortc's per-receiver one off, one of our own per transport ------------
 
 
 def disable_remb(receiver: RTCRtpReceiver) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCRtpReceiver
@@ -72,6 +73,8 @@ class Producer:
         self.last_gap_at = -GAP_HOLD
         self.assembler = seams.tap_receiver(receiver, self.on_frame, on_gap=self._on_gap)
         self._reported = (0, 0)  # (expected, abandoned) at the last receiver report
+        # the raw loss of each receiver report (what the link lost, recovered or not)
+        self.on_link_loss: Callable[[int], None] = lambda fraction_of_256: None
         seams.rewrite_reported_loss(receiver, self._reported_loss)
 
     @property
@@ -135,6 +138,7 @@ class Producer:
         """What the receiver report tells the publisher it lost (of 256): video, what was
         never delivered (retransmissions count as received, aiortc's figure does not);
         audio, also at least the worst classroom's loss, which Chromium sizes FEC from."""
+        self.on_link_loss(aiortc_fraction)
         a = self.assembler
         expected = a.expected - self._reported[0]
         abandoned = a.abandoned - self._reported[1]

@@ -19,6 +19,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -31,6 +32,7 @@ from media.consumer import Consumer
 from media.downlink import DownlinkControl
 from media.layers import MIN_RATE_BPS
 from media.producer import Producer
+from media.remb import UplinkRemb
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 from signaling.errors import ErrorCode, SankeError
@@ -77,6 +79,7 @@ class Transport:
         self._numbers = seams.BundleNumbers()
         self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
         self.uplink = UplinkFeedback(self.pc)
+        self.remb = UplinkRemb(self._video_receivers)  # for a client without transport-cc
         self.downlink = DownlinkControl(self.pc, on_estimate=lambda: on_estimate(self))
         self.pc.on("connectionstatechange", self._state_changed)
 
@@ -121,6 +124,8 @@ class Transport:
                 if self.uplink.transport_cc:
                     for p in self.producers.values():
                         seams.disable_remb(p.receiver)  # the client estimates its uplink itself
+                elif any(p.kind == "video" for p in self.producers.values()):
+                    self.remb.start()  # one REMB for all its video, not one per receiver
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
             except SankeError:
                 raise
@@ -162,6 +167,9 @@ class Transport:
                 if p.active and p.kind == "video":
                     p.request_keyframe()
 
+    def _video_receivers(self) -> list[RTCRtpReceiver]:
+        return [p.receiver for p in self.producers.values() if p.kind == "video" and p.active]
+
     def _free_layer(self, kind: str, source: str, exclude: Producer | None = None) -> str | None:
         if source == "screen":
             layers = ["high"]  # one layer
@@ -188,6 +196,8 @@ class Transport:
             if t.kind == "video":
                 seams.prefer_codecs(t, VIDEO_PREFERENCE)
             producer = Producer(self.id, t.kind, layer, t.receiver, source=source)
+            if t.kind == "video":
+                producer.on_link_loss = lambda f, r=t.receiver: self.remb.on_loss(r, f)
             codecs = seams.negotiated_codecs(t)
             producer.negotiated_mime = codecs[0].mimeType.lower() if codecs else None
             self.producers[str(t.mid)] = producer
@@ -364,6 +374,7 @@ class Transport:
         if self._task is not None:
             self._task.cancel()
         self.uplink.close()
+        self.remb.close()
         self.downlink.close()
         for p in self.producers.values():
             p.close()
