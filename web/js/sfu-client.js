@@ -338,6 +338,25 @@ export class SfuClient extends EventTarget {
       if (this.lowTrack) this.lowTrack.stop();
       this.lowTrack = low;
     }
+    if (track && this.layers) await this.fitLayers(track.getSettings().height);
+  }
+
+  /** Stop what this client captures from the camera itself (the low layer's copy), so the
+   * camera can be reopened at another size; replaceVideo() sends again. */
+  releaseVideo() {
+    if (this.lowTrack) this.lowTrack.stop();
+  }
+
+  /** The layers' caps follow the camera (a 1080p camera's high layer may send 4.5 Mbps; the
+   * low layer stays 320x180). */
+  async fitLayers(height) {
+    for (const [t, encoding] of [[this.senders.high, highLayerFor(height)], [this.senders.low, lowLayerFor(height)]]) {
+      if (!t) continue;
+      const params = t.sender.getParameters();
+      if (!params.encodings || !params.encodings.length) continue;
+      Object.assign(params.encodings[0], encoding);
+      await t.sender.setParameters(params);
+    }
   }
 
   async replaceAudio(track) { if (this.senders && this.senders.audio) await this.senders.audio.sender.replaceTrack(track); }

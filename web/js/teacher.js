@@ -11,7 +11,8 @@ register({
   zh: {
     "teacher.title": "三课 · 主讲教师", "teacher.heading": "主讲教师控制台", "teacher.skip": "跳到远端教室",
     "teacher.timer": "上课时长", "teacher.uplink": "上行", "teacher.setup": "设备与上课", "teacher.preview": "本机画面预览",
-    "teacher.camera": "摄像头", "teacher.mic": "麦克风", "teacher.start": "开始上课", "teacher.end": "结束课程",
+    "teacher.camera": "摄像头", "teacher.picture": "画质", "teacher.picture720": "高清 720p",
+    "teacher.picture1080": "超清 1080p（板书、课件，需上行 5 Mbps）", "teacher.mic": "麦克风", "teacher.start": "开始上课", "teacher.end": "结束课程",
     "teacher.share": "共享屏幕", "teacher.stopShare": "停止共享", "teacher.selfMute": "关闭我的麦克风",
     "teacher.muteAll": "全部静音", "teacher.unmuteAll": "全部取消静音", "teacher.wall": "远端教室",
     "teacher.noClassrooms": "还没有远端教室加入", "teacher.viewers": "观众 {n}", "teacher.live": "直播中",
@@ -25,7 +26,8 @@ register({
   en: {
     "teacher.title": "Sanke · Teacher", "teacher.heading": "Teacher console", "teacher.skip": "Skip to remote classrooms",
     "teacher.timer": "Lesson time", "teacher.uplink": "Uplink", "teacher.setup": "Devices and lesson", "teacher.preview": "Camera preview",
-    "teacher.camera": "Camera", "teacher.mic": "Microphone", "teacher.start": "Start lesson", "teacher.end": "End lesson",
+    "teacher.camera": "Camera", "teacher.picture": "Picture", "teacher.picture720": "HD 720p",
+    "teacher.picture1080": "Full HD 1080p (blackboards, courseware; needs 5 Mbps up)", "teacher.mic": "Microphone", "teacher.start": "Start lesson", "teacher.end": "End lesson",
     "teacher.share": "Share screen", "teacher.stopShare": "Stop sharing", "teacher.selfMute": "Mute my microphone",
     "teacher.muteAll": "Mute all", "teacher.unmuteAll": "Unmute all", "teacher.wall": "Remote classrooms",
     "teacher.noClassrooms": "No remote classroom has joined yet", "teacher.viewers": "Viewers {n}", "teacher.live": "Live",
@@ -39,7 +41,15 @@ register({
 });
 
 const token = param("token");
-const [vw, vh] = (param("video") || "1280x720").split("x").map(Number);
+// The camera's capture size: 720p by default, 1080p for a blackboard or small print. The
+// choice is kept on this machine (a classroom PC is one teacher's console).
+const PICTURE_KEY = "sanke.teacher.picture";
+const PICTURES = ["1280x720", "1920x1080"];
+const stored = (() => { try { return localStorage.getItem(PICTURE_KEY); } catch { return null; } })();
+const requested = [param("video"), stored].find((v) => v && /^\d{2,4}x\d{2,4}$/.test(v)) || PICTURES[0];
+if (!PICTURES.includes(requested)) $("#picture").append(h("option", { value: requested }, requested));
+$("#picture").value = requested;
+const pictureSize = () => $("#picture").value.split("x").map(Number);
 const ui = { tiles: new Map(), stream: null, screen: null, client: null, startedAt: null, meter: new QualityMeter(), serverQuality: new Map() };
 window.sanke = ui;
 const message = $("#message");
@@ -48,8 +58,15 @@ apply();
 langButton($("#lang"));
 $("#uplink").append(ui.uplinkBars = meter(undefined));
 
-async function openDevices() {
+async function openDevices({ release = false } = {}) {
   const cam = $("#camera").value, mic = $("#mic").value;
+  // A camera already open hands a second capture its current size: to change the size,
+  // let go of it first (the classrooms see the last frame for a moment).
+  if (release && ui.stream) {
+    for (const tr of ui.stream.getVideoTracks()) tr.stop();
+    if (ui.client) ui.client.releaseVideo();
+  }
+  const [vw, vh] = pictureSize();
   const constraints = {
     video: { width: vw, height: vh, ...(cam ? { deviceId: { exact: cam } } : {}) },
     audio: mic ? { deviceId: { exact: mic } } : true,
@@ -255,6 +272,10 @@ $("#selfmute").addEventListener("click", () => {
   applySelfMute();
 });
 $("#camera").addEventListener("change", openDevices);
+$("#picture").addEventListener("change", () => {
+  try { localStorage.setItem(PICTURE_KEY, $("#picture").value); } catch { /* private mode */ }
+  openDevices({ release: true });
+});
 $("#mic").addEventListener("change", openDevices);
 onLang(() => { if (ui.client) countViewers(); });
 
