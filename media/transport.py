@@ -109,8 +109,10 @@ class Transport:
                 sending = self._producer_payload_types()
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 transceivers = self.pc.getTransceivers()
-                if transceivers:  # retransmissions reach their receiver (see the seam)
-                    seams.route_rtx_and_mid(seams.transport_of(transceivers[0]))
+                if transceivers:
+                    dtls = seams.transport_of(transceivers[0])
+                    seams.route_rtx_and_mid(dtls)  # retransmissions reach their receiver
+                    seams.drain_sockets(dtls)  # a busy loop does not back up its sockets
                 self._keep_producer_codecs(sending)
                 self._set_active(sdp)
                 self._add_producers()
