@@ -81,22 +81,26 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:
+    from signaling.errors import SankeError
     from signaling.models import Role
     from signaling.tokens import TokenService
 
     settings = _settings(args)
     settings.check_secure()
     nbf = args.not_before if args.not_before is not None else time.time()
-    token = TokenService(settings.token_secret).mint(
-        subject=args.subject,
-        role=Role(args.role),
-        room=args.room,
-        classroom_id=args.classroom,
-        school_id=args.school,
-        name=args.name or "",
-        not_before=nbf,
-        ttl=args.ttl,
-    )
+    try:
+        token = TokenService(settings.token_secret).mint(
+            subject=args.subject,
+            role=Role(args.role),
+            room=args.room,
+            classroom_id=args.classroom,
+            school_id=args.school,
+            name=args.name or "",
+            not_before=nbf,
+            ttl=args.ttl,
+        )
+    except SankeError as exc:
+        raise SystemExit(f"cannot mint: {exc.message}") from None
     print(token)
     return 0
 
@@ -223,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     mint.add_argument("--school", help="school id")
     mint.add_argument("--name", help="display name")
     mint.add_argument("--not-before", dest="not_before", type=float, help="unix time (default now)")
-    mint.add_argument("--ttl", type=float, default=3600, help="seconds valid (default 3600)")
+    mint.add_argument(
+        "--ttl",
+        type=float,
+        default=3600,
+        help="seconds valid (default 3600; at most 12 h for room roles, 24 h otherwise)",
+    )
     mint.add_argument("--token-secret", dest="token_secret")
     mint.add_argument("--dev", action="store_true", help="allow the development secret")
     mint.set_defaults(func=cmd_token_mint)
