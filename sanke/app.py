@@ -25,6 +25,7 @@ from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.presence import Presence
 from signaling.remote_media import RemoteMediaPlane
+from signaling.rights import Rights
 from signaling.service import RoomService
 from signaling.store import Store, new_store
 from signaling.tokens import TokenService
@@ -82,7 +83,7 @@ def create_app(
     app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
-    app[TOKENS_KEY] = TokenService(settings.token_secret)
+    app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)
     hub = RoomHub(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
@@ -95,7 +96,9 @@ def create_app(
                 local_node = local_sfu_node(settings, store)
         else:
             media = default_media_plane(settings)
-    service = RoomService(store, hub, media, settings.node_id)
+    sweep = max(1.0, settings.heartbeat_seconds / 3)
+    rights = Rights(store, sweep_seconds=sweep)
+    service = RoomService(store, hub, media, settings.node_id, rights)
     observability = media_observability(local_node.worker if local_node is not None else media)
     app[SERVICE_KEY] = service
     limits = Limits(
@@ -140,7 +143,7 @@ def create_app(
             raise web.HTTPFound("/web/index.html")
 
         app.router.add_get("/", index)
-    presence = Presence(service, interval=max(1.0, settings.heartbeat_seconds / 3))
+    presence = Presence(service, interval=sweep)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -149,6 +152,7 @@ def create_app(
         if local_node is not None:
             await local_node.start()
         await presence.start()
+        await rights.start()
         await lessons.start(settings.lesson_tick_seconds)
         if observability is not None:
             await observability.start()
@@ -160,6 +164,7 @@ def create_app(
         if observability is not None:
             await observability.stop()
         await lessons.stop()
+        await rights.stop()
         await presence.stop()
         await hub.close()
         await media.close()

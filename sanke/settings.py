@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(
         default=3600, ge=60, le=86400 * 366, description="default lifetime of a minted token"
     )
+    token_leeway_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="clock difference tolerated between hosts: a token counts this long past exp",
+    )
     demo: bool = Field(default=False, description="load the demo district; allows the dev secret")
     dev: bool = Field(default=False, description="development mode; allows the dev secret")
     node_id: str = Field(default_factory=_default_node_id, description="this process's id")

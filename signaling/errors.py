@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     token_invalid = "token_invalid"
     token_expired = "token_expired"
     token_not_yet_valid = "token_not_yet_valid"
+    token_revoked = "token_revoked"
     wrong_room = "wrong_room"
     forbidden = "forbidden"
     room_not_found = "room_not_found"

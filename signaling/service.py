@@ -30,6 +30,7 @@ from signaling.protocol import (
     ServerMessage,
     StageChanged,
 )
+from signaling.rights import Rights
 from signaling.store import Store
 from signaling.tokens import Claims
 
@@ -60,11 +61,19 @@ class RoomObserver(Protocol):
 
 
 class RoomService:
-    def __init__(self, store: Store, hub: RoomHub, media: MediaPlane, node_id: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: RoomHub,
+        media: MediaPlane,
+        node_id: str,
+        rights: Rights | None = None,
+    ) -> None:
         self.store = store
         self.hub = hub
         self.media = media
         self.node_id = node_id
+        self.rights = rights if rights is not None else Rights(store)
         self.observers: list[RoomObserver] = []
 
     async def _notify(self, event: str, call: Callable[[RoomObserver], Awaitable[None]]) -> None:
@@ -95,6 +104,7 @@ class RoomService:
             raise SankeError(ErrorCode.wrong_room, "the token names no room", 403)
         if room_id is not None and room_id != claims.room:
             raise SankeError(ErrorCode.wrong_room, "the token is for another room", 403)
+        await self.rights.check(claims)
         room = await self.store.get_room(claims.room)
         if room is None:
             raise SankeError(ErrorCode.room_not_found, f"room {claims.room} does not exist", 404)

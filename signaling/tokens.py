@@ -59,10 +59,13 @@ class Claims(BaseModel):
 
 
 class TokenService:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, leeway: float = LEEWAY_SECONDS) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        # Seconds a token is still accepted after ``exp`` (and before ``nbf``): the clock
+        # difference between hosts. A live connection is closed at ``exp`` plus this.
+        self.leeway = leeway
 
     def mint(
         self,
@@ -105,7 +108,7 @@ class TokenService:
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
-                leeway=LEEWAY_SECONDS,
+                leeway=self.leeway,
                 options={"require": ["exp", "nbf", "sub", "role"]},
             )
         except jwt.ExpiredSignatureError:

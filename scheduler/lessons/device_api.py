@@ -16,6 +16,7 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
+from signaling.rights import device_subject
 
 
 class DeviceList(BaseModel):
@@ -61,7 +62,11 @@ async def list_devices(request: web.Request) -> web.Response:
 @documented(summary="Revoke a device credential", tag="devices")
 async def revoke_device(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    device = await lessons_context(request).devices.revoke(request.match_info["device_id"])
+    ctx = lessons_context(request)
+    device = await ctx.devices.revoke(request.match_info["device_id"])
+    # Its live connections close on every signaling process, and the join tokens it was
+    # given no longer join (signaling.rights).
+    await ctx.lessons.rooms.rights.revoke(device_subject(device.id), "device revoked")
     return web.json_response(view(device).model_dump())
 
 
@@ -146,7 +151,7 @@ async def device_join(request: web.Request) -> web.Response:
             ErrorCode.lesson_not_open, f"no lesson is open for this classroom now{when}", 409
         )
     token = request.app[TOKENS_KEY].mint(
-        subject=f"device:{device.id}",
+        subject=device_subject(device.id),
         role=Role.classroom,
         room=session.room_id,
         classroom_id=device.class_id,

@@ -162,6 +162,10 @@ class Store(abc.ABC):
         """Append to a list; returns its new length."""
 
     @abc.abstractmethod
+    async def length(self, name: str) -> int:
+        """How many items the list has (0 if it does not exist)."""
+
+    @abc.abstractmethod
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
         """Items ``start``..``stop`` inclusive (negative counts from the end)."""
 

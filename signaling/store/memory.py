@@ -221,6 +221,9 @@ class MemoryStore(Store):
         items.append(value)
         return len(items)
 
+    async def length(self, name: str) -> int:
+        return len(self._lists.get(name, ()))
+
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
         # Redis LRANGE: inclusive stop, negatives count from the end, out of range clamps
         # (plain slicing would wrap around for indices before the first item).

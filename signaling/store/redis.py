@@ -268,6 +268,9 @@ class RedisStore(Store):
     async def append(self, name: str, value: str) -> int:
         return int(await self._redis.rpush(self._k("l", name), value))
 
+    async def length(self, name: str) -> int:
+        return int(await self._redis.llen(self._k("l", name)))
+
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
         return [str(item) for item in await self._redis.lrange(self._k("l", name), start, stop)]
 
