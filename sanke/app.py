@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from scheduler.lessons.api import setup_lesson_routes
@@ -124,7 +125,7 @@ def create_app(
     )
     lessons = LessonService(
         service,
-        RecordLog(store, settings.effective_records_key),
+        RecordLog(store, records_keys(settings)),
         SessionWindow(
             open_before_minutes=settings.lesson_open_before_minutes,
             close_after_minutes=settings.lesson_close_after_minutes,
@@ -147,6 +148,12 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
+        try:
+            # After a records key rotation the signed head gets the new key's signature.
+            if await lessons.records.reseal():
+                log.info("teaching records head re-signed with the current records key")
+        except Exception:
+            log.exception("re-signing the teaching records head failed")
         if remote_media is not None:
             await remote_media.start()
         if local_node is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from typing import Annotated
@@ -78,7 +77,18 @@ class Settings(BaseSettings):
     records_key: str | None = Field(
         default=None,
         min_length=32,
-        description="HMAC key signing teaching records (default: derived from the token secret)",
+        description="HMAC key signing teaching records; its own secret, never derived from "
+        "the token secret (unset: the key file)",
+    )
+    records_key_file: str | None = Field(
+        default=None,
+        description="file holding the records key, generated (mode 0600) when missing; "
+        "default ~/.local/share/sanke/records.key for `sanke serve`",
+    )
+    records_previous_keys: CommaList = Field(
+        default_factory=list,
+        description="earlier records keys (comma-separated), only to verify what they signed "
+        "before a rotation",
     )
     lesson_open_before_minutes: float = Field(
         default=10, ge=0, le=120, description="a lesson room opens this long before the start"
@@ -122,18 +132,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="logging level")
 
-    @field_validator("host", "ice_servers", mode="before")
+    @field_validator("host", "ice_servers", "records_previous_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
-
-    @property
-    def effective_records_key(self) -> str:
-        if self.records_key:
-            return self.records_key
-        return hashlib.sha256(b"sanke-records:" + self.token_secret.encode()).hexdigest()
 
     @property
     def insecure_secret(self) -> bool:

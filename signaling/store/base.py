@@ -162,6 +162,15 @@ class Store(abc.ABC):
         """Append to a list; returns its new length."""
 
     @abc.abstractmethod
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        """If the list has exactly ``length`` items: append ``value`` (unless None) and set the
+        key/value ``key`` (no TTL) to ``key_value``, in one atomic step; whether it happened.
+        A hash-chained log and its signed head change together or not at all, and of two
+        writers appending at once one wins and the other re-reads."""
+
+    @abc.abstractmethod
     async def length(self, name: str) -> int:
         """How many items the list has (0 if it does not exist)."""
 

@@ -221,6 +221,17 @@ class MemoryStore(Store):
         items.append(value)
         return len(items)
 
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        items = self._lists.setdefault(name, [])
+        if len(items) != length:
+            return False
+        if value is not None:
+            items.append(value)
+        self._kv[key] = (key_value, None)
+        return True
+
     async def length(self, name: str) -> int:
         return len(self._lists.get(name, ()))
 

@@ -65,6 +65,14 @@ end
 return 1
 """
 
+# KEYS: list, key. ARGV: expected length, value ('' with ARGV[3] == '0': none), key value.
+_APPEND_GUARDED = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[3] == '1' then redis.call('RPUSH', KEYS[1], ARGV[2]) end
+redis.call('SET', KEYS[2], ARGV[4])
+return 1
+"""
+
 
 def _day_number(date: str) -> int:
     """YYYY-MM-DD as the sortable number YYYYMMDD (a session without a date: 0)."""
@@ -87,6 +95,7 @@ class RedisStore(Store):
         self._claim_slot = self._redis.register_script(_CLAIM_SLOT)
         self._release_slot = self._redis.register_script(_RELEASE_SLOT)
         self._recount_slots = self._redis.register_script(_RECOUNT_SLOTS)
+        self._append_guarded = self._redis.register_script(_APPEND_GUARDED)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -267,6 +276,13 @@ class RedisStore(Store):
     # lists
     async def append(self, name: str, value: str) -> int:
         return int(await self._redis.rpush(self._k("l", name), value))
+
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        keys = [self._k("l", name), self._k("kv", key)]
+        args: list[str | int] = [length, value or "", "0" if value is None else "1", key_value]
+        return bool(await self._append_guarded(keys=keys, args=args))
 
     async def length(self, name: str) -> int:
         return int(await self._redis.llen(self._k("l", name)))

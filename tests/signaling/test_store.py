@@ -388,6 +388,31 @@ async def test_lists_append_and_range(store: Store) -> None:
     assert await store.range("other") == []
 
 
+async def test_length_and_guarded_append(store: Store) -> None:
+    assert await store.length("log") == 0
+    assert await store.append_guarded("log", 0, "a", "head", "1")
+    assert not await store.append_guarded("log", 0, "b", "head", "lost"), "the list grew"
+    assert await store.range("log") == ["a"] and await store.get("head") == "1"
+    assert await store.append_guarded("log", 1, None, "head", "resealed")
+    assert await store.length("log") == 1 and await store.get("head") == "resealed"
+    assert await store.append_guarded("log", 1, "b", "head", "2")
+    assert await store.range("log") == ["a", "b"] and await store.length("log") == 2
+
+
+async def test_guarded_appends_at_once_keep_one_order(store: Store) -> None:
+    async def writer(name: str) -> None:
+        for _ in range(20):
+            while True:
+                n = await store.length("chain")
+                if await store.append_guarded("chain", n, f"{name}{n}", "head", str(n + 1)):
+                    break
+
+    await asyncio.gather(writer("a"), writer("b"), writer("c"))
+    items = await store.range("chain")
+    assert len(items) == 60 and [int(i[1:]) for i in items] == list(range(60))
+    assert await store.get("head") == "60"
+
+
 async def test_replace_at(store: Store) -> None:
     for item in ("a", "b", "c"):
         await store.append("log", item)
