@@ -9,12 +9,13 @@ from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import ID_PATTERN, Participant, Role, Room, RoomKind
+from signaling.names import clean_name, name_problem
 from signaling.openapi import build_openapi, documented
 from signaling.protocol import IceServer
 from signaling.service import RoomService
@@ -86,6 +87,15 @@ class TokenRequest(BaseModel):
         le=max(MAX_TTL_SECONDS.values()),
         description="lifetime; at most the role's maximum (docs/security.md)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _displayable(cls, name: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")
+        problem = name_problem(name, role) if isinstance(role, Role) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return clean_name(name, limit=100)
 
 
 class TokenReply(BaseModel):

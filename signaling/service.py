@@ -18,6 +18,7 @@ from signaling.hub import LocalPeer, RoomHub
 from signaling.media_plane import MediaPlane
 from signaling.metrics import JOINS, LEFT, PARTICIPANTS
 from signaling.models import ROOM_ROLES, Participant, Role, RoomState
+from signaling.names import display_name
 from signaling.protocol import (
     Error,
     HandRaised,
@@ -123,7 +124,7 @@ class RoomService:
             room_id=room.id,
             subject=claims.sub,
             role=claims.role,
-            name=(name or claims.name or claims.sub)[:100],
+            name=display_name(claims.role, claims.name, name, claims.sub),
             classroom_id=claims.classroom_id,
             school_id=claims.school_id,
             node_id=self.node_id,

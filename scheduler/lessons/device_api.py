@@ -8,6 +8,7 @@ from aiohttp import web
 from icalendar import Calendar, Event
 from pydantic import BaseModel
 
+from scheduler.jobs import TimetableRepo
 from scheduler.lessons.context import lessons_context
 from scheduler.lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, view
 from scheduler.lessons.service import Notice
@@ -17,6 +18,7 @@ from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_m
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
 from signaling.rights import device_subject
+from signaling.tokens import Claims
 
 
 class DeviceList(BaseModel):
@@ -39,17 +41,55 @@ class DeviceJoin(BaseModel):
 
 
 @documented(
-    summary="Register a classroom device; the credential is shown once",
+    summary="Register a device for a remote class of the district (a school coordinator: of "
+    "its school); the credential is shown once",
     body=DeviceRegistration,
     reply=RegisteredDevice,
     status=201,
     tag="devices",
 )
 async def register_device(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, DeviceRegistration)
+    await _check_scope(request, claims, body)
     registered = await lessons_context(request).devices.register(body)
     return web.json_response(registered.model_dump(), status=201)
+
+
+async def _check_scope(request: web.Request, claims: Claims, body: DeviceRegistration) -> None:
+    """The class must be one of the district's, of the school the body names, and within the
+    coordinator's school when its token has one: a device registered for another school's
+    class would get that school's schedule and tokens naming that school."""
+    district = await TimetableRepo(lessons_context(request).lessons.store).district()
+    if district is None:
+        raise SankeError(
+            ErrorCode.conflict,
+            "no district yet: upload it, then register its classes' devices",
+            409,
+        )
+    school = next((d.school for d in district.demands if d.class_id == body.class_id), None)
+    if school is None:
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"class {body.class_id!r} is not a remote class of district {district.id}",
+            422,
+        )
+    if (
+        claims.school_id is not None
+        and claims.role is not Role.admin
+        and claims.school_id != school
+    ):
+        raise SankeError(
+            ErrorCode.forbidden,
+            f"your token is for school {claims.school_id}: class {body.class_id} is not in it",
+            403,
+        )
+    if body.school != school:
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"class {body.class_id} belongs to school {school}, not {body.school}",
+            422,
+        )
 
 
 @documented(summary="List classroom devices", reply=DeviceList, tag="devices")
