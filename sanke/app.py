@@ -25,6 +25,7 @@ from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.presence import Presence
+from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
 from signaling.rights import Rights
 from signaling.service import RoomService
@@ -85,6 +86,9 @@ def create_app(
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)
+    app[RATE_LIMITS_KEY] = api_rate_limits(
+        store, settings.rate_token_mints_per_minute, settings.rate_device_registrations_per_minute
+    )
     hub = RoomHub(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None

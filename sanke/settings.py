@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     join_timeout_seconds: float = Field(
         default=10.0, gt=0, description="a connection must send join within this time"
     )
+    rate_token_mints_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="token-minting requests per caller and minute (tokens, session tokens, "
+        "device join tokens); more get 429",
+    )
+    rate_device_registrations_per_minute: int = Field(
+        default=60, ge=1, le=100_000, description="device registrations per caller and minute"
+    )
     room_max_participants: int = Field(
         default=64, ge=1, le=10_000, description="default capacity of a new room"
     )

@@ -18,6 +18,7 @@ from signaling.models import ID_PATTERN, Participant, Role, Room, RoomKind
 from signaling.names import clean_name, name_problem
 from signaling.openapi import build_openapi, documented
 from signaling.protocol import IceServer
+from signaling.ratelimit import RATE_LIMITS_KEY
 from signaling.service import RoomService
 from signaling.tokens import MAX_TTL_SECONDS, check_window, max_ttl
 
@@ -192,6 +193,7 @@ async def close_room(request: web.Request) -> web.Response:
 )
 async def mint_token(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].mint.take(claims.sub)
     body = await read_json_model(request, TokenRequest)
     if body.role in (Role.coordinator, Role.admin) and claims.role is not Role.admin:
         raise SankeError(

@@ -57,6 +57,7 @@ from signaling.protocol import (
     Stats,
     client_message_adapter,
 )
+from signaling.ratelimit import TokenBucket
 from signaling.service import RoomService, participant_info
 from signaling.tokens import Claims, TokenService
 
@@ -80,23 +81,6 @@ class Limits:
     violations_before_close: int
     heartbeat_seconds: float
     join_timeout_seconds: float
-
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class Connection:

@@ -17,6 +17,7 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
 
 
 class SessionList(BaseModel):
@@ -132,7 +133,8 @@ async def move_session(request: web.Request) -> web.Response:
     tag="lessons",
 )
 async def session_tokens(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].mint.take(claims.sub)
     session = await lessons_context(request).lessons.get(request.match_info["session_id"])
     _require_joinable(session)
     tokens = request.app[TOKENS_KEY]

@@ -17,6 +17,7 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
 from signaling.rights import device_subject
 from signaling.tokens import Claims
 
@@ -50,6 +51,7 @@ class DeviceJoin(BaseModel):
 )
 async def register_device(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].register.take(claims.sub)
     body = await read_json_model(request, DeviceRegistration)
     await _check_scope(request, claims, body)
     registered = await lessons_context(request).devices.register(body)
@@ -173,6 +175,7 @@ async def device_schedule_ics(request: web.Request) -> web.Response:
 async def device_join(request: web.Request) -> web.Response:
     ctx = lessons_context(request)
     device = await ctx.devices.authenticate(bearer_token(request))
+    await request.app[RATE_LIMITS_KEY].mint.take(device_subject(device.id))
     now = ctx.lessons.clock()
     sessions = [
         s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now

@@ -106,6 +106,11 @@ class Store(abc.ABC):
     async def get(self, key: str) -> str | None: ...
 
     @abc.abstractmethod
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add one to the counter ``key`` (created at 0, expiring ``ttl`` seconds after its
+        creation) and return it, atomically."""
+
+    @abc.abstractmethod
     async def delete(self, key: str) -> bool: ...
 
     @abc.abstractmethod

@@ -142,6 +142,13 @@ class MemoryStore(Store):
         entry = self._live(key)
         return entry[0] if entry else None
 
+    async def incr(self, key: str, ttl: float) -> int:
+        entry = self._live(key)
+        count = int(entry[0]) + 1 if entry else 1
+        expires = entry[1] if entry and entry[1] is not None else time.monotonic() + ttl
+        self._kv[key] = (str(count), expires)
+        return count
+
     async def delete(self, key: str) -> bool:
         return self._live(key) is not None and self._kv.pop(key, None) is not None
 

@@ -73,6 +73,14 @@ redis.call('SET', KEYS[2], ARGV[4])
 return 1
 """
 
+# KEYS: counter. ARGV: ttl in ms. The expiry is set with the first increment (or repaired
+# if a counter somehow lost it), never extended.
+_INCR = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
 
 def _day_number(date: str) -> int:
     """YYYY-MM-DD as the sortable number YYYYMMDD (a session without a date: 0)."""
@@ -96,6 +104,7 @@ class RedisStore(Store):
         self._release_slot = self._redis.register_script(_RELEASE_SLOT)
         self._recount_slots = self._redis.register_script(_RECOUNT_SLOTS)
         self._append_guarded = self._redis.register_script(_APPEND_GUARDED)
+        self._incr = self._redis.register_script(_INCR)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -227,6 +236,10 @@ class RedisStore(Store):
 
     async def get(self, key: str) -> str | None:
         return _text(await self._redis.get(self._k("kv", key)))
+
+    async def incr(self, key: str, ttl: float) -> int:
+        ms = max(1, math.ceil(ttl * 1000))
+        return int(await self._incr(keys=[self._k("kv", key)], args=[ms]))
 
     async def delete(self, key: str) -> bool:
         return bool(await self._redis.delete(self._k("kv", key)))

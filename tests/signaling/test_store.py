@@ -388,6 +388,18 @@ async def test_lists_append_and_range(store: Store) -> None:
     assert await store.range("other") == []
 
 
+async def test_incr_counts_and_expires_from_the_first_count(store: Store) -> None:
+    assert [await store.incr("hits", ttl=0.3) for _ in range(3)] == [1, 2, 3]
+    ttl = await store.ttl("hits")
+    assert ttl is not None and 0 < ttl <= 0.3
+    await asyncio.sleep(0.2)
+    assert await store.incr("hits", ttl=0.3) == 4, "a later count does not extend the window"
+    await asyncio.sleep(0.2)
+    assert await store.incr("hits", ttl=0.3) == 1
+    counts = await asyncio.gather(*(store.incr("burst", ttl=5) for _ in range(50)))
+    assert sorted(counts) == list(range(1, 51))
+
+
 async def test_length_and_guarded_append(store: Store) -> None:
     assert await store.length("log") == 0
     assert await store.append_guarded("log", 0, "a", "head", "1")
