@@ -69,6 +69,7 @@ class Rights:
         self._held: dict[str, set[Holder]] = {}
         self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._ending: set[asyncio.Task[None]] = set()
         self._seen = 0
 
     # --- the local connections ------------------------------------------------
@@ -152,11 +153,19 @@ class Rights:
         for holder in list(self._held.get(revocation.subject, ())):
             if holder.issued_at > revocation.at:
                 continue  # joined with a token issued after the revocation
-            try:
-                await holder.end_right(
-                    ErrorCode.token_revoked,
-                    "the right behind this connection has been revoked",
-                    CLOSE_REVOKED,
-                )
-            except Exception:
-                log.exception("closing a revoked connection failed")
+            # Each close in its own task: a client slow to answer the close handshake must
+            # not hold up the next revocation.
+            task = asyncio.create_task(self._end(holder), name="rights-end")
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    @staticmethod
+    async def _end(holder: Holder) -> None:
+        try:
+            await holder.end_right(
+                ErrorCode.token_revoked,
+                "the right behind this connection has been revoked",
+                CLOSE_REVOKED,
+            )
+        except Exception:
+            log.exception("closing a revoked connection failed")
