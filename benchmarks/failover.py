@@ -78,6 +78,7 @@ async def wait_until(predicate: object, timeout: float) -> bool:
 async def run(lessons: int, redis_url: str, workdir: Path) -> dict[str, float]:
     prefix = f"bench-failover-{int(time.time())}:"
     env = {"REDIS_URL": redis_url, "SANKE_KEY_PREFIX": prefix, "SANKE_TOKEN_SECRET": SECRET,
+           "SANKE_RECORDS_KEY": SECRET,
            "SANKE_HOST": "127.0.0.1", "SANKE_SFU_CAPACITY": str(lessons)}  # fmt: skip
     nodes = {
         n: ServerProcess(["sfu"], {**env, "SANKE_NODE_ID": n}, free_port(), workdir / f"{n}.log")

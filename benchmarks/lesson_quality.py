@@ -868,7 +868,12 @@ def free_port() -> int:
 
 def child_env(secret: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SANKE_REDIS_URL")}
-    env.update(SANKE_TOKEN_SECRET=secret, SANKE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env.update(
+        SANKE_TOKEN_SECRET=secret,
+        SANKE_RECORDS_KEY=secret,
+        SANKE_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 

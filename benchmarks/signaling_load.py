@@ -559,6 +559,7 @@ def run_sanke(args: argparse.Namespace) -> Run:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "SANKE_REDIS_URL"}} | {
         "SANKE_MEDIA": "false",
         "SANKE_TOKEN_SECRET": secret,
+        "SANKE_RECORDS_KEY": secret,
         "SANKE_WS_RATE_PER_SECOND": "10000",
         "SANKE_WS_RATE_BURST": "10000",
         "SANKE_ROOM_MAX_PARTICIPANTS": str(args.room_size),

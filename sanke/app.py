@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from scheduler.lessons.api import setup_lesson_routes
@@ -24,7 +25,9 @@ from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.presence import Presence
+from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
+from signaling.rights import Rights
 from signaling.service import RoomService
 from signaling.store import Store, new_store
 from signaling.tokens import TokenService
@@ -82,7 +85,10 @@ def create_app(
     app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
-    app[TOKENS_KEY] = TokenService(settings.token_secret)
+    app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)
+    app[RATE_LIMITS_KEY] = api_rate_limits(
+        store, settings.rate_token_mints_per_minute, settings.rate_device_registrations_per_minute
+    )
     hub = RoomHub(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
@@ -95,7 +101,9 @@ def create_app(
                 local_node = local_sfu_node(settings, store)
         else:
             media = default_media_plane(settings)
-    service = RoomService(store, hub, media, settings.node_id)
+    sweep = max(1.0, settings.heartbeat_seconds / 3)
+    rights = Rights(store, sweep_seconds=sweep)
+    service = RoomService(store, hub, media, settings.node_id, rights)
     observability = media_observability(local_node.worker if local_node is not None else media)
     app[SERVICE_KEY] = service
     limits = Limits(
@@ -121,7 +129,7 @@ def create_app(
     )
     lessons = LessonService(
         service,
-        RecordLog(store, settings.effective_records_key),
+        RecordLog(store, records_keys(settings)),
         SessionWindow(
             open_before_minutes=settings.lesson_open_before_minutes,
             close_after_minutes=settings.lesson_close_after_minutes,
@@ -140,15 +148,22 @@ def create_app(
             raise web.HTTPFound("/web/index.html")
 
         app.router.add_get("/", index)
-    presence = Presence(service, interval=max(1.0, settings.heartbeat_seconds / 3))
+    presence = Presence(service, interval=sweep)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
+        try:
+            # After a records key rotation the signed head gets the new key's signature.
+            if await lessons.records.reseal():
+                log.info("teaching records head re-signed with the current records key")
+        except Exception:
+            log.exception("re-signing the teaching records head failed")
         if remote_media is not None:
             await remote_media.start()
         if local_node is not None:
             await local_node.start()
         await presence.start()
+        await rights.start()
         await lessons.start(settings.lesson_tick_seconds)
         if observability is not None:
             await observability.start()
@@ -160,6 +175,7 @@ def create_app(
         if observability is not None:
             await observability.stop()
         await lessons.stop()
+        await rights.stop()
         await presence.stop()
         await hub.close()
         await media.close()

@@ -81,22 +81,26 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:
+    from signaling.errors import SankeError
     from signaling.models import Role
     from signaling.tokens import TokenService
 
     settings = _settings(args)
     settings.check_secure()
     nbf = args.not_before if args.not_before is not None else time.time()
-    token = TokenService(settings.token_secret).mint(
-        subject=args.subject,
-        role=Role(args.role),
-        room=args.room,
-        classroom_id=args.classroom,
-        school_id=args.school,
-        name=args.name or "",
-        not_before=nbf,
-        ttl=args.ttl,
-    )
+    try:
+        token = TokenService(settings.token_secret).mint(
+            subject=args.subject,
+            role=Role(args.role),
+            room=args.room,
+            classroom_id=args.classroom,
+            school_id=args.school,
+            name=args.name or "",
+            not_before=nbf,
+            ttl=args.ttl,
+        )
+    except SankeError as exc:
+        raise SystemExit(f"cannot mint: {exc.message}") from None
     print(token)
     return 0
 
@@ -132,37 +136,74 @@ def cmd_protocol_export(args: argparse.Namespace) -> int:
 def cmd_records_verify(args: argparse.Namespace) -> int:
     import asyncio
 
-    from scheduler.lessons.records import RecordLog, VerifyReport, verify_lines
+    from pydantic import ValidationError
+
+    from sanke.records_key import verifying_keys
+    from scheduler.lessons.records import RecordLog, RecordsHead, VerifyReport
+    from scheduler.lessons.records_check import verify_lines
     from signaling.store import open_store
 
     settings = _settings(args)
-    key = args.key or settings.effective_records_key
+    keys = verifying_keys(settings, args.key)
+    if keys is None:
+        raise SystemExit(
+            "no records key: give --key, or set SANKE_RECORDS_KEY or SANKE_RECORDS_KEY_FILE"
+        )
+
+    def read_head(path: str | None) -> RecordsHead | None:
+        if not path or not Path(path).exists():
+            return None
+        try:
+            return RecordsHead.model_validate_json(Path(path).read_bytes())
+        except ValidationError as exc:
+            raise SystemExit(f"{path} is not a signed records head: {exc}") from None
+
+    anchor = read_head(args.anchor)
+    if args.anchor and anchor is None and not args.file:
+        print(f"note: {args.anchor} does not exist yet; it will hold the head verified now")
+    head: RecordsHead | None
     if args.file:
         lines = [
             line
             for line in Path(args.file).read_text(encoding="utf-8").splitlines()
             if line.strip()
         ]
-        report: VerifyReport = verify_lines(lines, key.encode())
+        head = read_head(args.head)
+        if head is None and anchor is None:
+            print(
+                "note: without --head or --anchor only the chain is checked: "
+                "deleting the newest records cannot be seen in a file alone"
+            )
+        report: VerifyReport = verify_lines(
+            lines, keys, head=head, anchor=anchor, require_head=head is not None
+        )
     else:
         if not settings.redis_url:
             raise SystemExit(
                 "give --file RECORDS.jsonl (from GET /api/v1/records) or set REDIS_URL"
             )
 
-        async def from_store() -> VerifyReport:
+        async def from_store() -> tuple[VerifyReport, RecordsHead | None]:
             store = await open_store(settings.redis_url, settings.key_prefix)
             try:
-                return await RecordLog(store, key).verify()
+                log = RecordLog(store, keys)
+                return await log.verify(anchor=anchor), await log.head()
             finally:
                 await store.close()
 
-        report = asyncio.run(from_store())
-    if report.ok:
-        print(f"ok: {report.records} records, chain and signatures intact")
-        return 0
-    print(f"BROKEN at record {report.first_broken} of {report.records}: {report.problem}")
-    return 1
+        report, head = asyncio.run(from_store())
+    if not report.ok:
+        print(f"BROKEN at record {report.first_broken} of {report.records}: {report.problem}")
+        return 1
+    if args.anchor and head is not None:
+        # The head just verified becomes the anchor the next run compares with.
+        path = Path(args.anchor)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(head.model_dump_json() + "\n", encoding="utf-8")
+        partial.replace(path)
+    print(f"ok: {report.records} records, chain, signatures and signed head intact")
+    return 0
 
 
 def _server_flags(parser: argparse.ArgumentParser) -> None:
@@ -223,7 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     mint.add_argument("--school", help="school id")
     mint.add_argument("--name", help="display name")
     mint.add_argument("--not-before", dest="not_before", type=float, help="unix time (default now)")
-    mint.add_argument("--ttl", type=float, default=3600, help="seconds valid (default 3600)")
+    mint.add_argument(
+        "--ttl",
+        type=float,
+        default=3600,
+        help="seconds valid (default 3600; at most 12 h for room roles, 24 h otherwise)",
+    )
     mint.add_argument("--token-secret", dest="token_secret")
     mint.add_argument("--dev", action="store_true", help="allow the development secret")
     mint.set_defaults(func=cmd_token_mint)
@@ -241,7 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--file", help="a JSON-lines export (GET /api/v1/records); default: the store"
     )
-    verify.add_argument("--key", help="records key (default: SANKE_RECORDS_KEY or derived)")
+    verify.add_argument(
+        "--key", help="records key (default: SANKE_RECORDS_KEY or SANKE_RECORDS_KEY_FILE)"
+    )
+    verify.add_argument(
+        "--head", help="with --file: the signed head (GET /api/v1/records/head) to compare with"
+    )
+    verify.add_argument(
+        "--anchor",
+        help="a file kept apart from the store: the head this run verified is saved there and "
+        "the next run checks the records still reach it (catches deleting everything)",
+    )
     verify.add_argument("--redis-url", dest="redis_url")
     verify.add_argument("--token-secret", dest="token_secret")
     verify.set_defaults(func=cmd_records_verify)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from typing import Annotated
@@ -41,6 +40,12 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(
         default=3600, ge=60, le=86400 * 366, description="default lifetime of a minted token"
     )
+    token_leeway_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="clock difference tolerated between hosts: a token counts this long past exp",
+    )
     demo: bool = Field(default=False, description="load the demo district; allows the dev secret")
     dev: bool = Field(default=False, description="development mode; allows the dev secret")
     node_id: str = Field(default_factory=_default_node_id, description="this process's id")
@@ -62,6 +67,16 @@ class Settings(BaseSettings):
     join_timeout_seconds: float = Field(
         default=10.0, gt=0, description="a connection must send join within this time"
     )
+    rate_token_mints_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="token-minting requests per caller and minute (tokens, session tokens, "
+        "device join tokens); more get 429",
+    )
+    rate_device_registrations_per_minute: int = Field(
+        default=60, ge=1, le=100_000, description="device registrations per caller and minute"
+    )
     room_max_participants: int = Field(
         default=64, ge=1, le=10_000, description="default capacity of a new room"
     )
@@ -72,7 +87,18 @@ class Settings(BaseSettings):
     records_key: str | None = Field(
         default=None,
         min_length=32,
-        description="HMAC key signing teaching records (default: derived from the token secret)",
+        description="HMAC key signing teaching records; its own secret, never derived from "
+        "the token secret (unset: the key file)",
+    )
+    records_key_file: str | None = Field(
+        default=None,
+        description="file holding the records key, generated (mode 0600) when missing; "
+        "default ~/.local/share/sanke/records.key for `sanke serve`",
+    )
+    records_previous_keys: CommaList = Field(
+        default_factory=list,
+        description="earlier records keys (comma-separated), only to verify what they signed "
+        "before a rotation",
     )
     lesson_open_before_minutes: float = Field(
         default=10, ge=0, le=120, description="a lesson room opens this long before the start"
@@ -116,18 +142,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="logging level")
 
-    @field_validator("host", "ice_servers", mode="before")
+    @field_validator("host", "ice_servers", "records_previous_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
-
-    @property
-    def effective_records_key(self) -> str:
-        if self.records_key:
-            return self.records_key
-        return hashlib.sha256(b"sanke-records:" + self.token_secret.encode()).hexdigest()
 
     @property
     def insecure_secret(self) -> bool:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import ID_PATTERN, Participant, Role, Room, RoomKind
+from signaling.names import clean_name, name_problem
 from signaling.openapi import build_openapi, documented
 from signaling.protocol import IceServer
+from signaling.ratelimit import RATE_LIMITS_KEY
 from signaling.service import RoomService
+from signaling.tokens import MAX_TTL_SECONDS, check_window, max_ttl
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class RoomList(BaseModel):
     rooms: list[RoomView]
 
 
+# Finite and before 2100: a float time of the year 131968 or NaN is a mistake or an attack.
+UnixTime = Annotated[float, Field(ge=0, le=4_102_444_800, allow_inf_nan=False)]
+
+
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,9 +78,25 @@ class TokenRequest(BaseModel):
     classroom_id: str | None = Field(default=None, max_length=128)
     school_id: str | None = Field(default=None, max_length=128)
     name: str = Field(default="", max_length=100)
-    not_before: float | None = Field(default=None, description="unix time; default now")
-    expires: float | None = Field(default=None, description="unix time; default not_before + TTL")
-    ttl_seconds: int | None = Field(default=None, ge=60, le=86400 * 366)
+    not_before: UnixTime | None = Field(default=None, description="unix time; default now")
+    expires: UnixTime | None = Field(
+        default=None, description="unix time; default not_before + TTL (at most the role's)"
+    )
+    ttl_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=max(MAX_TTL_SECONDS.values()),
+        description="lifetime; at most the role's maximum (docs/security.md)",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _displayable(cls, name: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")
+        problem = name_problem(name, role) if isinstance(role, Role) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return clean_name(name, limit=100)
 
 
 class TokenReply(BaseModel):
@@ -169,6 +193,7 @@ async def close_room(request: web.Request) -> web.Response:
 )
 async def mint_token(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].mint.take(claims.sub)
     body = await read_json_model(request, TokenRequest)
     if body.role in (Role.coordinator, Role.admin) and claims.role is not Role.admin:
         raise SankeError(
@@ -179,12 +204,14 @@ async def mint_token(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     if body.room and await ctx.service.store.get_room(body.room) is None:
         raise SankeError(ErrorCode.room_not_found, f"room {body.room} does not exist", 404)
-    nbf = body.not_before if body.not_before is not None else time.time()
-    exp = (
-        body.expires
-        if body.expires is not None
-        else nbf + (body.ttl_seconds or ctx.token_ttl_seconds)
-    )
+    now = time.time()
+    nbf = body.not_before if body.not_before is not None else now
+    # The configured default never makes a token outlive its role's maximum.
+    ttl = body.ttl_seconds or min(ctx.token_ttl_seconds, max_ttl(body.role))
+    exp = body.expires if body.expires is not None else nbf + ttl
+    check_window(body.role, int(nbf), int(exp), now)
+    if exp <= now:
+        raise SankeError(ErrorCode.invalid_request, "this token would be expired already", 422)
     token = request.app[TOKENS_KEY].mint(
         subject=body.subject,
         role=body.role,

@@ -18,6 +18,13 @@ from typing import TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
+from signaling.close_codes import (
+    CLOSE_JOIN_TIMEOUT,
+    CLOSE_RATE_LIMIT,
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TOO_SLOW,
+    LEAVE_REASONS,
+)
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import can_see
 from signaling.metrics import ERRORS, JOIN_LATENCY, MESSAGES, WS_CONNECTIONS
@@ -50,16 +57,13 @@ from signaling.protocol import (
     Stats,
     client_message_adapter,
 )
+from signaling.ratelimit import TokenBucket
 from signaling.service import RoomService, participant_info
-from signaling.tokens import TokenService
+from signaling.tokens import Claims, TokenService
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Close codes (RFC 6455 §7.4 plus the 4000–4999 application range).
-CLOSE_RATE_LIMIT = 4008
-CLOSE_TOO_SLOW = 4009
-CLOSE_JOIN_TIMEOUT = 4001
 # A frame this many times the message limit is abuse, not a mistake: the server
 # stops reading and closes with 1009 (aiohttp's max_msg_size).
 HARD_SIZE_FACTOR = 4
@@ -77,23 +81,6 @@ class Limits:
     violations_before_close: int
     heartbeat_seconds: float
     join_timeout_seconds: float
-
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class Connection:
@@ -115,6 +102,11 @@ class Connection:
         self.participant_id = ""
         self.role = Role.viewer
         self.participant: Participant | None = None
+        # The right this connection holds (its token), once it sent a join.
+        self.claims: Claims | None = None
+        self.issued_at = 0
+        self._expiry: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None
         self._outbound: asyncio.Queue[ServerMessage] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
         self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
         self._stats_bucket = TokenBucket(STATS_PER_SECOND, 1)
@@ -147,11 +139,32 @@ class Connection:
         if self._closing:
             return
         self._closing = True
-        self._leave_reason = "kicked" if close_code == 4003 else "room_closed"
+        self._leave_reason = LEAVE_REASONS.get(close_code, "room_closed")
         with contextlib.suppress(Exception):
             if message is not None:
                 await self.ws.send_str(message.model_dump_json(exclude_none=True))
             await self.ws.close(code=close_code)
+
+    # --- Holder (signaling.rights) ---------------------------------------------
+    async def end_right(self, code: ErrorCode, message: str, close_code: int) -> None:
+        ERRORS.labels(code.value).inc()
+        await self.terminate(Error(code=code, message=message), close_code)
+
+    def _expire(self) -> None:
+        """The token's ``exp`` is reached: the seat it gave ends with it."""
+        self._ending = asyncio.get_running_loop().create_task(
+            self.end_right(
+                ErrorCode.token_expired,
+                "the access token has expired; join again with a fresh one",
+                CLOSE_TOKEN_EXPIRED,
+            )
+        )
+
+    def _release_right(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self.claims is not None:
+            self.service.rights.release(self.claims.sub, self)
 
     # --- lifecycle ---------------------------------------------------------
     async def run(self) -> None:
@@ -174,6 +187,7 @@ class Connection:
                     break
         finally:
             join_timer.cancel()
+            self._release_right()
             if isinstance(self.ws.exception(), TimeoutError):
                 self._leave_reason = "timeout"
             await self._cleanup()
@@ -326,12 +340,25 @@ class Connection:
             raise SankeError(ErrorCode.already_joined, "already in a room; leave first")
         started = time.perf_counter()
         claims = self.tokens.verify(message.token)
+        # Held before the join checks for a revocation: one racing the join either fails
+        # that check or finds this connection (signaling.rights).
+        self._release_right()
+        self.claims, self.issued_at = claims, claims.iat
+        self.service.rights.hold(claims.sub, self)
         self._held = []
         try:
             participant, others = await self.service.join(claims, None, message.name, self)
+        except BaseException:
+            self._release_right()
+            self.claims = None
+            raise
         finally:
             held, self._held = self._held, None
         self.participant = participant
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(
+            loop.time() + max(0.0, claims.exp + self.tokens.leeway - time.time()), self._expire
+        )
         visible = [participant_info(p) for p in others if can_see(participant.role, p.role)]
         # Joined goes first: it is queued before any event the join itself triggers.
         self._outbound.put_nowait(

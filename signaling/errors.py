@@ -5,6 +5,7 @@ A code is stable (clients switch on it); the message is for people.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -20,6 +21,7 @@ class ErrorCode(StrEnum):
     token_invalid = "token_invalid"
     token_expired = "token_expired"
     token_not_yet_valid = "token_not_yet_valid"
+    token_revoked = "token_revoked"
     wrong_room = "wrong_room"
     forbidden = "forbidden"
     room_not_found = "room_not_found"
@@ -40,8 +42,16 @@ class ErrorCode(StrEnum):
 class SankeError(Exception):
     """An error with a stable code, raised anywhere and rendered at the boundary."""
 
-    def __init__(self, code: ErrorCode, message: str, status: int = 400) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        # HTTP headers of the error response (e.g. Retry-After of a 429).
+        self.headers = dict(headers or {})

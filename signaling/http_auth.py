@@ -31,9 +31,17 @@ def authorize(request: web.Request, *roles: Role) -> Claims:
     return claims
 
 
-def error_response(code: ErrorCode, message: str, status: int, **extra: Any) -> web.Response:
+def error_response(
+    code: ErrorCode,
+    message: str,
+    status: int,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
     return web.json_response(
-        {"error": {"code": code.value, "message": message, **extra}}, status=status
+        {"error": {"code": code.value, "message": message, **extra}},
+        status=status,
+        headers=headers,
     )
 
 
@@ -76,7 +84,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except ValidationFailed as exc:
         return error_response(exc.code, exc.message, exc.status, details=exc.errors)
     except SankeError as exc:
-        return error_response(exc.code, exc.message, exc.status)
+        return error_response(exc.code, exc.message, exc.status, exc.headers or None)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

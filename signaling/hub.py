@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from signaling.close_codes import CLOSE_KICKED, CLOSE_ROOM_CLOSED
 from signaling.events import RoomEvent, can_see, room_channel
 from signaling.metrics import ROOMS_LOCAL
 from signaling.models import Role
@@ -109,7 +110,7 @@ class RoomHub:
             if peer is None:
                 return
             if event.action == "kick":
-                await peer.terminate(event.message, 4003)
+                await peer.terminate(event.message, CLOSE_KICKED)
             elif event.message is not None:
                 peer.deliver(event.message)
             return
@@ -117,6 +118,6 @@ class RoomHub:
             if pid == event.exclude:
                 continue
             if event.action == "close":
-                await peer.terminate(event.message, 4004)
+                await peer.terminate(event.message, CLOSE_ROOM_CLOSED)
             elif event.message is not None and can_see(peer.role, event.about_role):
                 peer.deliver(event.message)

@@ -17,7 +17,9 @@ from signaling.models import Role
 PROTOCOL_VERSION = 1
 MAX_SDP_BYTES = 32 * 1024
 ParticipantId = Annotated[str, Field(min_length=1, max_length=64)]
-LeaveReason = Literal["left", "disconnected", "timeout", "kicked", "replaced", "room_closed"]
+LeaveReason = Literal[
+    "left", "disconnected", "timeout", "kicked", "replaced", "room_closed", "expired", "revoked"
+]
 RequestId = Annotated[str | None, Field(default=None, max_length=64)]
 
 
@@ -243,7 +245,7 @@ class ParticipantJoined(_Message):
 class ParticipantLeft(_Message):
     type: Literal["participant_left"] = "participant_left"
     participant_id: ParticipantId
-    reason: Literal["left", "disconnected", "timeout", "kicked", "replaced", "room_closed"] = "left"
+    reason: LeaveReason = "left"
 
 
 class HandRaised(_Message):

@@ -18,6 +18,7 @@ from signaling.hub import LocalPeer, RoomHub
 from signaling.media_plane import MediaPlane
 from signaling.metrics import JOINS, LEFT, PARTICIPANTS
 from signaling.models import ROOM_ROLES, Participant, Role, RoomState
+from signaling.names import display_name
 from signaling.protocol import (
     Error,
     HandRaised,
@@ -30,6 +31,7 @@ from signaling.protocol import (
     ServerMessage,
     StageChanged,
 )
+from signaling.rights import Rights
 from signaling.store import Store
 from signaling.tokens import Claims
 
@@ -60,11 +62,19 @@ class RoomObserver(Protocol):
 
 
 class RoomService:
-    def __init__(self, store: Store, hub: RoomHub, media: MediaPlane, node_id: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: RoomHub,
+        media: MediaPlane,
+        node_id: str,
+        rights: Rights | None = None,
+    ) -> None:
         self.store = store
         self.hub = hub
         self.media = media
         self.node_id = node_id
+        self.rights = rights if rights is not None else Rights(store)
         self.observers: list[RoomObserver] = []
 
     async def _notify(self, event: str, call: Callable[[RoomObserver], Awaitable[None]]) -> None:
@@ -95,6 +105,7 @@ class RoomService:
             raise SankeError(ErrorCode.wrong_room, "the token names no room", 403)
         if room_id is not None and room_id != claims.room:
             raise SankeError(ErrorCode.wrong_room, "the token is for another room", 403)
+        await self.rights.check(claims)
         room = await self.store.get_room(claims.room)
         if room is None:
             raise SankeError(ErrorCode.room_not_found, f"room {claims.room} does not exist", 404)
@@ -113,7 +124,7 @@ class RoomService:
             room_id=room.id,
             subject=claims.sub,
             role=claims.role,
-            name=(name or claims.name or claims.sub)[:100],
+            name=display_name(claims.role, claims.name, name, claims.sub),
             classroom_id=claims.classroom_id,
             school_id=claims.school_id,
             node_id=self.node_id,

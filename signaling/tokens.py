@@ -1,11 +1,13 @@
 """Access tokens: JWT (HS256) carrying who may join which room, as what, and when.
 
 ``nbf``/``exp`` are the join window: a token for a lesson is valid from shortly before
-the lesson opens until it closes.
+the lesson opens until it closes. Every token ends: its lifetime is at most its role's
+``MAX_TTL_SECONDS`` (docs/security.md), and a live connection is closed at ``exp``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -20,6 +22,25 @@ ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 # Allowed clock difference between the minting and the verifying host.
 LEEWAY_SECONDS = 5
+
+HOUR = 3600
+# The longest a token of each role may live (exp - nbf). A room token covers a lesson day
+# (a lesson's window is about an hour; a 名师课堂 or a demo a few); a coordinator or admin
+# token a working day and a night: past that, mint a new one.
+MAX_TTL_SECONDS: dict[Role, int] = {
+    Role.teacher: 12 * HOUR,
+    Role.classroom: 12 * HOUR,
+    Role.viewer: 12 * HOUR,
+    Role.observer: 12 * HOUR,
+    Role.coordinator: 24 * HOUR,
+    Role.admin: 24 * HOUR,
+}
+# A token may be minted ahead of its window (a lesson later in the term), not further.
+MAX_NOT_BEFORE_AHEAD_SECONDS = 366 * 86400
+
+
+def max_ttl(role: Role) -> int:
+    return MAX_TTL_SECONDS[role]
 
 
 class Claims(BaseModel):
@@ -38,10 +59,13 @@ class Claims(BaseModel):
 
 
 class TokenService:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, leeway: float = LEEWAY_SECONDS) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        # Seconds a token is still accepted after ``exp`` (and before ``nbf``): the clock
+        # difference between hosts. A live connection is closed at ``exp`` plus this.
+        self.leeway = leeway
 
     def mint(
         self,
@@ -57,10 +81,12 @@ class TokenService:
         ttl: float = 3600,
     ) -> str:
         now = int(time.time())
+        for value in (not_before, expires, ttl):
+            if value is not None and not math.isfinite(value):
+                raise SankeError(ErrorCode.invalid_request, "token times must be finite", 422)
         nbf = int(not_before) if not_before is not None else now
         exp = int(expires) if expires is not None else nbf + int(ttl)
-        if exp <= nbf:
-            raise SankeError(ErrorCode.invalid_request, "token expiry must be after its start")
+        check_window(role, nbf, exp, now)
         claims = Claims(
             sub=subject,
             role=role,
@@ -82,7 +108,7 @@ class TokenService:
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
-                leeway=LEEWAY_SECONDS,
+                leeway=self.leeway,
                 options={"require": ["exp", "nbf", "sub", "role"]},
             )
         except jwt.ExpiredSignatureError:
@@ -101,6 +127,26 @@ class TokenService:
                 f"access token claims are invalid: {exc.errors()[0]['msg']}",
                 401,
             ) from None
+
+
+def check_window(role: Role, nbf: float, exp: float, now: float) -> None:
+    """A token's window must be ordered, start within a year and last at most its role's
+    maximum; raises SankeError (422) naming the bound."""
+    if exp <= nbf:
+        raise SankeError(ErrorCode.invalid_request, "token expiry must be after its start", 422)
+    if nbf < 0 or nbf > now + MAX_NOT_BEFORE_AHEAD_SECONDS:
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"not_before must be within {MAX_NOT_BEFORE_AHEAD_SECONDS // 86400} days from now",
+            422,
+        )
+    if exp - nbf > max_ttl(role):
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"a {role.value} token lives at most {max_ttl(role)} seconds "
+            f"({max_ttl(role) // HOUR} h); this one would live {int(exp - nbf)}",
+            422,
+        )
 
 
 def require_role(claims: Claims, *roles: Role) -> None:

@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.lessons.context import LESSONS_KEY, LessonsContext, lessons_context
 from scheduler.lessons.device_api import setup_device_routes
-from scheduler.lessons.records import ClassroomAttendance, VerifyReport
+from scheduler.lessons.records import ClassroomAttendance, RecordsHead, VerifyReport
 from scheduler.lessons.sessions import SHANGHAI, local_date, week_start
 from scheduler.lessons.stats import StatsReport, compute, to_csv
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
 
 
 class SessionList(BaseModel):
@@ -132,7 +133,8 @@ async def move_session(request: web.Request) -> web.Response:
     tag="lessons",
 )
 async def session_tokens(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].mint.take(claims.sub)
     session = await lessons_context(request).lessons.get(request.match_info["session_id"])
     _require_joinable(session)
     tokens = request.app[TOKENS_KEY]
@@ -251,7 +253,25 @@ async def export_records(request: web.Request) -> web.Response:
     )
 
 
-@documented(summary="Verify the teaching records chain", reply=VerifyReport, tag="records")
+@documented(
+    summary="The records' signed head (count, newest hash): keep copies apart from the store "
+    "as anchors for `sanke records verify --anchor`",
+    reply=RecordsHead,
+    tag="records",
+)
+async def records_head(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    head = await lessons_context(request).records.head()
+    if head is None:
+        raise SankeError(ErrorCode.not_found, "no records yet", 404)
+    return web.json_response(head.model_dump())
+
+
+@documented(
+    summary="Verify the teaching records chain and its signed head",
+    reply=VerifyReport,
+    tag="records",
+)
 async def verify_records(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
     report = await lessons_context(request).records.verify()
@@ -298,3 +318,4 @@ def setup_lesson_routes(app: web.Application, context: LessonsContext) -> None:
     setup_device_routes(app)
     r.add_get("/api/v1/records", export_records)
     r.add_get("/api/v1/records/verify", verify_records)
+    r.add_get("/api/v1/records/head", records_head)

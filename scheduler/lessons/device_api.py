@@ -8,6 +8,7 @@ from aiohttp import web
 from icalendar import Calendar, Event
 from pydantic import BaseModel
 
+from scheduler.jobs import TimetableRepo
 from scheduler.lessons.context import lessons_context
 from scheduler.lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, view
 from scheduler.lessons.service import Notice
@@ -16,6 +17,9 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.models import LessonSession, Role, SessionState
 from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
+from signaling.rights import device_subject
+from signaling.tokens import Claims
 
 
 class DeviceList(BaseModel):
@@ -38,17 +42,56 @@ class DeviceJoin(BaseModel):
 
 
 @documented(
-    summary="Register a classroom device; the credential is shown once",
+    summary="Register a device for a remote class of the district (a school coordinator: of "
+    "its school); the credential is shown once",
     body=DeviceRegistration,
     reply=RegisteredDevice,
     status=201,
     tag="devices",
 )
 async def register_device(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
+    await request.app[RATE_LIMITS_KEY].register.take(claims.sub)
     body = await read_json_model(request, DeviceRegistration)
+    await _check_scope(request, claims, body)
     registered = await lessons_context(request).devices.register(body)
     return web.json_response(registered.model_dump(), status=201)
+
+
+async def _check_scope(request: web.Request, claims: Claims, body: DeviceRegistration) -> None:
+    """The class must be one of the district's, of the school the body names, and within the
+    coordinator's school when its token has one: a device registered for another school's
+    class would get that school's schedule and tokens naming that school."""
+    district = await TimetableRepo(lessons_context(request).lessons.store).district()
+    if district is None:
+        raise SankeError(
+            ErrorCode.conflict,
+            "no district yet: upload it, then register its classes' devices",
+            409,
+        )
+    school = next((d.school for d in district.demands if d.class_id == body.class_id), None)
+    if school is None:
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"class {body.class_id!r} is not a remote class of district {district.id}",
+            422,
+        )
+    if (
+        claims.school_id is not None
+        and claims.role is not Role.admin
+        and claims.school_id != school
+    ):
+        raise SankeError(
+            ErrorCode.forbidden,
+            f"your token is for school {claims.school_id}: class {body.class_id} is not in it",
+            403,
+        )
+    if body.school != school:
+        raise SankeError(
+            ErrorCode.invalid_request,
+            f"class {body.class_id} belongs to school {school}, not {body.school}",
+            422,
+        )
 
 
 @documented(summary="List classroom devices", reply=DeviceList, tag="devices")
@@ -61,7 +104,11 @@ async def list_devices(request: web.Request) -> web.Response:
 @documented(summary="Revoke a device credential", tag="devices")
 async def revoke_device(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    device = await lessons_context(request).devices.revoke(request.match_info["device_id"])
+    ctx = lessons_context(request)
+    device = await ctx.devices.revoke(request.match_info["device_id"])
+    # Its live connections close on every signaling process, and the join tokens it was
+    # given no longer join (signaling.rights).
+    await ctx.lessons.rooms.rights.revoke(device_subject(device.id), "device revoked")
     return web.json_response(view(device).model_dump())
 
 
@@ -128,6 +175,7 @@ async def device_schedule_ics(request: web.Request) -> web.Response:
 async def device_join(request: web.Request) -> web.Response:
     ctx = lessons_context(request)
     device = await ctx.devices.authenticate(bearer_token(request))
+    await request.app[RATE_LIMITS_KEY].mint.take(device_subject(device.id))
     now = ctx.lessons.clock()
     sessions = [
         s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now
@@ -146,7 +194,7 @@ async def device_join(request: web.Request) -> web.Response:
             ErrorCode.lesson_not_open, f"no lesson is open for this classroom now{when}", 409
         )
     token = request.app[TOKENS_KEY].mint(
-        subject=f"device:{device.id}",
+        subject=device_subject(device.id),
         role=Role.classroom,
         room=session.room_id,
         classroom_id=device.class_id,

@@ -11,9 +11,11 @@ import hmac
 import secrets
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from signaling.errors import ErrorCode, SankeError
+from signaling.models import Role
+from signaling.names import clean_name, name_problem
 from signaling.store import Store
 
 DEVICES = "devices"
@@ -22,9 +24,18 @@ DEVICES = "devices"
 class DeviceRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    class_id: str = Field(min_length=1, max_length=128)
-    school: str = Field(min_length=1, max_length=128)
-    name: str = Field(default="", max_length=100)
+    class_id: str = Field(min_length=1, max_length=128, description="a class of the district")
+    school: str = Field(min_length=1, max_length=128, description="the class's school")
+    name: str = Field(default="", max_length=100, description="shown to the room")
+
+    @field_validator("name")
+    @classmethod
+    def _displayable(cls, name: str) -> str:
+        # A device joins as a classroom: no controls, no teacher label.
+        problem = name_problem(name, Role.classroom)
+        if problem is not None:
+            raise ValueError(problem)
+        return clean_name(name, limit=100)
 
 
 class Device(BaseModel):

@@ -106,6 +106,11 @@ class Store(abc.ABC):
     async def get(self, key: str) -> str | None: ...
 
     @abc.abstractmethod
+    async def incr(self, key: str, ttl: float) -> int:
+        """Add one to the counter ``key`` (created at 0, expiring ``ttl`` seconds after its
+        creation) and return it, atomically."""
+
+    @abc.abstractmethod
     async def delete(self, key: str) -> bool: ...
 
     @abc.abstractmethod
@@ -160,6 +165,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append(self, name: str, value: str) -> int:
         """Append to a list; returns its new length."""
+
+    @abc.abstractmethod
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        """If the list has exactly ``length`` items: append ``value`` (unless None) and set the
+        key/value ``key`` (no TTL) to ``key_value``, in one atomic step; whether it happened.
+        A hash-chained log and its signed head change together or not at all, and of two
+        writers appending at once one wins and the other re-reads."""
+
+    @abc.abstractmethod
+    async def length(self, name: str) -> int:
+        """How many items the list has (0 if it does not exist)."""
 
     @abc.abstractmethod
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:

@@ -142,6 +142,13 @@ class MemoryStore(Store):
         entry = self._live(key)
         return entry[0] if entry else None
 
+    async def incr(self, key: str, ttl: float) -> int:
+        entry = self._live(key)
+        count = int(entry[0]) + 1 if entry else 1
+        expires = entry[1] if entry and entry[1] is not None else time.monotonic() + ttl
+        self._kv[key] = (str(count), expires)
+        return count
+
     async def delete(self, key: str) -> bool:
         return self._live(key) is not None and self._kv.pop(key, None) is not None
 
@@ -220,6 +227,20 @@ class MemoryStore(Store):
         items = self._lists.setdefault(name, [])
         items.append(value)
         return len(items)
+
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        items = self._lists.setdefault(name, [])
+        if len(items) != length:
+            return False
+        if value is not None:
+            items.append(value)
+        self._kv[key] = (key_value, None)
+        return True
+
+    async def length(self, name: str) -> int:
+        return len(self._lists.get(name, ()))
 
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
         # Redis LRANGE: inclusive stop, negatives count from the end, out of range clamps

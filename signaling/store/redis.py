@@ -65,6 +65,22 @@ end
 return 1
 """
 
+# KEYS: list, key. ARGV: expected length, value ('' with ARGV[3] == '0': none), key value.
+_APPEND_GUARDED = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[3] == '1' then redis.call('RPUSH', KEYS[1], ARGV[2]) end
+redis.call('SET', KEYS[2], ARGV[4])
+return 1
+"""
+
+# KEYS: counter. ARGV: ttl in ms. The expiry is set with the first increment (or repaired
+# if a counter somehow lost it), never extended.
+_INCR = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
 
 def _day_number(date: str) -> int:
     """YYYY-MM-DD as the sortable number YYYYMMDD (a session without a date: 0)."""
@@ -87,6 +103,8 @@ class RedisStore(Store):
         self._claim_slot = self._redis.register_script(_CLAIM_SLOT)
         self._release_slot = self._redis.register_script(_RELEASE_SLOT)
         self._recount_slots = self._redis.register_script(_RECOUNT_SLOTS)
+        self._append_guarded = self._redis.register_script(_APPEND_GUARDED)
+        self._incr = self._redis.register_script(_INCR)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -219,6 +237,10 @@ class RedisStore(Store):
     async def get(self, key: str) -> str | None:
         return _text(await self._redis.get(self._k("kv", key)))
 
+    async def incr(self, key: str, ttl: float) -> int:
+        ms = max(1, math.ceil(ttl * 1000))
+        return int(await self._incr(keys=[self._k("kv", key)], args=[ms]))
+
     async def delete(self, key: str) -> bool:
         return bool(await self._redis.delete(self._k("kv", key)))
 
@@ -267,6 +289,16 @@ class RedisStore(Store):
     # lists
     async def append(self, name: str, value: str) -> int:
         return int(await self._redis.rpush(self._k("l", name), value))
+
+    async def append_guarded(
+        self, name: str, length: int, value: str | None, key: str, key_value: str
+    ) -> bool:
+        keys = [self._k("l", name), self._k("kv", key)]
+        args: list[str | int] = [length, value or "", "0" if value is None else "1", key_value]
+        return bool(await self._append_guarded(keys=keys, args=args))
+
+    async def length(self, name: str) -> int:
+        return int(await self._redis.llen(self._k("l", name)))
 
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
         return [str(item) for item in await self._redis.lrange(self._k("l", name), start, stop)]

@@ -10,6 +10,8 @@ from support.browser import chromium
 from support.harness import running_app
 
 from sanke.app import LESSON_SERVICE_KEY
+from scheduler.demo import demo_district
+from scheduler.jobs import TimetableRepo
 from signaling.models import LessonSession, RemoteClass, Role
 
 pytestmark = pytest.mark.browser
@@ -35,6 +37,7 @@ async def test_kiosk_auto_joins_and_rejoins() -> None:
             )
         )
         await h.app[LESSON_SERVICE_KEY].tick()
+        await TimetableRepo(h.store).put_district(demo_district())  # jd-1-g3 is its class
         coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
         reply = await h.session.post(
             h.url("/api/v1/devices"),

@@ -193,7 +193,7 @@ async def test_records_chain_detects_tampering(lessons: LessonService) -> None:
         await lessons.store.put_session(lesson(clock.now - 2 * 3600 + i, sid=f"off-{i}.2026-11-02"))
     await lessons.tick()
     report = await lessons.records.verify()
-    assert report == VerifyReport(ok=True, records=4)
+    assert report == VerifyReport(ok=True, records=4, head=4)
     lines = await lessons.records.raw()
     forged = lines[2].replace('"outcome":"missed"', '"outcome":"held"')
     assert forged != lines[2]

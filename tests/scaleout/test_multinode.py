@@ -54,6 +54,7 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
         "REDIS_URL": redis_url,
         "SANKE_KEY_PREFIX": prefix,
         "SANKE_TOKEN_SECRET": SECRET,
+        "SANKE_RECORDS_KEY": "r" * 40,
         "SANKE_HOST": "127.0.0.1",
         "SANKE_SFU_CAPACITY": "2",
         "SANKE_DRAIN_GRACE_SECONDS": "60",
@@ -227,6 +228,7 @@ async def test_two_all_in_one_servers_on_redis_form_one_cluster(
         "REDIS_URL": redis_url,
         "SANKE_KEY_PREFIX": prefix,
         "SANKE_TOKEN_SECRET": SECRET,
+        "SANKE_RECORDS_KEY": "r" * 40,
         "SANKE_HOST": "127.0.0.1",
     }
     servers = [

@@ -388,6 +388,43 @@ async def test_lists_append_and_range(store: Store) -> None:
     assert await store.range("other") == []
 
 
+async def test_incr_counts_and_expires_from_the_first_count(store: Store) -> None:
+    assert [await store.incr("hits", ttl=0.3) for _ in range(3)] == [1, 2, 3]
+    ttl = await store.ttl("hits")
+    assert ttl is not None and 0 < ttl <= 0.3
+    await asyncio.sleep(0.2)
+    assert await store.incr("hits", ttl=0.3) == 4, "a later count does not extend the window"
+    await asyncio.sleep(0.2)
+    assert await store.incr("hits", ttl=0.3) == 1
+    counts = await asyncio.gather(*(store.incr("burst", ttl=5) for _ in range(50)))
+    assert sorted(counts) == list(range(1, 51))
+
+
+async def test_length_and_guarded_append(store: Store) -> None:
+    assert await store.length("log") == 0
+    assert await store.append_guarded("log", 0, "a", "head", "1")
+    assert not await store.append_guarded("log", 0, "b", "head", "lost"), "the list grew"
+    assert await store.range("log") == ["a"] and await store.get("head") == "1"
+    assert await store.append_guarded("log", 1, None, "head", "resealed")
+    assert await store.length("log") == 1 and await store.get("head") == "resealed"
+    assert await store.append_guarded("log", 1, "b", "head", "2")
+    assert await store.range("log") == ["a", "b"] and await store.length("log") == 2
+
+
+async def test_guarded_appends_at_once_keep_one_order(store: Store) -> None:
+    async def writer(name: str) -> None:
+        for _ in range(20):
+            while True:
+                n = await store.length("chain")
+                if await store.append_guarded("chain", n, f"{name}{n}", "head", str(n + 1)):
+                    break
+
+    await asyncio.gather(writer("a"), writer("b"), writer("c"))
+    items = await store.range("chain")
+    assert len(items) == 60 and [int(i[1:]) for i in items] == list(range(60))
+    assert await store.get("head") == "60"
+
+
 async def test_replace_at(store: Store) -> None:
     for item in ("a", "b", "c"):
         await store.append("log", item)

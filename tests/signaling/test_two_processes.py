@@ -24,6 +24,7 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, Ser
         "REDIS_URL": redis_url,
         "SANKE_KEY_PREFIX": prefix,
         "SANKE_TOKEN_SECRET": SECRET,
+        "SANKE_RECORDS_KEY": "r" * 40,
         "SANKE_HEARTBEAT_SECONDS": "1.5",
         "SANKE_HOST": "127.0.0.1",
     }

@@ -221,7 +221,7 @@ async function connect(token, session) {
   } catch (err) {
     if (state.client === client) state.client = null;
     if (err.code === "token_not_yet_valid" || err.code === "lesson_not_open") { state.notStarted = true; retry(30000); }
-    else if (err.code === "token_expired" || err.code === "room_closed") { state.fatal = "over"; }
+    else if (err.code === "token_expired" || err.code === "token_revoked" || err.code === "room_closed") { state.fatal = "over"; }
     else if (err.code === "kicked") { state.fatal = "kicked"; }
     else if (err.code === "network") { state.online = false; retry(); }
     else { say($("#notice"), errorText(err), "bad"); retry(); }

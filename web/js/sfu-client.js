@@ -19,8 +19,10 @@
 // its type ("joined", "participant_joined", "hand_raised", …), plus "track" {track, stream,
 // participantId, kind, source}, "trackended" {track, participantId}, "state" {state},
 // "mediaerror" {error}, "fatal" {code, message}, "reconnecting" {attempt}, "closed".
-const FATAL = new Set(["token_missing", "token_invalid", "token_expired", "token_not_yet_valid", "wrong_room",
-  "forbidden", "room_not_found", "room_closed", "room_full", "kicked", "lesson_not_open"]);
+const FATAL = new Set(["token_missing", "token_invalid", "token_expired", "token_not_yet_valid", "token_revoked",
+  "wrong_room", "forbidden", "room_not_found", "room_closed", "room_full", "kicked", "lesson_not_open"]);
+// Close codes after which reconnecting with the same token cannot help (docs/protocol.md).
+const FATAL_CLOSE = new Map([[4003, "kicked"], [4004, "room_closed"], [4005, "token_expired"], [4006, "token_revoked"]]);
 // The high layer's cap by the camera's height: what Chromium needs to actually send that
 // resolution (docs/media.md; with 1.5 Mbps a 720p camera stays at 960x540 on VP8). The low
 // layer is 320x180 at 150 kbps whatever the camera. A screen share (courseware) is sent
@@ -102,8 +104,8 @@ export class SfuClient extends EventTarget {
     if (this.onJoinError) this.onJoinError(this.fatalError || { code: "network", message: "connection closed" });
     if (this.pc) { this.pc.close(); this.pc = null; }
     this.setState("disconnected");
-    const fatal = this.fatalError || (event.code === 4003 && { code: "kicked", message: "kicked" }) ||
-      (event.code === 4004 && { code: "room_closed", message: "room closed" });
+    const fatal = this.fatalError ||
+      (FATAL_CLOSE.has(event.code) && { code: FATAL_CLOSE.get(event.code), message: FATAL_CLOSE.get(event.code) });
     if (this.closed) return;
     if (fatal) { this.closed = true; this.emit("fatal", fatal); this.emit("closed", {}); return; }
     if (!this.reconnect) { this.emit("closed", { code: event.code }); return; }
@@ -151,7 +153,7 @@ export class SfuClient extends EventTarget {
         if (this.onJoinError) {
           if (FATAL.has(msg.code)) this.fatalError = msg;
           this.onJoinError(msg); this.onJoined = this.onJoinError = null;
-        } else if (msg.code === "kicked") this.fatalError = msg;
+        } else if (msg.code === "kicked" || msg.code === "token_expired" || msg.code === "token_revoked") this.fatalError = msg;
         break;
       case "participant_joined": this.participants.set(msg.participant.id, { ...msg.participant }); break;
       case "participant_left": this.participants.delete(msg.participant_id); break;
