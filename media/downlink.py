@@ -42,10 +42,39 @@ PROBE_BACKOFF_S = 2.0  # after a failed probe; doubles up to PROBE_MAX_BACKOFF_S
 PROBE_MAX_BACKOFF_S = 8.0
 INITIAL_PROBE_BPS = 3_000_000  # what the first probe asks for (the high layer's cap + margin)
 RECENT_PACKETS = 32  # video packets remembered per stream as probe material
+# Layers follow a fall of the estimate once it has lasted this long: GCC cuts its estimate
+# on one overuse signal, and a transient queue (a busy classroom PC) must not switch a
+# lesson from 720p to 180p and back. A fall to below DOWN_SEVERE of the recent peak, or
+# loss above DOWN_LOSS, is followed at once (a link that really got smaller).
+DOWN_HOLD_S = 1.0
+DOWN_SEVERE = 0.5
+DOWN_LOSS = 0.1
 
 _probe_cluster: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "probe_cluster", default=None
 )
+
+
+class FallHold:
+    """Follows a rising estimate at once and a falling one after DOWN_HOLD_S: the highest
+    estimate of that window, unless the estimate now is below DOWN_SEVERE of it or the
+    link loses more than DOWN_LOSS."""
+
+    def __init__(self) -> None:
+        self._recent: deque[tuple[float, float]] = deque(maxlen=256)
+
+    def clear(self) -> None:
+        self._recent.clear()
+
+    def update(self, now: float, estimate: float, loss: float) -> float:
+        recent = self._recent
+        recent.append((now, estimate))
+        while recent and now - recent[0][0] > DOWN_HOLD_S:
+            recent.popleft()
+        peak = max(v for _, v in recent)
+        if estimate < DOWN_SEVERE * peak or loss > DOWN_LOSS:
+            return estimate
+        return peak
 
 
 class _Stream:
@@ -77,6 +106,7 @@ class DownlinkControl:
         self._next_probe_at = 0.0
         self._backoff = PROBE_BACKOFF_S
         self._cluster = 0
+        self._fall_hold = FallHold()
 
     @property
     def active(self) -> bool:
@@ -88,6 +118,14 @@ class DownlinkControl:
         if not self.active or not self.estimator.initialized:
             return None
         return self.estimator.target_bps()
+
+    def allocation_estimate_bps(self) -> float | None:
+        """The estimate the layers are chosen from (see ``FallHold``)."""
+        current = self.estimate_bps()
+        if current is None:
+            self._fall_hold.clear()
+            return None
+        return self._fall_hold.update(time.monotonic(), current, self.estimator.loss_fraction)
 
     # --- negotiation --------------------------------------------------------------------
 
