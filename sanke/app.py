@@ -18,6 +18,7 @@ from scheduler.lessons.records import RecordLog
 from scheduler.lessons.service import LessonService
 from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
+from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
@@ -79,7 +80,10 @@ def create_app(
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
-    app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
+    # Bodies are read by signaling.bodies.read_body with each route's limit; this one only
+    # bounds request.read()/post(), which no route uses: the smallest limit.
+    app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
+    app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(settings.token_secret)

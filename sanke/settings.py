@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
     )
+    http_body_idle_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="a request body that delivers nothing for this long gets 408 (nginx's "
+        "client_body_timeout)",
+    )
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator("host", "ice_servers", mode="before")

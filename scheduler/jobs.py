@@ -66,7 +66,15 @@ class TimetableRepo:
         return District.model_validate_json(raw) if raw else None
 
     async def put_district(self, district: District) -> None:
-        await self.store.set(DISTRICT_KEY, district.model_dump_json())
+        await self.put_district_json(district.model_dump_json())
+
+    async def district_json(self) -> str | None:
+        """The stored district document (validated when it was stored)."""
+        return await self.store.get(DISTRICT_KEY)
+
+    async def put_district_json(self, document: str) -> None:
+        """Store a district document that ``district_edits.apply`` produced (validated)."""
+        await self.store.set(DISTRICT_KEY, document)
 
     async def add(self, timetable: Timetable) -> int:
         existing = await self.store.hgetall(TIMETABLES)

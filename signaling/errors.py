@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 
 class ErrorCode(StrEnum):
     bad_json = "bad_json"
@@ -45,3 +47,14 @@ class SankeError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+ErrorDetail = dict[str, str]
+
+
+def error_details(exc: ValidationError) -> list[ErrorDetail]:
+    """Every error of ``exc`` with its field path, as plain data (it may cross processes)."""
+    return [
+        {"loc": "/".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
