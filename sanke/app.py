@@ -135,7 +135,7 @@ def create_app(
     app[LESSON_SERVICE_KEY] = lessons
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
-    setup_scheduler_routes(app, store)
+    setup_scheduler_routes(app, store, offload_bytes=settings.upload_offload_bytes)
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)

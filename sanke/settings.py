@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         description="a request body that delivers nothing for this long gets 408 (nginx's "
         "client_body_timeout)",
     )
+    upload_offload_bytes: int = Field(
+        default=1 << 20,
+        ge=0,
+        description="district uploads and edits over this many bytes are parsed in a child "
+        "process, off the event loop",
+    )
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator("host", "ice_servers", mode="before")

@@ -12,7 +12,7 @@ from scheduler import csvio, ical
 from scheduler.district_edits import Change, EditPair, ImportCsv, Rejected, ReplaceDistrict, apply
 from scheduler.domain import District, check_references
 from scheduler.jobs import JobRequest, JobRunner, StoredTimetable, TimetableRepo
-from scheduler.offload import Offloader
+from scheduler.offload import OFFLOAD_BYTES, Offloader
 from scheduler.timetable import Assignment, Timetable, Unmet
 from signaling.bodies import read_body
 from signaling.errors import ErrorCode, SankeError
@@ -32,6 +32,11 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 # rows). The same numbers are the Ingress's proxy-body-size (k8s/), see docs/limits.md.
 DISTRICT_MAX_BYTES = 64 << 20
 CSV_MAX_BYTES = 16 << 20
+# Routes whose bodies may be larger than signaling.bodies.JSON_MAX_BYTES (route → limit).
+BODY_LIMITS = {
+    f"{PREFIX}/district": DISTRICT_MAX_BYTES,
+    f"{PREFIX}/district/csv/{{kind}}": CSV_MAX_BYTES,
+}
 OFFLOADER_KEY: web.AppKey[Offloader] = web.AppKey("schedule_offloader", Offloader)
 
 
@@ -285,11 +290,14 @@ def _pair_route(field: Literal["pins", "bans"], add: bool) -> Handler:
     return handler
 
 
-def setup_scheduler_routes(app: web.Application, store: Store, *, workers: int = 2) -> None:
-    """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts."""
+def setup_scheduler_routes(
+    app: web.Application, store: Store, *, workers: int = 2, offload_bytes: int = OFFLOAD_BYTES
+) -> None:
+    """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts, and
+    district edits over ``offload_bytes`` are parsed in a child process."""
     runner = JobRunner(TimetableRepo(store), workers)
     app[RUNNER_KEY] = runner
-    app[OFFLOADER_KEY] = Offloader()
+    app[OFFLOADER_KEY] = Offloader(offload_bytes)
     app[PUBLISH_HOOKS_KEY] = []
 
     async def _close(_: web.Application) -> None:
