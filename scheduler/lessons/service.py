@@ -23,6 +23,7 @@ from scheduler.lessons.attendance import (
     attendance_list,
     classroom_attendance,
     late_minutes,
+    was_held,
 )
 from scheduler.lessons.records import ClassroomAttendance, RecordLog, SessionOutcome
 from scheduler.lessons.sessions import SHANGHAI, SessionWindow, local_date, materialize
@@ -169,6 +170,11 @@ class LessonService:
         await self.store.create_room(room)
 
     async def _record(self, session: LessonSession, now: float) -> None:
+        if session.state is SessionState.ended and not was_held(
+            session, await self.events(session.id), now
+        ):
+            # The room was live (the teacher came) but no lesson took place in its time.
+            session.state = SessionState.missed
         outcome = {
             SessionState.ended: "held",
             SessionState.live: "held",
