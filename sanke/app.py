@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sanke.settings import Settings
-from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
+from scheduler.api import PUBLISH_CHECKS_KEY, PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from scheduler.lessons.api import setup_lesson_routes
 from scheduler.lessons.context import LessonsContext
 from scheduler.lessons.devices import DeviceRegistry
@@ -137,6 +137,7 @@ def create_app(
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
     setup_scheduler_routes(app, store, offload_bytes=settings.upload_offload_bytes)
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
+    app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 

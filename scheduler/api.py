@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scheduler import csvio, ical
 from scheduler.district_edits import Change, EditPair, ImportCsv, Rejected, ReplaceDistrict, apply
@@ -25,6 +25,9 @@ RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
 # Run after a timetable is published (the lessons component materializes sessions).
 PublishHook = Callable[[District, Timetable], Awaitable[BaseModel]]
 PUBLISH_HOOKS_KEY: web.AppKey[list[PublishHook]] = web.AppKey("publish_hooks", list)
+# Asked before publishing: a reason the coordinator must confirm first (None: go ahead).
+PublishCheck = Callable[[District, Timetable], Awaitable[str | None]]
+PUBLISH_CHECKS_KEY: web.AppKey[list[PublishCheck]] = web.AppKey("publish_checks", list)
 PREFIX = "/api/v1/schedule"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 # Measured on the synthetic province (5,000 offerings, 26,599 demands, 5,096 schools): its
@@ -44,6 +47,16 @@ class PairBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     class_id: str
     offering_id: str
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: bool = Field(
+        default=False,
+        description="publish even a timetable that serves no demand or removes every future "
+        "lesson (refused with 409 otherwise)",
+    )
 
 
 class Explanation(BaseModel):
@@ -255,9 +268,26 @@ async def explain(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     """Publish a timetable version: lessons are created from the published one."""
     _auth(request)
+    body = await read_json_model(request, PublishRequest)
     tt = (await _timetable(request)).timetable
     assert tt.version is not None
     district = await _district(request)
+    if not body.confirm:
+        reasons = (
+            []
+            if tt.assignments or not tt.stats.demanded
+            else [f"version {tt.version} serves none of the {tt.stats.demanded} periods demanded"]
+        )
+        for check in request.app.get(PUBLISH_CHECKS_KEY, []):
+            if (reason := await check(district, tt)) is not None:
+                reasons.append(reason)
+        if reasons:
+            raise SankeError(
+                ErrorCode.conflict,
+                "; ".join(reasons) + ": check the district (bells, seasons, term), or publish "
+                'anyway with {"confirm": true}',
+                409,
+            )
     await _runner(request).repo.publish(tt.version)
     reports = [await hook(district, tt) for hook in request.app.get(PUBLISH_HOOKS_KEY, [])]
     return web.json_response(
@@ -299,6 +329,7 @@ def setup_scheduler_routes(
     app[RUNNER_KEY] = runner
     app[OFFLOADER_KEY] = Offloader(offload_bytes)
     app[PUBLISH_HOOKS_KEY] = []
+    app[PUBLISH_CHECKS_KEY] = []
 
     async def _close(_: web.Application) -> None:
         await runner.close()
