@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scheduler import csvio, ical
-from scheduler.district_edits import Change, EditPair, ImportCsv, Rejected, ReplaceDistrict, apply
+from scheduler import ical
+from scheduler.district_api import PREFIX, setup_district_routes
 from scheduler.domain import District, check_references
-from scheduler.jobs import JobRequest, JobRunner, StoredTimetable, TimetableRepo
-from scheduler.offload import OFFLOAD_BYTES, Offloader
+from scheduler.jobs import JobRequest, JobRunner, JobStatus, StoredTimetable, TimetableRepo
+from scheduler.offload import OFFLOAD_BYTES
 from scheduler.timetable import Assignment, Timetable, Unmet
-from signaling.bodies import read_body
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
 from signaling.nodes import NodeDirectory
+from signaling.openapi import documented
 from signaling.store.base import Store
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
@@ -28,25 +27,6 @@ PUBLISH_HOOKS_KEY: web.AppKey[list[PublishHook]] = web.AppKey("publish_hooks", l
 # Asked before publishing: a reason the coordinator must confirm first (None: go ahead).
 PublishCheck = Callable[[District, Timetable], Awaitable[str | None]]
 PUBLISH_CHECKS_KEY: web.AppKey[list[PublishCheck]] = web.AppKey("publish_checks", list)
-PREFIX = "/api/v1/schedule"
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-# Measured on the synthetic province (5,000 offerings, 26,599 demands, 5,096 schools): its
-# district is 18.1 MB of compact JSON, 42.2 MB pretty-printed; its bells CSV 6.9 MB (68,697
-# rows). The same numbers are the Ingress's proxy-body-size (k8s/), see docs/limits.md.
-DISTRICT_MAX_BYTES = 64 << 20
-CSV_MAX_BYTES = 16 << 20
-# Routes whose bodies may be larger than signaling.bodies.JSON_MAX_BYTES (route → limit).
-BODY_LIMITS = {
-    f"{PREFIX}/district": DISTRICT_MAX_BYTES,
-    f"{PREFIX}/district/csv/{{kind}}": CSV_MAX_BYTES,
-}
-OFFLOADER_KEY: web.AppKey[Offloader] = web.AppKey("schedule_offloader", Offloader)
-
-
-class PairBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    class_id: str
-    offering_id: str
 
 
 class PublishRequest(BaseModel):
@@ -119,82 +99,29 @@ class ScheduleStatus(BaseModel):
     published: int | None
 
 
+@documented(
+    summary="What the coordinator has: district, versions, the published one",
+    reply=ScheduleStatus,
+    tag="schedule",
+)
 async def status(request: web.Request) -> web.Response:
     """What the coordinator has: a district, timetable versions, the published one."""
     _auth(request)
     repo = _runner(request).repo
-    district = await repo.district()
+    district_id = await repo.district_id()  # not the whole district: a province's is 18 MB
     return _json(
         ScheduleStatus(
-            has_district=district is not None,
-            district_id=district.id if district else None,
+            has_district=district_id is not None,
+            district_id=district_id,
             versions=len(await repo.versions()),
             published=await repo.published_version(),
         )
     )
 
 
-async def _edit(request: web.Request, change: Change) -> web.Response:
-    """Apply ``change`` to the stored district (off the loop when large), then store it."""
-    repo = _runner(request).repo
-    stored = None
-    if not isinstance(change, ReplaceDistrict):
-        stored = await repo.district_json()
-        if stored is None:
-            raise SankeError(ErrorCode.not_found, "no district uploaded yet", 404)
-    size = change.size + len(stored or "")
-    result = await request.app[OFFLOADER_KEY].run(size, apply, stored, change)
-    if isinstance(result, Rejected):
-        if result.status == 422:
-            raise ValidationFailed(result.details)
-        raise SankeError(ErrorCode.invalid_request, result.message, result.status)
-    if stored is not None and await repo.district_json() != stored:
-        raise SankeError(
-            ErrorCode.conflict, "the district changed while this change was checked: retry", 409
-        )
-    await repo.put_district_json(result.document)
-    return web.json_response(result.reply)
-
-
-async def put_district(request: web.Request) -> web.Response:
-    _auth(request)
-    return await _edit(request, ReplaceDistrict(await read_body(request, DISTRICT_MAX_BYTES)))
-
-
-async def get_district(request: web.Request) -> web.Response:
-    _auth(request)
-    raw = await _runner(request).repo.district_json()  # stored validated: no need to parse
-    if raw is None:
-        raise SankeError(ErrorCode.not_found, "no district uploaded yet", 404)
-    return web.Response(text=raw, content_type="application/json")
-
-
-def _kind(request: web.Request) -> Literal["bells", "offerings", "demands"]:
-    kind = request.match_info["kind"]
-    for known in ("bells", "offerings", "demands"):
-        if kind == known:
-            return known
-    raise SankeError(ErrorCode.not_found, f"unknown CSV {kind!r} (bells, offerings, demands)", 404)
-
-
-async def put_csv(request: web.Request) -> web.Response:
-    _auth(request)
-    kind = _kind(request)
-    return await _edit(request, ImportCsv(kind, await read_body(request, CSV_MAX_BYTES)))
-
-
-async def get_csv(request: web.Request) -> web.Response:
-    _auth(request)
-    kind = _kind(request)
-    district = await _district(request)
-    text = {
-        "bells": lambda: csvio.export_bells(district.schools),
-        "offerings": lambda: csvio.export_offerings(district.offerings),
-        "demands": lambda: csvio.export_demands(district.demands),
-    }[kind]()
-    return web.Response(text=text, content_type="text/csv", charset="utf-8")
-
-
+@documented(
+    summary="Start a solve job", body=JobRequest, reply=JobStatus, status=202, tag="schedule"
+)
 async def start_job(request: web.Request) -> web.Response:
     _auth(request)
     body = await read_json_model(request, JobRequest)
@@ -217,6 +144,7 @@ async def start_job(request: web.Request) -> web.Response:
     return _json(job.status, 202)
 
 
+@documented(summary="A solve job's progress", reply=JobStatus, tag="schedule")
 async def get_job(request: web.Request) -> web.Response:
     _auth(request)
     job = _runner(request).jobs.get(request.match_info["job"])
@@ -225,6 +153,7 @@ async def get_job(request: web.Request) -> web.Response:
     return _json(job.status)
 
 
+@documented(summary="Cancel a solve job", reply=JobStatus, tag="schedule")
 async def cancel_job(request: web.Request) -> web.Response:
     _auth(request)
     job = _runner(request).jobs.get(request.match_info["job"])
@@ -236,17 +165,27 @@ async def cancel_job(request: web.Request) -> web.Response:
     return _json(job.status)
 
 
+@documented(summary="Timetable versions", tag="schedule")
 async def list_versions(request: web.Request) -> web.Response:
     _auth(request)
     versions = await _runner(request).repo.versions()
     return web.json_response([v.model_dump(mode="json") for v in versions])
 
 
+@documented(
+    summary="A timetable version (a number or 'published')", reply=Timetable, tag="schedule"
+)
 async def get_timetable(request: web.Request) -> web.Response:
     _auth(request)
     return _json((await _timetable(request)).timetable)
 
 
+@documented(
+    summary="Why a class got what it got",
+    reply=Explanation,
+    query={"class": "class id (required)"},
+    tag="schedule",
+)
 async def explain(request: web.Request) -> web.Response:
     _auth(request)
     class_id = request.query.get("class")
@@ -265,6 +204,11 @@ async def explain(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    summary="Publish a timetable version: its lessons are created",
+    body=PublishRequest,
+    tag="schedule",
+)
 async def publish(request: web.Request) -> web.Response:
     """Publish a timetable version: lessons are created from the published one."""
     _auth(request)
@@ -295,6 +239,7 @@ async def publish(request: web.Request) -> web.Response:
     )
 
 
+@documented(summary="A class, teacher or school calendar (.ics)", tag="schedule")
 async def ics(request: web.Request) -> web.Response:
     _auth(request)
     tt = (await _timetable(request)).timetable
@@ -311,15 +256,6 @@ async def ics(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="text/calendar", charset="utf-8")
 
 
-def _pair_route(field: Literal["pins", "bans"], add: bool) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
-        _auth(request)
-        body = await read_json_model(request, PairBody)
-        return await _edit(request, EditPair(field, add, body.class_id, body.offering_id))
-
-    return handler
-
-
 def setup_scheduler_routes(
     app: web.Application, store: Store, *, workers: int = 2, offload_bytes: int = OFFLOAD_BYTES
 ) -> None:
@@ -327,7 +263,6 @@ def setup_scheduler_routes(
     district edits over ``offload_bytes`` are parsed in a child process."""
     runner = JobRunner(TimetableRepo(store), workers)
     app[RUNNER_KEY] = runner
-    app[OFFLOADER_KEY] = Offloader(offload_bytes)
     app[PUBLISH_HOOKS_KEY] = []
     app[PUBLISH_CHECKS_KEY] = []
 
@@ -337,14 +272,7 @@ def setup_scheduler_routes(
     app.on_cleanup.append(_close)
     r = app.router
     r.add_get(f"{PREFIX}/status", status)
-    r.add_put(f"{PREFIX}/district", put_district)
-    r.add_get(f"{PREFIX}/district", get_district)
-    r.add_put(f"{PREFIX}/district/csv/{{kind}}", put_csv)
-    r.add_get(f"{PREFIX}/district/csv/{{kind}}", get_csv)
-    r.add_post(f"{PREFIX}/pins", _pair_route("pins", True))
-    r.add_delete(f"{PREFIX}/pins", _pair_route("pins", False))
-    r.add_post(f"{PREFIX}/bans", _pair_route("bans", True))
-    r.add_delete(f"{PREFIX}/bans", _pair_route("bans", False))
+    setup_district_routes(app, runner.repo, offload_bytes)
     r.add_post(f"{PREFIX}/jobs", start_job)
     r.add_get(f"{PREFIX}/jobs/{{job}}", get_job)
     r.add_delete(f"{PREFIX}/jobs/{{job}}", cancel_job)

@@ -62,6 +62,7 @@ Change = ReplaceDistrict | ImportCsv | EditPair
 @dataclass(frozen=True)
 class Edited:
     document: str
+    district_id: str
     reply: dict[str, Any]
 
 
@@ -99,7 +100,17 @@ def apply(stored: str | None, change: Change) -> Edited | Rejected:
         details = error_details(exc)
         first = details[0] if details else {"loc": "", "msg": "invalid"}
         return Rejected(422, f"{first['loc'] or 'body'}: {first['msg']}", details)
-    return Edited(district.model_dump_json(), reply)
+    return Edited(district.model_dump_json(), district.id, reply)
+
+
+def export_csv(stored: str, kind: csvio.CsvKind) -> str:
+    """One CSV file of the stored district."""
+    district = District.model_validate_json(stored)
+    if kind == "bells":
+        return csvio.export_bells(district.schools)
+    if kind == "offerings":
+        return csvio.export_offerings(district.offerings)
+    return csvio.export_demands(district.demands)
 
 
 def _import_csv(district: District, change: ImportCsv) -> tuple[District, int] | Rejected:

@@ -23,6 +23,7 @@ from scheduler.timetable import Progress, Timetable
 from signaling.store.base import Store
 
 DISTRICT_KEY = "schedule:district"
+DISTRICT_ID_KEY = "schedule:district_id"
 TIMETABLES = "schedule:timetables"
 PUBLISHED_KEY = "schedule:published"
 PUBLISH_LOG = "schedule:publish_log"
@@ -66,15 +67,23 @@ class TimetableRepo:
         return District.model_validate_json(raw) if raw else None
 
     async def put_district(self, district: District) -> None:
-        await self.put_district_json(district.model_dump_json())
+        await self.put_district_json(district.model_dump_json(), district.id)
 
     async def district_json(self) -> str | None:
         """The stored district document (validated when it was stored)."""
         return await self.store.get(DISTRICT_KEY)
 
-    async def put_district_json(self, document: str) -> None:
+    async def district_id(self) -> str | None:
+        known = await self.store.get(DISTRICT_ID_KEY)
+        if known is None and (district := await self.district()) is not None:
+            known = district.id  # stored before the id was kept on its own
+            await self.store.set(DISTRICT_ID_KEY, known)
+        return known
+
+    async def put_district_json(self, document: str, district_id: str) -> None:
         """Store a district document that ``district_edits.apply`` produced (validated)."""
         await self.store.set(DISTRICT_KEY, document)
+        await self.store.set(DISTRICT_ID_KEY, district_id)
 
     async def add(self, timetable: Timetable) -> int:
         existing = await self.store.hgetall(TIMETABLES)

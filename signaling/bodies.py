@@ -17,7 +17,7 @@ from aiohttp import web
 
 from signaling.errors import ErrorCode, SankeError
 
-# Every JSON body except a whole district (scheduler.api.DISTRICT_MAX_BYTES, CSV_MAX_BYTES).
+# Every JSON body except a whole district (scheduler.district_api: DISTRICT_MAX_BYTES, CSV_MAX_BYTES).
 JSON_MAX_BYTES = 1 << 20
 # nginx's client_body_timeout: a school uplink that delivers nothing for this long is gone.
 DEFAULT_IDLE_SECONDS = 60.0

@@ -734,7 +734,7 @@ def test_ingress_body_limits_are_the_apps() -> None:
     prefix over every Ingress of the host), the same limit the app enforces: a larger one
     at the Ingress would let nginx buffer what the app refuses, a smaller one would refuse
     what the app accepts (a province's district)."""
-    from scheduler.api import BODY_LIMITS
+    from scheduler.district_api import BODY_LIMITS
     from signaling.bodies import JSON_MAX_BYTES
 
     objs = render("overlays/production")

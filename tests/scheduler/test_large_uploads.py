@@ -10,7 +10,7 @@ from functools import cache
 from support.harness import Harness, running_app
 
 from scheduler import csvio
-from scheduler.api import OFFLOADER_KEY
+from scheduler.district_api import OFFLOADER_KEY
 from scheduler.domain import District
 from scheduler.offload import OFFLOAD_BYTES
 from scheduler.synthetic import province
