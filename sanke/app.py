@@ -135,7 +135,9 @@ def create_app(
     app[LESSON_SERVICE_KEY] = lessons
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
-    setup_scheduler_routes(app, store, offload_bytes=settings.upload_offload_bytes)
+    setup_scheduler_routes(
+        app, store, workers=settings.solver_workers, offload_bytes=settings.upload_offload_bytes
+    )
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
     app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     if WEB_DIR.is_dir():

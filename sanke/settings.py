@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         description="a request body that delivers nothing for this long gets 408 (nginx's "
         "client_body_timeout)",
     )
+    solver_workers: int = Field(
+        default=2, ge=0, le=64, description="spawned processes that solve MIP parts (0: in-process)"
+    )
     upload_offload_bytes: int = Field(
         default=1 << 20,
         ge=0,

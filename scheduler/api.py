@@ -125,6 +125,7 @@ async def status(request: web.Request) -> web.Response:
 async def start_job(request: web.Request) -> web.Response:
     _auth(request)
     body = await read_json_model(request, JobRequest)
+    _runner(request).refuse_if_running()
     district = _validated(await _district(request))
     if not district.policy.sfu_capacity:
         # The SFU nodes' own capacities, when the district does not set its own.

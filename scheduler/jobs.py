@@ -20,6 +20,7 @@ from scheduler.metrics import observe_solve
 from scheduler.parts import SolveCancelled
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
+from signaling.errors import ErrorCode, SankeError
 from signaling.store.base import Store
 
 DISTRICT_KEY = "schedule:district"
@@ -140,9 +141,22 @@ class JobRunner:
         self.workers = workers
         self.jobs: dict[str, Job] = {}
 
+    def running(self) -> Job | None:
+        return next((j for j in self.jobs.values() if j.status.state == "running"), None)
+
+    def refuse_if_running(self) -> None:
+        """One solve at a time: each takes the solver's worker processes and minutes of CPU."""
+        if (job := self.running()) is not None:
+            raise SankeError(
+                ErrorCode.conflict,
+                f"solve job {job.id} is still running: wait for it or cancel it first",
+                409,
+            )
+
     async def start(
         self, district: District, request: JobRequest, previous: Timetable | None
     ) -> Job:
+        self.refuse_if_running()  # no await since the caller's check: still true
         job = Job(uuid.uuid4().hex[:12])
         self.jobs[job.id] = job
         options = SolveOptions(time_limit=request.time_limit, workers=self.workers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from signaling.models import Role
 from signaling.tokens import Claims, TokenService, require_role
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 TOKENS_KEY: web.AppKey[TokenService] = web.AppKey("tokens", TokenService)
 
@@ -75,3 +77,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         code = ErrorCode.not_found if exc.status == 404 else ErrorCode.invalid_request
         return error_response(code, exc.reason, exc.status)
+    except Exception:
+        # A bug, not bad input: logged with its traceback; the client still gets JSON.
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(ErrorCode.internal, "internal error", 500)
