@@ -44,8 +44,6 @@ BODY_LIMITS = {
     f"{PREFIX}/district/csv/{{kind}}": CSV_MAX_BYTES,
 }
 OFFLOADER_KEY: web.AppKey[Offloader] = web.AppKey("schedule_offloader", Offloader)
-
-
 DISTRICT_REPO_KEY: web.AppKey[TimetableRepo] = web.AppKey("district_repo", TimetableRepo)
 
 
@@ -73,7 +71,7 @@ async def _edit(request: web.Request, change: Change) -> web.Response:
     size = change.size + len(stored or "")
     result = await request.app[OFFLOADER_KEY].run(size, apply, stored, change)
     if isinstance(result, Rejected):
-        if result.status == 422:
+        if result.status == 422 and result.details:
             raise ValidationFailed(result.details)
         raise SankeError(ErrorCode.invalid_request, result.message, result.status)
     if stored is not None and await repo.district_json() != stored:

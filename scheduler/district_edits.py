@@ -121,7 +121,10 @@ def _import_csv(district: District, change: ImportCsv) -> tuple[District, int] |
     if change.kind == "bells":
         schools = csvio.import_bells(text)
         if not schools:
-            return Rejected(422, "bells/1: a district needs at least one school's bells")
+            message = "a district needs at least one school's bells: the CSV has no rows"
+            return Rejected(
+                422, f"bells/1: {message}", [{"loc": "bells/1", "msg": message, "type": "csv"}]
+            )
         rows = sum(len(b.periods) for s in schools for b in s.bell_schedules)
         return district.model_copy(update={"schools": schools}), rows
     if change.kind == "offerings":

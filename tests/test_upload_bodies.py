@@ -302,3 +302,15 @@ async def test_a_body_that_stops_arriving_gets_408() -> None:
         assert reply.status == 408
         assert reply.json()["error"]["code"] == "invalid_request"
         assert await h.store.get_room("room-slow") is None
+
+
+async def test_a_bells_csv_without_rows_is_refused_and_changes_nothing(world: World) -> None:
+    h = world.h
+    path = "/api/v1/schedule/district/csv/bells"
+    before = await (await h.session.get(h.url(path), headers=world.coordinator)).read()
+    header = before.split(b"\n", 1)[0] + b"\n"
+    reply = await h.session.put(h.url(path), data=header, headers=world.coordinator)
+    assert reply.status == 422
+    [detail] = (await reply.json())["error"]["details"]
+    assert detail["loc"] == "bells/1" and "no rows" in detail["msg"]
+    assert await (await h.session.get(h.url(path), headers=world.coordinator)).read() == before
