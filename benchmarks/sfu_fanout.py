@@ -490,7 +490,7 @@ async def subscribe(
                         if counting:
                             frames[kind] += 1
 
-                    seams.tap_receiver(t.receiver, sink, low_latency=False)
+                    seams.tap_receiver(t.receiver, sink)
 
         return tap
 
