@@ -10,8 +10,11 @@ aiortc has no public API for forwarding encoded media. Its internals allow it:
 - ``RTCRtpSender._next_encoded_frame`` calls ``__encoder.pack(data)`` for anything its
   track returns that is not an ``av.Frame``. :func:`install_packer` puts a pack-only
   object in ``__encoder`` before the sender starts, so ``get_encoder`` (which would open a
-  libopus encoder) is never called; RTP sequence numbers, the RTX history (NACK
-  retransmission) and SR/RTCP stay aiortc's.
+  libopus encoder) is never called, should aiortc's own loop ever run.
+- A consumer's sender does not run that loop: :func:`install_fast_sender` replaces its
+  ``_run_rtp`` and ``_retransmit`` (:mod:`media.aiortc_seams_send`: a frame's packets in
+  one synchronous loop, straight to the nominated pair's UDP transport). The counters RTCP
+  sender reports and ``getStats`` read stay aiortc's.
 - On that path the sender ignores PLI/FIR and REMB (they only touch an encoder).
   :func:`observe_sender_rtcp` wraps the sender's ``_handle_rtcp_packet`` so the SFU sees
   every RTCP packet routed to a consumer (RR, NACK, PLI, FIR, REMB) before aiortc does.
