@@ -147,7 +147,7 @@ class DownlinkControl:
         dtls = seams.transport_of(consumers[0])
         if dtls is not self._dtls:
             self._dtls = dtls
-            seams.hook_transport_send(dtls, self._on_send)
+            seams.hook_transport_send(dtls, self)
             seams.observe_transport_rtcp(dtls, self._on_rtcp)
 
     def set_streams(self, consumers: list[RTCRtpTransceiver]) -> None:
@@ -162,14 +162,28 @@ class DownlinkControl:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _on_send(self, data: bytes) -> bytes:
+    # The transport's send hooks (seams.SendHooks): every packet the SFU sends to this
+    # subscriber, by aiortc or by a consumer's fast sender, goes through both.
+
+    def delay(self, data: bytes) -> float:
+        """How long the pacer holds this packet back (its budget is taken now): video and
+        its retransmissions only, never audio, RTCP or a probe."""
+        if self.ext_id is None or len(data) < 12 or 192 <= data[1] <= 223:
+            return 0.0
+        if _probe_cluster.get() is not None:
+            return 0.0
+        stream = self._streams.get(struct.unpack_from("!I", data, 8)[0])
+        if stream is None or stream.kind != "video":
+            return 0.0
+        return self._pace(len(data))
+
+    def stamp(self, data: bytes) -> bytes:
+        """The packet with its transport-wide sequence number, remembered for the estimate."""
         if self.ext_id is None or len(data) < 12 or 192 <= data[1] <= 223:
             return data  # RTCP, or nothing negotiated
         cluster = _probe_cluster.get()
         ssrc = struct.unpack_from("!I", data, 8)[0]
         stream = self._streams.get(ssrc)
-        if cluster is None and stream is not None and stream.kind == "video":
-            await self._pace(len(data))
         if (
             stream is not None
             and stream.kind == "video"
@@ -183,18 +197,17 @@ class DownlinkControl:
         self.estimator.on_sent(seq, time.monotonic_ns() // 1000, len(stamped), cluster)
         return stamped
 
-    async def _pace(self, size: int) -> None:
+    def _pace(self, size: int) -> float:
         estimate = self.estimate_bps()
         if estimate is None:
-            return
+            return 0.0
         rate = estimate * PACING_FACTOR / 8  # bytes per second
         now = time.monotonic()
         burst = max(rate * PACING_BURST_S, 3 * 1200)
         self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         self._tokens -= size
-        if self._tokens < 0:
-            await asyncio.sleep(-self._tokens / rate)
+        return -self._tokens / rate if self._tokens < 0 else 0.0
 
     # --- feedback -----------------------------------------------------------------------
 
