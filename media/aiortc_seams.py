@@ -113,6 +113,7 @@ AIORTC_VERSION = "1.16.0"
 AIOICE_VERSION = "0.13.0"
 
 _R = "_RTCRtpReceiver__"
+_DTLS = "_RTCDtlsTransport__"
 _S = "_RTCRtpSender__"
 _RECV_QUEUE = _R + "decoder_queue"
 _RECV_THREAD = _R + "decoder_thread"
@@ -718,6 +719,21 @@ def tap_transport_rtp(dtls: Any, observer: TransportPacketObserver) -> bool:
     return True
 
 
+def selected_pair_hosts(dtls: Any) -> tuple[str, str] | None:
+    """(local, remote) IP address of the candidate pair media flows on (RTP component),
+    None before ICE has nominated one."""
+    connection = dtls.transport._connection
+    pair = connection._nominated.get(1)
+    if pair is None:
+        return None
+    return str(pair.local_candidate.host), str(pair.remote_candidate.host)
+
+
+def transport_bytes(dtls: Any) -> tuple[int, int]:
+    """(sent, received) bytes of the DTLS transport (media, RTCP and DTLS), as its stats say."""
+    return int(getattr(dtls, _DTLS + "tx_bytes", 0)), int(getattr(dtls, _DTLS + "rx_bytes", 0))
+
+
 def kernel_timestamped_sockets(dtls: Any) -> int:
     """How many of the transport's UDP sockets deliver kernel arrival times."""
     stamps = getattr(dtls, "_sanke_stamps", None)
@@ -1078,6 +1094,8 @@ def check_seams() -> None:
         "receiver = self._rtp_router.route_rtp(packet)",
         "self._rtp_router = RtpRouter()",
         "async def _send_rtp(self, data: bytes) -> None:",
+        "self.__tx_bytes += len(data)",
+        "self.__rx_bytes += len(data)",
     ):
         if needle not in dtls_src:
             problems.append(f"RTCDtlsTransport lost: {needle}")
@@ -1090,6 +1108,7 @@ def check_seams() -> None:
         "def data_received(self, data: bytes, component: int) -> None:\n"
         "        self._queue.put_nowait((data, component))",
         "result = await self._queue.get()",
+        "self._nominated: dict[int, CandidatePair] = {}",
     ):
         if needle not in ice_src:
             problems.append(f"aioice Connection lost: {needle.splitlines()[0]}")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from media.ip_metrics import IpVersionCollector
 from media.quality import QualityMonitor
 from media.stats import ConsumerStats, ProducerStats, TransportStats
 from media.worker import Worker
@@ -258,12 +259,15 @@ class MediaObservability:
     def __init__(self, worker: Worker, registry: CollectorRegistry = REGISTRY) -> None:
         self.monitor = QualityMonitor(worker)
         self.collector = StreamCollector(self.monitor)
+        self.ip_collector = IpVersionCollector(self.monitor)
         self.registry = registry
 
     async def start(self) -> None:
         self.registry.register(self.collector)
+        self.registry.register(self.ip_collector)
         self.monitor.start()
 
     async def stop(self) -> None:
         await self.monitor.stop()
+        self.registry.unregister(self.ip_collector)
         self.registry.unregister(self.collector)

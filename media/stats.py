@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 from signaling.protocol import StatsReport
@@ -86,6 +88,10 @@ class TransportStats(BaseModel):
     consumers: list[ConsumerStats]
     client: ClientReport | None = None  # its page's own view, while recent
     downlink_estimate_bps: float | None = None  # from its transport-cc feedback
+    # the IP version of the candidate pair its media flows on (None before ICE connects)
+    ice_ip_version: Literal[4, 6] | None = None
+    bytes_sent: int = 0  # by the SFU on this connection (media, RTCP, DTLS)
+    bytes_received: int = 0
 
 
 class RoomStats(BaseModel):

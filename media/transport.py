@@ -11,8 +11,10 @@ impolite peer: a client offer while a server offer is outstanding gets a ``confl
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
+from typing import Any, Literal
 
 from aiortc import (
     RTCBundlePolicy,
@@ -398,7 +400,29 @@ class Transport:
             connection_state=self.pc.connectionState,
             producers=[await p.stats() for p in self.producers.values()],
             consumers=[await c.stats() for c in self.consumers.values()],
+            **self._link_stats(),
         )
+
+    def _link_stats(self) -> dict[str, Any]:
+        transceivers = self.pc.getTransceivers()
+        if not transceivers:
+            return {}
+        dtls = seams.transport_of(transceivers[0])
+        sent, received = seams.transport_bytes(dtls)
+        hosts = seams.selected_pair_hosts(dtls)
+        version = None if hosts is None else ip_version(hosts[1])
+        return {"ice_ip_version": version, "bytes_sent": sent, "bytes_received": received}
+
+
+def ip_version(host: str) -> Literal[4, 6] | None:
+    """4 or 6 for an IP address (an IPv4-mapped IPv6 address is IPv4), None for a name."""
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return 6
+    return 4
 
 
 def _without_empty_bundle(sdp: str) -> str:

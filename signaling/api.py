@@ -235,7 +235,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR,
     )
     await ws.prepare(request)
-    conn = Connection(ws, ctx.service, request.app[TOKENS_KEY], limits, ctx.ice_servers)
+    conn = Connection(
+        ws, ctx.service, request.app[TOKENS_KEY], limits, ctx.ice_servers, request.remote
+    )
     await conn.run()
     return ws
 

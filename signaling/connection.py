@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from signaling.close_codes import (
 )
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import can_see
-from signaling.metrics import ERRORS, JOIN_LATENCY, MESSAGES, WS_CONNECTIONS
+from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
 from signaling.models import Participant, Role
 from signaling.protocol import (
     CLIENT_MESSAGE_TYPES,
@@ -93,8 +94,10 @@ class Connection:
         tokens: TokenService,
         limits: Limits,
         ice_servers: Callable[[str], list[IceServer]],
+        remote: str | None = None,
     ) -> None:
         self.ws = ws
+        self.remote = remote  # the client's address, as the socket has it
         self.service = service
         self.tokens = tokens
         self.limits = limits
@@ -355,6 +358,7 @@ class Connection:
         finally:
             held, self._held = self._held, None
         self.participant = participant
+        JOINS_BY_IP.labels(participant.school_id or "", _ip_version(self.remote)).inc()
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_at(
             loop.time() + max(0.0, claims.exp + self.tokens.leeway - time.time()), self._expire
@@ -382,3 +386,14 @@ class Connection:
                 break
             await asyncio.sleep(0.01)
         await self.ws.close(code=WSCloseCode.OK)
+
+
+def _ip_version(remote: str | None) -> str:
+    """ "4", "6" or "unknown" for a client address (an IPv4-mapped IPv6 address is "4")."""
+    try:
+        address = ipaddress.ip_address((remote or "").split("%")[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return "6"
+    return "4"

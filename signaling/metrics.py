@@ -10,6 +10,13 @@ PARTICIPANTS = Gauge(
 )
 ROOMS_LOCAL = Gauge("sanke_rooms_local", "Rooms with at least one participant on this process")
 JOINS = Counter("sanke_joins_total", "Successful joins", ["role"])
+# IPv6 monitoring: the signaling side (the media side is media.ip_metrics). Behind an
+# Ingress this is the family of the Ingress's connection unless it keeps the client address.
+JOINS_BY_IP = Counter(
+    "sanke_joins_by_ip_total",
+    "Successful joins by school and the IP version of the signaling connection",
+    ["school", "ip"],
+)
 JOIN_LATENCY = Histogram(
     "sanke_join_latency_seconds",
     "Time from receiving join to sending joined",

@@ -34,6 +34,7 @@ def exported_metric_names() -> set[str]:
     names = {m.name for m in REGISTRY.collect() if m.name.startswith("sanke_")}
     names |= {f"sanke_stream_{n}" for n in [*COUNTERS, *GAUGES]}
     names |= {"sanke_quality_score", "sanke_sfu_rooms", "sanke_sfu_peer_connections"}
+    names |= {"sanke_media_connections", "sanke_media_bytes"}  # media.ip_metrics
     return names
 
 
