@@ -24,6 +24,7 @@ from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, nod
 from signaling.protocol import ServerMessage
 from signaling.remote_media import MediaReply, MediaRequest
 from signaling.store import Store, Subscription
+from signaling.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,16 @@ class SfuNode:
         await self.directory.register(self.info)
 
     async def _heartbeat(self) -> None:
+        outage = OutageLog(log, "SFU heartbeat")
         while True:
             await asyncio.sleep(NODE_HEARTBEAT_SECONDS)
             try:
                 await self._beat()
                 STORE_UP.set(1)
-            except Exception:
+                outage.ok()
+            except Exception as exc:
                 STORE_UP.set(0)
-                log.exception("SFU heartbeat failed")
+                outage.failed(exc)
 
     async def _serve(self) -> None:
         assert self._requests is not None

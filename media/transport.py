@@ -33,6 +33,7 @@ from media import aiortc_seams as seams
 from media.consumer import Consumer
 from media.downlink import DownlinkControl
 from media.layers import MIN_RATE_BPS
+from media.pc_close import close_peer_connection
 from media.producer import Producer
 from media.remb import UplinkRemb
 from media.stats import TransportStats
@@ -387,7 +388,7 @@ class Transport:
             c.close()
         self._to_add.clear()
         self._to_remove.clear()
-        await self.pc.close()
+        await close_peer_connection(self.pc)
 
     async def stats(self) -> TransportStats:
         return TransportStats(

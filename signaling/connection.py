@@ -26,6 +26,7 @@ from signaling.close_codes import (
     CLOSE_TOO_SLOW,
     LEAVE_REASONS,
 )
+from signaling.envelope import echoable_rid, shown
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import can_see
 from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
@@ -255,10 +256,10 @@ class Connection:
         if not isinstance(raw, dict):
             self._error(ErrorCode.invalid_message, "a message is a JSON object with a type")
             return
-        rid = raw.get("rid") if isinstance(raw.get("rid"), str) else None
+        rid = echoable_rid(raw.get("rid"))
         kind = raw.get("type")
         if not isinstance(kind, str) or kind not in CLIENT_MESSAGE_TYPES:
-            self._error(ErrorCode.unknown_type, f"unknown message type {kind!r}", rid)
+            self._error(ErrorCode.unknown_type, f"unknown message type {shown(kind)}", rid)
             return
         try:
             message = client_message_adapter.validate_python(raw)

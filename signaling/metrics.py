@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 WS_CONNECTIONS = Gauge("sanke_ws_connections", "Open signaling WebSocket connections")
@@ -49,3 +51,15 @@ LESSONS_SCHEDULED_TODAY = Gauge(
 STORE_UP = Gauge(
     "sanke_store_up", "1 when this process's store (Redis) answered its last heartbeat"
 )
+
+
+def _asyncio_tasks() -> float:
+    """Tasks of the event loop that serves the scrape (the app's loop); a leak shows as growth."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the loop (e.g. a test's registry dump)
+        return 0.0
+
+
+ASYNCIO_TASKS = Gauge("sanke_asyncio_tasks", "asyncio tasks alive in this process's event loop")
+ASYNCIO_TASKS.set_function(_asyncio_tasks)

@@ -14,6 +14,7 @@ import logging
 
 from signaling.metrics import STORE_UP
 from signaling.service import RoomService
+from signaling.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,16 @@ class Presence:
             await self.service.store.delete(node_key(self.service.node_id))
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "presence sweep")
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
                 STORE_UP.set(1)
+                outage.ok()
                 removed = await self.sweep()
                 if removed:
                     log.info("removed %d participants of dead signaling processes", removed)
-            except Exception:
+            except Exception as exc:
                 STORE_UP.set(0)
-                log.exception("presence sweep failed")
+                outage.failed(exc)

@@ -25,6 +25,7 @@ from signaling.models import Participant
 from signaling.nodes import NodeDirectory, node_channel
 from signaling.protocol import Candidate, Rejoin, StatsReport
 from signaling.store import Store, Subscription
+from signaling.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class RemoteMediaPlane:
 
     async def _reap(self) -> None:
         """Rooms of dead nodes: drop the placement and tell the room to rejoin (once)."""
+        outage = OutageLog(log, "reaping rooms of dead media nodes")
         while True:
             await asyncio.sleep(REAP_INTERVAL_SECONDS)
             try:
@@ -236,5 +238,6 @@ class RemoteMediaPlane:
                                 room_id=room_id, message=Rejoin(reason=f"media node {node} failed")
                             )
                         )
-            except Exception:
-                log.exception("reaping rooms of dead media nodes failed")
+                outage.ok()
+            except Exception as exc:
+                outage.failed(exc)

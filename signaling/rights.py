@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from signaling.close_codes import CLOSE_REVOKED
 from signaling.errors import ErrorCode, SankeError
 from signaling.store import Store, Subscription
+from signaling.store.outage import OutageLog
 from signaling.tokens import Claims
 
 log = logging.getLogger(__name__)
@@ -142,12 +143,14 @@ class Rights:
                 log.warning("skipping a malformed logged revocation")
 
     async def _sweep_forever(self) -> None:
+        outage = OutageLog(log, "revocation sweep")
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("revocation sweep failed")
+                outage.ok()
+            except Exception as exc:
+                outage.failed(exc)
 
     async def _apply(self, revocation: Revocation) -> None:
         for holder in list(self._held.get(revocation.subject, ())):

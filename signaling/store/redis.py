@@ -21,6 +21,7 @@ from redis.asyncio.client import PubSub
 from signaling.models import LessonSession, Participant, Room
 from signaling.store.base import Store, Subscription
 from signaling.store.fanout import Fanout, QueueSubscription
+from signaling.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,7 @@ class RedisStore(Store):
     async def _read(self) -> None:
         assert self._pubsub is not None
         start = len(self._k("ch", ""))
+        outage = OutageLog(log, "redis pub/sub read")
         while True:
             try:
                 if not self._pubsub.subscribed:
@@ -338,10 +340,11 @@ class RedisStore(Store):
                 msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("redis pub/sub read failed; retrying")
+            except Exception as exc:
+                outage.failed(exc)
                 await asyncio.sleep(0.5)
                 continue
+            outage.ok()
             if msg is None or msg.get("type") != "message":
                 continue
             self._fanout.deliver(str(msg["channel"])[start:], str(msg["data"]))
