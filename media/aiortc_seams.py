@@ -63,6 +63,7 @@ from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
 from aiortc import rtcrtpsender as _rtcrtpsender
 from aiortc import sdp as _sdp
+from aiortc.codecs import CODECS as _CODECS
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import (
@@ -307,6 +308,22 @@ def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
     if (a.channels or 1) != (b.channels or 1):
         return False
     return bool(_rtcpeerconnection.is_codec_compatible(a, b))
+
+
+def receivable_codecs(kind: str, codecs: list[Any]) -> bool:
+    """Whether aiortc's negotiation (``find_common_codecs``, which a remote description runs
+    only after creating its transceivers) keeps any media codec of ``codecs``."""
+    local = _CODECS.get(kind)
+    if not local:
+        return False
+    common = _rtcpeerconnection.find_common_codecs(local, codecs)
+    return any(not _is_rtx(c) for c in common)
+
+
+def codec_names(kind: str) -> list[str]:
+    """The codecs aiortc negotiates for ``kind`` (``opus``, ``H264``, ...), for messages."""
+    names = (c.mimeType.split("/", 1)[1] for c in _CODECS.get(kind, []) if not _is_rtx(c))
+    return list(dict.fromkeys(names))
 
 
 class BundleNumbers:
@@ -1099,6 +1116,12 @@ def check_seams() -> None:
         problems.append("aiortc no longer parses the transport-wide sequence number")
     if not callable(getattr(_rtcpeerconnection, "is_codec_compatible", None)):
         problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
+    if (
+        "common = filter_preferred_codecs(\n                    find_common_codecs(CODECS[media.kind], media.rtp.codecs),"
+        not in (offer_src)
+        or set(_CODECS) != {"audio", "video"}
+    ):
+        problems.append("remote descriptions no longer negotiate with find_common_codecs(CODECS)")
     for cls, name in (
         (H264Encoder, "_packetize"),
         (H264Encoder, "_split_bitstream"),

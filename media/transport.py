@@ -33,6 +33,7 @@ from media.downlink import DownlinkControl
 from media.layers import MIN_RATE_BPS
 from media.producer import Producer
 from media.remb import UplinkRemb
+from media.sdp_check import check_candidate, check_sdp
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 from signaling.errors import ErrorCode, SankeError
@@ -104,6 +105,7 @@ class Transport:
                     "a server offer is outstanding: answer it, then offer again",
                     status=409,
                 )
+            check_sdp(sdp, "offer", negotiated=self._negotiated_mlines(remote=True))
             try:
                 self._numbers.learn(sdp)
                 sending = self._producer_payload_types()
@@ -132,13 +134,25 @@ class Transport:
             except SankeError:
                 raise
             except Exception as exc:
-                raise SankeError(ErrorCode.media_error, f"cannot apply the offer: {exc}") from exc
+                # What aiortc says is for the log, not for the client.
+                log.info("applying an offer of %s failed: %r", self.id, exc)
+                raise SankeError(
+                    ErrorCode.media_error, "the SFU could not apply this offer"
+                ) from None
             self._negotiated = True
             answer = _without_empty_bundle(str(self.pc.localDescription.sdp))
         self._on_change(self)
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
         return str(answer)
+
+    def _negotiated_mlines(self, remote: bool) -> list[tuple[str, str]]:
+        """(kind, mid) of each m-line of the current remote (or local) description."""
+        description = self.pc.remoteDescription if remote else self.pc.localDescription
+        if description is None:
+            return []
+        media = SessionDescription.parse(str(description.sdp)).media
+        return [(m.kind, str(m.rtp.muxId)) for m in media]
 
     def _producer_payload_types(self) -> dict[str, int]:
         """The payload type each producer's m-line negotiated first (what the client sends)."""
@@ -220,6 +234,7 @@ class Transport:
         async with self._lock:
             if self.pc.signalingState != "have-local-offer":
                 raise SankeError(ErrorCode.conflict, "no server offer is outstanding", status=409)
+            check_sdp(sdp, "answer", negotiated=self._negotiated_mlines(remote=False))
             try:
                 self._numbers.learn(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -228,7 +243,10 @@ class Transport:
                     seams.raise_h264_level(t)  # aiortc's intersection put level 3.1 back
                 self.downlink.negotiated(sdp, consumers)
             except Exception as exc:
-                raise SankeError(ErrorCode.media_error, f"cannot apply the answer: {exc}") from exc
+                log.info("applying an answer of %s failed: %r", self.id, exc)
+                raise SankeError(
+                    ErrorCode.media_error, "the SFU could not apply this answer"
+                ) from None
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
 
@@ -238,10 +256,11 @@ class Transport:
             return  # end of candidates
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
+        check_candidate(text)
         try:
             candidate: RTCIceCandidate = candidate_from_sdp(text)
-        except Exception as exc:
-            raise SankeError(ErrorCode.invalid_request, f"bad ICE candidate: {exc}") from exc
+        except Exception:
+            raise SankeError(ErrorCode.invalid_sdp, "the ICE candidate could not be read") from None
         candidate.sdpMid = c.sdp_mid
         candidate.sdpMLineIndex = c.sdp_mline_index
         if c.sdp_mid is None and c.sdp_mline_index is None:
