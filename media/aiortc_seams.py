@@ -85,6 +85,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from media.ice_policy import IcePolicy
 from media.reassembly import FrameAssembler
 
 AIORTC_VERSION = "1.16.0"
@@ -763,6 +764,92 @@ async def send_rtcp(dtls: Any, data: bytes) -> None:
     await dtls._send_rtp(data)
 
 
+# --- ICE: where the SFU sends connectivity checks -----------------------------------
+
+
+class _IceGuard:
+    """Sits in one aioice ``Connection`` (instance attributes over its methods).
+
+    A signalled remote candidate (offer or trickle) outside the policy is held back: never
+    paired, never checked, an mDNS name never resolved. A check arriving from a refused
+    address is dropped unanswered. No check is ever started towards a pair whose remote
+    address the policy did not allow and the client did not prove (peer-reflexive). While
+    candidates are held back, the client's end-of-candidates waits ``prflx_wait_seconds``
+    for its checks: aioice would otherwise fail a check list that is still empty."""
+
+    def __init__(self, connection: aioice.Connection, policy: IcePolicy) -> None:
+        self.connection = connection
+        self.policy = policy
+        self.signalled = 0
+        self.held = 0
+        self._add = connection.add_remote_candidate
+        self._request = connection.request_received
+        self._check = connection.check_start
+        self._end: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # instance attributes: aioice calls these through self
+        setattr(connection, "add_remote_candidate", self.add_remote_candidate)  # noqa: B010
+        setattr(connection, "request_received", self.request_received)  # noqa: B010
+        setattr(connection, "check_start", self.check_start)  # noqa: B010
+
+    async def add_remote_candidate(self, candidate: Any) -> None:
+        if candidate is None:
+            if self.held and not self.connection._nominated and self._end is None:
+                loop = asyncio.get_running_loop()
+                self._end = loop.call_later(self.policy.prflx_wait_seconds, self._end_now)
+            elif not self.held:
+                await self._add(None)
+            return
+        self.signalled += 1
+        if self.signalled > self.policy.max_remote_candidates or not self.policy.may_check(
+            candidate.host, candidate.port
+        ):
+            self.held += 1
+            return
+        await self._add(candidate)
+
+    def _end_now(self) -> None:
+        task = asyncio.ensure_future(self._add(None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def request_received(self, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        if self.policy.refuses(addr[0]):
+            return
+        known = any(
+            c._network_host == addr[0] and c.port == addr[1]
+            for c in self.connection._remote_candidates
+        )
+        if not known and len(self.connection._remote_candidates) >= (
+            self.policy.max_remote_candidates
+        ):
+            return  # no more peer-reflexive addresses to answer and check back
+        self._request(message, addr, protocol)
+
+    async def check_start(self, pair: Any) -> None:
+        host, port = pair.remote_addr
+        proven = pair.remote_candidate.type == "prflx"
+        if self.policy.refuses(host) or not (proven or self.policy.may_check(host, port)):
+            self.connection.check_state(pair, aioice.ice.CandidatePair.State.FAILED)
+            self.connection.check_complete(pair)
+            return
+        await self._check(pair)
+
+
+def guard_ice(pc: RTCPeerConnection, policy: IcePolicy) -> None:
+    """Put an ``_IceGuard`` in every ICE connection ``pc`` creates (before any remote
+    description adds candidates: aiortc creates a transceiver's transports, then adds the
+    description's candidates to them)."""
+    create = pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
+
+    def create_guarded() -> Any:
+        dtls = create()
+        _IceGuard(dtls.transport._connection, policy)
+        return dtls
+
+    pc._RTCPeerConnection__createDtlsTransport = create_guarded  # type: ignore[attr-defined]
+
+
 # --- transport-wide congestion control (subscribers) --------------------------------
 
 SendHook = Callable[[bytes], Awaitable[bytes]]
@@ -1091,6 +1178,30 @@ def check_seams() -> None:
     ):
         if needle not in dtls_src:
             problems.append(f"RTCDtlsTransport lost: {needle}")
+    for needle in (
+        "def __createDtlsTransport(self) -> RTCDtlsTransport:",
+        "dtlsTransport = self.__createDtlsTransport()",
+        "iceTransport = RTCIceTransport(iceGatherer)",
+    ):
+        if needle not in offer_src:
+            problems.append(f"RTCPeerConnection lost: {needle}")
+    ice_transport_src = inspect.getsource(_rtcicetransport.RTCIceTransport)
+    if ice_transport_src.count("await self._connection.add_remote_candidate(") != 2:
+        problems.append("RTCIceTransport no longer adds remote candidates to its connection")
+    for needle in (
+        "pair.task = asyncio.create_task(self.check_start(pair))",
+        "self._remote_candidates: list[Candidate] = []",
+        "self._nominated: dict[int, CandidatePair] = {}",
+        "def check_state(self, pair: CandidatePair, state: CandidatePair.State) -> None:",
+        "def check_complete(self, pair: CandidatePair) -> None:",
+        "c._network_host == addr[0] and c.port == addr[1]",
+    ):
+        if needle not in inspect.getsource(aioice.Connection):
+            problems.append(f"aioice Connection lost: {needle}")
+    if "self.receiver.request_received(message, addr, self)" not in inspect.getsource(
+        aioice.ice.StunProtocol
+    ):
+        problems.append("aioice StunProtocol no longer hands requests to request_received")
     if "self._recv = self._connection.recv" not in inspect.getsource(
         _rtcicetransport.RTCIceTransport
     ):

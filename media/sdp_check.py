@@ -244,3 +244,17 @@ def _check_parsed(
             "an offer keeps every negotiated media section in place (same kind and mid) "
             "and adds new ones after them"
         )
+
+
+def mlines(description: Any) -> list[tuple[str, str]]:
+    """(kind, mid) of each m-line of an ``RTCSessionDescription`` (none for ``None``)."""
+    if description is None:
+        return []
+    media = SessionDescription.parse(str(description.sdp)).media
+    return [(m.kind, str(m.rtp.muxId)) for m in media]
+
+
+def without_empty_bundle(sdp: str) -> str:
+    """aiortc writes ``a=group:BUNDLE`` with no mids for an answer without media; browsers reject it."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(line for line in lines if line.strip() != "a=group:BUNDLE")

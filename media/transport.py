@@ -20,20 +20,19 @@ from aiortc import (
     RTCIceCandidate,
     RTCPeerConnection,
     RTCRtpReceiver,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_seams as seams
-from media.consumer import Consumer
+from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
+from media.ice_policy import IcePolicy
 from media.layers import MIN_RATE_BPS
 from media.producer import Producer
 from media.remb import UplinkRemb
-from media.sdp_check import check_candidate, check_sdp
+from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 from signaling.errors import ErrorCode, SankeError
@@ -60,10 +59,13 @@ class Transport:
         on_change: Callable[[Transport], None],
         on_failed: Callable[[Transport], None],
         on_estimate: Callable[[Transport], None] = lambda t: None,
+        ice_policy: IcePolicy | None = None,
     ) -> None:
         self.participant = participant
         self.send = send
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # STUN goes only where the policy allows or the client proved it is (its checks)
+        seams.guard_ice(self.pc, ice_policy or IcePolicy())
         self.producers: dict[str, Producer] = {}  # by mid
         self.consumers: dict[tuple[str, str], Consumer] = {}  # by (source id, kind)
         self.pinned: str | None = None
@@ -105,7 +107,7 @@ class Transport:
                     "a server offer is outstanding: answer it, then offer again",
                     status=409,
                 )
-            check_sdp(sdp, "offer", negotiated=self._negotiated_mlines(remote=True))
+            check_sdp(sdp, "offer", negotiated=mlines(self.pc.remoteDescription))
             try:
                 self._numbers.learn(sdp)
                 sending = self._producer_payload_types()
@@ -140,19 +142,11 @@ class Transport:
                     ErrorCode.media_error, "the SFU could not apply this offer"
                 ) from None
             self._negotiated = True
-            answer = _without_empty_bundle(str(self.pc.localDescription.sdp))
+            answer = without_empty_bundle(str(self.pc.localDescription.sdp))
         self._on_change(self)
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
         return str(answer)
-
-    def _negotiated_mlines(self, remote: bool) -> list[tuple[str, str]]:
-        """(kind, mid) of each m-line of the current remote (or local) description."""
-        description = self.pc.remoteDescription if remote else self.pc.localDescription
-        if description is None:
-            return []
-        media = SessionDescription.parse(str(description.sdp)).media
-        return [(m.kind, str(m.rtp.muxId)) for m in media]
 
     def _producer_payload_types(self) -> dict[str, int]:
         """The payload type each producer's m-line negotiated first (what the client sends)."""
@@ -234,7 +228,7 @@ class Transport:
         async with self._lock:
             if self.pc.signalingState != "have-local-offer":
                 raise SankeError(ErrorCode.conflict, "no server offer is outstanding", status=409)
-            check_sdp(sdp, "answer", negotiated=self._negotiated_mlines(remote=False))
+            check_sdp(sdp, "answer", negotiated=mlines(self.pc.localDescription))
             try:
                 self._numbers.learn(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -332,7 +326,7 @@ class Transport:
             seams.install_packer(t.sender)
             seams.set_stream_id(t.sender, c.source_id)
             seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c), c.filter_nack)
-            t.setCodecPreferences(_codec_preferences(c))
+            t.setCodecPreferences(codec_preferences(c))
             c.transceiver = t
 
     def _consumer_transceivers(self) -> list[RTCRtpTransceiver]:
@@ -417,18 +411,3 @@ class Transport:
             producers=[await p.stats() for p in self.producers.values()],
             consumers=[await c.stats() for c in self.consumers.values()],
         )
-
-
-def _without_empty_bundle(sdp: str) -> str:
-    """aiortc writes ``a=group:BUNDLE`` with no mids for an answer without media; browsers reject it."""
-    lines = sdp.split("\r\n")
-    return "\r\n".join(line for line in lines if line.strip() != "a=group:BUNDLE")
-
-
-def _codec_preferences(c: Consumer) -> list[RTCRtpCodecCapability]:
-    """The consumer sends exactly the codec its producers receive (no transcoding)."""
-    mime = next((p.mime for p in c.producers.values() if p.mime), None)
-    caps = RTCRtpSender.getCapabilities(c.kind).codecs
-    chosen = [cap for cap in caps if cap.mimeType.lower() == mime]
-    rtx = [cap for cap in caps if cap.mimeType.lower() == f"{c.kind}/rtx"]
-    return chosen + rtx if chosen else []

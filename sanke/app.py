@@ -47,7 +47,7 @@ def default_media_plane(settings: Settings) -> MediaPlane:
         return NullMediaPlane()
     from media.worker import Worker
 
-    return Worker()
+    return Worker(worker_settings(settings))
 
 
 def media_observability(media: MediaPlane) -> Any:
@@ -63,13 +63,21 @@ def media_observability(media: MediaPlane) -> Any:
     return MediaObservability(media)
 
 
+def worker_settings(settings: Settings) -> Any:
+    """The SFU worker's settings from the process's (its ICE policy)."""
+    from media.ice_policy import IcePolicy
+    from media.worker import WorkerSettings
+
+    return WorkerSettings(ice=IcePolicy.from_settings(settings))
+
+
 def local_sfu_node(settings: Settings, store: Store) -> Any:
     from media.node import SfuNode
     from media.worker import Worker
 
     return SfuNode(
         store,
-        Worker(),
+        Worker(worker_settings(settings)),
         f"{settings.node_id}-sfu",
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,

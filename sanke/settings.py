@@ -9,6 +9,9 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
+from media.ice_policy import parse_networks
+
 # Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
 CommaList = Annotated[list[str], NoDecode]
 
@@ -84,6 +87,24 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN URLs handed to clients (comma-separated), e.g. turn:turn.example:3478",
     )
+    ice_remote_allow: CommaList = Field(
+        default_factory=list,
+        description="CIDRs (comma-separated) of client candidates the SFU checks before the "
+        "client checked it; empty: only addresses that sent an authenticated check "
+        "(docs/security.md, ICE)",
+    )
+    ice_remote_deny: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_ICE_DENY),
+        description="CIDRs the SFU never sends STUN to nor answers (default: unspecified, "
+        "link-local incl. 169.254.169.254, multicast, reserved, broadcast)",
+    )
+    ice_prflx_wait_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="how long the SFU waits for a client's first ICE check when it holds "
+        "back the client's signalled candidates",
+    )
     records_key: str | None = Field(
         default=None,
         min_length=32,
@@ -142,11 +163,24 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="logging level")
 
-    @field_validator("host", "ice_servers", "records_previous_keys", mode="before")
+    @field_validator(
+        "host",
+        "ice_servers",
+        "records_previous_keys",
+        "ice_remote_allow",
+        "ice_remote_deny",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ice_remote_allow", "ice_remote_deny")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
         return value
 
     @property

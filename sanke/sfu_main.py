@@ -9,9 +9,10 @@ import signal
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
+from media.ice_policy import IcePolicy
 from media.metrics import MediaObservability
 from media.node import SfuNode
-from media.worker import Worker
+from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
 from signaling.store import open_store
 
@@ -50,7 +51,7 @@ def _http(node: SfuNode) -> web.Application:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker()
+    worker = Worker(WorkerSettings(ice=IcePolicy.from_settings(settings)))
     node = SfuNode(
         store,
         worker,
