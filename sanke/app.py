@@ -31,6 +31,7 @@ from signaling.rights import Rights
 from signaling.service import RoomService
 from signaling.store import Store, new_store
 from signaling.tokens import TokenService
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def create_app(
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
     app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
+    install_security_headers(app)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)

@@ -15,6 +15,7 @@ from media.node import SfuNode
 from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
 from signaling.store import open_store
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def _http(node: SfuNode) -> web.Application:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
+    install_security_headers(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -112,9 +112,9 @@ async def revoke_device(request: web.Request) -> web.Response:
     return web.json_response(view(device).model_dump())
 
 
-async def _device_schedule(request: web.Request) -> DeviceSchedule:
+async def _device_schedule(request: web.Request, *, from_url: bool = False) -> DeviceSchedule:
     ctx = lessons_context(request)
-    device = await ctx.devices.authenticate(bearer_token(request))
+    device = await ctx.devices.authenticate(bearer_token(request, from_url=from_url))
     now = ctx.lessons.clock()
     mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
     current = next(
@@ -151,7 +151,8 @@ async def device_schedule(request: web.Request) -> web.Response:
 
 @documented(summary="The device's schedule as iCalendar", auth=True, tag="devices")
 async def device_schedule_ics(request: web.Request) -> web.Response:
-    schedule = await _device_schedule(request)
+    # A calendar subscription cannot send a header: the credential may come as ?token=.
+    schedule = await _device_schedule(request, from_url=True)
     cal = Calendar()
     cal.add("prodid", "-//Sanke//lessons//ZH")
     cal.add("version", "2.0")
