@@ -24,6 +24,7 @@ from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
+from signaling.metrics_http import serve_metrics
 from signaling.presence import Presence
 from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
@@ -151,6 +152,12 @@ def create_app(
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
     setup_scheduler_routes(app, store)
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
+    serve_metrics(
+        app,
+        token=settings.metrics_token,
+        port=settings.metrics_port,
+        hosts=settings.metrics_host or settings.host,
+    )
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 

@@ -161,6 +161,22 @@ class Settings(BaseSettings):
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics only on this port (its own listener; the public port "
+        "answers 404); unset: on the app's port",
+    )
+    metrics_host: CommaList = Field(
+        default_factory=list,
+        description="addresses the metrics port binds (comma-separated; default: host)",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="when set, /metrics needs Authorization: Bearer <this token>",
+    )
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator(
@@ -169,6 +185,7 @@ class Settings(BaseSettings):
         "records_previous_keys",
         "ice_remote_allow",
         "ice_remote_deny",
+        "metrics_host",
         mode="before",
     )
     @classmethod

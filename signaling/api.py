@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
@@ -120,11 +119,6 @@ async def readyz(request: web.Request) -> web.Response:
     if not await service.store.ping():
         raise SankeError(ErrorCode.internal, "the store does not answer", 503)
     return web.json_response(Health(status="ready", node_id=service.node_id).model_dump())
-
-
-@documented(summary="Prometheus metrics (text exposition format)", auth=False, tag="ops")
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @documented(summary="This API as OpenAPI 3.1", auth=False, tag="ops")
@@ -244,7 +238,6 @@ def setup_signaling_routes(app: web.Application, context: SignalingContext) -> N
     app[CONTEXT_KEY] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/v1/rooms", create_room)
