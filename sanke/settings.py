@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
@@ -161,6 +161,19 @@ class Settings(BaseSettings):
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
     )
+    tls_cert: str | None = Field(
+        default=None,
+        description="PEM certificate (with its chain): the app speaks HTTPS/WSS and sends HSTS "
+        "(docs/security.md, certificates); needs tls_key",
+    )
+    tls_key: str | None = Field(default=None, description="PEM private key of tls_cert")
+    tls_reload_seconds: float = Field(
+        default=300,
+        gt=0,
+        le=86400,
+        description="how often the certificate files are checked for a renewal (reloaded "
+        "without a restart)",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -199,6 +212,16 @@ class Settings(BaseSettings):
     def _cidrs(cls, value: list[str]) -> list[str]:
         parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert, --tls-key)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def insecure_secret(self) -> bool:
