@@ -19,6 +19,7 @@ from scheduler.lessons.records import RecordLog
 from scheduler.lessons.service import LessonService
 from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
+from signaling.audit import AUDIT_KEY
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
@@ -148,6 +149,7 @@ def create_app(
         ),
     )
     app[LESSON_SERVICE_KEY] = lessons
+    app[AUDIT_KEY] = lessons.records  # coordinator actions go into the records chain
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
     setup_scheduler_routes(app, store)

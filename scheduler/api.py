@@ -12,6 +12,7 @@ from scheduler import csvio, ical
 from scheduler.domain import Ban, District, Pin, check_references
 from scheduler.jobs import JobRequest, JobRunner, StoredTimetable, TimetableRepo
 from scheduler.timetable import Assignment, Timetable, Unmet
+from signaling.audit import audit
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
@@ -239,11 +240,12 @@ async def explain(request: web.Request) -> web.Response:
 
 async def publish(request: web.Request) -> web.Response:
     """Publish a timetable version: lessons are created from the published one."""
-    _auth(request)
+    claims = authorize(request, Role.coordinator, Role.admin)
     tt = (await _timetable(request)).timetable
     assert tt.version is not None
     district = await _district(request)
     await _runner(request).repo.publish(tt.version)
+    await audit(request, claims, "timetable.published", str(tt.version), district=district.id)
     reports = [await hook(district, tt) for hook in request.app.get(PUBLISH_HOOKS_KEY, [])]
     return web.json_response(
         {"published": tt.version, "effects": [r.model_dump(mode="json") for r in reports]}

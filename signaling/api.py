@@ -10,6 +10,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from signaling.audit import audit
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
@@ -128,7 +129,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 @documented(summary="Create a room", body=RoomCreate, reply=Room, status=201, tag="rooms")
 async def create_room(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, RoomCreate)
     ctx = _ctx(request)
     room = Room(
@@ -140,6 +141,7 @@ async def create_room(request: web.Request) -> web.Response:
     )
     if not await ctx.service.store.create_room(room):
         raise SankeError(ErrorCode.room_exists, f"room {room.id} already exists", 409)
+    await audit(request, claims, "room.created", room.id, school=room.school_id, kind=room.kind)
     return web.json_response(room.model_dump(mode="json"), status=201)
 
 
@@ -172,13 +174,14 @@ async def get_room(request: web.Request) -> web.Response:
     summary="Close a room: everyone in it is told and disconnected", reply=Room, tag="rooms"
 )
 async def close_room(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     service = _ctx(request).service
     room_id = request.match_info["room_id"]
     if not await service.close_room(room_id):
         raise SankeError(ErrorCode.room_not_found, "no such room", 404)
     room = await service.store.get_room(room_id)
     assert room is not None
+    await audit(request, claims, "room.closed", room_id, school=room.school_id)
     return web.json_response(room.model_dump(mode="json"))
 
 
@@ -216,6 +219,9 @@ async def mint_token(request: web.Request) -> web.Response:
         not_before=nbf,
         expires=exp,
     )
+    # who handed whom which right: never the token itself
+    detail: dict[str, str | None] = {"role": body.role.value, "room": body.room}
+    await audit(request, claims, "token.minted", body.subject, school=body.school_id, **detail)
     reply = TokenReply(token=token, not_before=int(nbf), expires=int(exp))
     return web.json_response(reply.model_dump(), status=201)
 
