@@ -32,14 +32,22 @@ def _settings(args: argparse.Namespace, **fixed: Any) -> Settings:
         raise SystemExit(f"invalid settings: {exc}") from None
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aioice logs every candidate and check at INFO: the classrooms' IP addresses, hundreds of
+    # lines per connection. Only when asked for (SANKE_LOG_LEVEL=DEBUG).
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("aioice").setLevel(logging.WARNING)
+
+
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from sanke.app import create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     ssl_context = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         from sanke.tls import server_context
@@ -83,9 +91,7 @@ def cmd_sfu(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("an SFU node registers in Redis: set REDIS_URL")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     asyncio.run(run_sfu(settings))
     return 0
 
