@@ -794,11 +794,12 @@ class _IceGuard:
 
     async def add_remote_candidate(self, candidate: Any) -> None:
         if candidate is None:
-            if self.held and not self.connection._nominated and self._end is None:
-                loop = asyncio.get_running_loop()
-                self._end = loop.call_later(self.policy.prflx_wait_seconds, self._end_now)
-            elif not self.held:
-                await self._add(None)
+            if self.held and not self.connection._nominated:
+                if self._end is None:
+                    loop = asyncio.get_running_loop()
+                    self._end = loop.call_later(self.policy.prflx_wait_seconds, self._end_now)
+                return
+            await self._add(None)
             return
         self.signalled += 1
         if self.signalled > self.policy.max_remote_candidates or not self.policy.may_check(
