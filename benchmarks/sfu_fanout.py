@@ -490,7 +490,7 @@ async def subscribe(
                         if counting:
                             frames[kind] += 1
 
-                    seams.tap_receiver(t.receiver, sink, low_latency=False)
+                    seams.tap_receiver(t.receiver, sink)
 
         return tap
 
@@ -531,6 +531,19 @@ async def stats(url: str) -> dict[str, Any]:
         return data
 
 
+async def wait_listening(url: str, server: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Until the server answers (a loaded machine can take far longer than 1.5 s to start it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await stats(url)
+            return
+        except aiohttp.ClientError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the benchmark server did not start") from None
+            await asyncio.sleep(0.2)
+
+
 async def run_one(
     mode: str, n: int, clip: Path, seconds: float, port: int, profile: str | None
 ) -> dict[str, Any]:
@@ -546,30 +559,34 @@ async def run_one(
             *(["--profile", profile] if profile else []),
         )
     ]
-    await asyncio.sleep(1.5)
-    procs.append(spawn("--role", "publisher", "--port", str(port), "--clip", str(clip)))
-    await asyncio.sleep(1.5)
-    groups = min(n, max(1, (os.cpu_count() or 2)))
-    warmup = 4.0 + n * 0.05
-    subs = []
-    for g in range(groups):
-        first, count = g * n // groups, (g + 1) * n // groups - g * n // groups
-        subs.append(spawn("--role", "subscriber", "--mode", mode, "--port", str(port), "--first",
-                          str(first), "--count", str(count), "--seconds", str(seconds),
-                          "--warmup", str(warmup)))  # fmt: skip
-    await asyncio.sleep(warmup)
-    a = await stats(url)
-    t0 = time.monotonic()
-    await asyncio.sleep(seconds)
-    b = await stats(url)
-    elapsed = time.monotonic() - t0
-    results = [
-        json.loads(p.communicate(timeout=60 + seconds)[0].strip().splitlines()[-1]) for p in subs
-    ]
-    for p in procs:
-        p.terminate()
-        with contextlib.suppress(Exception):
-            p.wait(timeout=10)
+    subs: list[subprocess.Popen[str]] = []
+    try:
+        await wait_listening(url, procs[0])
+        procs.append(spawn("--role", "publisher", "--port", str(port), "--clip", str(clip)))
+        await asyncio.sleep(1.5)
+        groups = min(n, max(1, (os.cpu_count() or 2)))
+        warmup = 4.0 + n * 0.05
+        for g in range(groups):
+            first, count = g * n // groups, (g + 1) * n // groups - g * n // groups
+            subs.append(spawn("--role", "subscriber", "--mode", mode, "--port", str(port),
+                              "--first", str(first), "--count", str(count), "--seconds",
+                              str(seconds), "--warmup", str(warmup)))  # fmt: skip
+        await asyncio.sleep(warmup)
+        a = await stats(url)
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        b = await stats(url)
+        elapsed = time.monotonic() - t0
+        results = [
+            json.loads(p.communicate(timeout=60 + seconds)[0].strip().splitlines()[-1])
+            for p in subs
+        ]
+    finally:  # also when a run fails: leave no server, publisher or subscriber behind
+        for p in [*procs, *subs]:
+            if p.poll() is None:
+                p.terminate()
+            with contextlib.suppress(Exception):
+                p.wait(timeout=10)
     cores = (b["cpu"] - a["cpu"]) / elapsed
     pps = (b["sent"] - a["sent"]) / elapsed
     video = sum(r["frames"]["video"] for r in results)

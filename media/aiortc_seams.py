@@ -10,8 +10,11 @@ aiortc has no public API for forwarding encoded media. Its internals allow it:
 - ``RTCRtpSender._next_encoded_frame`` calls ``__encoder.pack(data)`` for anything its
   track returns that is not an ``av.Frame``. :func:`install_packer` puts a pack-only
   object in ``__encoder`` before the sender starts, so ``get_encoder`` (which would open a
-  libopus encoder) is never called; RTP sequence numbers, the RTX history (NACK
-  retransmission) and SR/RTCP stay aiortc's.
+  libopus encoder) is never called, should aiortc's own loop ever run.
+- A consumer's sender does not run that loop: :func:`install_fast_sender` replaces its
+  ``_run_rtp`` and ``_retransmit`` (:mod:`media.aiortc_seams_send`: a frame's packets in
+  one synchronous loop, straight to the nominated pair's UDP transport). The counters RTCP
+  sender reports and ``getStats`` read stay aiortc's.
 - On that path the sender ignores PLI/FIR and REMB (they only touch an encoder).
   :func:`observe_sender_rtcp` wraps the sender's ``_handle_rtcp_packet`` so the SFU sees
   every RTCP packet routed to a consumer (RR, NACK, PLI, FIR, REMB) before aiortc does.
@@ -85,8 +88,28 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from media import aiortc_seams_send as _send
+from media.aiortc_seams_send import (
+    FastSender,
+    FrameSource,
+    OutFrame,
+    SendHooks,
+    fast_sender,
+    install_fast_sender,
+    ntp_now,
+)
 from media.ice_policy import IcePolicy
 from media.reassembly import FrameAssembler
+
+__all__ = [
+    "FastSender",
+    "FrameSource",
+    "OutFrame",
+    "SendHooks",
+    "fast_sender",
+    "install_fast_sender",
+    "ntp_now",
+]
 
 AIORTC_VERSION = "1.16.0"
 AIOICE_VERSION = "0.13.0"
@@ -202,13 +225,6 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
 # --- sending: packetize pre-encoded frames -----------------------------------------
 
 
-class OutFrame(NamedTuple):
-    """What a consumer track hands its sender: payloads already packetized, a timestamp."""
-
-    payloads: list[bytes]
-    timestamp: int
-
-
 class _Packer:
     """Stands in for ``RTCRtpSender.__encoder``: packs, never encodes."""
 
@@ -241,6 +257,9 @@ def packetize(codec: str, data: bytes, picture_id: int) -> list[bytes]:
 def sender_next_sequence(sender: RTCRtpSender) -> int | None:
     """The RTP sequence number the sender's next packet gets (None before it sent any):
     one past the newest packet in its retransmission history."""
+    fast = fast_sender(sender)
+    if fast is not None:
+        return fast.next_sequence()
     history: dict[int, Any] = getattr(sender, _S + "rtp_history", {})
     if not history:
         return None
@@ -853,23 +872,11 @@ def guard_ice(pc: RTCPeerConnection, policy: IcePolicy) -> None:
 
 # --- transport-wide congestion control (subscribers) --------------------------------
 
-SendHook = Callable[[bytes], Awaitable[bytes]]
-"""Sees every packet a DTLS transport sends before SRTP protection; may pace (await) and
-returns the packet to send (an RTP packet with its transport-wide sequence number)."""
 
-
-def hook_transport_send(dtls: Any, hook: SendHook) -> bool:
-    """Route every packet the transport sends through ``hook`` (installed once)."""
-    if getattr(dtls, "_sanke_send_hook", False):
-        return False
-    send = dtls._send_rtp
-
-    async def send_rtp(data: bytes) -> None:
-        await send(await hook(data))
-
-    dtls._send_rtp = send_rtp
-    dtls._sanke_send_hook = True
-    return True
+def hook_transport_send(dtls: Any, hooks: SendHooks) -> bool:
+    """Route every packet the transport sends, by aiortc or by a :class:`FastSender`,
+    through ``hooks`` (pacing, transport-wide sequence numbers; installed once)."""
+    return _send.hook_transport_send(dtls, hooks)
 
 
 def observe_transport_rtcp(dtls: Any, observer: Callable[[bytes], None]) -> bool:
@@ -1244,5 +1251,6 @@ def check_seams() -> None:
     ):
         if not hasattr(cls, name) and name not in inspect.getsource(cls):
             problems.append(f"{cls.__name__}.{name} is gone")
+    problems += _send.seam_problems()
     if problems:
         raise SeamError("aiortc internals moved: " + "; ".join(problems))

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 from media.layers import MIN_RATE_BPS, RANK, VideoLayer
 
-KEEP = 0.95
+# A layer is kept while the estimate covers 80 % of it: one overuse signal cuts the estimate
+# to 0.85 x what was acknowledged, and a lesson must not drop from 720p to 180p for one
+# transient queue (a busy classroom PC); a link that really carries less keeps signalling
+# overuse and is below 0.8 within a second or two. The pacer spreads the difference.
+KEEP = 0.8
 UP = 1.15
 # Audio only is the last step down, and the drastic one: the smallest layer is kept while
 # the estimate covers 60 % of it (the pacer and retransmissions smooth the rest).

@@ -12,6 +12,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver
@@ -40,31 +41,44 @@ TS_STEP = {"audio": 960, "video": 3000}  # one frame, at 48 kHz / 90 kHz
 
 
 class ConsumerTrack(MediaStreamTrack):
-    """The track an aiortc sender pulls from: already-encoded, already-packetized frames."""
+    """What the consumer's sender sends from: already-encoded, already-packetized frames.
+
+    The SFU's senders are fast senders (``seams.FastSender``): they set ``on_ready`` and
+    ``poll`` each frame as soon as it is queued. ``recv`` serves an aiortc sender's own loop.
+    """
 
     def __init__(self, consumer: Consumer) -> None:
         super().__init__()
         self.kind = consumer.kind
+        self.on_ready: Callable[[], None] | None = None
         self._consumer = consumer
         self._waiter: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def recv(self) -> Any:
+    def poll(self) -> seams.OutFrame | None:
+        """The next frame to send, None when none is queued (MediaStreamError once stopped)."""
+        if self.readyState != "live":
+            raise MediaStreamError
         c = self._consumer
         if not c.started:
             c.start()
-        while not c.queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        if self.readyState != "live":
-            raise MediaStreamError
+        if not c.queue:
+            return None
         producer, frame = c.queue.popleft()
         return seams.OutFrame(frame.payloads, c.rebase(producer, frame))
+
+    async def recv(self) -> Any:
+        while True:
+            frame = self.poll()
+            if frame is not None:
+                return frame
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
 
     def stop(self) -> None:
         super().stop()

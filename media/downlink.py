@@ -42,10 +42,39 @@ PROBE_BACKOFF_S = 2.0  # after a failed probe; doubles up to PROBE_MAX_BACKOFF_S
 PROBE_MAX_BACKOFF_S = 8.0
 INITIAL_PROBE_BPS = 3_000_000  # what the first probe asks for (the high layer's cap + margin)
 RECENT_PACKETS = 32  # video packets remembered per stream as probe material
+# Layers follow a fall of the estimate once it has lasted this long: GCC cuts its estimate
+# on one overuse signal, and a transient queue (a busy classroom PC) must not switch a
+# lesson from 720p to 180p and back. A fall to below DOWN_SEVERE of the recent peak, or
+# loss above DOWN_LOSS, is followed at once (a link that really got smaller).
+DOWN_HOLD_S = 1.0
+DOWN_SEVERE = 0.5
+DOWN_LOSS = 0.1
 
 _probe_cluster: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "probe_cluster", default=None
 )
+
+
+class FallHold:
+    """Follows a rising estimate at once and a falling one after DOWN_HOLD_S: the highest
+    estimate of that window, unless the estimate now is below DOWN_SEVERE of it or the
+    link loses more than DOWN_LOSS."""
+
+    def __init__(self) -> None:
+        self._recent: deque[tuple[float, float]] = deque(maxlen=256)
+
+    def clear(self) -> None:
+        self._recent.clear()
+
+    def update(self, now: float, estimate: float, loss: float) -> float:
+        recent = self._recent
+        recent.append((now, estimate))
+        while recent and now - recent[0][0] > DOWN_HOLD_S:
+            recent.popleft()
+        peak = max(v for _, v in recent)
+        if estimate < DOWN_SEVERE * peak or loss > DOWN_LOSS:
+            return estimate
+        return peak
 
 
 class _Stream:
@@ -77,6 +106,7 @@ class DownlinkControl:
         self._next_probe_at = 0.0
         self._backoff = PROBE_BACKOFF_S
         self._cluster = 0
+        self._fall_hold = FallHold()
 
     @property
     def active(self) -> bool:
@@ -88,6 +118,14 @@ class DownlinkControl:
         if not self.active or not self.estimator.initialized:
             return None
         return self.estimator.target_bps()
+
+    def allocation_estimate_bps(self) -> float | None:
+        """The estimate the layers are chosen from (see ``FallHold``)."""
+        current = self.estimate_bps()
+        if current is None:
+            self._fall_hold.clear()
+            return None
+        return self._fall_hold.update(time.monotonic(), current, self.estimator.loss_fraction)
 
     # --- negotiation --------------------------------------------------------------------
 
@@ -109,7 +147,7 @@ class DownlinkControl:
         dtls = seams.transport_of(consumers[0])
         if dtls is not self._dtls:
             self._dtls = dtls
-            seams.hook_transport_send(dtls, self._on_send)
+            seams.hook_transport_send(dtls, self)
             seams.observe_transport_rtcp(dtls, self._on_rtcp)
 
     def set_streams(self, consumers: list[RTCRtpTransceiver]) -> None:
@@ -124,14 +162,28 @@ class DownlinkControl:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _on_send(self, data: bytes) -> bytes:
+    # The transport's send hooks (seams.SendHooks): every packet the SFU sends to this
+    # subscriber, by aiortc or by a consumer's fast sender, goes through both.
+
+    def delay(self, data: bytes) -> float:
+        """How long the pacer holds this packet back (its budget is taken now): video and
+        its retransmissions only, never audio, RTCP or a probe."""
+        if self.ext_id is None or len(data) < 12 or 192 <= data[1] <= 223:
+            return 0.0
+        if _probe_cluster.get() is not None:
+            return 0.0
+        stream = self._streams.get(struct.unpack_from("!I", data, 8)[0])
+        if stream is None or stream.kind != "video":
+            return 0.0
+        return self._pace(len(data))
+
+    def stamp(self, data: bytes) -> bytes:
+        """The packet with its transport-wide sequence number, remembered for the estimate."""
         if self.ext_id is None or len(data) < 12 or 192 <= data[1] <= 223:
             return data  # RTCP, or nothing negotiated
         cluster = _probe_cluster.get()
         ssrc = struct.unpack_from("!I", data, 8)[0]
         stream = self._streams.get(ssrc)
-        if cluster is None and stream is not None and stream.kind == "video":
-            await self._pace(len(data))
         if (
             stream is not None
             and stream.kind == "video"
@@ -145,18 +197,17 @@ class DownlinkControl:
         self.estimator.on_sent(seq, time.monotonic_ns() // 1000, len(stamped), cluster)
         return stamped
 
-    async def _pace(self, size: int) -> None:
+    def _pace(self, size: int) -> float:
         estimate = self.estimate_bps()
         if estimate is None:
-            return
+            return 0.0
         rate = estimate * PACING_FACTOR / 8  # bytes per second
         now = time.monotonic()
         burst = max(rate * PACING_BURST_S, 3 * 1200)
         self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         self._tokens -= size
-        if self._tokens < 0:
-            await asyncio.sleep(-self._tokens / rate)
+        return -self._tokens / rate if self._tokens < 0 else 0.0
 
     # --- feedback -----------------------------------------------------------------------
 

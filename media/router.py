@@ -113,7 +113,7 @@ class Router:
             for c in sub.consumers.values()
             if c.kind == "audio" and not c.paused and not c.closed
         )
-        estimate = sub.downlink.estimate_bps()
+        estimate = sub.downlink.allocation_estimate_bps()
         allocation = allocate(math.inf if estimate is None else estimate, audio, demands)
         for c in videos:
             c.set_target(allocation.layers[c.id])

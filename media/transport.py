@@ -323,7 +323,8 @@ class Transport:
             if c.closed:
                 continue
             t = self.pc.addTransceiver(c.track, direction="sendonly")
-            seams.install_packer(t.sender)
+            seams.install_packer(t.sender)  # should aiortc's own loop ever run: pack, never encode
+            seams.install_fast_sender(t.sender, c.track)
             seams.set_stream_id(t.sender, c.source_id)
             seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c), c.filter_nack)
             t.setCodecPreferences(codec_preferences(c))

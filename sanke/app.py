@@ -11,7 +11,7 @@ from aiohttp import web
 
 from sanke.records_key import records_keys
 from sanke.settings import Settings
-from scheduler.api import PUBLISH_HOOKS_KEY, setup_scheduler_routes
+from scheduler.api import PUBLISH_CHECKS_KEY, PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from scheduler.lessons.api import setup_lesson_routes
 from scheduler.lessons.context import LessonsContext
 from scheduler.lessons.devices import DeviceRegistry
@@ -20,6 +20,7 @@ from scheduler.lessons.service import LessonService
 from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
 from signaling.audit import AUDIT_KEY
+from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
@@ -93,7 +94,10 @@ def create_app(
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
-    app = web.Application(middlewares=[json_errors], client_max_size=8 << 20)
+    # Bodies are read by signaling.bodies.read_body with each route's limit; this one only
+    # bounds request.read()/post(), which no route uses: the smallest limit.
+    app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
+    app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
     install_security_headers(app)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
@@ -152,7 +156,9 @@ def create_app(
     app[AUDIT_KEY] = lessons.records  # coordinator actions go into the records chain
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
-    setup_scheduler_routes(app, store)
+    setup_scheduler_routes(
+        app, store, workers=settings.solver_workers, offload_bytes=settings.upload_offload_bytes
+    )
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
     serve_metrics(
         app,
@@ -160,6 +166,7 @@ def create_app(
         port=settings.metrics_port,
         hosts=settings.metrics_host or settings.host,
     )
+    app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 

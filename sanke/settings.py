@@ -190,6 +190,22 @@ class Settings(BaseSettings):
         min_length=16,
         description="when set, /metrics needs Authorization: Bearer <this token>",
     )
+    http_body_idle_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="a request body that delivers nothing for this long gets 408 (nginx's "
+        "client_body_timeout)",
+    )
+    solver_workers: int = Field(
+        default=2, ge=0, le=64, description="spawned processes that solve MIP parts (0: in-process)"
+    )
+    upload_offload_bytes: int = Field(
+        default=1 << 20,
+        ge=0,
+        description="district uploads and edits over this many bytes are parsed in a child "
+        "process, off the event loop",
+    )
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator(

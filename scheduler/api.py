@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scheduler import csvio, ical
-from scheduler.domain import Ban, District, Pin, check_references
-from scheduler.jobs import JobRequest, JobRunner, StoredTimetable, TimetableRepo
+from scheduler import ical
+from scheduler.district_api import PREFIX, setup_district_routes
+from scheduler.domain import District, check_references
+from scheduler.jobs import JobRequest, JobRunner, JobStatus, StoredTimetable, TimetableRepo
+from scheduler.offload import OFFLOAD_BYTES
 from scheduler.timetable import Assignment, Timetable, Unmet
 from signaling.audit import audit
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
 from signaling.nodes import NodeDirectory
+from signaling.openapi import documented
 from signaling.store.base import Store
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
 # Run after a timetable is published (the lessons component materializes sessions).
 PublishHook = Callable[[District, Timetable], Awaitable[BaseModel]]
 PUBLISH_HOOKS_KEY: web.AppKey[list[PublishHook]] = web.AppKey("publish_hooks", list)
-PREFIX = "/api/v1/schedule"
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-MAX_BODY = 32 << 20  # a province district is a few MB of JSON
+# Asked before publishing: a reason the coordinator must confirm first (None: go ahead).
+PublishCheck = Callable[[District, Timetable], Awaitable[str | None]]
+PUBLISH_CHECKS_KEY: web.AppKey[list[PublishCheck]] = web.AppKey("publish_checks", list)
 
 
-class PairBody(BaseModel):
+class PublishRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    class_id: str
-    offering_id: str
+
+    confirm: bool = Field(
+        default=False,
+        description="publish even a timetable that serves no demand or removes every future "
+        "lesson (refused with 409 otherwise)",
+    )
 
 
 class Explanation(BaseModel):
@@ -94,83 +100,33 @@ class ScheduleStatus(BaseModel):
     published: int | None
 
 
+@documented(
+    summary="What the coordinator has: district, versions, the published one",
+    reply=ScheduleStatus,
+    tag="schedule",
+)
 async def status(request: web.Request) -> web.Response:
     """What the coordinator has: a district, timetable versions, the published one."""
     _auth(request)
     repo = _runner(request).repo
-    district = await repo.district()
+    district_id = await repo.district_id()  # not the whole district: a province's is 18 MB
     return _json(
         ScheduleStatus(
-            has_district=district is not None,
-            district_id=district.id if district else None,
+            has_district=district_id is not None,
+            district_id=district_id,
             versions=len(await repo.versions()),
             published=await repo.published_version(),
         )
     )
 
 
-async def put_district(request: web.Request) -> web.Response:
-    _auth(request)
-    district = _validated(await read_json_model(request, District, MAX_BODY))
-    await _runner(request).repo.put_district(district)
-    return web.json_response(
-        {"id": district.id, "schools": len(district.schools), "offerings": len(district.offerings),
-         "demands": len(district.demands)}
-    )  # fmt: skip
-
-
-async def get_district(request: web.Request) -> web.Response:
-    _auth(request)
-    return _json(await _district(request))
-
-
-def _kind(request: web.Request) -> Literal["bells", "offerings", "demands"]:
-    kind = request.match_info["kind"]
-    for known in ("bells", "offerings", "demands"):
-        if kind == known:
-            return known
-    raise SankeError(ErrorCode.not_found, f"unknown CSV {kind!r} (bells, offerings, demands)", 404)
-
-
-async def put_csv(request: web.Request) -> web.Response:
-    _auth(request)
-    kind = _kind(request)
-    district = await _district(request)
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise SankeError(ErrorCode.invalid_request, "CSV too large", 413)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SankeError(ErrorCode.invalid_request, "CSV must be UTF-8", 400) from None
-    try:
-        if kind == "bells":
-            district = district.model_copy(update={"schools": csvio.import_bells(text)})
-        elif kind == "offerings":
-            district = district.model_copy(update={"offerings": csvio.import_offerings(text)})
-        else:
-            district = district.model_copy(update={"demands": csvio.import_demands(text)})
-    except ValidationError as exc:
-        raise ValidationFailed(exc) from None
-    await _runner(request).repo.put_district(_validated(district))
-    return web.json_response({"kind": kind, "replaced": True})
-
-
-async def get_csv(request: web.Request) -> web.Response:
-    _auth(request)
-    kind = _kind(request)
-    district = await _district(request)
-    text = {
-        "bells": lambda: csvio.export_bells(district.schools),
-        "offerings": lambda: csvio.export_offerings(district.offerings),
-        "demands": lambda: csvio.export_demands(district.demands),
-    }[kind]()
-    return web.Response(text=text, content_type="text/csv", charset="utf-8")
-
-
+@documented(
+    summary="Start a solve job", body=JobRequest, reply=JobStatus, status=202, tag="schedule"
+)
 async def start_job(request: web.Request) -> web.Response:
     _auth(request)
     body = await read_json_model(request, JobRequest)
+    _runner(request).refuse_if_running()
     district = _validated(await _district(request))
     if not district.policy.sfu_capacity:
         # The SFU nodes' own capacities, when the district does not set its own.
@@ -190,6 +146,7 @@ async def start_job(request: web.Request) -> web.Response:
     return _json(job.status, 202)
 
 
+@documented(summary="A solve job's progress", reply=JobStatus, tag="schedule")
 async def get_job(request: web.Request) -> web.Response:
     _auth(request)
     job = _runner(request).jobs.get(request.match_info["job"])
@@ -198,6 +155,7 @@ async def get_job(request: web.Request) -> web.Response:
     return _json(job.status)
 
 
+@documented(summary="Cancel a solve job", reply=JobStatus, tag="schedule")
 async def cancel_job(request: web.Request) -> web.Response:
     _auth(request)
     job = _runner(request).jobs.get(request.match_info["job"])
@@ -209,17 +167,27 @@ async def cancel_job(request: web.Request) -> web.Response:
     return _json(job.status)
 
 
+@documented(summary="Timetable versions", tag="schedule")
 async def list_versions(request: web.Request) -> web.Response:
     _auth(request)
     versions = await _runner(request).repo.versions()
     return web.json_response([v.model_dump(mode="json") for v in versions])
 
 
+@documented(
+    summary="A timetable version (a number or 'published')", reply=Timetable, tag="schedule"
+)
 async def get_timetable(request: web.Request) -> web.Response:
     _auth(request)
     return _json((await _timetable(request)).timetable)
 
 
+@documented(
+    summary="Why a class got what it got",
+    reply=Explanation,
+    query={"class": "class id (required)"},
+    tag="schedule",
+)
 async def explain(request: web.Request) -> web.Response:
     _auth(request)
     class_id = request.query.get("class")
@@ -238,20 +206,50 @@ async def explain(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    summary="Publish a timetable version: its lessons are created",
+    body=PublishRequest,
+    tag="schedule",
+)
 async def publish(request: web.Request) -> web.Response:
     """Publish a timetable version: lessons are created from the published one."""
     claims = authorize(request, Role.coordinator, Role.admin)
+    body = await read_json_model(request, PublishRequest)
     tt = (await _timetable(request)).timetable
     assert tt.version is not None
     district = await _district(request)
+    if not body.confirm:
+        reasons = (
+            []
+            if tt.assignments or not tt.stats.demanded
+            else [f"version {tt.version} serves none of the {tt.stats.demanded} periods demanded"]
+        )
+        for check in request.app.get(PUBLISH_CHECKS_KEY, []):
+            if (reason := await check(district, tt)) is not None:
+                reasons.append(reason)
+        if reasons:
+            raise SankeError(
+                ErrorCode.conflict,
+                "; ".join(reasons) + ": check the district (bells, seasons, term), or publish "
+                'anyway with {"confirm": true}',
+                409,
+            )
     await _runner(request).repo.publish(tt.version)
-    await audit(request, claims, "timetable.published", str(tt.version), district=district.id)
+    await audit(
+        request,
+        claims,
+        "timetable.published",
+        str(tt.version),
+        district=district.id,
+        confirmed=body.confirm,
+    )
     reports = [await hook(district, tt) for hook in request.app.get(PUBLISH_HOOKS_KEY, [])]
     return web.json_response(
         {"published": tt.version, "effects": [r.model_dump(mode="json") for r in reports]}
     )
 
 
+@documented(summary="A class, teacher or school calendar (.ics)", tag="schedule")
 async def ics(request: web.Request) -> web.Response:
     # A calendar subscription cannot send a header: the token may come as ?token=.
     authorize(request, Role.coordinator, Role.admin, from_url=True)
@@ -269,34 +267,15 @@ async def ics(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="text/calendar", charset="utf-8")
 
 
-def _pair_route(field: Literal["pins", "bans"], add: bool) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
-        _auth(request)
-        body = await read_json_model(request, PairBody)
-        district = await _district(request)
-        pairs = [
-            p
-            for p in getattr(district, field)
-            if (p.class_id, p.offering_id) != (body.class_id, body.offering_id)
-        ]
-        if add:
-            pairs.append(
-                (Pin if field == "pins" else Ban)(
-                    class_id=body.class_id, offering_id=body.offering_id
-                )
-            )
-        district = _validated(district.model_copy(update={field: pairs}))
-        await _runner(request).repo.put_district(district)
-        return web.json_response({field: [p.model_dump() for p in pairs]})
-
-    return handler
-
-
-def setup_scheduler_routes(app: web.Application, store: Store, *, workers: int = 2) -> None:
-    """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts."""
+def setup_scheduler_routes(
+    app: web.Application, store: Store, *, workers: int = 2, offload_bytes: int = OFFLOAD_BYTES
+) -> None:
+    """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts, and
+    district edits over ``offload_bytes`` are parsed in a child process."""
     runner = JobRunner(TimetableRepo(store), workers)
     app[RUNNER_KEY] = runner
     app[PUBLISH_HOOKS_KEY] = []
+    app[PUBLISH_CHECKS_KEY] = []
 
     async def _close(_: web.Application) -> None:
         await runner.close()
@@ -304,14 +283,7 @@ def setup_scheduler_routes(app: web.Application, store: Store, *, workers: int =
     app.on_cleanup.append(_close)
     r = app.router
     r.add_get(f"{PREFIX}/status", status)
-    r.add_put(f"{PREFIX}/district", put_district)
-    r.add_get(f"{PREFIX}/district", get_district)
-    r.add_put(f"{PREFIX}/district/csv/{{kind}}", put_csv)
-    r.add_get(f"{PREFIX}/district/csv/{{kind}}", get_csv)
-    r.add_post(f"{PREFIX}/pins", _pair_route("pins", True))
-    r.add_delete(f"{PREFIX}/pins", _pair_route("pins", False))
-    r.add_post(f"{PREFIX}/bans", _pair_route("bans", True))
-    r.add_delete(f"{PREFIX}/bans", _pair_route("bans", False))
+    setup_district_routes(app, runner.repo, offload_bytes)
     r.add_post(f"{PREFIX}/jobs", start_job)
     r.add_get(f"{PREFIX}/jobs/{{job}}", get_job)
     r.add_delete(f"{PREFIX}/jobs/{{job}}", cancel_job)

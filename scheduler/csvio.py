@@ -14,7 +14,17 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from scheduler.domain import BellSchedule, Demand, Offering, Period, Region, School, Slot, Weekday
+from scheduler.domain import (
+    BellSchedule,
+    Demand,
+    MonthDay,
+    Offering,
+    Period,
+    Region,
+    School,
+    Slot,
+    Weekday,
+)
 
 CsvKind = Literal["bells", "offerings", "demands"]
 
@@ -156,8 +166,8 @@ class _BellRow(BaseModel):
     uplink_mbps: float
     downlink_mbps: float
     season: str = "all-year"
-    season_start: str | None = None
-    season_end: str | None = None
+    season_start: MonthDay | None = None
+    season_end: MonthDay | None = None
     period: Period
 
 

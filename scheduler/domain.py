@@ -12,11 +12,33 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
-MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+
+def _day_of_the_year(value: str) -> str:
+    """MM-DD that names a real day (02-29 is one: a leap year's season may start on it)."""
+    try:
+        date(2000, int(value[:2]), int(value[3:]))
+    except ValueError:
+        raise ValueError(f"{value} is not a day of the year (MM-DD)") from None
+    return value
+
+
+MonthDay = Annotated[
+    str,
+    Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"),
+    AfterValidator(_day_of_the_year),
+]
 
 
 class Weekday(StrEnum):
@@ -309,6 +331,7 @@ def check_references(district: District) -> None:
                         (kind, i, "offering_id"), f"unknown offering {offering_id!r}", offering_id
                     )
                 )
+    errors += _season_gaps(district)
     for tz_ok in [re.fullmatch(r"[A-Za-z_]+(/[A-Za-z_]+)*", district.term.timezone)]:
         if tz_ok is None:
             errors.append(
@@ -316,6 +339,32 @@ def check_references(district: District) -> None:
             )
     if errors:
         raise ValidationError.from_exception_data("District", errors)
+
+
+def _season_gaps(district: District) -> list[InitErrorDetails]:
+    """A school whose seasons leave a teaching day without bell times has no lesson that day,
+    and a weekly match must hold on every teaching day: such a school gets no match at all
+    (a season ending 02-28 where the next starts 03-15 served nothing)."""
+    from scheduler.clock import teaching_days  # clock builds on this module
+
+    days = [td.day for td in teaching_days(district.term)]
+    gaps_of: dict[tuple[tuple[str | None, str | None], ...], list[date]] = {}
+    errors: list[InitErrorDetails] = []
+    for i, school in enumerate(district.schools):
+        key = tuple((b.start, b.end) for b in school.bell_schedules)
+        gaps = gaps_of.get(key)
+        if gaps is None:
+            gaps = gaps_of[key] = [d for d in days if school.schedule_on(d) is None]
+        if gaps:
+            errors.append(
+                _error(
+                    ("schools", i, "bell_schedules"),
+                    f"school {school.id!r} has no bell schedule on {len(gaps)} teaching "
+                    f"day(s) of the term, the first {gaps[0].isoformat()}",
+                    school.id,
+                )
+            )
+    return errors
 
 
 def parse_district(raw: str | bytes) -> District:

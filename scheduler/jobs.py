@@ -20,9 +20,11 @@ from scheduler.metrics import observe_solve
 from scheduler.parts import SolveCancelled
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
+from signaling.errors import ErrorCode, SankeError
 from signaling.store.base import Store
 
 DISTRICT_KEY = "schedule:district"
+DISTRICT_ID_KEY = "schedule:district_id"
 TIMETABLES = "schedule:timetables"
 PUBLISHED_KEY = "schedule:published"
 PUBLISH_LOG = "schedule:publish_log"
@@ -66,7 +68,23 @@ class TimetableRepo:
         return District.model_validate_json(raw) if raw else None
 
     async def put_district(self, district: District) -> None:
-        await self.store.set(DISTRICT_KEY, district.model_dump_json())
+        await self.put_district_json(district.model_dump_json(), district.id)
+
+    async def district_json(self) -> str | None:
+        """The stored district document (validated when it was stored)."""
+        return await self.store.get(DISTRICT_KEY)
+
+    async def district_id(self) -> str | None:
+        known = await self.store.get(DISTRICT_ID_KEY)
+        if known is None and (district := await self.district()) is not None:
+            known = district.id  # stored before the id was kept on its own
+            await self.store.set(DISTRICT_ID_KEY, known)
+        return known
+
+    async def put_district_json(self, document: str, district_id: str) -> None:
+        """Store a district document that ``district_edits.apply`` produced (validated)."""
+        await self.store.set(DISTRICT_KEY, document)
+        await self.store.set(DISTRICT_ID_KEY, district_id)
 
     async def add(self, timetable: Timetable) -> int:
         existing = await self.store.hgetall(TIMETABLES)
@@ -123,9 +141,22 @@ class JobRunner:
         self.workers = workers
         self.jobs: dict[str, Job] = {}
 
+    def running(self) -> Job | None:
+        return next((j for j in self.jobs.values() if j.status.state == "running"), None)
+
+    def refuse_if_running(self) -> None:
+        """One solve at a time: each takes the solver's worker processes and minutes of CPU."""
+        if (job := self.running()) is not None:
+            raise SankeError(
+                ErrorCode.conflict,
+                f"solve job {job.id} is still running: wait for it or cancel it first",
+                409,
+            )
+
     async def start(
         self, district: District, request: JobRequest, previous: Timetable | None
     ) -> Job:
+        self.refuse_if_running()  # no await since the caller's check: still true
         job = Job(uuid.uuid4().hex[:12])
         self.jobs[job.id] = job
         options = SolveOptions(time_limit=request.time_limit, workers=self.workers)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 
 class ErrorCode(StrEnum):
     bad_json = "bad_json"
@@ -56,3 +58,14 @@ class SankeError(Exception):
         self.status = status
         # HTTP headers of the error response (e.g. Retry-After of a 429).
         self.headers = dict(headers or {})
+
+
+ErrorDetail = dict[str, str]
+
+
+def error_details(exc: ValidationError) -> list[ErrorDetail]:
+    """Every error of ``exc`` with its field path, as plain data (it may cross processes)."""
+    return [
+        {"loc": "/".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from signaling.errors import ErrorCode, SankeError
+from signaling.bodies import JSON_MAX_BYTES, read_body
+from signaling.errors import ErrorCode, ErrorDetail, SankeError, error_details
 from signaling.models import Role
 from signaling.tokens import Claims, TokenService, require_role
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 TOKENS_KEY: web.AppKey[TokenService] = web.AppKey("tokens", TokenService)
 
@@ -57,16 +60,11 @@ def error_response(
     )
 
 
-async def read_json_model(request: web.Request, model: type[M], max_bytes: int = 1 << 20) -> M:
-    """Parse and validate a JSON body; errors point at the offending field."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
-    raw = bytearray()
-    # read(n) returns what has arrived so far, not n bytes: loop until the end.
-    while chunk := await request.content.read(64 * 1024):
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise SankeError(ErrorCode.invalid_request, f"body larger than {max_bytes} bytes", 413)
+async def read_json_model(
+    request: web.Request, model: type[M], max_bytes: int = JSON_MAX_BYTES
+) -> M:
+    """Read the whole body, then parse and validate it; errors point at the offending field."""
+    raw = await read_body(request, max_bytes)
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -76,11 +74,8 @@ async def read_json_model(request: web.Request, model: type[M], max_bytes: int =
 class ValidationFailed(SankeError):
     """A request body failed validation; carries every error with its field path."""
 
-    def __init__(self, exc: ValidationError) -> None:
-        self.errors = [
-            {"loc": "/".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
+    def __init__(self, exc: ValidationError | list[ErrorDetail]) -> None:
+        self.errors = exc if isinstance(exc, list) else error_details(exc)
         first = self.errors[0] if self.errors else {"loc": "", "msg": "invalid"}
         super().__init__(
             ErrorCode.invalid_request, f"{first['loc'] or 'body'}: {first['msg']}", 422
@@ -102,3 +97,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         code = ErrorCode.not_found if exc.status == 404 else ErrorCode.invalid_request
         return error_response(code, exc.reason, exc.status)
+    except Exception:
+        # A bug, not bad input: logged with its traceback; the client still gets JSON.
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(ErrorCode.internal, "internal error", 500)

@@ -41,7 +41,12 @@ def documented(
     status: int = 200,
     auth: bool = True,
     tag: str = "sanke",
+    body_text: str | None = None,
+    query: dict[str, str] | None = None,
 ) -> Callable[[H], H]:
+    """``body_text``: the media type of a text body (``text/csv``); ``query``: the optional
+    query parameters, name → description."""
+
     def mark(handler: H) -> H:
         handler.__openapi__ = {  # type: ignore[attr-defined]
             "summary": summary,
@@ -50,6 +55,8 @@ def documented(
             "status": status,
             "auth": auth,
             "tag": tag,
+            "body_text": body_text,
+            "query": query or {},
         }
         return handler
 
@@ -81,6 +88,10 @@ def build_openapi(
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in re.findall(r"{(\w+)", path)
+            ]
+            + [
+                {"name": name, "in": "query", "description": text, "schema": {"type": "string"}}
+                for name, text in meta.get("query", {}).items()
             ],
             "responses": {
                 "4XX": {
@@ -109,6 +120,11 @@ def build_openapi(
                         "schema": {"$ref": f"#/components/schemas/{body.__name__}"}
                     }
                 },
+            }
+        if meta.get("body_text"):
+            op["requestBody"] = {
+                "required": True,
+                "content": {meta["body_text"]: {"schema": {"type": "string"}}},
             }
         if meta.get("auth", path.startswith("/api/")):
             op["security"] = [{"bearer": []}]

@@ -57,6 +57,13 @@ class SessionTokens(BaseModel):
 @documented(
     summary="List lesson sessions (filters: from, to, school, class_id, state)",
     reply=SessionList,
+    query={
+        "from": "first day (YYYY-MM-DD)",
+        "to": "last day (YYYY-MM-DD)",
+        "school": "a school id (master or remote)",
+        "class_id": "a remote class",
+        "state": "scheduled, live, ended, missed or cancelled",
+    },
     tag="lessons",
 )
 async def list_sessions(request: web.Request) -> web.Response:
@@ -220,7 +227,19 @@ def _require_joinable(session: LessonSession) -> None:
 
 
 @documented(
-    summary="开课率 and attendance statistics (JSON or CSV)", reply=StatsReport, tag="lessons"
+    summary="开课率 and attendance statistics (JSON or CSV)",
+    reply=StatsReport,
+    query={
+        "period": "week, month or term",
+        "date": "a day of the week or month (YYYY-MM-DD)",
+        "from": "first day (YYYY-MM-DD)",
+        "to": "last day (YYYY-MM-DD)",
+        "group_by": "school, county, city, province or none",
+        "school": "one school",
+        "region": "a region prefix (province/city/county codes)",
+        "format": "csv for a CSV file",
+    },
+    tag="lessons",
 )
 async def statistics(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)

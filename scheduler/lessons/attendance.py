@@ -77,6 +77,62 @@ def classroom_attendance(
     )
 
 
+def _union(spans: list[tuple[float, float, str | None]], lo: float, hi: float) -> list[list[float]]:
+    """The spans clipped to [lo, hi] and merged: the time someone of them was there."""
+    merged: list[list[float]] = []
+    for joined, left, _ in sorted(spans):
+        a, b = max(joined, lo), min(left, hi)
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
+
+
+def together_seconds(session: LessonSession, events: list[AttendanceEvent], now: float) -> float:
+    """Seconds of the scheduled lesson time (start to end, up to ``now``) when the teacher and
+    at least one of the session's remote classrooms were in the room at the same time."""
+    until = min(now, session.ends_at)
+    teacher = _union(
+        _intervals([e for e in events if e.role is Role.teacher], until),
+        session.starts_at,
+        until,
+    )
+    remote_ids = {r.class_id for r in session.remotes}
+    if not remote_ids:  # a lesson without remote classes: the teacher alone holds it
+        return sum(b - a for a, b in teacher)
+    classrooms = _union(
+        _intervals(
+            [e for e in events if e.role is Role.classroom and e.classroom_id in remote_ids],
+            until,
+        ),
+        session.starts_at,
+        until,
+    )
+    total, i, j = 0.0, 0, 0
+    while i < len(teacher) and j < len(classrooms):
+        total += max(
+            0.0, min(teacher[i][1], classrooms[j][1]) - max(teacher[i][0], classrooms[j][0])
+        )
+        if teacher[i][1] < classrooms[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def was_held(session: LessonSession, events: list[AttendanceEvent], now: float) -> bool:
+    """A 专递课堂 lesson was held when, during its scheduled time, the teacher taught at least
+    one remote classroom: both in the room together for some time between start and end.
+
+    A teacher who opened the room early and ended it before the start (no classroom there)
+    held nothing, nor did a teacher alone in the room: the remote lesson did not take place.
+    """
+    return together_seconds(session, events, now) > 0
+
+
 def teacher_joined_at(events: list[AttendanceEvent]) -> float | None:
     joins = [e.t for e in events if e.role is Role.teacher and e.kind == "join"]
     return min(joins) if joins else None

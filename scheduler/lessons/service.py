@@ -23,9 +23,17 @@ from scheduler.lessons.attendance import (
     attendance_list,
     classroom_attendance,
     late_minutes,
+    was_held,
 )
 from scheduler.lessons.records import ClassroomAttendance, RecordLog, SessionOutcome
-from scheduler.lessons.sessions import SHANGHAI, SessionWindow, local_date, materialize
+from scheduler.lessons.sessions import (
+    SHANGHAI,
+    PublishPlan,
+    PublishReport,
+    SessionWindow,
+    local_date,
+    plan_publish,
+)
 from scheduler.timetable import Timetable
 from signaling.errors import ErrorCode, SankeError
 from signaling.events import RoomEvent
@@ -43,13 +51,6 @@ from signaling.service import RoomService
 log = logging.getLogger(__name__)
 TICK_LOCK = "lock:lessons-tick"
 NOTICE_LIMIT = 50
-
-
-class PublishReport(BaseModel):
-    created: int
-    updated: int
-    removed: int
-    kept: int
 
 
 class SchoolPlace(BaseModel):
@@ -91,34 +92,30 @@ class LessonService:
     # --- publishing --------------------------------------------------------
     async def publish(self, district: District, timetable: Timetable) -> PublishReport:
         """Materialize the term; sessions that started or have history stay as they are."""
-        now = self.clock()
+        plan = await self._plan(district, timetable)
         for school in district.schools:
             place = SchoolPlace(name=school.name, region=school.region.key("county"))
             await self.store.hset(SCHOOLS, school.id, place.model_dump_json())
-        fresh = {s.id: s for s in materialize(district, timetable, self.window)}
-        existing = {
-            s.id: s for s in await self.store.list_sessions() if s.district_id == district.id
-        }
-        created = updated = removed = kept = 0
-        for sid, old in existing.items():
-            frozen = (
-                old.starts_at <= now or old.state is not SessionState.scheduled or old.moved_from
-            )
-            if frozen:
-                kept += 1
-                fresh.pop(sid, None)
-            elif sid not in fresh:
-                await self.store.delete_session(sid)
-                removed += 1
-        for sid, session in fresh.items():
-            if session.starts_at <= now:
-                continue  # the past is not rewritten by a new timetable
-            if sid in existing:
-                updated += 1
-            else:
-                created += 1
+        for sid in plan.removals:
+            await self.store.delete_session(sid)
+        for session in plan.writes:
             await self.store.put_session(session)
-        return PublishReport(created=created, updated=updated, removed=removed, kept=kept)
+        return plan.report
+
+    async def publish_refusal(self, district: District, timetable: Timetable) -> str | None:
+        """Why publishing ``timetable`` needs the coordinator's confirmation, if it does: it
+        would remove every future lesson of the district and put none in their place."""
+        report = (await self._plan(district, timetable)).report
+        if report.removed and not report.created + report.updated:
+            return (
+                f"publishing removes all {report.removed} future lessons of the district "
+                "and creates none"
+            )
+        return None
+
+    async def _plan(self, district: District, timetable: Timetable) -> PublishPlan:
+        existing = [s for s in await self.store.list_sessions() if s.district_id == district.id]
+        return plan_publish(existing, district, timetable, self.window, self.clock())
 
     # --- the clock ---------------------------------------------------------
     async def tick(self) -> None:
@@ -169,6 +166,11 @@ class LessonService:
         await self.store.create_room(room)
 
     async def _record(self, session: LessonSession, now: float) -> None:
+        if session.state is SessionState.ended and not was_held(
+            session, await self.events(session.id), now
+        ):
+            # The room was live (the teacher came) but no lesson took place in its time.
+            session.state = SessionState.missed
         outcome = {
             SessionState.ended: "held",
             SessionState.live: "held",

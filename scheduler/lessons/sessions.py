@@ -7,6 +7,7 @@ and the bell schedule in force on that date (summer/winter) gives the clock time
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduler.clock import teaching_days
 from scheduler.domain import District, Offering
 from scheduler.timetable import Assignment, Timetable
-from signaling.models import LessonSession, RemoteClass
+from signaling.models import LessonSession, RemoteClass, SessionState
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -103,6 +104,49 @@ def materialize(
             )
     sessions.sort(key=lambda s: (s.starts_at, s.id))
     return sessions
+
+
+class PublishReport(BaseModel):
+    created: int
+    updated: int
+    removed: int
+    kept: int
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    report: PublishReport
+    removals: list[str]  # session ids
+    writes: list[LessonSession]
+
+
+def plan_publish(
+    existing: list[LessonSession],
+    district: District,
+    timetable: Timetable,
+    window: SessionWindow,
+    now: float,
+) -> PublishPlan:
+    """What publishing ``timetable`` changes in the district's sessions (``existing``).
+
+    Sessions that started, have history (not scheduled) or were moved stay as they are; the
+    future ones the timetable no longer produces go; the past is not rewritten."""
+    fresh = {s.id: s for s in materialize(district, timetable, window)}
+    removals: list[str] = []
+    kept = 0
+    for old in existing:
+        if old.starts_at <= now or old.state is not SessionState.scheduled or old.moved_from:
+            kept += 1
+            fresh.pop(old.id, None)
+        elif old.id not in fresh:
+            removals.append(old.id)
+    writes = [s for s in fresh.values() if s.starts_at > now]
+    known = {s.id for s in existing}
+    updated = sum(s.id in known for s in writes)
+    report = PublishReport(
+        created=len(writes) - updated, updated=updated, removed=len(removals), kept=kept
+    )
+    return PublishPlan(report, removals, writes)
 
 
 def local_date(timestamp: float) -> date:

@@ -2,7 +2,10 @@
 
 开课率 (opening rate) = held ÷ scheduled, where scheduled counts every session that was
 due (held + missed); cancelled sessions are reported apart and are not in the rate,
-because a coordinator cancelled them on purpose.
+because a coordinator cancelled them on purpose. A session is held when the teacher and at
+least one remote classroom were in the room together during its scheduled time
+(``attendance.was_held``, decided when its record is written); one the teacher ended before
+that is missed.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ def _row(
     for s in sessions:
         if s.state is SessionState.cancelled:
             row.cancelled += 1
+            continue
+        if s.state is SessionState.live and s.starts_at > now:
+            row.upcoming += 1  # the teacher opened the room early: not held yet
             continue
         if s.state in (SessionState.ended, SessionState.live):
             row.held += 1

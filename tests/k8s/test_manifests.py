@@ -726,7 +726,16 @@ def test_production_is_highly_available_behind_tls() -> None:
     for _, container in sanke_containers(objs):
         assert container["image"] != "sanke", "production pulls from a registry"
 
-    (ingress,) = of_kind(objs, "Ingress")
+    ingresses = of_kind(objs, "Ingress")
+    assert ingresses
+    for ingress in ingresses:
+        _check_ingress(objs, ingress)
+    assert any(
+        p["path"] == "/" for i in ingresses for r in i["spec"]["rules"] for p in r["http"]["paths"]
+    ), "/ws"
+
+
+def _check_ingress(objs: tuple[dict[str, Any], ...], ingress: dict[str, Any]) -> None:
     tls_hosts = {h for t in ingress["spec"]["tls"] for h in t["hosts"]}
     assert all(t.get("secretName") for t in ingress["spec"]["tls"])
     for rule in ingress["spec"]["rules"]:
@@ -746,9 +755,50 @@ def test_production_is_highly_available_behind_tls() -> None:
             routes = app_get_routes(command, any_method=True)
             prefix = path["path"]
             assert prefix == "/" or any(r.startswith(prefix) for r in routes), (command, prefix)
-    assert any(p["path"] == "/" for r in ingress["spec"]["rules"] for p in r["http"]["paths"]), (
-        "/ws"
-    )
+
+
+def _nginx_size(value: str) -> int:
+    """An nginx size (``1m``, ``512k``, bytes) in bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].isalpha() else int(value)
+
+
+def test_ingress_body_limits_are_the_apps() -> None:
+    """Each body route gets, through the Ingress path that serves it (the longest matching
+    prefix over every Ingress of the host), the same limit the app enforces: a larger one
+    at the Ingress would let nginx buffer what the app refuses, a smaller one would refuse
+    what the app accepts (a province's district)."""
+    from scheduler.district_api import BODY_LIMITS
+    from signaling.bodies import JSON_MAX_BYTES
+
+    objs = render("overlays/production")
+    served: list[tuple[str, int, str]] = []  # (prefix, proxy-body-size, backend)
+    for ingress in of_kind(objs, "Ingress"):
+        size = ingress["metadata"].get("annotations", {})[
+            "nginx.ingress.kubernetes.io/proxy-body-size"
+        ]
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["pathType"] == "Prefix"
+                served.append((path["path"], _nginx_size(size), path["backend"]["service"]["name"]))
+    from sanke.app import create_app
+    from sanke.settings import Settings
+
+    app = create_app(Settings(token_secret="x" * 40, dev=True, media=False))
+    bodies = {
+        r.resource.canonical
+        for r in app.router.routes()
+        if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.resource is not None
+    }
+    for route in sorted(bodies):
+        matching = [
+            s for s in served if s[0] == "/" or route == s[0] or route.startswith(s[0] + "/")
+        ]
+        prefix, size, backend = max(matching, key=lambda s: len(s[0]))
+        assert size == BODY_LIMITS.get(route, JSON_MAX_BYTES), (route, prefix, size)
+        if route.startswith("/api/v1/schedule"):
+            # Large inputs are parsed in a child process: the scheduler's pods have the memory.
+            assert backend == "sanke-scheduler", (route, backend)
 
 
 def test_dev_is_single_replica_without_operator_objects() -> None:
@@ -844,12 +894,13 @@ def test_metrics_are_never_behind_the_ingress() -> None:
     names schools and classrooms and shows who is connected), only on the metrics port that
     Prometheus scrapes and no Ingress path names."""
     objs = _monitoring()
-    (ingress,) = of_kind(objs, "Ingress")
     backends = {
         (p["backend"]["service"]["name"], p["backend"]["service"]["port"].get("name"))
+        for ingress in of_kind(objs, "Ingress")
         for r in ingress["spec"]["rules"]
         for p in r["http"]["paths"]
     }
+    assert backends
     jobs = _jobs(objs)
     for service_name, port_name in backends:
         service = named(objs, "Service", service_name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from support.harness import Harness, running_app
 
@@ -227,13 +229,14 @@ async def test_session_room_goes_live_when_the_teacher_joins() -> None:
         del teacher
 
 
-async def join_session(h: Harness, session: LessonSession, role: Role) -> object:
+async def join_session(h: Harness, session: LessonSession, role: Role, **kw: Any) -> object:
     token = h.tokens.mint(
         subject=f"{role.value}-x",
         role=role,
         room=session.room_id,
         not_before=session.opens_at,
         expires=session.closes_at,
+        **kw,
     )
     client = await h.connect()
     await client.join(token)
@@ -320,7 +323,8 @@ async def test_teacher_ends_the_lesson_for_everyone() -> None:
         await h.store.put_session(session)
         await service.tick()
         teacher = await join_session(h, session, Role.teacher)
-        classroom = await join_session(h, session, Role.classroom)
+        # One of the session's remote classrooms: taught together, the lesson was held.
+        classroom = await join_session(h, session, Role.classroom, classroom_id="jd-1-g3")
         await classroom.send({"type": "end_lesson"})  # type: ignore[attr-defined]
         assert (await classroom.expect("error"))["code"] == "forbidden"  # type: ignore[attr-defined]
         await teacher.send({"type": "end_lesson"})  # type: ignore[attr-defined]

@@ -208,3 +208,41 @@ def test_properties(
         assert u.demand_id not in served or u.missing_periods < next(
             d.periods_per_week for d in district.demands if d.id == u.demand_id
         )
+
+
+async def test_one_solve_at_a_time() -> None:
+    """Each solve takes the solver's worker processes: a second one waits for the first."""
+    client, auth = await _client()
+    base = "/api/v1/schedule"
+    try:
+        await client.put(f"{base}/district", data=demo_district().model_dump_json(), headers=auth)
+        first = await (await client.post(f"{base}/jobs", json={}, headers=auth)).json()
+        second = await client.post(f"{base}/jobs", json={}, headers=auth)
+        assert second.status == 409
+        error = (await second.json())["error"]
+        assert error["code"] == "conflict" and first["id"] in error["message"]
+        assert (await _wait(client, auth, first["id"]))["state"] == "done"
+        third = await client.post(f"{base}/jobs", json={}, headers=auth)
+        assert third.status == 202
+        assert (await _wait(client, auth, (await third.json())["id"]))["state"] == "done"
+    finally:
+        await client.close()
+
+
+async def test_a_pin_or_ban_with_an_impossible_id_is_422() -> None:
+    """It was a 500 (the Pin model refused the id outside any error handling)."""
+    client, auth = await _client()
+    base = "/api/v1/schedule"
+    try:
+        await client.put(f"{base}/district", data=demo_district().model_dump_json(), headers=auth)
+        for route in ("pins", "bans"):
+            reply = await client.post(
+                f"{base}/{route}", json={"class_id": "a b", "offering_id": ""}, headers=auth
+            )
+            assert reply.status == 422, await reply.text()
+            locs = [d["loc"] for d in (await reply.json())["error"]["details"]]
+            assert locs == ["class_id", "offering_id"]
+        district = await (await client.get(f"{base}/district", headers=auth)).json()
+        assert district["pins"] == [] and district["bans"] == []
+    finally:
+        await client.close()

@@ -693,3 +693,28 @@ async def test_openapi_lists_every_route_with_resolvable_schemas(client: Client)
         if set(paths[path][method]["responses"]) - {"4XX"} != {str(got)}
     }
     assert mismatched == {}, f"documented vs answered success status: {mismatched}"
+
+
+async def test_a_bug_in_a_handler_is_a_json_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from signaling.http_auth import json_errors
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/broken", broken)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        reply = await client.get("/broken")
+        assert reply.status == 500
+        assert (await reply.json())["error"]["code"] == "internal"
+        assert "a bug" not in await reply.text()  # internals stay in the log
+        assert any("GET /broken failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    finally:
+        await client.close()

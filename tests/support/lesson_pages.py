@@ -53,13 +53,16 @@ SAMPLER = """() => {
     const s = { t: performance.now() / 1000, inHeight: 0, inWidth: 0, frames: 0, inBytes: 0,
                 freezes: 0, freezeSeconds: 0, outBytes: 0, outHigh: 0, outHighBytes: 0,
                 limitation: '', available: 0, target: 0 };
-    (await pc.getStats()).forEach((r) => {
+    const report = await pc.getStats();
+    let pairId;  // the selected pair: several can be nominated, only it carries the estimate
+    report.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId; });
+    report.forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video' && (r.framesDecoded || 0) >= s.frames) {
         Object.assign(s, { inHeight: r.frameHeight || 0, inWidth: r.frameWidth || 0,
           frames: r.framesDecoded || 0, inBytes: r.bytesReceived || 0,
           freezes: r.freezeCount || 0, freezeSeconds: r.totalFreezesDuration || 0 });
       }
-      if (r.type === 'candidate-pair' && r.nominated) s.available = r.availableOutgoingBitrate || 0;
+      if (r.type === 'candidate-pair' && (pairId ? r.id === pairId : r.nominated)) s.available = r.availableOutgoingBitrate || 0;
       if (r.type === 'outbound-rtp') {
         s.outBytes += r.bytesSent || 0;
         if (r.kind === 'video' && (r.frameHeight || 0) >= s.outHigh) {

@@ -15,7 +15,7 @@ register({
     "coord.timeLimit": "时间上限（秒）", "coord.resolve": "在已发布课表基础上重排（保留已有安排）", "coord.run": "开始排课",
     "coord.cancel": "取消", "coord.progress": "排课进度", "coord.versions": "课表版本", "coord.version": "版本", "coord.served": "已满足",
     "coord.gap": "差距", "coord.state": "状态", "coord.viewBy": "查看", "coord.byClassroom": "按教室（班级）", "coord.bySchool": "按学校",
-    "coord.byTeacher": "按教师", "coord.which": "对象", "coord.publish": "发布此版本", "coord.class": "班级", "coord.subject": "学科",
+    "coord.byTeacher": "按教师", "coord.which": "对象", "coord.publish": "发布此版本", "coord.confirmPublish": "发布此版本会使本学期没有课程。确定仍要发布吗？", "coord.class": "班级", "coord.subject": "学科",
     "coord.missing": "缺课时", "coord.reasons": "原因", "coord.groupBy": "分组", "coord.byCounty": "按县（区）", "coord.byCity": "按市",
     "coord.byProvince": "按省", "coord.period": "时段", "coord.term": "本学期", "coord.month": "本月", "coord.week": "本周",
     "coord.refresh": "刷新", "coord.csv": "导出 CSV", "coord.group": "分组", "coord.scheduled": "应开", "coord.held": "已开",
@@ -43,7 +43,7 @@ register({
     "coord.timeLimit": "Time limit (s)", "coord.resolve": "Re-solve from the published timetable (keep its pairs)", "coord.run": "Solve",
     "coord.cancel": "Cancel", "coord.progress": "Solve progress", "coord.versions": "Timetable versions", "coord.version": "Version", "coord.served": "Served",
     "coord.gap": "Gap", "coord.state": "State", "coord.viewBy": "View", "coord.byClassroom": "By classroom", "coord.bySchool": "By school",
-    "coord.byTeacher": "By teacher", "coord.which": "Which", "coord.publish": "Publish this version", "coord.class": "Class", "coord.subject": "Subject",
+    "coord.byTeacher": "By teacher", "coord.which": "Which", "coord.publish": "Publish this version", "coord.confirmPublish": "Publishing this version leaves the term without lessons. Publish it anyway?", "coord.class": "Class", "coord.subject": "Subject",
     "coord.missing": "Missing periods", "coord.reasons": "Reasons", "coord.groupBy": "Group by", "coord.byCounty": "By county", "coord.byCity": "By city",
     "coord.byProvince": "By province", "coord.period": "Period", "coord.term": "This term", "coord.month": "This month", "coord.week": "This week",
     "coord.refresh": "Refresh", "coord.csv": "Export CSV", "coord.group": "Group", "coord.scheduled": "Scheduled", "coord.held": "Held",
@@ -209,7 +209,14 @@ async function selectVersion(version) {
 async function publish() {
   if (!ui.version) return;
   try {
-    await call(`${S}/timetables/${ui.version}/publish`, { method: "POST" });
+    const path = `${S}/timetables/${ui.version}/publish`;
+    try {
+      await call(path, { method: "POST" });
+    } catch (err) {
+      // Refused: it would serve nobody or remove every future lesson. Only on purpose.
+      if (err.status !== 409 || !window.confirm(`${t("coord.confirmPublish")}\n\n${err.message}`)) throw err;
+      await call(path, { method: "POST", body: { confirm: true } });
+    }
     say($("#message"), t("coord.published", { v: ui.version }), "ok");
     await loadVersions();
   } catch (err) { fail(err); }

@@ -27,8 +27,11 @@ export class QualityMeter {
     let rttMs;
     const byTrack = new Map();
     const uplinkParts = [];
+    let pairId; // the selected pair (several can be nominated; only it carries media)
+    report.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
     report.forEach((s) => {
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime !== undefined) {
+      const selected = pairId ? s.id === pairId : s.nominated && s.state === "succeeded";
+      if (s.type === "candidate-pair" && selected && s.currentRoundTripTime !== undefined) {
         rttMs = s.currentRoundTripTime * 1000;
       }
     });
