@@ -66,6 +66,7 @@ from aiortc import rtcpeerconnection as _rtcpeerconnection
 from aiortc import rtcrtpreceiver as _rtcrtpreceiver
 from aiortc import rtcrtpsender as _rtcrtpsender
 from aiortc import sdp as _sdp
+from aiortc.codecs import CODECS as _CODECS
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import (
@@ -97,6 +98,7 @@ from media.aiortc_seams_send import (
     install_fast_sender,
     ntp_now,
 )
+from media.ice_policy import IcePolicy
 from media.reassembly import FrameAssembler
 
 __all__ = [
@@ -327,6 +329,22 @@ def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
     if (a.channels or 1) != (b.channels or 1):
         return False
     return bool(_rtcpeerconnection.is_codec_compatible(a, b))
+
+
+def receivable_codecs(kind: str, codecs: list[Any]) -> bool:
+    """Whether aiortc's negotiation (``find_common_codecs``, which a remote description runs
+    only after creating its transceivers) keeps any media codec of ``codecs``."""
+    local = _CODECS.get(kind)
+    if not local:
+        return False
+    common = _rtcpeerconnection.find_common_codecs(local, codecs)
+    return any(not _is_rtx(c) for c in common)
+
+
+def codec_names(kind: str) -> list[str]:
+    """The codecs aiortc negotiates for ``kind`` (``opus``, ``H264``, ...), for messages."""
+    names = (c.mimeType.split("/", 1)[1] for c in _CODECS.get(kind, []) if not _is_rtx(c))
+    return list(dict.fromkeys(names))
 
 
 class BundleNumbers:
@@ -781,6 +799,93 @@ async def send_rtcp(dtls: Any, data: bytes) -> None:
     await dtls._send_rtp(data)
 
 
+# --- ICE: where the SFU sends connectivity checks -----------------------------------
+
+
+class _IceGuard:
+    """Sits in one aioice ``Connection`` (instance attributes over its methods).
+
+    A signalled remote candidate (offer or trickle) outside the policy is held back: never
+    paired, never checked, an mDNS name never resolved. A check arriving from a refused
+    address is dropped unanswered. No check is ever started towards a pair whose remote
+    address the policy did not allow and the client did not prove (peer-reflexive). While
+    candidates are held back, the client's end-of-candidates waits ``prflx_wait_seconds``
+    for its checks: aioice would otherwise fail a check list that is still empty."""
+
+    def __init__(self, connection: aioice.Connection, policy: IcePolicy) -> None:
+        self.connection = connection
+        self.policy = policy
+        self.signalled = 0
+        self.held = 0
+        self._add = connection.add_remote_candidate
+        self._request = connection.request_received
+        self._check = connection.check_start
+        self._end: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # instance attributes: aioice calls these through self
+        setattr(connection, "add_remote_candidate", self.add_remote_candidate)  # noqa: B010
+        setattr(connection, "request_received", self.request_received)  # noqa: B010
+        setattr(connection, "check_start", self.check_start)  # noqa: B010
+
+    async def add_remote_candidate(self, candidate: Any) -> None:
+        if candidate is None:
+            if self.held and not self.connection._nominated:
+                if self._end is None:
+                    loop = asyncio.get_running_loop()
+                    self._end = loop.call_later(self.policy.prflx_wait_seconds, self._end_now)
+                return
+            await self._add(None)
+            return
+        self.signalled += 1
+        if self.signalled > self.policy.max_remote_candidates or not self.policy.may_check(
+            candidate.host, candidate.port
+        ):
+            self.held += 1
+            return
+        await self._add(candidate)
+
+    def _end_now(self) -> None:
+        task = asyncio.ensure_future(self._add(None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def request_received(self, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        if self.policy.refuses(addr[0]):
+            return
+        known = any(
+            c._network_host == addr[0] and c.port == addr[1]
+            for c in self.connection._remote_candidates
+        )
+        if not known and len(self.connection._remote_candidates) >= (
+            self.policy.max_remote_candidates
+        ):
+            return  # no more peer-reflexive addresses to answer and check back
+        self._request(message, addr, protocol)
+
+    async def check_start(self, pair: Any) -> None:
+        host, port = pair.remote_addr
+        proven = pair.remote_candidate.type == "prflx"
+        if self.policy.refuses(host) or not (proven or self.policy.may_check(host, port)):
+            self.connection.check_state(pair, aioice.ice.CandidatePair.State.FAILED)
+            self.connection.check_complete(pair)
+            return
+        await self._check(pair)
+
+
+def guard_ice(pc: RTCPeerConnection, policy: IcePolicy) -> None:
+    """Put an ``_IceGuard`` in every ICE connection ``pc`` creates (before any remote
+    description adds candidates: aiortc creates a transceiver's transports, then adds the
+    description's candidates to them)."""
+    create = pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
+
+    def create_guarded() -> Any:
+        dtls = create()
+        _IceGuard(dtls.transport._connection, policy)
+        return dtls
+
+    pc._RTCPeerConnection__createDtlsTransport = create_guarded  # type: ignore[attr-defined]
+
+
 # --- transport-wide congestion control (subscribers) --------------------------------
 
 
@@ -1099,6 +1204,30 @@ def check_seams() -> None:
     ):
         if needle not in dtls_src:
             problems.append(f"RTCDtlsTransport lost: {needle}")
+    for needle in (
+        "def __createDtlsTransport(self) -> RTCDtlsTransport:",
+        "dtlsTransport = self.__createDtlsTransport()",
+        "iceTransport = RTCIceTransport(iceGatherer)",
+    ):
+        if needle not in offer_src:
+            problems.append(f"RTCPeerConnection lost: {needle}")
+    ice_transport_src = inspect.getsource(_rtcicetransport.RTCIceTransport)
+    if ice_transport_src.count("await self._connection.add_remote_candidate(") != 2:
+        problems.append("RTCIceTransport no longer adds remote candidates to its connection")
+    for needle in (
+        "pair.task = asyncio.create_task(self.check_start(pair))",
+        "self._remote_candidates: list[Candidate] = []",
+        "self._nominated: dict[int, CandidatePair] = {}",
+        "def check_state(self, pair: CandidatePair, state: CandidatePair.State) -> None:",
+        "def check_complete(self, pair: CandidatePair) -> None:",
+        "c._network_host == addr[0] and c.port == addr[1]",
+    ):
+        if needle not in inspect.getsource(aioice.Connection):
+            problems.append(f"aioice Connection lost: {needle}")
+    if "self.receiver.request_received(message, addr, self)" not in inspect.getsource(
+        aioice.ice.StunProtocol
+    ):
+        problems.append("aioice StunProtocol no longer hands requests to request_received")
     if "self._recv = self._connection.recv" not in inspect.getsource(
         _rtcicetransport.RTCIceTransport
     ):
@@ -1125,6 +1254,12 @@ def check_seams() -> None:
         problems.append("aiortc no longer parses the transport-wide sequence number")
     if not callable(getattr(_rtcpeerconnection, "is_codec_compatible", None)):
         problems.append("aiortc.rtcpeerconnection.is_codec_compatible is gone")
+    if (
+        "common = filter_preferred_codecs(\n                    find_common_codecs(CODECS[media.kind], media.rtp.codecs),"
+        not in (offer_src)
+        or set(_CODECS) != {"audio", "video"}
+    ):
+        problems.append("remote descriptions no longer negotiate with find_common_codecs(CODECS)")
     for cls, name in (
         (H264Encoder, "_packetize"),
         (H264Encoder, "_split_bitstream"),

@@ -15,8 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCRtpTransceiver
+from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
@@ -376,3 +377,12 @@ class Consumer:
                         r.roundTripTime,
                     )
         return s
+
+
+def codec_preferences(c: Consumer) -> list[RTCRtpCodecCapability]:
+    """The consumer sends exactly the codec its producers receive (no transcoding)."""
+    mime = next((p.mime for p in c.producers.values() if p.mime), None)
+    caps = RTCRtpSender.getCapabilities(c.kind).codecs
+    chosen = [cap for cap in caps if cap.mimeType.lower() == mime]
+    rtx = [cap for cap in caps if cap.mimeType.lower() == f"{c.kind}/rtx"]
+    return chosen + rtx if chosen else []

@@ -127,7 +127,10 @@ class SfuNode:
         except Exception as exc:
             log.info("media request %s failed: %r", request.op, exc)
             reply = MediaReply(
-                id=request.id, ok=False, code=ErrorCode.media_error, message=str(exc)
+                id=request.id,
+                ok=False,
+                code=ErrorCode.media_error,
+                message="the media node could not do this",
             )
         await self.store.publish(request.reply_to, reply.model_dump_json())
 

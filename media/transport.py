@@ -11,10 +11,9 @@ impolite peer: a client offer while a server offer is outstanding gets a ``confl
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from aiortc import (
     RTCBundlePolicy,
@@ -22,20 +21,20 @@ from aiortc import (
     RTCIceCandidate,
     RTCPeerConnection,
     RTCRtpReceiver,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_seams as seams
-from media.consumer import Consumer
+from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
+from media.ice_policy import IcePolicy, ip_version
 from media.layers import MIN_RATE_BPS
 from media.pc_close import close_peer_connection
 from media.producer import Producer
 from media.remb import UplinkRemb
+from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 from signaling.errors import ErrorCode, SankeError
@@ -62,10 +61,13 @@ class Transport:
         on_change: Callable[[Transport], None],
         on_failed: Callable[[Transport], None],
         on_estimate: Callable[[Transport], None] = lambda t: None,
+        ice_policy: IcePolicy | None = None,
     ) -> None:
         self.participant = participant
         self.send = send
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # STUN goes only where the policy allows or the client proved it is (its checks)
+        seams.guard_ice(self.pc, ice_policy or IcePolicy())
         self.producers: dict[str, Producer] = {}  # by mid
         self.consumers: dict[tuple[str, str], Consumer] = {}  # by (source id, kind)
         self.pinned: str | None = None
@@ -107,6 +109,7 @@ class Transport:
                     "a server offer is outstanding: answer it, then offer again",
                     status=409,
                 )
+            check_sdp(sdp, "offer", negotiated=mlines(self.pc.remoteDescription))
             try:
                 self._numbers.learn(sdp)
                 sending = self._producer_payload_types()
@@ -135,9 +138,13 @@ class Transport:
             except SankeError:
                 raise
             except Exception as exc:
-                raise SankeError(ErrorCode.media_error, f"cannot apply the offer: {exc}") from exc
+                # What aiortc says is for the log, not for the client.
+                log.info("applying an offer of %s failed: %r", self.id, exc)
+                raise SankeError(
+                    ErrorCode.media_error, "the SFU could not apply this offer"
+                ) from None
             self._negotiated = True
-            answer = _without_empty_bundle(str(self.pc.localDescription.sdp))
+            answer = without_empty_bundle(str(self.pc.localDescription.sdp))
         self._on_change(self)
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
@@ -223,6 +230,7 @@ class Transport:
         async with self._lock:
             if self.pc.signalingState != "have-local-offer":
                 raise SankeError(ErrorCode.conflict, "no server offer is outstanding", status=409)
+            check_sdp(sdp, "answer", negotiated=mlines(self.pc.localDescription))
             try:
                 self._numbers.learn(sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -231,7 +239,10 @@ class Transport:
                     seams.raise_h264_level(t)  # aiortc's intersection put level 3.1 back
                 self.downlink.negotiated(sdp, consumers)
             except Exception as exc:
-                raise SankeError(ErrorCode.media_error, f"cannot apply the answer: {exc}") from exc
+                log.info("applying an answer of %s failed: %r", self.id, exc)
+                raise SankeError(
+                    ErrorCode.media_error, "the SFU could not apply this answer"
+                ) from None
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
 
@@ -241,10 +252,11 @@ class Transport:
             return  # end of candidates
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
+        check_candidate(text)
         try:
             candidate: RTCIceCandidate = candidate_from_sdp(text)
-        except Exception as exc:
-            raise SankeError(ErrorCode.invalid_request, f"bad ICE candidate: {exc}") from exc
+        except Exception:
+            raise SankeError(ErrorCode.invalid_sdp, "the ICE candidate could not be read") from None
         candidate.sdpMid = c.sdp_mid
         candidate.sdpMLineIndex = c.sdp_mline_index
         if c.sdp_mid is None and c.sdp_mline_index is None:
@@ -317,7 +329,7 @@ class Transport:
             seams.install_fast_sender(t.sender, c.track)
             seams.set_stream_id(t.sender, c.source_id)
             seams.observe_sender_rtcp(t.sender, self._rtcp_observer(c), c.filter_nack)
-            t.setCodecPreferences(_codec_preferences(c))
+            t.setCodecPreferences(codec_preferences(c))
             c.transceiver = t
 
     def _consumer_transceivers(self) -> list[RTCRtpTransceiver]:
@@ -413,29 +425,3 @@ class Transport:
         hosts = seams.selected_pair_hosts(dtls)
         version = None if hosts is None else ip_version(hosts[1])
         return {"ice_ip_version": version, "bytes_sent": sent, "bytes_received": received}
-
-
-def ip_version(host: str) -> Literal[4, 6] | None:
-    """4 or 6 for an IP address (an IPv4-mapped IPv6 address is IPv4), None for a name."""
-    try:
-        address = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
-        return 6
-    return 4
-
-
-def _without_empty_bundle(sdp: str) -> str:
-    """aiortc writes ``a=group:BUNDLE`` with no mids for an answer without media; browsers reject it."""
-    lines = sdp.split("\r\n")
-    return "\r\n".join(line for line in lines if line.strip() != "a=group:BUNDLE")
-
-
-def _codec_preferences(c: Consumer) -> list[RTCRtpCodecCapability]:
-    """The consumer sends exactly the codec its producers receive (no transcoding)."""
-    mime = next((p.mime for p in c.producers.values() if p.mime), None)
-    caps = RTCRtpSender.getCapabilities(c.kind).codecs
-    chosen = [cap for cap in caps if cap.mimeType.lower() == mime]
-    rtx = [cap for cap in caps if cap.mimeType.lower() == f"{c.kind}/rtx"]
-    return chosen + rtx if chosen else []

@@ -10,6 +10,7 @@ import time
 from pydantic import BaseModel, Field
 
 from media import aiortc_seams as seams
+from media.ice_policy import IcePolicy
 from media.layers import LayerChooser
 from media.router import Router
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
@@ -29,6 +30,9 @@ class WorkerSettings(BaseModel):
     layer_interval: float = Field(default=1.0, gt=0, description="seconds between layer choices")
     max_rooms: int = Field(default=1000, ge=1)
     max_participants_per_room: int = Field(default=256, ge=1)
+    ice: IcePolicy = Field(
+        default_factory=IcePolicy, description="where ICE checks may go (media.ice_policy)"
+    )
 
 
 class Worker:
@@ -61,6 +65,7 @@ class Worker:
             on_change=lambda t: router.reconcile(),
             on_failed=self._transport_failed,
             on_estimate=router.allocate,
+            ice_policy=self.settings.ice,
         )
         self._ensure_ticker()
 

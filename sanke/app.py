@@ -19,12 +19,14 @@ from scheduler.lessons.records import RecordLog
 from scheduler.lessons.service import LessonService
 from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
+from signaling.audit import AUDIT_KEY
 from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
 from signaling.media_plane import MediaPlane, NullMediaPlane
+from signaling.metrics_http import serve_metrics
 from signaling.presence import Presence
 from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
@@ -32,6 +34,7 @@ from signaling.rights import Rights
 from signaling.service import RoomService
 from signaling.store import Store, new_store
 from signaling.tokens import TokenService
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def default_media_plane(settings: Settings) -> MediaPlane:
         return NullMediaPlane()
     from media.worker import Worker
 
-    return Worker()
+    return Worker(worker_settings(settings))
 
 
 def media_observability(media: MediaPlane) -> Any:
@@ -64,13 +67,21 @@ def media_observability(media: MediaPlane) -> Any:
     return MediaObservability(media)
 
 
+def worker_settings(settings: Settings) -> Any:
+    """The SFU worker's settings from the process's (its ICE policy)."""
+    from media.ice_policy import IcePolicy
+    from media.worker import WorkerSettings
+
+    return WorkerSettings(ice=IcePolicy.from_settings(settings))
+
+
 def local_sfu_node(settings: Settings, store: Store) -> Any:
     from media.node import SfuNode
     from media.worker import Worker
 
     return SfuNode(
         store,
-        Worker(),
+        Worker(worker_settings(settings)),
         f"{settings.node_id}-sfu",
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
@@ -87,6 +98,7 @@ def create_app(
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
+    install_security_headers(app)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)
@@ -141,12 +153,19 @@ def create_app(
         ),
     )
     app[LESSON_SERVICE_KEY] = lessons
+    app[AUDIT_KEY] = lessons.records  # coordinator actions go into the records chain
     service.observers.append(lessons)
     setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
     setup_scheduler_routes(
         app, store, workers=settings.solver_workers, offload_bytes=settings.upload_offload_bytes
     )
     app[PUBLISH_HOOKS_KEY].append(lessons.publish)
+    serve_metrics(
+        app,
+        token=settings.metrics_token,
+        port=settings.metrics_port,
+        hosts=settings.metrics_host or settings.host,
+    )
     app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)

@@ -21,7 +21,7 @@ PROTOCOL_DOC = Path("docs/protocol.json")
 
 def _settings(args: argparse.Namespace, **fixed: Any) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "redis_url", "demo", "dev", "token_secret"):
+    for name in ("host", "port", "redis_url", "demo", "dev", "token_secret", "tls_cert", "tls_key"):
         value = getattr(args, name, None)
         if value not in (None, False):
             overrides[name] = value
@@ -32,18 +32,43 @@ def _settings(args: argparse.Namespace, **fixed: Any) -> Settings:
         raise SystemExit(f"invalid settings: {exc}") from None
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aioice logs every candidate and check at INFO: the classrooms' IP addresses, hundreds of
+    # lines per connection. Only when asked for (SANKE_LOG_LEVEL=DEBUG).
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("aioice").setLevel(logging.WARNING)
+
+
 def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from sanke.app import create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        from sanke.tls import server_context
+
+        ssl_context = server_context(settings.tls_cert, settings.tls_key)
     app = create_app(settings)
+    if ssl_context is not None:
+        from sanke.tls import watch_certificate
+
+        watch_certificate(app, ssl_context, settings)
     hosts = ", ".join(f"[{h}]" if ":" in h else h for h in settings.host)
-    logging.getLogger("sanke").info("serving on %s port %d", hosts, settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    scheme = "https" if ssl_context is not None else "http"
+    logging.getLogger("sanke").info("serving %s on %s port %d", scheme, hosts, settings.port)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log=None,
+    )
     return 0
 
 
@@ -66,9 +91,7 @@ def cmd_sfu(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.redis_url:
         raise SystemExit("an SFU node registers in Redis: set REDIS_URL")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     asyncio.run(run_sfu(settings))
     return 0
 
@@ -213,6 +236,10 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-secret", dest="token_secret", help="HS256 token secret")
     parser.add_argument("--demo", action="store_true", help="load the demo district")
     parser.add_argument("--dev", action="store_true", help="development mode")
+    parser.add_argument(
+        "--tls-cert", dest="tls_cert", help="PEM certificate: serve HTTPS/WSS (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", dest="tls_key", help="PEM private key of --tls-cert")
 
 
 def _optional_commands(sub: Any) -> None:

@@ -82,9 +82,10 @@ async def load_demo(app: web.Application) -> None:
         ("viewer 观众", "viewer", mint(Role.viewer, "viewer-1", room=lesson, name="观众")),
     ]  # fmt: skip
     port = app[SETTINGS_KEY].port
+    scheme = "https" if app[SETTINGS_KEY].tls else "http"
     log.info("demo district loaded; open these pages (links valid for 12 h):")
     for who, page, token in pages:
-        log.info("  %-22s http://localhost:%d/web/%s.html?token=%s", who, port, page, token)
+        log.info("  %-22s %s://localhost:%d/web/%s.html?token=%s", who, scheme, port, page, token)
 
 
 async def load_demo_district(app: web.Application) -> None:

@@ -6,8 +6,11 @@ import os
 import socket
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
+from media.ice_policy import parse_networks
 
 # Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
 CommaList = Annotated[list[str], NoDecode]
@@ -84,6 +87,24 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN URLs handed to clients (comma-separated), e.g. turn:turn.example:3478",
     )
+    ice_remote_allow: CommaList = Field(
+        default_factory=list,
+        description="CIDRs (comma-separated) of client candidates the SFU checks before the "
+        "client checked it; empty: only addresses that sent an authenticated check "
+        "(docs/security.md, ICE)",
+    )
+    ice_remote_deny: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_ICE_DENY),
+        description="CIDRs the SFU never sends STUN to nor answers (default: unspecified, "
+        "link-local incl. 169.254.169.254, multicast, reserved, broadcast)",
+    )
+    ice_prflx_wait_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="how long the SFU waits for a client's first ICE check when it holds "
+        "back the client's signalled candidates",
+    )
     records_key: str | None = Field(
         default=None,
         min_length=32,
@@ -140,6 +161,35 @@ class Settings(BaseSettings):
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
     )
+    tls_cert: str | None = Field(
+        default=None,
+        description="PEM certificate (with its chain): the app speaks HTTPS/WSS and sends HSTS "
+        "(docs/security.md, certificates); needs tls_key",
+    )
+    tls_key: str | None = Field(default=None, description="PEM private key of tls_cert")
+    tls_reload_seconds: float = Field(
+        default=300,
+        gt=0,
+        le=86400,
+        description="how often the certificate files are checked for a renewal (reloaded "
+        "without a restart)",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics only on this port (its own listener; the public port "
+        "answers 404); unset: on the app's port",
+    )
+    metrics_host: CommaList = Field(
+        default_factory=list,
+        description="addresses the metrics port binds (comma-separated; default: host)",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="when set, /metrics needs Authorization: Bearer <this token>",
+    )
     http_body_idle_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -158,12 +208,36 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="logging level")
 
-    @field_validator("host", "ice_servers", "records_previous_keys", mode="before")
+    @field_validator(
+        "host",
+        "ice_servers",
+        "records_previous_keys",
+        "ice_remote_allow",
+        "ice_remote_deny",
+        "metrics_host",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("ice_remote_allow", "ice_remote_deny")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert, --tls-key)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def insecure_secret(self) -> bool:

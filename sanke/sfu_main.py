@@ -7,13 +7,17 @@ import logging
 import signal
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import Gauge
 
+from media.ice_policy import IcePolicy
 from media.metrics import MediaObservability
 from media.node import SfuNode
-from media.worker import Worker
+from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
+from signaling.http_auth import json_errors
+from signaling.metrics_http import metrics_body, require_metrics_token
 from signaling.store import open_store
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ NODE_ROOMS = Gauge("sanke_sfu_node_rooms", "Lesson rooms hosted by this SFU node
 NODE_DRAINING = Gauge("sanke_sfu_node_draining", "1 while this SFU node drains")
 
 
-def _http(node: SfuNode) -> web.Application:
+def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "node_id": node.info.id})
 
@@ -37,11 +41,13 @@ def _http(node: SfuNode) -> web.Application:
         )
 
     async def metrics(request: web.Request) -> web.Response:
+        require_metrics_token(request, metrics_token)
         NODE_ROOMS.set(len(node.worker.routers))
         NODE_DRAINING.set(1 if node.draining else 0)
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_body()
 
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
+    install_security_headers(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -50,7 +56,7 @@ def _http(node: SfuNode) -> web.Application:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker()
+    worker = Worker(WorkerSettings(ice=IcePolicy.from_settings(settings)))
     node = SfuNode(
         store,
         worker,
@@ -62,7 +68,7 @@ async def run_sfu(settings: Settings) -> None:
     observability = MediaObservability(worker)
     await observability.start()
     await node.start()
-    runner = web.AppRunner(_http(node), access_log=None)
+    runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
     for host in settings.host:
         await web.TCPSite(runner, host, settings.port).start()

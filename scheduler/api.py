@@ -13,6 +13,7 @@ from scheduler.domain import District, check_references
 from scheduler.jobs import JobRequest, JobRunner, JobStatus, StoredTimetable, TimetableRepo
 from scheduler.offload import OFFLOAD_BYTES
 from scheduler.timetable import Assignment, Timetable, Unmet
+from signaling.audit import audit
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
@@ -212,7 +213,7 @@ async def explain(request: web.Request) -> web.Response:
 )
 async def publish(request: web.Request) -> web.Response:
     """Publish a timetable version: lessons are created from the published one."""
-    _auth(request)
+    claims = authorize(request, Role.coordinator, Role.admin)
     body = await read_json_model(request, PublishRequest)
     tt = (await _timetable(request)).timetable
     assert tt.version is not None
@@ -234,6 +235,14 @@ async def publish(request: web.Request) -> web.Response:
                 409,
             )
     await _runner(request).repo.publish(tt.version)
+    await audit(
+        request,
+        claims,
+        "timetable.published",
+        str(tt.version),
+        district=district.id,
+        confirmed=body.confirm,
+    )
     reports = [await hook(district, tt) for hook in request.app.get(PUBLISH_HOOKS_KEY, [])]
     return web.json_response(
         {"published": tt.version, "effects": [r.model_dump(mode="json") for r in reports]}
@@ -242,7 +251,8 @@ async def publish(request: web.Request) -> web.Response:
 
 @documented(summary="A class, teacher or school calendar (.ics)", tag="schedule")
 async def ics(request: web.Request) -> web.Response:
-    _auth(request)
+    # A calendar subscription cannot send a header: the token may come as ?token=.
+    authorize(request, Role.coordinator, Role.admin, from_url=True)
     tt = (await _timetable(request)).timetable
     district = await _district(request)
     kind, key = request.match_info["kind"], request.match_info["key"].removesuffix(".ics")

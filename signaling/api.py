@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from signaling.audit import audit
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
@@ -122,11 +122,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(Health(status="ready", node_id=service.node_id).model_dump())
 
 
-@documented(summary="Prometheus metrics (text exposition format)", auth=False, tag="ops")
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 @documented(summary="This API as OpenAPI 3.1", auth=False, tag="ops")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(build_openapi(request.app))
@@ -134,7 +129,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 @documented(summary="Create a room", body=RoomCreate, reply=Room, status=201, tag="rooms")
 async def create_room(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, RoomCreate)
     ctx = _ctx(request)
     room = Room(
@@ -146,6 +141,7 @@ async def create_room(request: web.Request) -> web.Response:
     )
     if not await ctx.service.store.create_room(room):
         raise SankeError(ErrorCode.room_exists, f"room {room.id} already exists", 409)
+    await audit(request, claims, "room.created", room.id, school=room.school_id, kind=room.kind)
     return web.json_response(room.model_dump(mode="json"), status=201)
 
 
@@ -178,13 +174,14 @@ async def get_room(request: web.Request) -> web.Response:
     summary="Close a room: everyone in it is told and disconnected", reply=Room, tag="rooms"
 )
 async def close_room(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     service = _ctx(request).service
     room_id = request.match_info["room_id"]
     if not await service.close_room(room_id):
         raise SankeError(ErrorCode.room_not_found, "no such room", 404)
     room = await service.store.get_room(room_id)
     assert room is not None
+    await audit(request, claims, "room.closed", room_id, school=room.school_id)
     return web.json_response(room.model_dump(mode="json"))
 
 
@@ -222,6 +219,9 @@ async def mint_token(request: web.Request) -> web.Response:
         not_before=nbf,
         expires=exp,
     )
+    # who handed whom which right: never the token itself
+    detail: dict[str, str | None] = {"role": body.role.value, "room": body.room}
+    await audit(request, claims, "token.minted", body.subject, school=body.school_id, **detail)
     reply = TokenReply(token=token, not_before=int(nbf), expires=int(exp))
     return web.json_response(reply.model_dump(), status=201)
 
@@ -246,7 +246,6 @@ def setup_signaling_routes(app: web.Application, context: SignalingContext) -> N
     app[CONTEXT_KEY] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/v1/rooms", create_room)

@@ -337,7 +337,8 @@ class Connection:
             raise
         except Exception as exc:
             log.info("media call failed: %r", exc)
-            raise SankeError(ErrorCode.media_error, f"media negotiation failed: {exc}") from None
+            # The exception's text is the media stack's, not the client's business.
+            raise SankeError(ErrorCode.media_error, "media negotiation failed") from None
 
     async def _join(self, message: Join) -> None:
         if self.participant is not None:

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     participant_not_found = "participant_not_found"
     kicked = "kicked"
     media_error = "media_error"
+    invalid_sdp = "invalid_sdp"
     media_unavailable = "media_unavailable"
     not_found = "not_found"
     invalid_request = "invalid_request"

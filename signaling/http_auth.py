@@ -19,17 +19,29 @@ log = logging.getLogger(__name__)
 TOKENS_KEY: web.AppKey[TokenService] = web.AppKey("tokens", TokenService)
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: web.Request, *, from_url: bool = False) -> str | None:
+    """The request's token, from ``Authorization: Bearer``. A token in the URL ends up in
+    history, bookmarks, proxy logs and Referer headers, so ``?token=`` counts only where
+    the client cannot send a header (``from_url``: .ics calendar subscriptions); elsewhere
+    it gets a 401 saying where the token goes."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    # Pages that cannot set headers (an <a href> to an .ics file) pass ?token=.
-    return request.query.get("token") or None
+    if "token" in request.query:
+        if from_url:
+            return request.query.get("token") or None
+        raise SankeError(
+            ErrorCode.token_missing,
+            "send the token in the Authorization header (Bearer); only .ics calendar "
+            "links take ?token=",
+            401,
+        )
+    return None
 
 
-def authorize(request: web.Request, *roles: Role) -> Claims:
+def authorize(request: web.Request, *roles: Role, from_url: bool = False) -> Claims:
     """The request's verified claims; raises SankeError (401/403) otherwise."""
-    claims = request.app[TOKENS_KEY].verify(bearer_token(request))
+    claims = request.app[TOKENS_KEY].verify(bearer_token(request, from_url=from_url))
     require_role(claims, *roles)
     return claims
 

@@ -158,3 +158,21 @@ async def test_serve_answers_on_ipv4_and_ipv6(tmp_path: Path) -> None:
             assert await teacher.expect("participant_joined")
     finally:
         server.stop()
+
+
+def test_logs_keep_the_classrooms_ip_addresses_out_unless_debugging() -> None:
+    import logging
+
+    from sanke.cli import _configure_logging
+    from sanke.settings import Settings
+
+    aioice = logging.getLogger("aioice")
+    before = aioice.level
+    try:
+        _configure_logging(Settings(dev=True))
+        assert not aioice.isEnabledFor(logging.INFO)  # every candidate, every check
+        aioice.setLevel(logging.NOTSET)
+        _configure_logging(Settings(dev=True, log_level="DEBUG"))
+        assert aioice.level == logging.NOTSET
+    finally:
+        aioice.setLevel(before)

@@ -8,11 +8,13 @@ from datetime import date, datetime, timedelta
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from scheduler.lessons.audit_api import setup_audit_routes
 from scheduler.lessons.context import LESSONS_KEY, LessonsContext, lessons_context
 from scheduler.lessons.device_api import setup_device_routes
 from scheduler.lessons.records import ClassroomAttendance, RecordsHead, VerifyReport
 from scheduler.lessons.sessions import SHANGHAI, local_date, week_start
 from scheduler.lessons.stats import StatsReport, compute, to_csv
+from signaling.audit import audit
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.models import LessonSession, Role, SessionState
@@ -108,10 +110,18 @@ async def get_session(request: web.Request) -> web.Response:
     tag="lessons",
 )
 async def cancel_session(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, CancelRequest)
     session = await lessons_context(request).lessons.cancel(
         request.match_info["session_id"], body.reason
+    )
+    await audit(
+        request,
+        claims,
+        "session.cancelled",
+        session.id,
+        school=session.master_school,
+        reason=body.reason,
     )
     return web.json_response(session.model_dump(mode="json"))
 
@@ -124,11 +134,22 @@ async def cancel_session(request: web.Request) -> web.Response:
     tag="lessons",
 )
 async def move_session(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     body = await read_json_model(request, MoveRequest)
     starts = body.starts_at if body.starts_at.tzinfo else body.starts_at.replace(tzinfo=SHANGHAI)
+    session_id = request.match_info["session_id"]
     makeup = await lessons_context(request).lessons.move(
-        request.match_info["session_id"], starts.timestamp(), body.reason
+        session_id, starts.timestamp(), body.reason
+    )
+    await audit(
+        request,
+        claims,
+        "session.moved",
+        session_id,
+        school=makeup.master_school,
+        moved_to=makeup.id,
+        starts_at=makeup.starts_at,
+        reason=body.reason,
     )
     return web.json_response(makeup.model_dump(mode="json"), status=201)
 
@@ -186,6 +207,14 @@ async def session_tokens(request: web.Request) -> web.Response:
             )
             for r in session.remotes
         },
+    )
+    await audit(
+        request,
+        claims,
+        "session.tokens_minted",
+        session.id,
+        school=session.master_school,
+        classrooms=len(reply.classrooms),
     )
     return web.json_response(reply.model_dump(), status=201)
 
@@ -335,6 +364,7 @@ def setup_lesson_routes(app: web.Application, context: LessonsContext) -> None:
     r.add_post("/api/v1/lessons/{session_id}/move", move_session)
     r.add_post("/api/v1/lessons/{session_id}/tokens", session_tokens)
     setup_device_routes(app)
+    setup_audit_routes(app)
     r.add_get("/api/v1/records", export_records)
     r.add_get("/api/v1/records/verify", verify_records)
     r.add_get("/api/v1/records/head", records_head)

@@ -13,6 +13,7 @@ from scheduler.lessons.context import lessons_context
 from scheduler.lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, view
 from scheduler.lessons.service import Notice
 from scheduler.lessons.sessions import SHANGHAI
+from signaling.audit import audit
 from signaling.errors import ErrorCode, SankeError
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.models import LessonSession, Role, SessionState
@@ -55,6 +56,16 @@ async def register_device(request: web.Request) -> web.Response:
     body = await read_json_model(request, DeviceRegistration)
     await _check_scope(request, claims, body)
     registered = await lessons_context(request).devices.register(body)
+    device = registered.device
+    await audit(
+        request,
+        claims,
+        "device.registered",
+        device.id,
+        school=device.school,
+        class_id=device.class_id,
+        name=device.name,
+    )
     return web.json_response(registered.model_dump(), status=201)
 
 
@@ -103,18 +114,21 @@ async def list_devices(request: web.Request) -> web.Response:
 
 @documented(summary="Revoke a device credential", tag="devices")
 async def revoke_device(request: web.Request) -> web.Response:
-    authorize(request, Role.coordinator)
+    claims = authorize(request, Role.coordinator)
     ctx = lessons_context(request)
     device = await ctx.devices.revoke(request.match_info["device_id"])
     # Its live connections close on every signaling process, and the join tokens it was
     # given no longer join (signaling.rights).
     await ctx.lessons.rooms.rights.revoke(device_subject(device.id), "device revoked")
+    await audit(
+        request, claims, "device.revoked", device.id, school=device.school, class_id=device.class_id
+    )
     return web.json_response(view(device).model_dump())
 
 
-async def _device_schedule(request: web.Request) -> DeviceSchedule:
+async def _device_schedule(request: web.Request, *, from_url: bool = False) -> DeviceSchedule:
     ctx = lessons_context(request)
-    device = await ctx.devices.authenticate(bearer_token(request))
+    device = await ctx.devices.authenticate(bearer_token(request, from_url=from_url))
     now = ctx.lessons.clock()
     mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
     current = next(
@@ -151,7 +165,8 @@ async def device_schedule(request: web.Request) -> web.Response:
 
 @documented(summary="The device's schedule as iCalendar", auth=True, tag="devices")
 async def device_schedule_ics(request: web.Request) -> web.Response:
-    schedule = await _device_schedule(request)
+    # A calendar subscription cannot send a header: the credential may come as ?token=.
+    schedule = await _device_schedule(request, from_url=True)
     cal = Calendar()
     cal.add("prodid", "-//Sanke//lessons//ZH")
     cal.add("version", "2.0")

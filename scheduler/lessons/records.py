@@ -23,11 +23,12 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signaling.audit import AuditEntry
 from signaling.store import Store
 
 RECORDS_LIST = "records"
@@ -71,7 +72,8 @@ class Record(BaseModel):
 
     seq: int = Field(ge=0)
     at: float
-    body: SessionOutcome
+    # A lesson's outcome, or a coordinator action (signaling.audit): one chain covers both.
+    body: SessionOutcome | AuditEntry
     prev_hash: str
     hash: str
     signature: str
@@ -117,7 +119,9 @@ class RecordKeys:
         return list(self.by_kid.values())
 
 
-def digest(seq: int, at: float, body: SessionOutcome, prev_hash: str, kid: str | None) -> str:
+def digest(
+    seq: int, at: float, body: SessionOutcome | AuditEntry, prev_hash: str, kid: str | None
+) -> str:
     fields: dict[str, object] = {
         "seq": seq,
         "at": at,
@@ -151,7 +155,7 @@ class RecordLog:
         self.store = store
         self.keys = keys if isinstance(keys, RecordKeys) else RecordKeys(keys)
 
-    async def append(self, body: SessionOutcome, at: float) -> Record:
+    async def append(self, body: SessionOutcome | AuditEntry, at: float) -> Record:
         """Append a record and its signed head in one atomic step; a writer that lost the race
         to another process (the list grew meanwhile) links to the new newest record instead."""
         for attempt in range(APPEND_ATTEMPTS):
@@ -176,6 +180,19 @@ class RecordLog:
                 return record
             await asyncio.sleep(0.002 * (attempt % 10))
         raise RuntimeError(f"could not append a record in {APPEND_ATTEMPTS} attempts")
+
+    async def append_audit(self, entry: AuditEntry, at: float) -> None:
+        """signaling.audit's sink: a coordinator action is a record like any other."""
+        await self.append(entry, at)
+
+    async def newest_first(self, batch: int = 500) -> AsyncIterator[str]:
+        """The stored records (JSON lines) from the newest back, read ``batch`` at a time."""
+        end = await self.store.length(RECORDS_LIST)
+        while end > 0:
+            start = max(0, end - batch)
+            for line in reversed(await self.store.range(RECORDS_LIST, start, end - 1)):
+                yield line
+            end = start
 
     async def head(self) -> RecordsHead | None:
         raw = await self.store.get(HEAD_KEY)

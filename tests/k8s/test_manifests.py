@@ -238,8 +238,10 @@ def test_statefulset_service_is_headless(objects: tuple[dict[str, Any], ...]) ->
 
 
 @cache
-def app_get_routes(command: str, *, any_method: bool = False) -> frozenset[str]:
-    """GET (or all) routes of the HTTP app a ``sanke`` subcommand serves."""
+def app_get_routes(
+    command: str, *, any_method: bool = False, metrics_port: int | None = None
+) -> frozenset[str]:
+    """GET (or all) routes of the HTTP app a ``sanke`` subcommand serves on its port."""
     if command == "sfu":
         from sanke.sfu_main import _http
 
@@ -248,7 +250,9 @@ def app_get_routes(command: str, *, any_method: bool = False) -> frozenset[str]:
         from sanke.app import create_app
         from sanke.settings import Settings
 
-        app = create_app(Settings(token_secret="x" * 40, dev=True, media=False))
+        app = create_app(
+            Settings(token_secret="x" * 40, dev=True, media=False, metrics_port=metrics_port)
+        )
     return frozenset(
         route.resource.canonical
         for route in app.router.routes()
@@ -260,8 +264,8 @@ def test_probes_hit_real_routes_on_declared_ports(objects: tuple[dict[str, Any],
     for workload in workloads(objects):
         for container in containers(workload):
             sanke = bool(SANKE_IMAGE.match(container["image"]))
-            routes = app_get_routes(container["args"][0]) if sanke else frozenset()
-            assert not sanke or {"/healthz", "/readyz", "/metrics"} <= routes
+            routes = routes_on(objects, container, "http") if sanke else frozenset()
+            assert not sanke or {"/healthz", "/readyz"} <= routes
             for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
                 probe = container.get(kind)
                 if not probe:
@@ -278,6 +282,34 @@ def test_probes_hit_real_routes_on_declared_ports(objects: tuple[dict[str, Any],
                     assert port_declared(workload, probe["tcpSocket"]["port"]), where
                 else:
                     assert "exec" in probe, where
+
+
+def literal_env(objs: tuple[dict[str, Any], ...], container: dict[str, Any]) -> dict[str, str]:
+    """The container's variables whose values the manifests spell out."""
+    out: dict[str, str] = {}
+    for name, source in container_env(objs, container).items():
+        if "value" in source:
+            out[name] = source["value"]
+        elif "configMap" in source:
+            out[name] = named(objs, "ConfigMap", source["configMap"])["data"][name]
+    return out
+
+
+def routes_on(
+    objs: tuple[dict[str, Any], ...], container: dict[str, Any], port: Any
+) -> frozenset[str]:
+    """GET routes a sanke container serves on one of its ports (a name or a number)."""
+    from signaling.metrics_http import metrics_app
+
+    command = container["args"][0]
+    env = literal_env(objs, container)
+    metrics_port = int(env["SANKE_METRICS_PORT"]) if "SANKE_METRICS_PORT" in env else None
+    numbers = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    number = numbers.get(port, port)
+    if command != "sfu" and metrics_port is not None and number == metrics_port:
+        app = metrics_app(None)
+        return frozenset(r.resource.canonical for r in app.router.routes() if r.resource)
+    return app_get_routes(command, metrics_port=metrics_port)
 
 
 def test_containers_have_requests_and_limits(objects: tuple[dict[str, Any], ...]) -> None:
@@ -656,8 +688,10 @@ def test_network_policies(objects: tuple[dict[str, Any], ...]) -> None:
     assert allowed(
         objects, source_ns="", source_labels=None, source_ip="10.1.2.3", target=redis, port=6379
     )
-    for target, port in ((signaling, "http"), (scheduler, "http"), (redis, "metrics")):
+    for target, port in ((signaling, "metrics"), (scheduler, "metrics"), (redis, "metrics")):
         assert allowed(objects, **prometheus, target=target, port=port), target["metadata"]["name"]
+    for target in (signaling, scheduler):  # the ingress controller never reaches metrics
+        assert not allowed(objects, **ingress, target=target, port="metrics")
     for target, port in ((signaling, "http"), (redis, "redis"), (redis, "metrics")):
         assert not allowed(objects, **stranger, target=target, port=port)
     assert not allowed(
@@ -850,9 +884,37 @@ def test_monitors_scrape_every_sanke_component_on_metrics_routes() -> None:
     assert {"sanke-signaling", "sanke-scheduler", "sanke-sfu", "redis"} <= scraped
     for job, (workload, port, path) in jobs.items():
         assert port_declared(workload, port), (job, port)
-        commands = [a for a in _args(workload) if a in REQUIRED_ENV]
-        for command in commands:  # sanke containers: a real route of that process
-            assert path in app_get_routes(command), (job, path)
+        for container in containers(workload):  # sanke containers: a real route on that port
+            if SANKE_IMAGE.match(container["image"]) and container["args"][0] in REQUIRED_ENV:
+                assert path in routes_on(objs, container, port), (job, port, path)
+
+
+def test_metrics_are_never_behind_the_ingress() -> None:
+    """The Ingress reaches signaling and scheduler on `http`: /metrics must not be there (it
+    names schools and classrooms and shows who is connected), only on the metrics port that
+    Prometheus scrapes and no Ingress path names."""
+    objs = _monitoring()
+    backends = {
+        (p["backend"]["service"]["name"], p["backend"]["service"]["port"].get("name"))
+        for ingress in of_kind(objs, "Ingress")
+        for r in ingress["spec"]["rules"]
+        for p in r["http"]["paths"]
+    }
+    assert backends
+    jobs = _jobs(objs)
+    for service_name, port_name in backends:
+        service = named(objs, "Service", service_name)
+        (port,) = [p for p in service["spec"]["ports"] if p.get("name") == port_name]
+        (workload,) = [
+            w for w in workloads(objs) if matches(service["spec"]["selector"], pod_labels(w))
+        ]
+        for container in containers(workload):
+            assert "/metrics" not in routes_on(objs, container, port["targetPort"]), (
+                f"{service_name}:{port_name} serves /metrics to the Ingress"
+            )
+        scraped = jobs[service_name]
+        assert scraped[1] != port["targetPort"], f"{service_name} is scraped on its public port"
+        assert "/metrics" in routes_on(objs, containers(workload)[0], scraped[1])
 
 
 def _rules(objs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from support.browser import chromium
+from support.browser import chromium, wait_js
 from support.harness import running_app
 
 from sanke.app import LESSON_SERVICE_KEY
@@ -55,8 +55,8 @@ async def test_kiosk_auto_joins_and_rejoins() -> None:
         await page.goto(h.url(f"/web/kiosk.html?credential={credential}"))
         first = await teacher.expect("participant_joined", timeout=15)
         assert first["participant"]["classroom_id"] == "jd-1-g3"
-        await page.wait_for_function(
-            "document.getElementById('status').textContent === '上课中'", timeout=10_000
+        await wait_js(
+            page, "document.getElementById('status').textContent === '上课中'", timeout=10_000
         )
         assert "英语" in await page.text_content("#lesson")
 
@@ -71,7 +71,7 @@ async def test_kiosk_auto_joins_and_rejoins() -> None:
         cached = await page.evaluate("localStorage.getItem('sanke.schedule')")
         assert cached and "eng.now" in cached
         await page.click("#lang")
-        await page.wait_for_function(
-            "document.getElementById('status').textContent === 'Lesson in progress'"
+        await wait_js(
+            page, "document.getElementById('status').textContent === 'Lesson in progress'"
         )
         assert errors == []

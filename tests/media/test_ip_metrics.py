@@ -14,9 +14,9 @@ import pytest
 from media_peers import Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry
 
+from media.ice_policy import ip_version
 from media.ip_metrics import IpVersionCollector
 from media.quality import QualityMonitor
-from media.transport import ip_version
 from media.worker import Worker
 from signaling.models import Role
 

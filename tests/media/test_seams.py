@@ -114,3 +114,15 @@ async def test_transport_cc_is_answered_to_a_publisher_that_offers_it() -> None:
     finally:
         await client.close()
         await sfu.close()
+
+
+def test_check_fails_loudly_when_an_ice_seam_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = inspect.getsource
+
+    def moved(obj: object) -> str:
+        text = real(obj)  # type: ignore[arg-type]
+        return text.replace("self.receiver.request_received(message, addr, self)", "pass")
+
+    monkeypatch.setattr(inspect, "getsource", moved)
+    with pytest.raises(seams.SeamError, match="request_received"):
+        seams.check_seams()

@@ -130,6 +130,13 @@ async def test_api_flow() -> None:
             f"{base}/timetables/published/ics/classroom/jd-6-g3.ics", headers=auth
         )
         assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
+        # a calendar app cannot send a header: .ics takes ?token=, nothing else does
+        token = auth["Authorization"].removeprefix("Bearer ")
+        ics = await client.get(
+            f"{base}/timetables/published/ics/classroom/jd-6-g3.ics?token={token}"
+        )
+        assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
+        assert (await client.get(f"{base}/timetables/published?token={token}")).status == 401
         assert (await client.get(f"{base}/timetables/2/ics/nope/x", headers=auth)).status == 404
         assert (await client.get(f"{base}/jobs/unknown", headers=auth)).status == 404
     finally:

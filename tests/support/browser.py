@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -42,3 +44,21 @@ async def chromium() -> AsyncIterator[object]:
             yield browser
         finally:
             await browser.close()
+
+
+async def wait_js(
+    page: Any, expression: str, timeout: float = 30_000, interval: float = 0.1
+) -> Any:
+    """``page.wait_for_function`` for pages under their CSP: Playwright's own polls its predicate
+    with eval in the page, which the pages' Content-Security-Policy forbids ('unsafe-eval' is
+    not allowed); ``page.evaluate`` goes through the DevTools protocol instead. Returns the
+    first truthy value; raises TimeoutError after ``timeout`` ms."""
+    deadline = asyncio.get_running_loop().time() + timeout / 1000
+    value: Any = None
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"{expression!r} still {value!r} after {timeout:.0f} ms")
+        await asyncio.sleep(interval)

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import pytest
+from support.browser import wait_js
 from support.harness import running_app
 
 from scheduler.csvio import OFFERING_COLUMNS
@@ -52,11 +53,11 @@ async def test_upload_solve_pin_publish_resolve(tmp_path: Path) -> None:
         page = await pages.open("coordinator", h.url(f"/web/coordinator.html?token={token}"))
         try:
             # --- upload the district, then a CSV with a bad row -------------------------------
-            await page.wait_for_function("document.getElementById('summary').textContent !== ''")
+            await wait_js(page, "document.getElementById('summary').textContent !== ''")
             await page.set_input_files("#json-file", str(district))
             await press(page, "#upload-json")
-            await page.wait_for_function(
-                "document.getElementById('summary').textContent.includes('9 所学校')"
+            await wait_js(
+                page, "document.getElementById('summary').textContent.includes('9 所学校')"
             )
             await page.select_option("#csv-kind", "offerings")
             await page.set_input_files("#csv-file", str(bad_csv))
@@ -75,7 +76,7 @@ async def test_upload_solve_pin_publish_resolve(tmp_path: Path) -> None:
             await page.fill("#time-limit", "10")
             await press(page, "#run")
             await page.wait_for_selector("#phase[data-phase='done']", timeout=60_000)
-            await page.wait_for_function("document.querySelector('#versions tbody tr')")
+            await wait_js(page, "document.querySelector('#versions tbody tr')")
             assert await page.evaluate("document.getElementById('progress').value") == 100
             await press(page, "nav button[data-panel='timetable']")
             await page.select_option("#view-kind", "classroom")
@@ -96,15 +97,13 @@ async def test_upload_solve_pin_publish_resolve(tmp_path: Path) -> None:
             reply = await h.session.get(h.url("/api/v1/schedule/district"), headers=headers)
             assert {"class_id": "jd-1-g3", "offering_id": offering} in (await reply.json())["pins"]
             await press(page, "#publish")
-            await page.wait_for_function(
-                "document.getElementById('message').textContent.includes('已发布')"
-            )
+            await wait_js(page, "document.getElementById('message').textContent.includes('已发布')")
 
             # --- re-solve from the published timetable: the pin is kept ----------------------
             await press(page, "nav button[data-panel='solve']")
             await page.check("#resolve")
             await press(page, "#run")
-            await page.wait_for_function("window.sanke.version === 2", timeout=60_000)
+            await wait_js(page, "window.sanke.version === 2", timeout=60_000)
             await press(page, "nav button[data-panel='timetable']")
             await page.select_option("#view-key", "jd-1-g3")
             await page.wait_for_selector(f"{pin}[aria-pressed='true']")
@@ -126,7 +125,7 @@ async def test_upload_solve_pin_publish_resolve(tmp_path: Path) -> None:
 
             # --- English -----------------------------------------------------------------------
             await press(page, "#lang")
-            await page.wait_for_function("document.documentElement.lang === 'en'")
+            await wait_js(page, "document.documentElement.lang === 'en'")
             assert await page.text_content("nav button[data-panel='stats']") == "Lessons held"
         finally:
             await pages.close()

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.browser import wait_js
 from support.harness import running_app
 
 from signaling.models import Role
@@ -35,8 +36,8 @@ async def test_kiosk_failure_messages(tmp_path: Path) -> None:
                 "early",
                 h.url(f"/web/kiosk.html?token={token('c-early', not_before=now + 3600)}"),
             )
-            await early.wait_for_function(
-                "document.getElementById('status').textContent === '课程尚未开始，请稍候…'"
+            await wait_js(
+                early, "document.getElementById('status').textContent === '课程尚未开始，请稍候…'"
             )
             late = await pages.open(
                 "late",
@@ -44,9 +45,7 @@ async def test_kiosk_failure_messages(tmp_path: Path) -> None:
                     f"/web/kiosk.html?token={token('c-late', not_before=now - 7200, expires=now - 60)}"
                 ),
             )
-            await late.wait_for_function(
-                "document.getElementById('status').textContent === '本节课已结束'"
-            )
+            await wait_js(late, "document.getElementById('status').textContent === '本节课已结束'")
             context = await chromium.new_context(viewport={"width": 1920, "height": 1080})
             pages.opened.append(context)
             await context.add_init_script(NO_CAMERA)
@@ -54,8 +53,8 @@ async def test_kiosk_failure_messages(tmp_path: Path) -> None:
             errors = pages.errors.setdefault("no-camera", [])
             blind.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             await blind.goto(h.url(f"/web/kiosk.html?token={token('c-blind')}"))
-            await blind.wait_for_function(
-                "document.getElementById('notice').textContent.includes('未检测到摄像头')"
+            await wait_js(
+                blind, "document.getElementById('notice').textContent.includes('未检测到摄像头')"
             )
             assert await blind.evaluate("document.body.classList.contains('live')")
         finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import wait_js
 from support.harness import running_app
 
 from media.worker import Worker
@@ -64,9 +65,9 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
             f"/web/teacher.html?video=640x360&token={token(Role.teacher, 'zhang', name='张老师')}"
         ),
     )
-    await teacher.wait_for_function("document.querySelectorAll('#camera option').length > 0")
+    await wait_js(teacher, "document.querySelectorAll('#camera option').length > 0")
     await press(teacher, "#start")
-    await teacher.wait_for_function("document.getElementById('room').textContent === 'eng-g3-live'")
+    await wait_js(teacher, "document.getElementById('room').textContent === 'eng-g3-live'")
     teacher_id = await teacher.evaluate("window.sanke.client.participantId")
 
     # Two video layers arrive at the SFU: high, then low.
@@ -91,7 +92,7 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
             f"kiosk-{class_id}", h.url(f"/web/kiosk.html?token={tok}")
         )
     for page in kiosks.values():
-        await page.wait_for_function("document.body.classList.contains('live')")
+        await wait_js(page, "document.body.classList.contains('live')")
         await until(
             lambda p=page: frames_from(p, "window.sankeKiosk.client", teacher_id),
             lambda n: n > 20,
@@ -102,7 +103,7 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
         cid: await page.evaluate("window.sankeKiosk.client.participantId")
         for cid, page in kiosks.items()
     }
-    await teacher.wait_for_function("document.querySelectorAll('#wall .tile').length === 2")
+    await wait_js(teacher, "document.querySelectorAll('#wall .tile').length === 2")
     for pid in ids.values():
         await until(
             lambda pid=pid: frames_from(teacher, "window.sanke.client", pid),
@@ -129,16 +130,15 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
         lambda n: n > 5,
         "the other classroom decodes the classroom on stage",
     )
-    await a.wait_for_function("document.getElementById('mine').textContent.includes('已上台')")
+    await wait_js(a, "document.getElementById('mine').textContent.includes('已上台')")
 
     # --- mute it ----------------------------------------------------------------------------
     await press(teacher, f"{a_tile} .mute-btn")
     await teacher.wait_for_selector(f"{a_tile}[data-muted='1']")
-    await a.wait_for_function(
-        "document.getElementById('mine').textContent.includes('已被主讲教师静音')"
-    )
-    await teacher.wait_for_function(
-        "[...document.querySelectorAll('#wall .tile .bars')].every(b => b.dataset.level !== '0')"
+    await wait_js(a, "document.getElementById('mine').textContent.includes('已被主讲教师静音')")
+    await wait_js(
+        teacher,
+        "[...document.querySelectorAll('#wall .tile .bars')].every(b => b.dataset.level !== '0')",
     )
 
     # --- a viewer receives ------------------------------------------------------------------
@@ -191,16 +191,14 @@ async def run_lesson(h: Any, worker: Worker, pages: Pages) -> None:
     await patrol.wait_for_selector("#big.open", state="hidden")
 
     # --- the SFU's quality scores reach the teacher and the kiosk --------------------------
-    await teacher.wait_for_function("window.sanke.serverQuality.size >= 2", timeout=15_000)
-    await a.wait_for_function("window.sankeKiosk.serverQuality !== undefined", timeout=15_000)
+    await wait_js(teacher, "window.sanke.serverQuality.size >= 2", timeout=15_000)
+    await wait_js(a, "window.sankeKiosk.serverQuality !== undefined", timeout=15_000)
 
     # --- English, then the teacher ends the lesson ------------------------------------------
     await press(a, "#lang")
-    await a.wait_for_function("document.documentElement.lang === 'en'")
+    await wait_js(a, "document.documentElement.lang === 'en'")
     assert await a.text_content("#status") == "Lesson in progress"
     await press(teacher, "#end")
     # end_lesson closes the room for everyone: the kiosk says the lesson is over.
-    await a.wait_for_function(
-        "document.getElementById('status').textContent === 'The lesson is over'"
-    )
+    await wait_js(a, "document.getElementById('status').textContent === 'The lesson is over'")
     pages.assert_no_console_errors()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import wait_js
 from support.harness import running_app
 
 from media.worker import Worker
@@ -74,9 +75,9 @@ async def run(h: Any, worker: Worker, pages: Pages) -> None:
         "teacher",
         h.url(f"/web/teacher.html?video=640x360&token={token(Role.teacher, 'zhang')}"),
     )
-    await teacher.wait_for_function("document.querySelectorAll('#camera option').length > 0")
+    await wait_js(teacher, "document.querySelectorAll('#camera option').length > 0")
     await press(teacher, "#start")
-    await teacher.wait_for_function(f"{TEACHER} && {TEACHER}.participantId")
+    await wait_js(teacher, f"{TEACHER} && {TEACHER}.participantId")
     teacher_id = await teacher.evaluate(f"{TEACHER}.participantId")
 
     kiosks: dict[str, Any] = {}
@@ -84,7 +85,7 @@ async def run(h: Any, worker: Worker, pages: Pages) -> None:
         tok = token(Role.classroom, class_id, classroom_id=class_id, name=class_id)
         kiosks[class_id] = await pages.open(class_id, h.url(f"/web/kiosk.html?token={tok}"))
     for page in kiosks.values():
-        await page.wait_for_function(f"{KIOSK} && {KIOSK}.participantId")
+        await wait_js(page, f"{KIOSK} && {KIOSK}.participantId")
     a, b = kiosks["jd-1-g3"], kiosks["jd-2-g3"]
     ids = {
         "teacher": teacher_id,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import wait_js
 from support.harness import running_app
 
 from media.worker import Worker
@@ -68,9 +69,9 @@ async def run(h: Any, worker: Worker, pages: Pages) -> None:
         "teacher", h.url(f"/web/teacher.html?video=640x360&token={token(Role.teacher, 'zhang')}")
     )
     await teacher.evaluate(FAKE_SCREEN)
-    await teacher.wait_for_function("document.querySelectorAll('#camera option').length > 0")
+    await wait_js(teacher, "document.querySelectorAll('#camera option').length > 0")
     await press(teacher, "#start")
-    await teacher.wait_for_function("window.sanke.client && window.sanke.client.participantId")
+    await wait_js(teacher, "window.sanke.client && window.sanke.client.participantId")
     teacher_id = await teacher.evaluate("window.sanke.client.participantId")
     kiosk = await pages.open(
         "kiosk",
@@ -99,9 +100,7 @@ async def run(h: Any, worker: Worker, pages: Pages) -> None:
     for round_ in range(2):  # share, stop, share again (the same m-line), stop
         await press(teacher, "#share")
         await teacher.wait_for_selector("#share[aria-pressed='true']")
-        await kiosk.wait_for_function(
-            "document.getElementById('teacher-video').dataset.source === 'screen'"
-        )
+        await wait_js(kiosk, "document.getElementById('teacher-video').dataset.source === 'screen'")
         start = await kiosk.evaluate(BY_SOURCE)
         both = await until(
             lambda: kiosk.evaluate(BY_SOURCE),
@@ -119,9 +118,7 @@ async def run(h: Any, worker: Worker, pages: Pages) -> None:
 
         await press(teacher, "#share")
         await teacher.wait_for_selector("#share[aria-pressed='false']")
-        await kiosk.wait_for_function(
-            "document.getElementById('teacher-video').dataset.source === 'camera'"
-        )
+        await wait_js(kiosk, "document.getElementById('teacher-video').dataset.source === 'camera'")
         transport = worker.transport(ROOM, teacher_id)
         assert transport is not None
         await until(

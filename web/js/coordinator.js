@@ -2,7 +2,7 @@
 // progress, the week grid per classroom / school / teacher with pin and ban, unmet demand with
 // reasons, publish, 开课率 tables. Calls /api/v1/schedule/… and /api/v1/lessons/stats with the
 // coordinator token from ?token=.
-import { $, $$, h, param, api, say } from "./dom.js";
+import { $, $$, h, api, say, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, onLang, errorText } from "./i18n.js";
 
 register({
@@ -64,7 +64,7 @@ register({
   },
 });
 
-const token = param("token");
+const token = takeSecret("token");
 const S = "/api/v1/schedule";
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"];
 const ui = { district: null, versions: [], version: null, timetable: null, job: null };

@@ -11,6 +11,7 @@ export function h(tag, props = {}, ...children) {
     if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (key === "class") el.className = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "style") el.style.cssText = value; // CSSOM: allowed by the CSP, an attribute is not
     else if (key in el && typeof value !== "string") el[key] = value;
     else el.setAttribute(key, value === true ? "" : value);
   }
@@ -22,6 +23,24 @@ export function h(tag, props = {}, ...children) {
 }
 
 export function param(name) { return new URLSearchParams(location.search).get(name); }
+
+/**
+ * A secret from the link (?token=…, ?credential=…): read once, then removed from the address
+ * bar and this history entry (history.replaceState), so it is not bookmarked, synced, shared
+ * with the URL or shown over a shoulder. Kept in `storage` (default: this tab's
+ * sessionStorage, per page) so a reload still has it.
+ */
+export function takeSecret(name, { storage = sessionStorage, key = `sanke.${name}:${location.pathname}` } = {}) {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get(name);
+  if (fromUrl !== null) {
+    url.searchParams.delete(name);
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    try { if (fromUrl) storage.setItem(key, fromUrl); } catch { /* storage disabled */ }
+    return fromUrl || null;
+  }
+  try { return storage.getItem(key); } catch { return null; }
+}
 
 export function wsUrl(path = "/ws") {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;

@@ -3,7 +3,7 @@
 // main area), sends its own camera back, raises the assistant teacher's hand, shows the
 // connection quality and a clear message for every failure. The last schedule is kept in
 // localStorage so a link drop at the start of a lesson does not lose it.
-import { $, h, param, wsUrl, say } from "./dom.js";
+import { $, h, param, takeSecret, wsUrl, say } from "./dom.js";
 import { register, t, lang, locale, apply, langButton, onLang, errorText } from "./i18n.js";
 import { SfuClient } from "./sfu-client.js";
 import { QualityMeter, meter, update as updateBars, worst } from "./quality.js";
@@ -39,9 +39,12 @@ register({
   },
 });
 
-const directToken = param("token");
-const credential = param("credential") || (directToken ? null : localStorage.getItem("sanke.device"));
-if (param("credential")) localStorage.setItem("sanke.device", param("credential"));
+// Both leave the URL at once; the device credential lives in localStorage from then on (the
+// classroom PC opens plain kiosk.html after a restart), a one-off token in this tab only.
+const linked = param("credential");
+const directToken = takeSecret("token");
+const stored = takeSecret("credential", { storage: localStorage, key: "sanke.device" });
+const credential = linked || (directToken ? null : stored);
 const [vw, vh] = (param("video") || "640x360").split("x").map(Number);
 
 const state = {

@@ -2,7 +2,7 @@
 // grade / subject; Enter or a click enlarges one (high layer). Observers are invisible to the
 // lesson (the server never tells anyone about them). Takes a coordinator token: lists rooms
 // and live lessons, mints an observer token per room.
-import { $, h, param, wsUrl, api, say } from "./dom.js";
+import { $, h, wsUrl, api, say, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, onLang, errorText } from "./i18n.js";
 import { SfuClient } from "./sfu-client.js";
 import { QualityMeter, meter, update as updateBars, worst } from "./quality.js";
@@ -23,7 +23,7 @@ register({
     "tile.onStage": "On stage", "tile.muted": "Muted" },
 });
 
-const token = param("token");
+const token = takeSecret("token");
 const ui = { lessons: new Map(), schools: new Map(), meter: new Map(), big: null };
 window.sanke = ui;
 apply();

@@ -68,7 +68,7 @@ export function worst(levels) {
 /** A 1–5 bar meter (role=img with a spoken label). update(el, level) re-renders it. */
 export function meter(level) {
   const el = h("span", { class: "bars", role: "img" });
-  for (let i = 1; i <= 5; i++) el.append(h("span", { class: "bar", style: `height:${i * 20}%` }));
+  for (let i = 1; i <= 5; i++) el.append(h("span", { class: "bar" })); // heights: sanke.css
   update(el, level);
   return el;
 }

@@ -1,7 +1,7 @@
 // Teacher console: devices and preview, publish high + low layers, the wall of remote
 // classrooms (video, name, quality, raised hand), stage / mute / mute all, screen share,
 // end the lesson, lesson timer.
-import { $, h, param, wsUrl, say, clock } from "./dom.js";
+import { $, h, param, wsUrl, say, clock, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, onLang, errorText } from "./i18n.js";
 import { SfuClient } from "./sfu-client.js";
 import { QualityMeter, update as updateBars, meter, worst } from "./quality.js";
@@ -40,7 +40,7 @@ register({
   },
 });
 
-const token = param("token");
+const token = takeSecret("token");
 // The camera's capture size: 720p by default, 1080p for a blackboard or small print. The
 // choice is kept on this machine (a classroom PC is one teacher's console).
 const PICTURE_KEY = "sanke.teacher.picture";

@@ -14,7 +14,7 @@ export function play(el) {
 
 function showSoundButton() {
   if (soundButton) return;
-  soundButton = h("button", { type: "button", class: "primary sound-gate", style: "position:fixed;right:1rem;bottom:1rem;z-index:20;font-size:1.2rem",
+  soundButton = h("button", { type: "button", class: "primary sound-gate",
     onclick: () => { for (const el of blocked) el.play().catch(() => {}); blocked.clear(); soundButton.remove(); soundButton = null; } },
   t("common.enableSound"));
   document.body.append(soundButton);

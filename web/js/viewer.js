@@ -1,6 +1,6 @@
 // Viewer: receive-only (名校网络课堂 / 名师课堂 audiences). The teacher full size, classrooms
 // on stage beside it, a layer choice (auto / high / low / audio only) and connection quality.
-import { $, param, wsUrl, say } from "./dom.js";
+import { $, wsUrl, say, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, errorText } from "./i18n.js";
 import { SfuClient } from "./sfu-client.js";
 import { QualityMeter, meter, update as updateBars, worst } from "./quality.js";
@@ -17,7 +17,7 @@ register({
     "tile.onStage": "On stage", "tile.muted": "Muted" },
 });
 
-const token = param("token");
+const token = takeSecret("token");
 const ui = { tiles: new Map(), meter: new QualityMeter(), client: null };
 window.sanke = ui;
 apply();
