@@ -101,7 +101,9 @@ def create_app(
     install_security_headers(app)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
-    app[TOKENS_KEY] = TokenService(settings.token_secret, settings.token_leeway_seconds)
+    app[TOKENS_KEY] = TokenService(
+        settings.token_secret, settings.token_leeway_seconds, crypto=settings.crypto
+    )
     app[RATE_LIMITS_KEY] = api_rate_limits(
         store, settings.rate_token_mints_per_minute, settings.rate_device_registrations_per_minute
     )
@@ -155,7 +157,9 @@ def create_app(
     app[LESSON_SERVICE_KEY] = lessons
     app[AUDIT_KEY] = lessons.records  # coordinator actions go into the records chain
     service.observers.append(lessons)
-    setup_lesson_routes(app, LessonsContext(lessons, DeviceRegistry(store), lessons.records))
+    setup_lesson_routes(
+        app, LessonsContext(lessons, DeviceRegistry(store, settings.crypto), lessons.records)
+    )
     setup_scheduler_routes(
         app, store, workers=settings.solver_workers, offload_bytes=settings.upload_offload_bytes
     )

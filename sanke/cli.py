@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -112,7 +113,7 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
     settings.check_secure()
     nbf = args.not_before if args.not_before is not None else time.time()
     try:
-        token = TokenService(settings.token_secret).mint(
+        token = TokenService(settings.token_secret, crypto=settings.crypto).mint(
             subject=args.subject,
             role=Role(args.role),
             room=args.room,
@@ -167,10 +168,14 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
     from signaling.store import open_store
 
     settings = _settings(args)
-    keys = verifying_keys(settings, args.key)
+    if args.public_key:
+        # An auditor's run: SM2 public keys verify, the first one is the current key.
+        settings = settings.model_copy(update={"crypto": "gm"})
+    keys = verifying_keys(settings, args.key, args.public_key)
     if keys is None:
         raise SystemExit(
-            "no records key: give --key, or set SANKE_RECORDS_KEY or SANKE_RECORDS_KEY_FILE"
+            "no records key: give --key or --public-key, or set SANKE_RECORDS_KEY, "
+            "SANKE_RECORDS_KEY_FILE or (SANKE_CRYPTO=gm) SANKE_RECORDS_SM2_PUBLIC_KEYS"
         )
 
     def read_head(path: str | None) -> RecordsHead | None:
@@ -226,6 +231,33 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
         partial.write_text(head.model_dump_json() + "\n", encoding="utf-8")
         partial.replace(path)
     print(f"ok: {report.records} records, chain, signatures and signed head intact")
+    return 0
+
+
+def cmd_records_keygen(args: argparse.Namespace) -> int:
+    """Write a new records key to a file (0600, never overwriting) and say what to do next."""
+    import secrets
+
+    from sanke.records_key import default_key_file, default_sm2_key_file, write_sm2_key_file
+    from scheduler.lessons.records import gm_key_id, key_id
+
+    path = Path(args.out) if args.out else default_sm2_key_file() if args.gm else None
+    path = path or default_key_file()
+    if path.exists():
+        raise SystemExit(f"{path} exists: a key file is never overwritten (rotate: a new file)")
+    if args.gm:
+        key = write_sm2_key_file(path)
+        print(f"wrote the SM2 private key to {path} (mode 0600): set SANKE_RECORDS_SM2_KEY_FILE")
+        print(f"public key (for auditors, SANKE_RECORDS_SM2_PUBLIC_KEYS): {key.public_key}")
+        print(f"key id: {gm_key_id(key.public_key)}")
+        return 0
+    secret = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+    print(f"wrote the records key to {path} (mode 0600): set SANKE_RECORDS_KEY_FILE")
+    print(f"key id: {key_id(secret.encode())}")
     return 0
 
 
@@ -325,9 +357,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="a file kept apart from the store: the head this run verified is saved there and "
         "the next run checks the records still reach it (catches deleting everything)",
     )
+    verify.add_argument(
+        "--public-key",
+        dest="public_key",
+        action="append",
+        help="an SM2 public key (hex) verifying gm records, repeatable, the current one first: "
+        "an auditor needs no private key",
+    )
     verify.add_argument("--redis-url", dest="redis_url")
     verify.add_argument("--token-secret", dest="token_secret")
     verify.set_defaults(func=cmd_records_verify)
+    keygen = records_sub.add_parser("keygen", help="write a new records key to a file")
+    keygen.add_argument("--gm", action="store_true", help="an SM2 key pair (SANKE_CRYPTO=gm)")
+    keygen.add_argument(
+        "--out", help="the file (default ~/.local/share/sanke/records[-sm2].key); never overwritten"
+    )
+    keygen.set_defaults(func=cmd_records_keygen)
 
     _optional_commands(sub)
     return parser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -121,6 +121,27 @@ class Settings(BaseSettings):
         description="earlier records keys (comma-separated), only to verify what they signed "
         "before a rotation",
     )
+    crypto: Literal["default", "gm"] = Field(
+        default="default",
+        description="gm: 国密 — teaching records SM3 + SM2, tokens HMAC-SM3 (JWT alg HS-SM3), "
+        "device credentials SM3; default: SHA-256, HMAC-SHA256, HS256",
+    )
+    records_sm2_key: str | None = Field(
+        default=None,
+        min_length=64,
+        description="SM2 private key (hex) signing teaching records in gm mode "
+        "(unset: the SM2 key file)",
+    )
+    records_sm2_key_file: str | None = Field(
+        default=None,
+        description="file holding the SM2 records private key (`sanke records keygen --gm`); "
+        "default ~/.local/share/sanke/records-sm2.key for `sanke serve`",
+    )
+    records_sm2_public_keys: CommaList = Field(
+        default_factory=list,
+        description="SM2 public keys (hex, comma-separated) that verify records: earlier keys "
+        "after a rotation, or an auditor's (the first is the current one)",
+    )
     lesson_open_before_minutes: float = Field(
         default=10, ge=0, le=120, description="a lesson room opens this long before the start"
     )
@@ -212,6 +233,7 @@ class Settings(BaseSettings):
         "host",
         "ice_servers",
         "records_previous_keys",
+        "records_sm2_public_keys",
         "ice_remote_allow",
         "ice_remote_deny",
         "metrics_host",

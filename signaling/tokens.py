@@ -3,21 +3,32 @@
 ``nbf``/``exp`` are the join window: a token for a lesson is valid from shortly before
 the lesson opens until it closes. Every token ends: its lifetime is at most its role's
 ``MAX_TTL_SECONDS`` (docs/security.md), and a live connection is closed at ``exp``.
+
+With ``crypto="gm"`` (``SANKE_CRYPTO=gm``, 国密) tokens are signed with HMAC-SM3 instead,
+JWT ``alg`` ``HS-SM3`` (a private algorithm name, RFC 7515 §4.1.1), registered with PyJWT's
+algorithm API. Each process accepts only its own mode's algorithm.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import math
 import time
 import uuid
+from typing import Literal
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from signaling.errors import ErrorCode, SankeError
+from signaling.gm import hmac_sm3
 from signaling.models import ID_PATTERN, Role
 
 ALGORITHM = "HS256"
+# HMAC-SM3: not in the JOSE registry, so a private name (docs/security.md, "国密").
+GM_ALGORITHM = "HS-SM3"
 # A secret shorter than the HMAC output invites brute force (RFC 7518 §3.2).
 MIN_SECRET_BYTES = 32
 # Allowed clock difference between the minting and the verifying host.
@@ -37,6 +48,24 @@ MAX_TTL_SECONDS: dict[Role, int] = {
 }
 # A token may be minted ahead of its window (a lesson later in the term), not further.
 MAX_NOT_BEFORE_AHEAD_SECONDS = 366 * 86400
+
+
+class HmacSm3Algorithm(HMACAlgorithm):
+    """HMAC-SM3 for PyJWT: PyJWT's HMAC key handling (refusing asymmetric keys as secrets),
+    SM3 from ``cryptography``."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)  # hash_alg unused: sign/verify below
+
+    def sign(self, msg: bytes, key: bytes) -> bytes:
+        return hmac_sm3(key, msg)
+
+    def verify(self, msg: bytes, key: bytes, sig: bytes) -> bool:
+        return hmac.compare_digest(sig, hmac_sm3(key, msg))
+
+
+with contextlib.suppress(ValueError):  # already registered (a module imported twice)
+    jwt.register_algorithm(GM_ALGORITHM, HmacSm3Algorithm())
 
 
 def max_ttl(role: Role) -> int:
@@ -59,10 +88,17 @@ class Claims(BaseModel):
 
 
 class TokenService:
-    def __init__(self, secret: str, leeway: float = LEEWAY_SECONDS) -> None:
+    def __init__(
+        self,
+        secret: str,
+        leeway: float = LEEWAY_SECONDS,
+        *,
+        crypto: Literal["default", "gm"] = "default",
+    ) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
+        self.algorithm = GM_ALGORITHM if crypto == "gm" else ALGORITHM
         # Seconds a token is still accepted after ``exp`` (and before ``nbf``): the clock
         # difference between hosts. A live connection is closed at ``exp`` plus this.
         self.leeway = leeway
@@ -98,7 +134,7 @@ class TokenService:
             exp=exp,
             iat=now,
         )
-        return jwt.encode(claims.model_dump(exclude_none=True), self._secret, ALGORITHM)
+        return jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
 
     def verify(self, token: str | None) -> Claims:
         if not token:
@@ -107,7 +143,7 @@ class TokenService:
             payload = jwt.decode(
                 token,
                 self._secret,
-                algorithms=[ALGORITHM],
+                algorithms=[self.algorithm],
                 leeway=self.leeway,
                 options={"require": ["exp", "nbf", "sub", "role"]},
             )

@@ -1,7 +1,9 @@
 """Classroom devices: registered once, then they find and join their lessons by themselves.
 
 The credential (``dev.<id>.<secret>``) is shown once at registration; the store keeps only
-its SHA-256, so a leaked store does not leak credentials. Revoking is immediate.
+its SHA-256 (SM3 with ``SANKE_CRYPTO=gm``), so a leaked store does not leak credentials.
+Revoking is immediate. A device keeps the hash it was registered with: one registered before
+a switch of mode still authenticates; registering it again moves it to the new hash.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from signaling.errors import ErrorCode, SankeError
+from signaling.gm import sm3_hex
 from signaling.models import Role
 from signaling.names import clean_name, name_problem
 from signaling.store import Store
@@ -45,9 +49,23 @@ class Device(BaseModel):
     class_id: str
     school: str
     name: str = ""
-    secret_sha256: str
+    # Exactly one of them: the credential's SHA-256 (default mode) or SM3 (gm mode).
+    secret_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    secret_sm3: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: float
     revoked_at: float | None = None
+
+    @model_validator(mode="after")
+    def _one_hash(self) -> Device:
+        if (self.secret_sha256 is None) == (self.secret_sm3 is None):
+            raise ValueError("a device has exactly one of secret_sha256, secret_sm3")
+        return self
+
+    def matches(self, secret: str) -> bool:
+        if self.secret_sm3 is not None:
+            return hmac.compare_digest(self.secret_sm3, sm3_hex(secret.encode()))
+        assert self.secret_sha256 is not None
+        return hmac.compare_digest(self.secret_sha256, _hash(secret))
 
 
 class DeviceView(BaseModel):
@@ -65,7 +83,7 @@ class RegisteredDevice(BaseModel):
 
 
 def view(device: Device) -> DeviceView:
-    return DeviceView(**device.model_dump(exclude={"secret_sha256"}))
+    return DeviceView(**device.model_dump(exclude={"secret_sha256", "secret_sm3"}))
 
 
 def _hash(secret: str) -> str:
@@ -73,8 +91,9 @@ def _hash(secret: str) -> str:
 
 
 class DeviceRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, crypto: Literal["default", "gm"] = "default") -> None:
         self.store = store
+        self.crypto = crypto
 
     async def register(self, body: DeviceRegistration) -> RegisteredDevice:
         device_id = secrets.token_hex(8)
@@ -84,7 +103,8 @@ class DeviceRegistry:
             class_id=body.class_id,
             school=body.school,
             name=body.name,
-            secret_sha256=_hash(secret),
+            secret_sha256=_hash(secret) if self.crypto != "gm" else None,
+            secret_sm3=sm3_hex(secret.encode()) if self.crypto == "gm" else None,
             created_at=time.time(),
         )
         await self.store.hset(DEVICES, device_id, device.model_dump_json())
@@ -116,7 +136,7 @@ class DeviceRegistry:
         if len(parts) != 3 or parts[0] != "dev":
             raise SankeError(ErrorCode.token_invalid, "not a device credential", 401)
         device = await self.get(parts[1])
-        if device is None or not hmac.compare_digest(device.secret_sha256, _hash(parts[2])):
+        if device is None or not device.matches(parts[2]):
             raise SankeError(ErrorCode.token_invalid, "unknown device or wrong credential", 401)
         if device.revoked_at is not None:
             raise SankeError(ErrorCode.forbidden, "this device has been revoked", 403)

@@ -15,6 +15,11 @@ that keeps the last head it saw somewhere else (an *anchor*, ``sanke records ver
 The records key is its own secret (``SANKE_RECORDS_KEY`` or a generated key file, never
 derived from the token secret). Rotating it: the new key signs from then on, the old ones
 stay in ``SANKE_RECORDS_PREVIOUS_KEYS`` to verify what they signed (docs/security.md).
+
+With ``SANKE_CRYPTO=gm`` (国密) new records are hashed with SM3 and signed with an SM2 key
+pair instead: the verifier needs only the public key. Each record and head names its
+algorithm (``alg``, absent for HMAC-SHA256) and key id, and the hash covers both, so a chain
+written in one mode keeps verifying after switching to the other.
 """
 
 from __future__ import annotations
@@ -24,17 +29,25 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from signaling.audit import AuditEntry
+from signaling.gm import Sm2PrivateKey, Sm2PublicKey, sm3_hex
 from signaling.store import Store
 
 RECORDS_LIST = "records"
 HEAD_KEY = "records:head"
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 100
+# A record's or head's ``alg`` in gm mode; absent (None) means SHA-256 + HMAC-SHA256.
+GM_ALG: Final = "sm2-sm3"
+CryptoMode = Literal["default", "gm"]
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 class ClassroomAttendance(BaseModel):
@@ -79,6 +92,8 @@ class Record(BaseModel):
     signature: str
     # The signing key's id (records written before key ids existed have none).
     kid: str | None = None
+    # How it is hashed and signed: absent for SHA-256 + HMAC-SHA256 (the default mode).
+    alg: Literal["sm2-sm3"] | None = Field(default=None, exclude_if=_absent)
 
 
 class RecordsHead(BaseModel):
@@ -91,6 +106,7 @@ class RecordsHead(BaseModel):
     at: float
     kid: str
     signature: str
+    alg: Literal["sm2-sm3"] | None = Field(default=None, exclude_if=_absent)
 
 
 class VerifyReport(BaseModel):
@@ -106,21 +122,80 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(b"sanke-records-kid:" + key).hexdigest()[:16]
 
 
-class RecordKeys:
-    """The current records key (signs) and earlier ones (only verify what they signed)."""
+def gm_key_id(public: Sm2PublicKey) -> str:
+    return sm3_hex(b"sanke-records-kid:" + bytes.fromhex(public.hex))[:16]
 
-    def __init__(self, current: str | bytes, previous: Sequence[str | bytes] = ()) -> None:
+
+class RecordKeys:
+    """The current records key (signs) and earlier ones (only verify what they signed).
+
+    Default mode: ``current`` (an HMAC key) signs. Gm mode (``crypto="gm"``): ``gm_key`` (an
+    SM2 private key) signs; without it the keys only verify, the current key then being the
+    first of ``gm_public`` (an auditor's). HMAC keys and SM2 public keys of either mode verify
+    what they signed, so switching mode keeps the chain verifiable.
+    """
+
+    def __init__(
+        self,
+        current: str | bytes | None,
+        previous: Sequence[str | bytes] = (),
+        *,
+        crypto: CryptoMode = "default",
+        gm_key: Sm2PrivateKey | None = None,
+        gm_public: Sequence[Sm2PublicKey] = (),
+    ) -> None:
         self.current = current.encode() if isinstance(current, str) else current
-        self.kid = key_id(self.current)
         keys = [k.encode() if isinstance(k, str) else k for k in previous]
-        self.by_kid = {key_id(k): k for k in keys} | {self.kid: self.current}
+        self.by_kid = {key_id(k): k for k in keys}
+        if self.current is not None:
+            self.by_kid[key_id(self.current)] = self.current
+        publics = [*([gm_key.public_key] if gm_key else []), *gm_public]
+        self.sm2_by_kid = {gm_key_id(p): p for p in publics}
+        self.gm_key = gm_key
+        self.alg: Literal["sm2-sm3"] | None = GM_ALG if crypto == "gm" else None
+        if crypto == "gm":
+            if not publics:
+                raise ValueError("gm mode needs an SM2 private key or a public key")
+            self.kid = gm_key_id(publics[0])
+        else:
+            if self.current is None:
+                raise ValueError("the default mode needs a records key")
+            self.kid = key_id(self.current)
 
     def all(self) -> list[bytes]:
         return list(self.by_kid.values())
 
+    def knows(self, kid: str) -> bool:
+        return kid in self.by_kid or kid in self.sm2_by_kid
+
+    def sign(self, text: str) -> str:
+        """Sign with the current key (SM2 in gm mode, else HMAC-SHA256)."""
+        if self.alg == GM_ALG:
+            if self.gm_key is None:
+                raise RuntimeError("these records keys only verify (no SM2 private key)")
+            return self.gm_key.sign(text.encode())
+        assert self.current is not None
+        return sign(self.current, text)
+
+    def valid(self, alg: str | None, kid: str | None, text: str, signature: str) -> bool:
+        """Whether ``signature`` is one of these keys' signature of ``text`` (kid None: a
+        record from before key ids, any HMAC key of the ring)."""
+        if alg == GM_ALG:
+            public = self.sm2_by_kid.get(kid or "")
+            return public is not None and public.verify(text.encode(), signature)
+        if alg is not None:
+            return False
+        candidates = self.all() if kid is None else [self.by_kid[kid]] if kid in self.by_kid else []
+        return any(hmac.compare_digest(sign(k, text), signature) for k in candidates)
+
 
 def digest(
-    seq: int, at: float, body: SessionOutcome | AuditEntry, prev_hash: str, kid: str | None
+    seq: int,
+    at: float,
+    body: SessionOutcome | AuditEntry,
+    prev_hash: str,
+    kid: str | None,
+    alg: str | None = None,
 ) -> str:
     fields: dict[str, object] = {
         "seq": seq,
@@ -130,7 +205,11 @@ def digest(
     }
     if kid is not None:
         fields["kid"] = kid
+    if alg is not None:
+        fields["alg"] = alg
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if alg == GM_ALG:
+        return sm3_hex(canonical.encode())
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -138,15 +217,22 @@ def sign(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
-def head_text(count: int, newest_hash: str, at: float, kid: str) -> str:
+def head_text(count: int, newest_hash: str, at: float, kid: str, alg: str | None = None) -> str:
     # Its own prefix: a record's signature can never pass for a head's.
+    if alg is not None:
+        return f"sanke-records-head:{alg}:{count}:{newest_hash}:{at!r}:{kid}"
     return f"sanke-records-head:{count}:{newest_hash}:{at!r}:{kid}"
 
 
 def signed_head(keys: RecordKeys, count: int, newest_hash: str, at: float) -> RecordsHead:
-    text = head_text(count, newest_hash, at, keys.kid)
+    text = head_text(count, newest_hash, at, keys.kid, keys.alg)
     return RecordsHead(
-        count=count, hash=newest_hash, at=at, kid=keys.kid, signature=sign(keys.current, text)
+        count=count,
+        hash=newest_hash,
+        at=at,
+        kid=keys.kid,
+        signature=keys.sign(text),
+        alg=keys.alg,
     )
 
 
@@ -162,16 +248,17 @@ class RecordLog:
             length = await self.store.length(RECORDS_LIST)
             last = await self.store.range(RECORDS_LIST, length - 1, length - 1) if length else []
             prev_hash = Record.model_validate_json(last[0]).hash if last else GENESIS
-            kid = self.keys.kid
-            record_hash = digest(length, at, body, prev_hash, kid)
+            kid, alg = self.keys.kid, self.keys.alg
+            record_hash = digest(length, at, body, prev_hash, kid, alg)
             record = Record(
                 seq=length,
                 at=at,
                 body=body,
                 prev_hash=prev_hash,
                 hash=record_hash,
-                signature=sign(self.keys.current, record_hash),
+                signature=self.keys.sign(record_hash),
                 kid=kid,
+                alg=alg,
             )
             head = signed_head(self.keys, length + 1, record_hash, at)
             if await self.store.append_guarded(
@@ -205,7 +292,7 @@ class RecordLog:
 
         for _ in range(APPEND_ATTEMPTS):
             head = await self.head()
-            if head is None or head.kid == self.keys.kid:
+            if head is None or (head.kid == self.keys.kid and head.alg == self.keys.alg):
                 return False
             if head_problem(head, self.keys, current_only=False) is not None:
                 return False  # not ours to vouch for: verification reports it

@@ -4,8 +4,6 @@ records — or all of them — is reported like any other tampering."""
 
 from __future__ import annotations
 
-import hmac
-
 from pydantic import ValidationError
 
 from scheduler.lessons.records import (
@@ -16,7 +14,6 @@ from scheduler.lessons.records import (
     VerifyReport,
     digest,
     head_text,
-    sign,
 )
 
 
@@ -68,12 +65,13 @@ def head_problem(head: RecordsHead, keys: RecordKeys, *, current_only: bool) -> 
     """What is wrong with a head's signature. The store's head must be signed with the
     current key (the app re-signs it after a rotation), so a leaked *old* key cannot
     vouch for a shortened chain; an anchor may be older."""
-    key = keys.by_kid.get(head.kid)
-    if key is None or (current_only and head.kid != keys.kid):
+    if not keys.knows(head.kid) or (
+        current_only and (head.kid != keys.kid or head.alg != keys.alg)
+    ):
         which = "the current key" if current_only else "a key this verifier has"
         return f"the signed head is not signed with {which} (key id {head.kid})"
-    expected = sign(key, head_text(head.count, head.hash, head.at, head.kid))
-    if not hmac.compare_digest(expected, head.signature):
+    text = head_text(head.count, head.hash, head.at, head.kid, head.alg)
+    if not keys.valid(head.alg, head.kid, text, head.signature):
         return "the signed head's signature is not valid"
     return None
 
@@ -110,15 +108,14 @@ def _problem(line: str, index: int, prev_hash: str, keys: RecordKeys) -> str | R
         return f"sequence {record.seq} at position {index}"
     if record.prev_hash != prev_hash:
         return "does not link to the previous record"
-    if digest(record.seq, record.at, record.body, record.prev_hash, record.kid) != record.hash:
+    expected = digest(record.seq, record.at, record.body, record.prev_hash, record.kid, record.alg)
+    if expected != record.hash:
         return "content does not match its hash"
-    if record.kid is not None:
-        key = keys.by_kid.get(record.kid)
-        if key is None:
-            return f"signature is made with a key this verifier does not have (id {record.kid})"
-        candidates = [key]
-    else:
-        candidates = keys.all()  # written before key ids: any key of the ring
-    if not any(hmac.compare_digest(sign(k, record.hash), record.signature) for k in candidates):
+    if record.kid is not None and not keys.knows(record.kid):
+        return f"signature is made with a key this verifier does not have (id {record.kid})"
+    if record.alg is None and record.kid is None and not keys.all():
+        return "signature is made with a key this verifier does not have (no key id)"
+    # kid None: written before key ids, any HMAC key of the ring.
+    if not keys.valid(record.alg, record.kid, record.hash, record.signature):
         return "signature is not valid for this key"
     return record
