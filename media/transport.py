@@ -65,7 +65,12 @@ class Transport:
     ) -> None:
         self.participant = participant
         self.send = send
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # No STUN server: aiortc's default (stun.l.google.com) is unreachable from Chinese
+        # school networks and each connection's gathering would wait out its timeout; the
+        # SFU runs on addresses classrooms reach (host networking on public nodes).
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         # STUN goes only where the policy allows or the client proved it is (its checks)
         seams.guard_ice(self.pc, ice_policy or IcePolicy())
         self.producers: dict[str, Producer] = {}  # by mid

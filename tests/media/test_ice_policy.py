@@ -272,3 +272,38 @@ async def test_checks_from_a_denied_address_are_not_even_answered(
         if teacher is not None:
             await teacher.close()
         await worker.close()
+
+
+async def test_the_sfu_asks_no_stun_server_for_its_own_address() -> None:
+    """aiortc's default STUN server (stun.l.google.com) is unreachable from Chinese school
+    networks: gathering would wait out its timeout on every join. The SFU's answer carries
+    host candidates only, and its ICE connection has no STUN server."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from media.worker import Worker
+    from signaling.models import Participant, Role
+
+    worker = Worker()
+    client = RTCPeerConnection()
+    try:
+        client.addTransceiver("audio", direction="sendonly")
+        await client.setLocalDescription(await client.createOffer())
+        participant = Participant(
+            id="p-1", room_id="room-1", subject="t", role=Role.teacher, node_id="test"
+        )
+
+        async def send(message: object) -> None:
+            return None
+
+        await worker.join(participant, send)
+        answer = await worker.offer("room-1", "p-1", client.localDescription.sdp)
+        candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
+        assert candidates and all(" typ host" in line for line in candidates), candidates
+        transport = worker.transport("room-1", "p-1")
+        assert transport is not None
+        dtls = transport.pc.getTransceivers()[0].receiver.transport
+        assert dtls.transport.iceGatherer._connection.stun_server is None
+        await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    finally:
+        await client.close()
+        await worker.close()
