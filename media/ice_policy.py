@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from signaling.addresses import parse_address
 
 if TYPE_CHECKING:
     from sanke.settings import Settings
@@ -52,22 +54,6 @@ def parse_networks(values: list[str]) -> list[Network]:
         except ValueError:
             raise ValueError(f"{value!r} is not an IP network (CIDR)") from None
     return out
-
-
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None  # a name (mDNS or not): never resolved
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def ip_version(host: str) -> Literal[4, 6] | None:
-    """4 or 6 for an IP address (an IPv4-mapped IPv6 address is IPv4), None for a name."""
-    address = _address(host)
-    return None if address is None else (6 if address.version == 6 else 4)
 
 
 class IcePolicy(BaseModel):
@@ -111,12 +97,12 @@ class IcePolicy(BaseModel):
 
     def refuses(self, host: str) -> bool:
         """Never contacted: no check, no answer to a check from there."""
-        address = _address(host)
+        address = parse_address(host)
         return address is None or any(address in net for net in self._denied)
 
     def may_check(self, host: str, port: int) -> bool:
         """A signalled candidate the SFU may check before the client checked it."""
-        address = _address(host)
+        address = parse_address(host)
         if address is None or port < self.min_port or self.refuses(host):
             return False
         return any(address in net for net in self._allowed)

@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from media import aiortc_seams as seams
 from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
-from media.ice_policy import IcePolicy, ip_version
+from media.ice_policy import IcePolicy
 from media.layers import MIN_RATE_BPS
 from media.pc_close import close_peer_connection
 from media.producer import Producer
@@ -37,6 +37,7 @@ from media.remb import UplinkRemb
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
+from signaling.addresses import ip_version
 from signaling.errors import ErrorCode, SankeError
 from signaling.media_plane import SendToParticipant
 from signaling.models import Participant, Role

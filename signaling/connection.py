@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
+from signaling.addresses import ip_version
 from signaling.close_codes import (
     CLOSE_JOIN_TIMEOUT,
     CLOSE_RATE_LIMIT,
@@ -360,7 +360,8 @@ class Connection:
         finally:
             held, self._held = self._held, None
         self.participant = participant
-        JOINS_BY_IP.labels(participant.school_id or "", _ip_version(self.remote)).inc()
+        version = ip_version(self.remote or "")
+        JOINS_BY_IP.labels(participant.school_id or "", str(version or "unknown")).inc()
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_at(
             loop.time() + max(0.0, claims.exp + self.tokens.leeway - time.time()), self._expire
@@ -388,14 +389,3 @@ class Connection:
                 break
             await asyncio.sleep(0.01)
         await self.ws.close(code=WSCloseCode.OK)
-
-
-def _ip_version(remote: str | None) -> str:
-    """ "4", "6" or "unknown" for a client address (an IPv4-mapped IPv6 address is "4")."""
-    try:
-        address = ipaddress.ip_address((remote or "").split("%")[0])
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
-        return "6"
-    return "4"

@@ -14,10 +14,10 @@ import pytest
 from media_peers import Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry
 
-from media.ice_policy import ip_version
 from media.ip_metrics import IpVersionCollector
 from media.quality import QualityMonitor
 from media.worker import Worker
+from signaling.addresses import ip_version
 from signaling.models import Role
 
 
