@@ -682,6 +682,7 @@ class _ArrivalStamps:
         self.kernel_ts: int | None = None  # set just before a stamped datagram is handled
         self.kernel_sockets = 0
         self._seen: set[int] = set()
+        self._known = 0  # sockets the connection had when last looked at
         queue = connection._queue
 
         def data_received(data: bytes, component: int) -> None:
@@ -693,7 +694,11 @@ class _ArrivalStamps:
         connection.data_received = data_received  # type: ignore[method-assign]
 
     def use_kernel_timestamps(self) -> None:
-        """Switch the connection's UDP sockets to kernel timestamps (once each)."""
+        """Switch the connection's UDP sockets to kernel timestamps (once each). Called per
+        packet: it looks again only when the connection has another socket."""
+        if len(self.connection._protocols) == self._known:
+            return
+        self._known = len(self.connection._protocols)
         for reader in _socket_readers(self.connection):
             if id(reader) in self._seen:
                 continue
@@ -718,8 +723,7 @@ def tap_transport_rtp(dtls: Any, observer: TransportPacketObserver) -> bool:
 
     async def recv() -> bytes:
         data: bytes = await receive()
-        if not stamps.kernel_sockets:
-            stamps.use_kernel_timestamps()  # the sockets exist once data flows
+        stamps.use_kernel_timestamps()  # the sockets exist once data flows
         last[0] = getattr(data, "arrival_us", 0) or time.time_ns() // 1000
         return data
 
