@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.records import outcome
 
 from sanke.cli import main
 from sanke.records_key import records_keys, sm2_key, verifying_keys
@@ -17,7 +18,6 @@ from scheduler.lessons.records import (
     RECORDS_LIST,
     RecordKeys,
     RecordLog,
-    SessionOutcome,
     gm_key_id,
 )
 from scheduler.lessons.records_check import verify_lines
@@ -26,20 +26,6 @@ from signaling.store import Store
 
 HMAC_KEY = "h" * 40
 SECRET = "t" * 40
-
-
-def outcome(i: int) -> SessionOutcome:
-    return SessionOutcome(
-        session_id=f"s-{i}",
-        offering_id=None,
-        teacher="张老师",
-        master_school="xian-shiyan",
-        subject="英语",
-        date="2026-11-02",
-        outcome="held",
-        starts_at=1_800_000_000.0 + i,
-        ends_at=1_800_002_400.0 + i,
-    )
 
 
 async def append(log: RecordLog, start: int, n: int) -> None:

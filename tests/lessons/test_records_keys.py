@@ -8,28 +8,15 @@ import stat
 from pathlib import Path
 
 import pytest
+from support.records import outcome
 
 from sanke.records_key import default_key_file, records_keys, verifying_keys
 from sanke.settings import Settings
-from scheduler.lessons.records import HEAD_KEY, RecordKeys, RecordLog, SessionOutcome, signed_head
+from scheduler.lessons.records import HEAD_KEY, RecordKeys, RecordLog, signed_head
 from signaling.store import MemoryStore
 
 OLD, NEW = "o" * 40, "n" * 40
 SECRET = "t" * 40
-
-
-def outcome(i: int) -> SessionOutcome:
-    return SessionOutcome(
-        session_id=f"s-{i}",
-        offering_id=None,
-        teacher="张老师",
-        master_school="xian-shiyan",
-        subject="英语",
-        date="2026-11-02",
-        outcome="held",
-        starts_at=1_800_000_000.0 + i,
-        ends_at=1_800_002_400.0 + i,
-    )
 
 
 async def filled(keys: RecordKeys, n: int, store: MemoryStore | None = None) -> RecordLog:
