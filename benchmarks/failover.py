@@ -32,9 +32,10 @@ from support.clips import load_clip, make_clip  # noqa: E402
 from support.processes import ServerProcess, free_port  # noqa: E402
 from support.rtc_client import RtcClient  # noqa: E402
 
+from scheduler.lessons.repository import SessionRepository  # noqa: E402
 from signaling.models import LessonSession, Role  # noqa: E402
-from signaling.store import open_store  # noqa: E402
 from signaling.tokens import TokenService  # noqa: E402
+from store import open_store  # noqa: E402
 
 SECRET = "failover-benchmark-secret-" + "x" * 20
 
@@ -106,7 +107,7 @@ async def run(lessons: int, redis_url: str, workdir: Path) -> dict[str, float]:
                     json={"id": room},
                     headers={"Authorization": f"Bearer {coordinator}"},
                 )
-                await store.put_session(
+                await SessionRepository(store).put(
                     LessonSession(
                         id=room,
                         room_id=room,
@@ -149,7 +150,7 @@ async def run(lessons: int, redis_url: str, workdir: Path) -> dict[str, float]:
                     gaps.append(float("inf"))
             lost = 0
             for room, _, _ in pairs:
-                if await store.get_session(room) is None:
+                if await SessionRepository(store).get(room) is None:
                     lost += 1
             for _, teacher, classroom in pairs:
                 await teacher.close()

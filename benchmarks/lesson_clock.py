@@ -18,9 +18,10 @@ import time
 import uuid
 from datetime import date, timedelta
 
+from scheduler.lessons.repository import SessionRepository
 from signaling.models import LessonSession
-from signaling.store import MemoryStore, Store
-from signaling.store.redis import RedisStore
+from store import MemoryStore, Store
+from store.redis import RedisStore
 
 
 def sessions(weeks: int, per_day: int, today: date) -> list[LessonSession]:
@@ -46,7 +47,7 @@ def sessions(weeks: int, per_day: int, today: date) -> list[LessonSession]:
 
 async def fill(store: Store, items: list[LessonSession]) -> None:
     for k in range(0, len(items), 32):
-        await asyncio.gather(*(store.put_session(s) for s in items[k : k + 32]))
+        await asyncio.gather(*(SessionRepository(store).put(s) for s in items[k : k + 32]))
 
 
 async def measure(name: str, store: Store, today: str, rounds: int) -> tuple[float, float, int]:
@@ -57,13 +58,13 @@ async def measure(name: str, store: Store, today: str, rounds: int) -> tuple[flo
     read = 0
     for _ in range(rounds):
         t0 = time.perf_counter()
-        every = await store.list_sessions()
+        every = await SessionRepository(store).all()
         due = [s for s in every if not s.recorded and s.date <= today]
         _ = [s for s in every if s.date == today]
         scan.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        open_ = await store.list_open_sessions(today)
-        mine = await store.list_sessions_on(today)
+        open_ = await SessionRepository(store).list_open(today)
+        mine = await SessionRepository(store).list_on(today)
         indexed.append(time.perf_counter() - t0)
         assert sorted(s.id for s in open_) == sorted(s.id for s in due), name
         read = len(open_) + len(mine)

@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 
 from signaling.nodes import PLACEMENTS, NodeDirectory, NodeInfo, node_key
-from signaling.store.redis import RedisStore
+from store.redis import RedisStore
 
 STALE_SECONDS = 0.5
 

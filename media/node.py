@@ -23,8 +23,8 @@ from signaling.metrics import STORE_UP
 from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
 from signaling.protocol import ServerMessage
 from signaling.remote_media import MediaReply, MediaRequest
-from signaling.store import Store, Subscription
-from signaling.store.outage import OutageLog
+from store import Store, Subscription
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

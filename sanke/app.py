@@ -32,9 +32,9 @@ from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
 from signaling.rights import Rights
 from signaling.service import RoomService
-from signaling.store import Store, new_store
 from signaling.tokens import TokenService
 from signaling.web_security import install_security_headers
+from store import Store, new_store
 
 log = logging.getLogger(__name__)
 

@@ -165,7 +165,7 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
     from sanke.records_key import verifying_keys
     from scheduler.lessons.records import RecordLog, RecordsHead, VerifyReport
     from scheduler.lessons.records_check import verify_lines
-    from signaling.store import open_store
+    from store import open_store
 
     settings = _settings(args)
     if args.public_key:

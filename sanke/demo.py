@@ -40,10 +40,11 @@ DEMO_ROOMS = [
 
 async def load_demo(app: web.Application) -> None:
     from sanke.app import SETTINGS_KEY, STORE_KEY
+    from signaling.rooms import RoomRepository
 
-    store = app[STORE_KEY]
+    rooms = RoomRepository(app[STORE_KEY])
     for room in DEMO_ROOMS:
-        await store.create_room(room.model_copy())
+        await rooms.create(room.model_copy())
     await load_demo_district(app)
     tokens = app[TOKENS_KEY]
     day = 12 * 3600

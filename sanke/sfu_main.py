@@ -16,8 +16,8 @@ from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
 from signaling.metrics_http import metrics_body, require_metrics_token
-from signaling.store import open_store
 from signaling.web_security import install_security_headers
+from store import open_store
 
 log = logging.getLogger(__name__)
 

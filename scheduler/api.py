@@ -19,7 +19,7 @@ from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.models import Role
 from signaling.nodes import NodeDirectory
 from signaling.openapi import documented
-from signaling.store.base import Store
+from store.base import Store
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
 # Run after a timetable is published (the lessons component materializes sessions).

@@ -21,13 +21,13 @@ from scheduler.parts import SolveCancelled
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
 from signaling.errors import ErrorCode, SankeError
-from signaling.store.base import Store
+from store.base import Store
 
-DISTRICT_KEY = "schedule:district"
-DISTRICT_ID_KEY = "schedule:district_id"
-TIMETABLES = "schedule:timetables"
-PUBLISHED_KEY = "schedule:published"
-PUBLISH_LOG = "schedule:publish_log"
+DISTRICT_KEY = "kv:schedule:district"
+DISTRICT_ID_KEY = "kv:schedule:district_id"
+TIMETABLES = "h:schedule:timetables"
+PUBLISHED_KEY = "kv:schedule:published"
+PUBLISH_LOG = "l:schedule:publish_log"
 
 
 class JobRequest(BaseModel):

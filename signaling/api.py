@@ -139,7 +139,7 @@ async def create_room(request: web.Request) -> web.Response:
         school_id=body.school_id,
         max_participants=body.max_participants or ctx.default_room_capacity,
     )
-    if not await ctx.service.store.create_room(room):
+    if not await ctx.service.repo.create(room):
         raise SankeError(ErrorCode.room_exists, f"room {room.id} already exists", 409)
     await audit(request, claims, "room.created", room.id, school=room.school_id, kind=room.kind)
     return web.json_response(room.model_dump(mode="json"), status=201)
@@ -148,10 +148,10 @@ async def create_room(request: web.Request) -> web.Response:
 @documented(summary="List rooms", reply=RoomList, tag="rooms")
 async def list_rooms(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    store = _ctx(request).service.store
+    repo = _ctx(request).service.repo
     rooms = []
-    for room in sorted(await store.list_rooms(), key=lambda r: r.id):
-        roles = [p.role for p in await store.list_participants(room.id)]
+    for room in sorted(await repo.all(), key=lambda r: r.id):
+        roles = [p.role for p in await repo.list_participants(room.id)]
         observers = roles.count(Role.observer)
         rooms.append(
             RoomView(room=room, participant_count=len(roles) - observers, observer_count=observers)
@@ -162,11 +162,11 @@ async def list_rooms(request: web.Request) -> web.Response:
 @documented(summary="A room and everyone in it (observers included)", reply=RoomDetail, tag="rooms")
 async def get_room(request: web.Request) -> web.Response:
     authorize(request, Role.coordinator)
-    store = _ctx(request).service.store
-    room = await store.get_room(request.match_info["room_id"])
+    repo = _ctx(request).service.repo
+    room = await repo.get(request.match_info["room_id"])
     if room is None:
         raise SankeError(ErrorCode.room_not_found, "no such room", 404)
-    detail = RoomDetail(room=room, participants=await store.list_participants(room.id))
+    detail = RoomDetail(room=room, participants=await repo.list_participants(room.id))
     return web.json_response(detail.model_dump(mode="json"))
 
 
@@ -179,7 +179,7 @@ async def close_room(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     if not await service.close_room(room_id):
         raise SankeError(ErrorCode.room_not_found, "no such room", 404)
-    room = await service.store.get_room(room_id)
+    room = await service.repo.get(room_id)
     assert room is not None
     await audit(request, claims, "room.closed", room_id, school=room.school_id)
     return web.json_response(room.model_dump(mode="json"))
@@ -199,7 +199,7 @@ async def mint_token(request: web.Request) -> web.Response:
     if body.role not in (Role.coordinator, Role.admin) and not body.room:
         raise SankeError(ErrorCode.invalid_request, f"a {body.role.value} token needs a room", 422)
     ctx = _ctx(request)
-    if body.room and await ctx.service.store.get_room(body.room) is None:
+    if body.room and await ctx.service.repo.get(body.room) is None:
         raise SankeError(ErrorCode.room_not_found, f"room {body.room} does not exist", 404)
     now = time.time()
     nbf = body.not_before if body.not_before is not None else now

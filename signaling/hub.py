@@ -18,7 +18,7 @@ from signaling.events import RoomEvent, can_see, room_channel
 from signaling.metrics import ROOMS_LOCAL
 from signaling.models import Role
 from signaling.protocol import ServerMessage
-from signaling.store import Store, Subscription
+from store import Store, Subscription
 
 log = logging.getLogger(__name__)
 

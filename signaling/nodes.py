@@ -16,7 +16,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from signaling.errors import ErrorCode, SankeError
-from signaling.store import Store
+from store import Store
 
 NODE_HEARTBEAT_SECONDS = 1.0
 NODE_TTL_SECONDS = 3.0
@@ -36,13 +36,13 @@ class NodeInfo(BaseModel):
 
 
 def node_key(node_id: str) -> str:
-    return f"node:sfu:{node_id}"
+    return f"kv:node:sfu:{node_id}"
 
 
 # Room placements, one hash (room -> node), and rooms placed per node (node -> count),
 # kept together by the Store's slot operations; the reaper reads the placements in one read.
-PLACEMENTS = "media:placements"
-PLACED_COUNT = "media:placed_count"
+PLACEMENTS = "h:media:placements"
+PLACED_COUNT = "h:media:placed_count"
 # After a media node disappears, the reaper keeps reading every placement this long: a
 # signaling process may still place a room on it from a node list read just before.
 REAP_AFTER_LOSS_SECONDS = 10.0

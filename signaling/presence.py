@@ -14,13 +14,13 @@ import logging
 
 from signaling.metrics import STORE_UP
 from signaling.service import RoomService
-from signaling.store.outage import OutageLog
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
 
 def node_key(node_id: str) -> str:
-    return f"node:signaling:{node_id}"
+    return f"kv:node:signaling:{node_id}"
 
 
 class Presence:
@@ -34,11 +34,11 @@ class Presence:
 
     async def sweep(self) -> int:
         """Remove participants held by dead processes; returns how many."""
-        store = self.service.store
+        store, rooms = self.service.store, self.service.repo
         alive: dict[str, bool] = {self.service.node_id: True}
         removed = 0
-        for room in await store.list_rooms():
-            for participant in await store.list_participants(room.id):
+        for room in await rooms.all():
+            for participant in await rooms.list_participants(room.id):
                 node = participant.node_id
                 if node not in alive:
                     alive[node] = await store.get(node_key(node)) is not None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from signaling.errors import ErrorCode, SankeError
-from signaling.store import Store
+from store import Store
 
 WINDOW_SECONDS = 60
 
@@ -50,7 +50,7 @@ class WindowLimit:
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         count = await self.store.incr(
-            f"rate:{self.action}:{window}:{caller}", ttl=WINDOW_SECONDS + 1
+            f"kv:rate:{self.action}:{window}:{caller}", ttl=WINDOW_SECONDS + 1
         )
         if count > self.per_minute:
             retry = max(1, math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS))

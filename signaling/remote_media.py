@@ -24,8 +24,9 @@ from signaling.media_plane import Layer, SendToParticipant, Source
 from signaling.models import Participant
 from signaling.nodes import NodeDirectory, node_channel
 from signaling.protocol import Candidate, Rejoin, StatsReport
-from signaling.store import Store, Subscription
-from signaling.store.outage import OutageLog
+from signaling.rooms import RoomRepository
+from store import Store, Subscription
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def reply_channel(signaling_node: str) -> str:
 class RemoteMediaPlane:
     def __init__(self, store: Store, hub: RoomHub, node_id: str) -> None:
         self.store = store
+        self.rooms = RoomRepository(store)
         self.hub = hub
         self.node_id = node_id
         self.directory = NodeDirectory(store)
@@ -186,7 +188,7 @@ class RemoteMediaPlane:
     async def _ensure_joined(self, room_id: str, participant_id: str) -> str:
         node = await self.directory.assign(room_id)
         if self._joined.get((room_id, participant_id)) != node:
-            participant = await self.store.get_participant(room_id, participant_id)
+            participant = await self.rooms.get_participant(room_id, participant_id)
             if participant is None:
                 raise SankeError(ErrorCode.not_joined, "you are no longer in the room")
             await self._call(

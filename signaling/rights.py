@@ -28,14 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from signaling.close_codes import CLOSE_REVOKED
 from signaling.errors import ErrorCode, SankeError
-from signaling.store import Store, Subscription
-from signaling.store.outage import OutageLog
 from signaling.tokens import Claims
+from store import Store, Subscription
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
-REVOKED = "revoked-subjects"
-REVOCATION_LOG = "revocations"
+REVOKED = "h:revoked-subjects"
+REVOCATION_LOG = "l:revocations"
 RIGHTS_CHANNEL = "rights"
 
 

@@ -32,8 +32,9 @@ from signaling.protocol import (
     StageChanged,
 )
 from signaling.rights import Rights
-from signaling.store import Store
+from signaling.rooms import RoomRepository
 from signaling.tokens import Claims
+from store import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class RoomService:
         rights: Rights | None = None,
     ) -> None:
         self.store = store
+        self.repo = RoomRepository(store)
         self.hub = hub
         self.media = media
         self.node_id = node_id
@@ -106,12 +108,12 @@ class RoomService:
         if room_id is not None and room_id != claims.room:
             raise SankeError(ErrorCode.wrong_room, "the token is for another room", 403)
         await self.rights.check(claims)
-        room = await self.store.get_room(claims.room)
+        room = await self.repo.get(claims.room)
         if room is None:
             raise SankeError(ErrorCode.room_not_found, f"room {claims.room} does not exist", 404)
         if room.state is RoomState.closed:
             raise SankeError(ErrorCode.room_closed, f"room {room.id} is closed", 410)
-        others = await self.store.list_participants(room.id)
+        others = await self.repo.list_participants(room.id)
         # The same subject joining again (a kiosk after a network drop) replaces its old
         # connection instead of appearing twice.
         for old in [p for p in others if p.subject == claims.sub]:
@@ -129,7 +131,7 @@ class RoomService:
             school_id=claims.school_id,
             node_id=self.node_id,
         )
-        await self.store.put_participant(participant)
+        await self.repo.put_participant(participant)
         peer.participant_id = participant.id
         peer.role = participant.role
         await self.hub.attach(room.id, peer)
@@ -153,7 +155,7 @@ class RoomService:
 
     async def remove(self, participant: Participant, reason: LeaveReason, *, kick: bool) -> bool:
         """Take a participant out of its room (idempotent); tell the room once."""
-        removed = await self.store.remove_participant(participant.room_id, participant.id)
+        removed = await self.repo.remove_participant(participant.room_id, participant.id)
         if not removed:
             return False
         await self.media.leave(participant.room_id, participant.id)
@@ -180,13 +182,13 @@ class RoomService:
         return True
 
     async def _current(self, participant: Participant) -> Participant:
-        fresh = await self.store.get_participant(participant.room_id, participant.id)
+        fresh = await self.repo.get_participant(participant.room_id, participant.id)
         if fresh is None:
             raise SankeError(ErrorCode.not_joined, "you are no longer in the room")
         return fresh
 
     async def _target(self, room_id: str, participant_id: str) -> Participant:
-        target = await self.store.get_participant(room_id, participant_id)
+        target = await self.repo.get_participant(room_id, participant_id)
         if target is None:
             raise SankeError(
                 ErrorCode.participant_not_found, f"no participant {participant_id}", 404
@@ -211,7 +213,7 @@ class RoomService:
                 raise SankeError(ErrorCode.forbidden, "only a classroom raises its own hand", 403)
             target = await self._target(actor.room_id, target_id)
         target.hand_raised = raised
-        await self.store.put_participant(target)
+        await self.repo.put_participant(target)
         await self.hub.publish(
             RoomEvent(
                 room_id=actor.room_id,
@@ -228,7 +230,7 @@ class RoomService:
         lowered = on_stage and target.hand_raised
         if lowered:
             target.hand_raised = False
-        await self.store.put_participant(target)
+        await self.repo.put_participant(target)
         if lowered:
             # Going on stage answers the raised hand: everyone sees it lowered.
             await self.hub.publish(
@@ -254,11 +256,11 @@ class RoomService:
             self._require_classroom(target)
             targets = [target]
         else:
-            everyone = await self.store.list_participants(actor.room_id)
+            everyone = await self.repo.list_participants(actor.room_id)
             targets = [p for p in everyone if p.role is Role.classroom]
         for target in targets:
             target.muted = muted
-            await self.store.put_participant(target)
+            await self.repo.put_participant(target)
             await self.media.set_muted(actor.room_id, target.id, muted)
             await self.hub.publish(
                 RoomEvent(
@@ -281,14 +283,14 @@ class RoomService:
         await self.remove(target, "kicked", kick=True)
 
     async def close_room(self, room_id: str) -> bool:
-        room = await self.store.get_room(room_id)
+        room = await self.repo.get(room_id)
         if room is None:
             return False
         room.state = RoomState.closed
         room.closed_at = time.time()
-        await self.store.put_room(room)
-        for p in await self.store.list_participants(room_id):
-            if await self.store.remove_participant(room_id, p.id):
+        await self.repo.put(room)
+        for p in await self.repo.list_participants(room_id):
+            if await self.repo.remove_participant(room_id, p.id):
                 await self._notify_left(p, "room_closed")
         await self.media.close_room(room_id)
         await self.hub.publish(

@@ -87,7 +87,7 @@ def _seed(app: ThreadedApp) -> tuple[list[str | None], dict[str, list[str]]]:
             opens_at=soon - 10 * MIN, closes_at=soon + 50 * MIN,
             remotes=[RemoteClass(class_id="jd-1-g3", school="jd-1")],
         )  # fmt: skip
-        await h.store.put_session(session)
+        await h.sessions.put(session)
         reply = await h.session.post(
             h.url("/api/v1/devices"),
             json={"class_id": demo.demands[0].class_id, "school": demo.demands[0].school},

@@ -79,7 +79,7 @@ async def world() -> AsyncIterator[World]:
         await h.room("room-1")
         soon = time.time() + 3 * 86400
         for sid in ("off-1.cancel", "off-1.move"):
-            await h.store.put_session(_session(sid, soon))
+            await h.sessions.put(_session(sid, soon))
         timetable = solve(district, SolveOptions(workers=0, time_limit=10))
         version = await h.app[RUNNER_KEY].repo.add(timetable)
         yield World(h, coordinator, admin, version)
@@ -202,8 +202,8 @@ async def test_bodies_sent_in_pieces_with_pauses_are_read_whole(world: World, fr
             assert (await stored.read()) == body, f"{kind} CSV stored incomplete"
         if framing == "length" and path.endswith("/cancel"):
             # The second framing finds the lesson cancelled: reset it.
-            await h.store.put_session(_session("off-1.cancel", time.time() + 3 * 86400))
-    await h.store.put_session(_session("off-1.cancel", time.time() + 3 * 86400))
+            await h.sessions.put(_session("off-1.cancel", time.time() + 3 * 86400))
+    await h.sessions.put(_session("off-1.cancel", time.time() + 3 * 86400))
 
 
 async def test_a_200_kb_csv_in_many_pieces_is_stored_whole(world: World) -> None:
@@ -273,7 +273,7 @@ async def test_bodies_past_the_limit_get_413_and_change_nothing(world: World) ->
         headers=world.coordinator, pieces=4, pause=0.01, chunked=True,
     )  # fmt: skip
     assert reply.status == 413 and reply.json()["error"]["code"] == "invalid_request"
-    assert await h.store.get_room("room-big") is None
+    assert await h.rooms.get("room-big") is None
     after = await (
         await h.session.get(
             h.url("/api/v1/schedule/district/csv/offerings"), headers=world.coordinator
@@ -301,7 +301,7 @@ async def test_a_body_that_stops_arriving_gets_408() -> None:
         )
         assert reply.status == 408
         assert reply.json()["error"]["code"] == "invalid_request"
-        assert await h.store.get_room("room-slow") is None
+        assert await h.rooms.get("room-slow") is None
 
 
 async def test_a_bells_csv_without_rows_is_refused_and_changes_nothing(world: World) -> None:

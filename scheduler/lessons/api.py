@@ -71,7 +71,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     q = request.query
     start, end = _date_param(q.get("from")), _date_param(q.get("to"))
     sessions = []
-    for s in await lessons_context(request).lessons.store.list_sessions():
+    for s in await lessons_context(request).lessons.sessions.all():
         day = date.fromisoformat(s.date) if s.date else local_date(s.starts_at)
         if (start and day < start) or (end and day > end):
             continue
@@ -271,7 +271,7 @@ async def statistics(request: web.Request) -> web.Response:
         wanted = set(places)
     sessions = [
         s
-        for s in await lessons.store.list_sessions()
+        for s in await lessons.sessions.all()
         if {s.master_school, *(r.school for r in s.remotes)} & wanted or not places
     ]
     if groups is not None:

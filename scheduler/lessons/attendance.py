@@ -25,7 +25,7 @@ class AttendanceEvent(BaseModel):
 
 
 def attendance_list(session_id: str) -> str:
-    return f"attendance:{session_id}"
+    return f"l:attendance:{session_id}"
 
 
 def _intervals(

@@ -20,9 +20,9 @@ from signaling.errors import ErrorCode, SankeError
 from signaling.gm import sm3_hex
 from signaling.models import Role
 from signaling.names import clean_name, name_problem
-from signaling.store import Store
+from store import Store
 
-DEVICES = "devices"
+DEVICES = "h:devices"
 
 
 class DeviceRegistration(BaseModel):

@@ -35,10 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from signaling.audit import AuditEntry
 from signaling.gm import Sm2PrivateKey, Sm2PublicKey, sm3_hex
-from signaling.store import Store
+from store import Store
 
-RECORDS_LIST = "records"
-HEAD_KEY = "records:head"
+RECORDS_LIST = "l:records"
+HEAD_KEY = "kv:records:head"
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 100
 # A record's or head's ``alg`` in gm mode; absent (None) means SHA-256 + HMAC-SHA256.

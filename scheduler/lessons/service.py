@@ -26,6 +26,7 @@ from scheduler.lessons.attendance import (
     was_held,
 )
 from scheduler.lessons.records import ClassroomAttendance, RecordLog, SessionOutcome
+from scheduler.lessons.repository import SessionRepository
 from scheduler.lessons.sessions import (
     SHANGHAI,
     PublishPlan,
@@ -49,7 +50,7 @@ from signaling.protocol import LeaveReason, LessonChanged
 from signaling.service import RoomService
 
 log = logging.getLogger(__name__)
-TICK_LOCK = "lock:lessons-tick"
+TICK_LOCK = "kv:lock:lessons-tick"
 NOTICE_LIMIT = 50
 
 
@@ -60,7 +61,7 @@ class SchoolPlace(BaseModel):
     region: str  # province/city/county
 
 
-SCHOOLS = "lesson-schools"
+SCHOOLS = "h:lesson-schools"
 
 
 class Notice(BaseModel):
@@ -71,7 +72,7 @@ class Notice(BaseModel):
 
 
 def notices_list(class_id: str) -> str:
-    return f"notices:{class_id}"
+    return f"l:notices:{class_id}"
 
 
 class LessonService:
@@ -84,6 +85,8 @@ class LessonService:
     ) -> None:
         self.rooms = rooms
         self.store = rooms.store
+        self.room_repo = rooms.repo
+        self.sessions = SessionRepository(rooms.store)
         self.records = records
         self.window = window
         self.clock = clock
@@ -97,9 +100,9 @@ class LessonService:
             place = SchoolPlace(name=school.name, region=school.region.key("county"))
             await self.store.hset(SCHOOLS, school.id, place.model_dump_json())
         for sid in plan.removals:
-            await self.store.delete_session(sid)
+            await self.sessions.delete(sid)
         for session in plan.writes:
-            await self.store.put_session(session)
+            await self.sessions.put(session)
         return plan.report
 
     async def publish_refusal(self, district: District, timetable: Timetable) -> str | None:
@@ -114,7 +117,7 @@ class LessonService:
         return None
 
     async def _plan(self, district: District, timetable: Timetable) -> PublishPlan:
-        existing = [s for s in await self.store.list_sessions() if s.district_id == district.id]
+        existing = [s for s in await self.sessions.all() if s.district_id == district.id]
         return plan_publish(existing, district, timetable, self.window, self.clock())
 
     # --- the clock ---------------------------------------------------------
@@ -123,13 +126,13 @@ class LessonService:
         today = local_date(now).isoformat()
         # Only sessions not yet recorded up to today (an index): a term holds every lesson of
         # every week, and the clock ticks every few seconds.
-        for session in await self.store.list_open_sessions(today):
+        for session in await self.sessions.list_open(today):
             try:
                 await self._advance(session, now)
             except Exception:
                 log.exception("advancing lesson %s failed", session.id)
         states: dict[str, int] = dict.fromkeys((s.value for s in SessionState), 0)
-        for session in await self.store.list_sessions_on(today):
+        for session in await self.sessions.list_on(today):
             states[session.state.value] += 1
         LESSONS_LIVE.set(states[SessionState.live.value])
         for state, count in states.items():
@@ -145,7 +148,7 @@ class LessonService:
         ):
             session.state = SessionState.missed
             LESSONS_MISSED.labels(session.master_school).inc()
-            await self.store.put_session(session)
+            await self.sessions.put(session)
         if now >= session.closes_at and not session.recorded:
             if session.state is SessionState.live:
                 session.state = SessionState.ended
@@ -153,7 +156,7 @@ class LessonService:
             if session.state is SessionState.scheduled:
                 session.state = SessionState.missed
             await self._record(session, now)
-            if await self.store.get_room(session.room_id) is not None:
+            if await self.room_repo.get(session.room_id) is not None:
                 await self.rooms.close_room(session.room_id)
 
     async def _ensure_room(self, session: LessonSession) -> None:
@@ -163,7 +166,7 @@ class LessonService:
             kind=RoomKind.dedicated,
             school_id=session.master_school,
         )
-        await self.store.create_room(room)
+        await self.room_repo.create(room)
 
     async def _record(self, session: LessonSession, now: float) -> None:
         if session.state is SessionState.ended and not was_held(
@@ -194,7 +197,7 @@ class LessonService:
         await self.records.append(body, now)
         LESSONS.labels(outcome, session.master_school).inc()
         session.recorded = True
-        await self.store.put_session(session)
+        await self.sessions.put(session)
 
     async def start(self, interval: float = 5.0) -> None:
         async def loop() -> None:
@@ -214,7 +217,7 @@ class LessonService:
 
     # --- attendance (a RoomObserver) ----------------------------------------
     async def participant_joined(self, participant: Participant) -> None:
-        session = await self.store.get_session(participant.room_id)
+        session = await self.sessions.get(participant.room_id)
         if session is None:
             return
         now = self.clock()
@@ -228,7 +231,7 @@ class LessonService:
             if session.teacher_joined_at is None:
                 session.teacher_joined_at = now
             session.state = SessionState.live
-            await self.store.put_session(session)
+            await self.sessions.put(session)
 
     async def _rejoining(self, p: Participant) -> bool:
         """The same classroom (or the teacher) comes back after its link dropped."""
@@ -238,13 +241,13 @@ class LessonService:
         return False
 
     async def participant_left(self, participant: Participant, reason: LeaveReason) -> None:
-        if await self.store.get_session(participant.room_id) is None:
+        if await self.sessions.get(participant.room_id) is None:
             return
         await self._event(participant, "leave", reason, self.clock())
 
     async def room_closed(self, room_id: str) -> None:
         """The teacher ended the lesson (or a coordinator closed its room): record it now."""
-        session = await self.store.get_session(room_id)
+        session = await self.sessions.get(room_id)
         if session is None or session.recorded or session.state is not SessionState.live:
             return
         now = self.clock()
@@ -280,7 +283,7 @@ class LessonService:
 
     # --- coordinator changes -----------------------------------------------
     async def get(self, session_id: str) -> LessonSession:
-        session = await self.store.get_session(session_id)
+        session = await self.sessions.get(session_id)
         if session is None:
             raise SankeError(ErrorCode.not_found, f"no lesson session {session_id}", 404)
         return session
@@ -295,7 +298,7 @@ class LessonService:
             )
         session.state = SessionState.cancelled
         session.cancelled_reason = reason
-        await self.store.put_session(session)
+        await self.sessions.put(session)
         await self._tell(session, "cancelled", f"课程已取消 Lesson cancelled: {reason}", None)
         return session
 
@@ -329,8 +332,8 @@ class LessonService:
         session.state = SessionState.cancelled
         session.cancelled_reason = f"moved: {reason}"
         session.moved_to = makeup.id
-        await self.store.put_session(makeup)
-        await self.store.put_session(session)
+        await self.sessions.put(makeup)
+        await self.sessions.put(session)
         await self._tell(
             session, "moved", f"课程调至 {_local_text(new_start)} Lesson moved: {reason}", makeup
         )
@@ -366,9 +369,7 @@ class LessonService:
 
     async def sessions_for_class(self, class_id: str) -> list[LessonSession]:
         sessions = [
-            s
-            for s in await self.store.list_sessions()
-            if any(r.class_id == class_id for r in s.remotes)
+            s for s in await self.sessions.all() if any(r.class_id == class_id for r in s.remotes)
         ]
         return sorted(sessions, key=lambda s: s.starts_at)
 

@@ -15,7 +15,7 @@ from scheduler.lessons.records import RECORDS_LIST
 from scheduler.lessons.sessions import SHANGHAI
 from scheduler.solve import SolveOptions, solve
 from signaling.models import LessonSession, RemoteClass, Role
-from signaling.store import Store
+from store import Store
 
 
 def session(sid: str, now: float) -> LessonSession:
@@ -37,7 +37,7 @@ def session(sid: str, now: float) -> LessonSession:
 async def setup(h: Any) -> None:
     now = time.time()
     for sid in ("eng.a", "eng.b", "eng.c"):
-        await h.store.put_session(session(sid, now))
+        await h.sessions.put(session(sid, now))
     repo = TimetableRepo(h.store)
     district = demo_district()
     await repo.put_district(district)

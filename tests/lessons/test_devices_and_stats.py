@@ -101,8 +101,8 @@ async def test_device_auto_joins_drops_rejoins_and_attendance_counts() -> None:
         lessons: LessonService = h.app[LESSON_SERVICE_KEY]
         real = time.time()
         start = real + 5 * MIN  # the room is open (it opened 5 minutes ago)
-        await h.store.put_session(session_at(start, "eng.today"))
-        await h.store.put_session(session_at(start + 86400, "eng.tomorrow"))
+        await h.sessions.put(session_at(start, "eng.today"))
+        await h.sessions.put(session_at(start + 86400, "eng.tomorrow"))
         device = SimulatedDevice(h, await register(h))
         schedule = await device.schedule()
         assert schedule["current"]["id"] == "eng.today"
@@ -141,10 +141,8 @@ async def test_device_auto_joins_drops_rejoins_and_attendance_counts() -> None:
 async def test_device_schedule_ics_and_revocation() -> None:
     async with running_app() as h:
         now = time.time()
-        await h.store.put_session(session_at(now + 86400, "eng.next"))
-        await h.store.put_session(
-            session_at(now + 2 * 86400, "eng.later", state=SessionState.cancelled)
-        )
+        await h.sessions.put(session_at(now + 86400, "eng.next"))
+        await h.sessions.put(session_at(now + 2 * 86400, "eng.later", state=SessionState.cancelled))
         credential = await register(h)
         reply = await h.session.get(h.url("/api/v1/device/schedule.ics"), headers=auth(credential))
         assert reply.status == 200 and reply.content_type == "text/calendar"
@@ -179,8 +177,8 @@ async def test_device_schedule_ics_and_revocation() -> None:
 async def test_session_tokens_carry_the_join_window() -> None:
     async with running_app() as h:
         now = time.time()
-        await h.store.put_session(session_at(now + 30 * MIN, "eng.soon"))  # opens in 20 min
-        await h.store.put_session(session_at(now - 3 * 3600, "eng.past"))  # closed 2 h ago
+        await h.sessions.put(session_at(now + 30 * MIN, "eng.soon"))  # opens in 20 min
+        await h.sessions.put(session_at(now - 3 * 3600, "eng.past"))  # closed 2 h ago
         coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
         reply = await h.session.post(
             h.url("/api/v1/lessons/eng.soon/tokens"), headers=auth(coordinator)
@@ -204,9 +202,9 @@ async def test_session_tokens_carry_the_join_window() -> None:
 async def test_cancel_and_move_over_http_tell_the_room() -> None:
     async with running_app() as h:
         now = time.time()
-        await h.store.put_session(session_at(now + 5 * MIN, "eng.now"))
-        await h.store.put_session(session_at(now + 86400, "eng.tomorrow"))
-        await h.store.create_room(Room(id="eng.now"))
+        await h.sessions.put(session_at(now + 5 * MIN, "eng.now"))
+        await h.sessions.put(session_at(now + 86400, "eng.tomorrow"))
+        await h.rooms.create(Room(id="eng.now"))
         coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
         kiosk = await h.connect()
         await kiosk.join(
@@ -250,7 +248,7 @@ async def test_statistics_on_a_known_history() -> None:
             ("far", "41/4101/410102"),
         ]:
             await h.store.hset(
-                "lesson-schools", school, SchoolPlace(name=school, region=region).model_dump_json()
+                "h:lesson-schools", school, SchoolPlace(name=school, region=region).model_dump_json()
             )
         base = time.mktime((2026, 11, 2, 10, 0, 0, 0, 0, -1))
         history = [
@@ -276,7 +274,7 @@ async def test_statistics_on_a_known_history() -> None:
             ),
         ]
         for s in history:
-            await h.store.put_session(s)
+            await h.sessions.put(s)
         # jd-1 attended a.1 only.
         from scheduler.lessons.attendance import AttendanceEvent, attendance_list
 

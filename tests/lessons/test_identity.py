@@ -95,7 +95,7 @@ async def test_the_token_names_a_classroom_not_its_join_message() -> None:
         await kiosk.join(token, name=CLAIM)
         joined = await teacher.expect("participant_joined")
         assert joined["participant"]["name"] == "李庄 三年级"
-        [stored] = [p for p in await h.store.list_participants("r1") if p.role is Role.classroom]
+        [stored] = [p for p in await h.rooms.list_participants("r1") if p.role is Role.classroom]
         assert stored.name == "李庄 三年级"
 
 

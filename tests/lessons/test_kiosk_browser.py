@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 async def test_kiosk_auto_joins_and_rejoins() -> None:
     async with running_app() as h, chromium() as browser:
         now = time.time()
-        await h.store.put_session(
+        await h.sessions.put(
             LessonSession(
                 id="eng.now",
                 room_id="eng.now",

@@ -12,7 +12,7 @@ from scheduler.lessons.records import RecordLog, VerifyReport
 from scheduler.lessons.service import LessonService
 from scheduler.lessons.sessions import SessionWindow
 from signaling.models import LessonSession, RemoteClass, Role, SessionState
-from signaling.store import Store
+from store import Store
 
 MIN = 60.0
 
@@ -70,14 +70,14 @@ def clock_of(lessons: LessonService) -> FakeClock:
 
 async def test_missed_when_no_teacher_ten_minutes_after_start(lessons: LessonService) -> None:
     clock = clock_of(lessons)
-    await lessons.store.put_session(lesson(clock.now + 30 * MIN))
+    await lessons.sessions.put(lesson(clock.now + 30 * MIN))
     clock.advance(19)
     await lessons.tick()
     assert (await lessons.get("off-1.2026-11-02")).state is SessionState.scheduled
-    assert await lessons.store.get_room("off-1.2026-11-02") is None  # not open yet
+    assert await lessons.room_repo.get("off-1.2026-11-02") is None  # not open yet
     clock.advance(2)  # 9 min before the start: the room is open
     await lessons.tick()
-    assert await lessons.store.get_room("off-1.2026-11-02") is not None
+    assert await lessons.room_repo.get("off-1.2026-11-02") is not None
     clock.advance(9 + 9)  # 9 min after the start
     await lessons.tick()
     assert (await lessons.get("off-1.2026-11-02")).state is SessionState.scheduled
@@ -88,13 +88,13 @@ async def test_missed_when_no_teacher_ten_minutes_after_start(lessons: LessonSer
     await lessons.tick()
     records = await lessons.records.raw()
     assert len(records) == 1 and '"outcome":"missed"' in records[0]
-    assert (await lessons.store.get_room("off-1.2026-11-02")) is not None
-    assert (await lessons.store.get_room("off-1.2026-11-02")).state.value == "closed"  # type: ignore[union-attr]
+    assert (await lessons.room_repo.get("off-1.2026-11-02")) is not None
+    assert (await lessons.room_repo.get("off-1.2026-11-02")).state.value == "closed"  # type: ignore[union-attr]
 
 
 async def test_cancel_and_move_once(lessons: LessonService) -> None:
     clock = clock_of(lessons)
-    await lessons.store.put_session(lesson(clock.now + 120 * MIN))
+    await lessons.sessions.put(lesson(clock.now + 120 * MIN))
     makeup = await lessons.move("off-1.2026-11-02", clock.now + 3 * 86400, "teacher at a training")
     original = await lessons.get("off-1.2026-11-02")
     assert original.state is SessionState.cancelled and original.moved_to == makeup.id
@@ -131,10 +131,10 @@ async def test_publish_changes_future_sessions_only(lessons: LessonService) -> N
     assert first.created > 0 and first.removed == 0
     # Pretend Monday morning's English lesson happened; then a new version drops it.
     held_id = "xian-shiyan-g3-英语-mon3.2026-11-02"
-    assert await lessons.store.get_session(held_id) is None  # in the past when published
+    assert await lessons.sessions.get(held_id) is None  # in the past when published
     past = lesson(clock.now - 3600, sid=held_id)
     past.state = SessionState.ended
-    await lessons.store.put_session(past)
+    await lessons.sessions.put(past)
     fewer = timetable.model_copy(
         update={
             "assignments": [
@@ -145,7 +145,7 @@ async def test_publish_changes_future_sessions_only(lessons: LessonService) -> N
     second = await lessons.publish(district, fewer)
     assert second.removed > 0 and second.created == 0
     assert (await lessons.get(held_id)).state is SessionState.ended  # history kept
-    future = await lessons.store.get_session("xian-shiyan-g3-英语-mon3.2026-11-09")
+    future = await lessons.sessions.get("xian-shiyan-g3-英语-mon3.2026-11-09")
     assert future is None
 
 
@@ -155,7 +155,7 @@ async def test_attendance_minutes_from_join_and_leave(lessons: LessonService) ->
     clock = clock_of(lessons)
     start = clock.now + 10 * MIN
     session = lesson(start)
-    await lessons.store.put_session(session)
+    await lessons.sessions.put(session)
     await lessons.tick()
     teacher = Participant(id="p_t", room_id=session.id, subject="t", role=Role.teacher, node_id="n")
     kiosk = Participant(
@@ -192,24 +192,24 @@ async def test_attendance_minutes_from_join_and_leave(lessons: LessonService) ->
 async def test_records_chain_detects_tampering(lessons: LessonService) -> None:
     clock = clock_of(lessons)
     for i in range(4):
-        await lessons.store.put_session(lesson(clock.now - 2 * 3600 + i, sid=f"off-{i}.2026-11-02"))
+        await lessons.sessions.put(lesson(clock.now - 2 * 3600 + i, sid=f"off-{i}.2026-11-02"))
     await lessons.tick()
     report = await lessons.records.verify()
     assert report == VerifyReport(ok=True, records=4, head=4)
     lines = await lessons.records.raw()
     forged = lines[2].replace('"outcome":"missed"', '"outcome":"held"')
     assert forged != lines[2]
-    await lessons.store.replace_at("records", 2, forged)
+    await lessons.store.replace_at("l:records", 2, forged)
     report = await lessons.records.verify()
     assert not report.ok and report.first_broken == 2 and "hash" in (report.problem or "")
     # A wrong key cannot vouch for an intact chain either.
-    await lessons.store.replace_at("records", 2, lines[2])
+    await lessons.store.replace_at("l:records", 2, lines[2])
     assert (await lessons.records.verify()).ok
     other = RecordLog(lessons.store, "x" * 32)
     bad = await other.verify()
     assert not bad.ok and bad.first_broken == 0 and "signature" in (bad.problem or "")
     # Removing a record breaks the link of the next one.
-    await lessons.store.replace_at("records", 1, lines[2])
+    await lessons.store.replace_at("l:records", 1, lines[2])
     assert (await lessons.records.verify()).first_broken == 1
 
 
@@ -221,7 +221,7 @@ async def test_session_room_goes_live_when_the_teacher_joins() -> None:
         service = h.app[LESSON_SERVICE_KEY]
         now = time.time()
         session = lesson(now + 2 * MIN)
-        await h.store.put_session(session)
+        await h.sessions.put(session)
         await service.tick()
         teacher = await join_session(h, session, Role.teacher)
         live = await service.get(session.id)
@@ -252,7 +252,7 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
     from support.processes import SANKE
     from support.redis_helpers import fresh_prefix, purge_prefix
 
-    from signaling.store.redis import RedisStore
+    from store.redis import RedisStore
 
     prefix = fresh_prefix()
     store = RedisStore(redis_url, prefix=prefix)
@@ -303,7 +303,7 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
             text=True,
         )
         assert broken.returncode == 1 and "record 1" in broken.stdout
-        await store.replace_at("records", 2, lines[1])
+        await store.replace_at("l:records", 2, lines[1])
         broken = subprocess.run(
             [SANKE, "records", "verify"], env=env, capture_output=True, text=True
         )
@@ -320,7 +320,7 @@ async def test_teacher_ends_the_lesson_for_everyone() -> None:
         service = h.app[LESSON_SERVICE_KEY]
         now = time.time()
         session = lesson(now - 5 * MIN)
-        await h.store.put_session(session)
+        await h.sessions.put(session)
         await service.tick()
         teacher = await join_session(h, session, Role.teacher)
         # One of the session's remote classrooms: taught together, the lesson was held.
@@ -335,7 +335,7 @@ async def test_teacher_ends_the_lesson_for_everyone() -> None:
         assert ended.ended_at is not None and ended.ended_at < session.ends_at
         [record] = await service.records.raw()
         assert '"outcome":"held"' in record
-        room = await h.store.get_room(session.room_id)
+        room = await h.rooms.get(session.room_id)
         assert room is not None and room.state.value == "closed"
 
 

@@ -15,7 +15,7 @@ from signaling.hub import RoomHub
 from signaling.media_plane import NullMediaPlane
 from signaling.models import LessonSession, Participant, RemoteClass, Role, SessionState
 from signaling.service import RoomService
-from signaling.store import MemoryStore
+from store import MemoryStore
 
 MIN = 60.0
 
@@ -45,9 +45,9 @@ async def test_a_lesson_ended_before_its_start_is_not_held() -> None:
     async with running_app() as h:
         service = h.app[LESSON_SERVICE_KEY]
         session = lesson(time.time() + 5 * MIN)  # the room is open (10 min before the start)
-        await h.store.put_session(session)
+        await h.sessions.put(session)
         await h.store.hset(
-            "lesson-schools",
+            "h:lesson-schools",
             "xian-shiyan",
             SchoolPlace(name="实验小学", region="41/4117/411721").model_dump_json(),
         )
@@ -125,7 +125,7 @@ async def test_outcome_needs_the_teacher_and_a_remote_classroom_in_lesson_time()
     }
     for name, steps in cases.items():
         session = lesson(start, sid=f"{name}.2026-11-02")
-        await service.store.put_session(session)
+        await service.sessions.put(session)
         for minute, what, who in steps:
             clock.now = start + minute * MIN
             if what == "join":
@@ -138,7 +138,7 @@ async def test_outcome_needs_the_teacher_and_a_remote_classroom_in_lesson_time()
         clock.now = start + 60 * MIN
         await service.tick()
         assert (await service.get(session.id)).recorded, name
-    outcomes = {s.id.split(".")[0]: s.state for s in await service.store.list_sessions()}
+    outcomes = {s.id.split(".")[0]: s.state for s in await service.sessions.all()}
     assert outcomes == {
         "early": SessionState.missed,
         "alone": SessionState.missed,

@@ -22,7 +22,7 @@ from scheduler.lessons.records import (
 )
 from scheduler.lessons.records_check import verify_lines
 from signaling.gm import Sm2PrivateKey, sm3_hex
-from signaling.store import Store
+from store import Store
 
 HMAC_KEY = "h" * 40
 SECRET = "t" * 40
@@ -149,7 +149,7 @@ def test_keygen_and_verify_from_a_file_with_only_the_public_key(
 ) -> None:
     import asyncio
 
-    from signaling.store import MemoryStore
+    from store import MemoryStore
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     key_file = tmp_path / "gm" / "records-sm2.key"

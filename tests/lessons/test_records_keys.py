@@ -13,7 +13,7 @@ from support.records import outcome
 from sanke.records_key import default_key_file, records_keys, verifying_keys
 from sanke.settings import Settings
 from scheduler.lessons.records import HEAD_KEY, RecordKeys, RecordLog, signed_head
-from signaling.store import MemoryStore
+from store import MemoryStore
 
 OLD, NEW = "o" * 40, "n" * 40
 SECRET = "t" * 40
@@ -88,7 +88,7 @@ async def test_a_leaked_old_key_cannot_vouch_for_a_shortened_chain() -> None:
     await rotated.reseal()
     await rotated.append(outcome(2), at=1_800_003_002.0)
     lines = await rotated.raw()
-    store._lists["records"] = lines[:2]  # the attacker's edit of the store
+    store._lists["l:records"] = lines[:2]  # the attacker's edit of the store
     newest = json.loads(lines[1])
     forged = signed_head(RecordKeys(OLD), 2, newest["hash"], newest["at"])
     await store.set(HEAD_KEY, forged.model_dump_json())

@@ -24,7 +24,7 @@ from support.redis_helpers import fresh_prefix, purge_prefix
 
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.lessons.records import RecordLog, SessionOutcome
-from signaling.store.redis import RedisStore
+from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 KEY = "r" * 40
@@ -84,7 +84,7 @@ async def test_an_edit_re_signed_with_a_key_derived_from_the_token_secret_is_det
         records = h.app[LESSON_SERVICE_KEY].records
         await records.append(outcome(0), at=1_800_003_000.0)
         [line] = await records.raw()
-        await h.store.replace_at("records", 0, resigned(line, derived, outcome="missed"))
+        await h.store.replace_at("l:records", 0, resigned(line, derived, outcome="missed"))
         report = await records.verify()
         assert not report.ok and report.first_broken == 0, report
 

@@ -20,7 +20,7 @@ import pytest
 from support.redis_helpers import fresh_prefix, purge_prefix
 
 from signaling.nodes import PLACED_COUNT, PLACEMENTS, NodeDirectory, NodeInfo, node_key
-from signaling.store.redis import RedisStore
+from store.redis import RedisStore
 
 pytestmark = [pytest.mark.redis]
 PLACER = Path(__file__).parents[1] / "support" / "place_rooms.py"

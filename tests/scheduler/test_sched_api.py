@@ -22,8 +22,8 @@ from scheduler.synthetic import province
 from scheduler.verify import violations
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.models import Role
-from signaling.store.memory import MemoryStore
 from signaling.tokens import TokenService
+from store.memory import MemoryStore
 
 
 async def _client() -> tuple[TestClient[web.Request, web.Application], dict[str, str]]:

@@ -22,9 +22,10 @@ from sanke.app import create_app
 from sanke.settings import Settings
 from signaling.errors import ErrorCode
 from signaling.models import Role, Room, RoomState
-from signaling.store import MemoryStore, Store
-from signaling.store.redis import RedisStore
+from signaling.rooms import RoomRepository
 from signaling.tokens import TokenService
+from store import MemoryStore, Store
+from store.redis import RedisStore
 
 SECRET = "http-api-test-secret-" + "z" * 24
 TOKENS = TokenService(SECRET)
@@ -178,7 +179,10 @@ async def test_rooms_crud_redis(redis_url: str) -> None:
             # the rooms really are in Redis, under this prefix
             other = RedisStore(redis_url, prefix=prefix)
             try:
-                assert sorted(r.id for r in await other.list_rooms()) == ["broadcast-1", "math-g3"]
+                assert sorted(r.id for r in await RoomRepository(other).all()) == [
+                    "broadcast-1",
+                    "math-g3",
+                ]
             finally:
                 await other.close()
     finally:

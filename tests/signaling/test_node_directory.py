@@ -9,7 +9,7 @@ import pytest
 import signaling.nodes as nodes
 from signaling.errors import SankeError
 from signaling.nodes import NodeDirectory, NodeInfo
-from signaling.store import Store
+from store import Store
 
 
 async def test_rooms_spread_over_nodes_and_concurrent_placements_agree(store: Store) -> None:

@@ -14,7 +14,7 @@ from support.harness import Harness, running_app
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
 from signaling.models import Role
-from signaling.store import MemoryStore, Store
+from store import MemoryStore, Store
 
 
 async def within_one_window() -> None:
@@ -79,7 +79,7 @@ async def test_the_budget_is_shared_through_the_store(backend: str) -> None:
     if backend == "redis":
         from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
 
-        from signaling.store.redis import RedisStore
+        from store.redis import RedisStore
 
         url, prefix = redis_url_or_skip(), fresh_prefix()
         store = RedisStore(url, prefix=prefix)

@@ -67,7 +67,7 @@ async def test_a_viewer_is_closed_when_its_token_expires_and_the_room_is_told() 
         await closed_with(viewer, CLOSE_TOKEN_EXPIRED)
         left = await teacher.expect("participant_left", participant_id=viewer.participant_id)
         assert left["reason"] == "expired"
-        assert [p.role for p in await h.store.list_participants("r1")] == [Role.teacher]
+        assert [p.role for p in await h.rooms.list_participants("r1")] == [Role.teacher]
         await teacher.send({"type": "ping"})
         assert await teacher.expect("pong")
 
@@ -89,7 +89,7 @@ async def registered_device(h: Harness) -> tuple[str, str]:
 async def test_a_revoked_kiosk_is_disconnected_and_its_join_token_no_longer_joins() -> None:
     async with running_app() as h:
         session = open_lesson()
-        await h.store.put_session(session)
+        await h.sessions.put(session)
         await h.room(session.room_id)
         device_id, credential = await registered_device(h)
         reply = await h.session.post(h.url("/api/v1/device/join"), headers=bearer(credential))
@@ -113,7 +113,7 @@ async def test_a_revoked_kiosk_is_disconnected_and_its_join_token_no_longer_join
         again = await h.connect()
         await again.send({"type": "join", "token": join_token})
         assert (await again.expect("error"))["code"] == "token_revoked"
-        assert [p.role for p in await h.store.list_participants(session.room_id)] == [Role.teacher]
+        assert [p.role for p in await h.rooms.list_participants(session.room_id)] == [Role.teacher]
         # The teacher's own token (another subject) is untouched.
         await teacher.send({"type": "ping"})
         assert await teacher.expect("pong")

@@ -19,9 +19,10 @@ from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
 
 from scheduler.demo import demo_district
+from scheduler.lessons.repository import SessionRepository
 from signaling.models import LessonSession, RemoteClass, Role
-from signaling.store.redis import RedisStore
 from signaling.tokens import TokenService
+from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 TOKENS = TokenService(SECRET)
@@ -122,7 +123,7 @@ async def put_open_session(cluster: Cluster, sid: str) -> None:
     store = RedisStore(cluster.url, prefix=cluster.prefix)
     await store.start()
     try:
-        await store.put_session(
+        await SessionRepository(store).put(
             LessonSession(
                 id=sid,
                 room_id=sid,

@@ -32,7 +32,7 @@ def assert_hardened(headers: object, what: str) -> None:
 
 async def lesson_now(h: object) -> None:
     now = time.time()
-    await h.store.put_session(  # type: ignore[attr-defined]
+    await h.sessions.put(  # type: ignore[attr-defined]
         LessonSession(
             id="eng.now",
             room_id="eng.now",

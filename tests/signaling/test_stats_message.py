@@ -19,6 +19,7 @@ from support.harness import Harness, running_app
 from signaling.media_plane import NullMediaPlane
 from signaling.models import Participant, Role, Room
 from signaling.protocol import StatsReport
+from signaling.rooms import RoomRepository
 
 GOOD: dict[str, Any] = {
     "type": "stats",
@@ -146,7 +147,7 @@ async def test_a_report_travels_to_the_rooms_sfu_node() -> None:
     from media.worker import Worker
     from signaling.hub import RoomHub
     from signaling.remote_media import RemoteMediaPlane
-    from signaling.store import MemoryStore
+    from store import MemoryStore
 
     store = MemoryStore()
     worker = Worker()
@@ -155,11 +156,11 @@ async def test_a_report_travels_to_the_rooms_sfu_node() -> None:
     await node.start()
     await plane.start()
     try:
-        await store.create_room(Room(id="room-1"))
+        await RoomRepository(store).create(Room(id="room-1"))
         teacher = Participant(
             id="t1", room_id="room-1", subject="t1", role=Role.teacher, node_id="sig-1"
         )
-        await store.put_participant(teacher)
+        await RoomRepository(store).put_participant(teacher)
         # media joins on the first media call; the room is then placed on the node
         await plane._ensure_joined("room-1", "t1")
         report = StatsReport.model_validate({k: v for k, v in GOOD.items() if k != "type"})

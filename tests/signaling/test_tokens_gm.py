@@ -14,8 +14,8 @@ from scheduler.lessons.devices import DEVICES, DeviceRegistration, DeviceRegistr
 from signaling.errors import ErrorCode, SankeError
 from signaling.gm import hmac_sm3, sm3_hex
 from signaling.models import Role
-from signaling.store import Store
 from signaling.tokens import GM_ALGORITHM, TokenService
+from store import Store
 
 SECRET = "k" * 40
 

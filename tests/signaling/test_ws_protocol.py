@@ -11,7 +11,7 @@ import pytest
 from support.harness import Harness, running_app
 
 from signaling.models import Role, RoomState
-from signaling.store import Store
+from store import Store
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ async def test_leave_is_acknowledged_and_announced(h: Harness) -> None:
         "participant_id": classroom.participant_id,
         "reason": "left",
     }
-    assert await h.store.list_participants("room-1") != []
-    assert [p.role for p in await h.store.list_participants("room-1")] == [Role.teacher]
+    assert await h.rooms.list_participants("room-1") != []
+    assert [p.role for p in await h.rooms.list_participants("room-1")] == [Role.teacher]
 
 
 async def test_disconnect_removes_participant(h: Harness) -> None:
@@ -58,7 +58,7 @@ async def test_disconnect_removes_participant(h: Harness) -> None:
     await classroom.close()
     left = await teacher.expect("participant_left")
     assert left["reason"] == "disconnected"
-    assert len(await h.store.list_participants("room-1")) == 1
+    assert len(await h.rooms.list_participants("room-1")) == 1
 
 
 async def test_hands_stage_mute_reach_everyone(h: Harness) -> None:
@@ -68,13 +68,13 @@ async def test_hands_stage_mute_reach_everyone(h: Harness) -> None:
     await a.send({"type": "raise_hand"})
     for c in (teacher, a, b):
         assert (await c.expect("hand_raised"))["participant_id"] == a.participant_id
-    stored = await h.store.get_participant("room-1", a.participant_id)
+    stored = await h.rooms.get_participant("room-1", a.participant_id)
     assert stored is not None and stored.hand_raised
 
     await teacher.send({"type": "set_stage", "participant_id": a.participant_id, "on_stage": True})
     for c in (teacher, a, b):
         assert await c.expect("stage_changed", participant_id=a.participant_id, on_stage=True)
-    stored = await h.store.get_participant("room-1", a.participant_id)
+    stored = await h.rooms.get_participant("room-1", a.participant_id)
     assert stored is not None and stored.on_stage and not stored.hand_raised
 
     await teacher.send({"type": "mute", "participant_id": a.participant_id})
@@ -93,7 +93,7 @@ async def test_teacher_mutes_all_classrooms(h: Harness) -> None:
     seen = {(await teacher.expect("muted"))["participant_id"] for _ in range(2)}
     assert seen == {a.participant_id, b.participant_id}
     assert all(
-        p.muted for p in await h.store.list_participants("room-1") if p.role is Role.classroom
+        p.muted for p in await h.rooms.list_participants("room-1") if p.role is Role.classroom
     )
 
 
@@ -117,7 +117,7 @@ async def test_kick_closes_the_target_and_tells_the_room(h: Harness) -> None:
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert a.ws.close_code == 4003
     assert await b.expect("participant_left", participant_id=a.participant_id, reason="kicked")
-    assert await h.store.get_participant("room-1", a.participant_id) is None
+    assert await h.rooms.get_participant("room-1", a.participant_id) is None
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ async def test_observer_is_invisible(h: Harness) -> None:
         for event in await c.silent(0.3):
             assert observer.participant_id not in json.dumps(event)
     # Its leave removed it from the store too.
-    assert observer.participant_id not in {p.id for p in await h.store.list_participants("room-1")}
+    assert observer.participant_id not in {p.id for p in await h.rooms.list_participants("room-1")}
 
 
 async def test_observer_still_sees_room_events(h: Harness) -> None:
@@ -227,7 +227,7 @@ async def test_same_subject_rejoining_replaces_the_old_connection(h: Harness) ->
     assert await teacher.expect(
         "participant_left", participant_id=first.participant_id, reason="replaced"
     )
-    ids = {p.id for p in await h.store.list_participants("room-1")}
+    ids = {p.id for p in await h.rooms.list_participants("room-1")}
     assert ids == {teacher.participant_id, second.participant_id}
 
 
@@ -261,7 +261,7 @@ async def test_bad_tokens_join_nothing(h: Harness, make_token: object, code: str
     await client.send({"type": "join", "token": make_token(h)})  # type: ignore[operator]
     error = await client.expect("error")
     assert error["code"] == code
-    assert await h.store.list_participants("room-1") == []
+    assert await h.rooms.list_participants("room-1") == []
     # The connection stays usable: a good token joins afterwards.
     await client.join(h.token(Role.classroom))
 
@@ -291,7 +291,7 @@ async def test_closed_and_full_rooms_refuse_joins(h: Harness) -> None:
     extra = await h.connect()
     await extra.send({"type": "join", "token": h.token(Role.classroom, room="tiny")})
     assert (await extra.expect("error"))["code"] == "room_full"
-    await h.store.put_room((await h.room("shut")).model_copy(update={"state": RoomState.closed}))
+    await h.rooms.put((await h.room("shut")).model_copy(update={"state": RoomState.closed}))
     await extra.send({"type": "join", "token": h.token(Role.classroom, room="shut")})
     assert (await extra.expect("error"))["code"] == "room_closed"
 
@@ -331,7 +331,7 @@ async def test_malformed_messages_get_an_error_and_the_connection_stays(
     assert (await teacher.expect("error"))["code"] == code
     await teacher.send({"type": "ping"})
     assert await teacher.expect("pong")
-    assert len(await h.store.list_participants("room-1")) == 1
+    assert len(await h.rooms.list_participants("room-1")) == 1
 
 
 async def test_binary_frames_are_refused(h: Harness) -> None:
@@ -413,7 +413,7 @@ async def test_heartbeat_removes_a_dead_participant() -> None:
         finally:
             pinger.cancel()
         assert left["reason"] == "timeout"
-        assert [p.role for p in await h.store.list_participants("room-1")] == [Role.teacher]
+        assert [p.role for p in await h.rooms.list_participants("room-1")] == [Role.teacher]
 
 
 async def test_join_timeout_closes_idle_connections() -> None:
@@ -428,7 +428,7 @@ async def test_protocol_against_redis_store(redis_url: str) -> None:
     """The same room behaviour on the Redis store (events through real pub/sub)."""
     from support.redis_helpers import fresh_prefix, purge_prefix
 
-    from signaling.store.redis import RedisStore
+    from store.redis import RedisStore
 
     prefix = fresh_prefix()
     store: Store = RedisStore(redis_url, prefix=prefix)

@@ -13,10 +13,12 @@ from aiohttp.test_utils import TestServer
 
 from sanke.app import create_app
 from sanke.settings import Settings
+from scheduler.lessons.repository import SessionRepository
 from signaling.media_plane import MediaPlane, NullMediaPlane
 from signaling.models import Role, Room
-from signaling.store import MemoryStore, Store
+from signaling.rooms import RoomRepository
 from signaling.tokens import TokenService
+from store import MemoryStore, Store
 
 SECRET = "test-secret-" + "s" * 32
 
@@ -75,6 +77,8 @@ class Harness:
         self.server = server
         self.app = server.app
         self.store = store
+        self.rooms = RoomRepository(store)
+        self.sessions = SessionRepository(store)
         self.tokens = tokens
         self.session = aiohttp.ClientSession()
         self.clients: list[Client] = []
@@ -94,7 +98,7 @@ class Harness:
 
     async def room(self, room_id: str = "room-1", **kw: Any) -> Room:
         room = Room(id=room_id, **kw)
-        await self.store.create_room(room)
+        await self.rooms.create(room)
         return room
 
     async def connect(self, **kw: Any) -> Client:

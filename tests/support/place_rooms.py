@@ -16,7 +16,7 @@ import time
 
 from signaling.errors import SankeError
 from signaling.nodes import NodeDirectory
-from signaling.store.redis import RedisStore
+from store.redis import RedisStore
 
 
 async def place(directory: NodeDirectory, room: str) -> str | None:

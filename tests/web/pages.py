@@ -106,7 +106,7 @@ async def open_live_lesson(h: Any, room: str, remotes: list[tuple[str, str]]) ->
     from signaling.models import LessonSession, RemoteClass
 
     now = time.time()
-    await h.store.put_session(
+    await h.sessions.put(
         LessonSession(
             id=room,
             room_id=room,

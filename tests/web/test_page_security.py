@@ -47,7 +47,7 @@ async def violations(page: Any) -> list[str]:
 
 async def lesson_with_device(h: Any) -> str:
     now = time.time()
-    await h.store.put_session(
+    await h.sessions.put(
         LessonSession(
             id="eng.now",
             room_id="eng.now",

@@ -1,11 +1,21 @@
-"""The Store interface."""
+"""The Store core: the few data structures every component's repository is built from.
+
+Keys are names under the store's prefix, chosen by the repository that owns them (each
+repository documents its layout); the core adds nothing to them, so the Redis layout is
+exactly what the repositories say. Values are strings the repositories encode from their
+own pydantic models. Families of one name do not mix: a key is a string, a hash, a sorted
+set or a list, as in Redis.
+
+Beyond Redis's plain commands the core has three atomic steps that repositories need and
+cannot build from the others without a race: an atomic batch of writes (``atomically``), a
+capacity claim (``claim_slot``) and a guarded append (``append_guarded``).
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
-
-from signaling.models import LessonSession, Participant, Room
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 
 # A subscriber that falls this far behind loses the oldest messages instead of
 # growing memory; every consumer of room events tolerates a gap (it resyncs).
@@ -29,6 +39,43 @@ class Subscription(abc.ABC):
     async def close(self) -> None: ...
 
 
+# --- writes that can go into one atomic batch ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HSet:
+    name: str
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HDel:
+    name: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZAdd:
+    name: str
+    member: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ZRem:
+    name: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+
+
+Write = HSet | HDel | ZAdd | ZRem | Delete
+
+
 class Store(abc.ABC):
     prefix: str
 
@@ -42,60 +89,22 @@ class Store(abc.ABC):
     async def ping(self) -> bool:
         """True when the backing store answers."""
 
-    # --- rooms -------------------------------------------------------------
+    # --- any key -------------------------------------------------------------
     @abc.abstractmethod
-    async def create_room(self, room: Room) -> bool:
-        """Store a new room; False (and nothing changes) if the id exists."""
+    async def delete(self, key: str) -> bool:
+        """Remove the key whatever it holds; whether it existed."""
 
     @abc.abstractmethod
-    async def put_room(self, room: Room) -> None: ...
+    async def keys(self, pattern: str) -> list[str]:
+        """Keys matching a glob pattern (``*`` and ``?``), of any family."""
 
     @abc.abstractmethod
-    async def get_room(self, room_id: str) -> Room | None: ...
+    async def atomically(self, writes: Sequence[Write]) -> list[int]:
+        """Apply ``writes`` in order as one step nobody sees half done; for each, what its
+        command returns: fields or members added (HSet, ZAdd) or removed (HDel, ZRem,
+        Delete)."""
 
-    @abc.abstractmethod
-    async def list_rooms(self) -> list[Room]: ...
-
-    @abc.abstractmethod
-    async def delete_room(self, room_id: str) -> bool:
-        """Remove the room and its participants."""
-
-    # --- participants ------------------------------------------------------
-    @abc.abstractmethod
-    async def put_participant(self, participant: Participant) -> None: ...
-
-    @abc.abstractmethod
-    async def get_participant(self, room_id: str, participant_id: str) -> Participant | None: ...
-
-    @abc.abstractmethod
-    async def list_participants(self, room_id: str) -> list[Participant]: ...
-
-    @abc.abstractmethod
-    async def remove_participant(self, room_id: str, participant_id: str) -> bool: ...
-
-    # --- lesson sessions ---------------------------------------------------
-    @abc.abstractmethod
-    async def put_session(self, session: LessonSession) -> None: ...
-
-    @abc.abstractmethod
-    async def get_session(self, session_id: str) -> LessonSession | None: ...
-
-    @abc.abstractmethod
-    async def list_sessions(self) -> list[LessonSession]: ...
-
-    @abc.abstractmethod
-    async def list_sessions_on(self, date: str) -> list[LessonSession]:
-        """The sessions of one day (``LessonSession.date``, YYYY-MM-DD), from an index."""
-
-    @abc.abstractmethod
-    async def list_open_sessions(self, until: str) -> list[LessonSession]:
-        """The sessions not yet recorded whose date is ``until`` or earlier, from an index:
-        what the lesson clock must look at (a term holds hundreds of thousands)."""
-
-    @abc.abstractmethod
-    async def delete_session(self, session_id: str) -> bool: ...
-
-    # --- key/value with TTL ------------------------------------------------
+    # --- strings with TTL ----------------------------------------------------
     @abc.abstractmethod
     async def set(
         self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
@@ -111,17 +120,10 @@ class Store(abc.ABC):
         creation) and return it, atomically."""
 
     @abc.abstractmethod
-    async def delete(self, key: str) -> bool: ...
-
-    @abc.abstractmethod
     async def ttl(self, key: str) -> float | None:
         """Seconds left, None if the key has no expiry or does not exist."""
 
-    @abc.abstractmethod
-    async def keys(self, pattern: str) -> list[str]:
-        """Keys (without prefix) matching a glob pattern (``*`` and ``?``)."""
-
-    # --- generic hashes (for components' own documents) --------------------
+    # --- hashes --------------------------------------------------------------
     @abc.abstractmethod
     async def hset(self, name: str, field: str, value: str) -> None: ...
 
@@ -133,10 +135,23 @@ class Store(abc.ABC):
     async def hget(self, name: str, field: str) -> str | None: ...
 
     @abc.abstractmethod
+    async def hmget(self, name: str, fields: Sequence[str]) -> list[str | None]:
+        """The values of ``fields`` in order (None where absent)."""
+
+    @abc.abstractmethod
     async def hgetall(self, name: str) -> dict[str, str]: ...
 
     @abc.abstractmethod
     async def hdel(self, name: str, field: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def exists(self, name: str) -> bool:
+        """Whether the key exists (of any family)."""
+
+    # --- sorted sets ---------------------------------------------------------
+    @abc.abstractmethod
+    async def zrange_by_score(self, name: str, low: float, high: float) -> list[str]:
+        """Members with ``low <= score <= high``, by score then member."""
 
     # --- slots: members claiming capacity in buckets, counted atomically ------
     # A member (a room) holds one slot of one bucket (a media node) in the ``claims`` hash
@@ -161,7 +176,7 @@ class Store(abc.ABC):
         """Rebuild ``counts`` from ``claims`` (atomic): claims written without counting,
         e.g. by a process of an older release during a rolling upgrade, get counted."""
 
-    # --- append-only lists (logs) ------------------------------------------
+    # --- lists (logs) --------------------------------------------------------
     @abc.abstractmethod
     async def append(self, name: str, value: str) -> int:
         """Append to a list; returns its new length."""
@@ -171,7 +186,7 @@ class Store(abc.ABC):
         self, name: str, length: int, value: str | None, key: str, key_value: str
     ) -> bool:
         """If the list has exactly ``length`` items: append ``value`` (unless None) and set the
-        key/value ``key`` (no TTL) to ``key_value``, in one atomic step; whether it happened.
+        string ``key`` (no TTL) to ``key_value``, in one atomic step; whether it happened.
         A hash-chained log and its signed head change together or not at all, and of two
         writers appending at once one wins and the other re-reads."""
 
@@ -185,9 +200,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def replace_at(self, name: str, index: int, value: str) -> None:
-        """Overwrite one list item (used by tooling and tamper tests, never by the log)."""
+        """Overwrite one list item (used by tooling and tamper tests, never by a log)."""
 
-    # --- pub/sub -----------------------------------------------------------
+    # --- pub/sub (channel names are their own namespace, under the prefix) ------
     @abc.abstractmethod
     async def publish(self, channel: str, message: str) -> None: ...
 

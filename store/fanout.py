@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from signaling.store.base import SUBSCRIPTION_QUEUE_LIMIT, Subscription
+from store.base import SUBSCRIPTION_QUEUE_LIMIT, Subscription
 
 _CLOSED = object()
 

@@ -1,10 +1,8 @@
 """Redis Store (redis-py asyncio): the distributed deployment's shared state.
 
-Layout (all under the prefix): ``rooms`` hash id→Room JSON; ``room:{id}:participants``
-hash; ``sessions`` hash with the sorted sets ``sessions:by_date`` and ``sessions:open`` (not
-yet recorded; scores YYYYMMDD); ``kv:{key}`` strings with TTL; ``h:{name}`` hashes;
-``l:{name}`` lists; channels ``ch:{name}``. One pub/sub connection per process is
-shared by every local subscriber (a process may follow thousands of rooms).
+A key is the prefix plus the name a repository gives it (the repositories document the
+layout); a channel is the prefix plus ``ch:`` and its name. One pub/sub connection per
+process is shared by every local subscriber (a process may follow thousands of rooms).
 """
 
 from __future__ import annotations
@@ -13,15 +11,14 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from signaling.models import LessonSession, Participant, Room
-from signaling.store.base import Store, Subscription
-from signaling.store.fanout import Fanout, QueueSubscription
-from signaling.store.outage import OutageLog
+from store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
+from store.fanout import Fanout, QueueSubscription
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +80,10 @@ return n
 """
 
 
-def _day_number(date: str) -> int:
-    """YYYY-MM-DD as the sortable number YYYYMMDD (a session without a date: 0)."""
-    digits = date.replace("-", "")
-    return int(digits) if digits.isdigit() else 0
-
-
 class RedisStore(Store):
     def __init__(self, url: str, prefix: str = "sanke:") -> None:
         self.prefix = prefix
         self.url = url
-        self._sessions_indexed = False
         self._redis: aioredis.Redis = aioredis.from_url(
             url, decode_responses=True, health_check_interval=10
         )
@@ -107,8 +97,11 @@ class RedisStore(Store):
         self._append_guarded = self._redis.register_script(_APPEND_GUARDED)
         self._incr = self._redis.register_script(_INCR)
 
-    def _k(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)
+    def _k(self, name: str) -> str:
+        return self.prefix + name
+
+    def _channel(self, name: str) -> str:
+        return self.prefix + "ch:" + name
 
     async def close(self) -> None:
         for subs in list(self._fanout.channels.values()):
@@ -129,146 +122,77 @@ class RedisStore(Store):
         except Exception:
             return False
 
-    # rooms
-    async def create_room(self, room: Room) -> bool:
-        return bool(await self._redis.hsetnx(self._k("rooms"), room.id, room.model_dump_json()))
+    # any key
+    async def delete(self, key: str) -> bool:
+        return bool(await self._redis.delete(self._k(key)))
 
-    async def put_room(self, room: Room) -> None:
-        await self._redis.hset(self._k("rooms"), room.id, room.model_dump_json())
+    async def keys(self, pattern: str) -> list[str]:
+        start = len(self.prefix)
+        return [k[start:] async for k in self._redis.scan_iter(self._k(pattern), count=500)]
 
-    async def get_room(self, room_id: str) -> Room | None:
-        raw = await self._redis.hget(self._k("rooms"), room_id)
-        return Room.model_validate_json(raw) if raw is not None else None
+    async def exists(self, name: str) -> bool:
+        return bool(await self._redis.exists(self._k(name)))
 
-    async def list_rooms(self) -> list[Room]:
-        raws = await self._redis.hvals(self._k("rooms"))
-        return [Room.model_validate_json(raw) for raw in raws]
-
-    async def delete_room(self, room_id: str) -> bool:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hdel(self._k("rooms"), room_id)
-        pipe.delete(self._k("room", room_id, "participants"))
-        removed, _ = await pipe.execute()
-        return bool(removed)
-
-    # participants
-    async def put_participant(self, participant: Participant) -> None:
-        await self._redis.hset(
-            self._k("room", participant.room_id, "participants"),
-            participant.id,
-            participant.model_dump_json(),
-        )
-
-    async def get_participant(self, room_id: str, participant_id: str) -> Participant | None:
-        raw = await self._redis.hget(self._k("room", room_id, "participants"), participant_id)
-        return Participant.model_validate_json(raw) if raw is not None else None
-
-    async def list_participants(self, room_id: str) -> list[Participant]:
-        raws = await self._redis.hvals(self._k("room", room_id, "participants"))
-        return [Participant.model_validate_json(raw) for raw in raws]
-
-    async def remove_participant(self, room_id: str, participant_id: str) -> bool:
-        removed = await self._redis.hdel(self._k("room", room_id, "participants"), participant_id)
-        return bool(removed)
-
-    # sessions
-    async def put_session(self, session: LessonSession) -> None:
-        day = _day_number(session.date)
+    async def atomically(self, writes: Sequence[Write]) -> list[int]:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._k("sessions"), session.id, session.model_dump_json())
-            pipe.zadd(self._k("sessions:by_date"), {session.id: day})
-            if session.recorded:
-                pipe.zrem(self._k("sessions:open"), session.id)
-            else:
-                pipe.zadd(self._k("sessions:open"), {session.id: day})
-            await pipe.execute()
+            for write in writes:
+                match write:
+                    case HSet(name, field, value):
+                        pipe.hset(self._k(name), field, value)
+                    case HDel(name, field):
+                        pipe.hdel(self._k(name), field)
+                    case ZAdd(name, member, score):
+                        pipe.zadd(self._k(name), {member: score})
+                    case ZRem(name, member):
+                        pipe.zrem(self._k(name), member)
+                    case _:
+                        pipe.delete(self._k(write.key))
+            return [int(result) for result in await pipe.execute()]
 
-    async def get_session(self, session_id: str) -> LessonSession | None:
-        raw = await self._redis.hget(self._k("sessions"), session_id)
-        return LessonSession.model_validate_json(raw) if raw is not None else None
-
-    async def list_sessions(self) -> list[LessonSession]:
-        raws = await self._redis.hvals(self._k("sessions"))
-        return [LessonSession.model_validate_json(raw) for raw in raws]
-
-    async def _ensure_session_indexes(self) -> None:
-        """Sessions written before the indexes existed get indexed once (idempotent, so two
-        processes doing it at once agree)."""
-        if self._sessions_indexed:
-            return
-        sessions, by_date = self._k("sessions"), self._k("sessions:by_date")
-        if await self._redis.exists(sessions) and not await self._redis.exists(by_date):
-            for raw in await self._redis.hvals(sessions):
-                await self.put_session(LessonSession.model_validate_json(raw))
-        self._sessions_indexed = True
-
-    async def list_sessions_on(self, date: str) -> list[LessonSession]:
-        await self._ensure_session_indexes()
-        day = _day_number(date)
-        ids = await self._redis.zrangebyscore(self._k("sessions:by_date"), day, day)
-        return await self._sessions_by_id([str(i) for i in ids])
-
-    async def list_open_sessions(self, until: str) -> list[LessonSession]:
-        await self._ensure_session_indexes()
-        ids = await self._redis.zrangebyscore(self._k("sessions:open"), "-inf", _day_number(until))
-        return await self._sessions_by_id([str(i) for i in ids])
-
-    async def _sessions_by_id(self, ids: list[str]) -> list[LessonSession]:
-        if not ids:
-            return []
-        raws = await self._redis.hmget(self._k("sessions"), sorted(ids))
-        return [LessonSession.model_validate_json(raw) for raw in raws if raw is not None]
-
-    async def delete_session(self, session_id: str) -> bool:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._k("sessions"), session_id)
-            pipe.zrem(self._k("sessions:by_date"), session_id)
-            pipe.zrem(self._k("sessions:open"), session_id)
-            removed, _, _ = await pipe.execute()
-        return bool(removed)
-
-    # key/value
+    # strings
     async def set(
         self, key: str, value: str, ttl: float | None = None, *, nx: bool = False
     ) -> bool:
         px = max(1, math.ceil(ttl * 1000)) if ttl is not None else None
-        result = await self._redis.set(self._k("kv", key), value, px=px, nx=nx)
+        result = await self._redis.set(self._k(key), value, px=px, nx=nx)
         return bool(result)
 
     async def get(self, key: str) -> str | None:
-        return _text(await self._redis.get(self._k("kv", key)))
+        return _text(await self._redis.get(self._k(key)))
 
     async def incr(self, key: str, ttl: float) -> int:
         ms = max(1, math.ceil(ttl * 1000))
-        return int(await self._incr(keys=[self._k("kv", key)], args=[ms]))
-
-    async def delete(self, key: str) -> bool:
-        return bool(await self._redis.delete(self._k("kv", key)))
+        return int(await self._incr(keys=[self._k(key)], args=[ms]))
 
     async def ttl(self, key: str) -> float | None:
-        ms = await self._redis.pttl(self._k("kv", key))
+        ms = await self._redis.pttl(self._k(key))
         return ms / 1000 if ms >= 0 else None
-
-    async def keys(self, pattern: str) -> list[str]:
-        start = len(self._k("kv", ""))
-        return [k[start:] async for k in self._redis.scan_iter(self._k("kv", pattern), count=500)]
 
     # hashes
     async def hset(self, name: str, field: str, value: str) -> None:
-        await self._redis.hset(self._k("h", name), field, value)
+        await self._redis.hset(self._k(name), field, value)
 
     async def hsetnx(self, name: str, field: str, value: str) -> bool:
-        return bool(await self._redis.hsetnx(self._k("h", name), field, value))
+        return bool(await self._redis.hsetnx(self._k(name), field, value))
 
     async def hget(self, name: str, field: str) -> str | None:
-        return _text(await self._redis.hget(self._k("h", name), field))
+        return _text(await self._redis.hget(self._k(name), field))
+
+    async def hmget(self, name: str, fields: Sequence[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return [_text(value) for value in await self._redis.hmget(self._k(name), list(fields))]
 
     async def hgetall(self, name: str) -> dict[str, str]:
-        result = await self._redis.hgetall(self._k("h", name))
+        result = await self._redis.hgetall(self._k(name))
         return {str(k): str(v) for k, v in result.items()}
 
     async def hdel(self, name: str, field: str) -> bool:
-        return bool(await self._redis.hdel(self._k("h", name), field))
+        return bool(await self._redis.hdel(self._k(name), field))
+
+    # sorted sets
+    async def zrange_by_score(self, name: str, low: float, high: float) -> list[str]:
+        return [str(m) for m in await self._redis.zrangebyscore(self._k(name), low, high)]
 
     # slots
     async def claim_slot(
@@ -277,39 +201,39 @@ class RedisStore(Store):
         args: list[str | int] = [member]
         for bucket, capacity in sorted(capacities.items()):
             args += [bucket, int(capacity)]
-        keys = [self._k("h", claims), self._k("h", counts)]
+        keys = [self._k(claims), self._k(counts)]
         return _text(await self._claim_slot(keys=keys, args=args))
 
     async def release_slot(self, claims: str, counts: str, member: str) -> str | None:
-        keys = [self._k("h", claims), self._k("h", counts)]
+        keys = [self._k(claims), self._k(counts)]
         return _text(await self._release_slot(keys=keys, args=[member]))
 
     async def recount_slots(self, claims: str, counts: str) -> None:
-        await self._recount_slots(keys=[self._k("h", claims), self._k("h", counts)], args=[])
+        await self._recount_slots(keys=[self._k(claims), self._k(counts)], args=[])
 
     # lists
     async def append(self, name: str, value: str) -> int:
-        return int(await self._redis.rpush(self._k("l", name), value))
+        return int(await self._redis.rpush(self._k(name), value))
 
     async def append_guarded(
         self, name: str, length: int, value: str | None, key: str, key_value: str
     ) -> bool:
-        keys = [self._k("l", name), self._k("kv", key)]
+        keys = [self._k(name), self._k(key)]
         args: list[str | int] = [length, value or "", "0" if value is None else "1", key_value]
         return bool(await self._append_guarded(keys=keys, args=args))
 
     async def length(self, name: str) -> int:
-        return int(await self._redis.llen(self._k("l", name)))
+        return int(await self._redis.llen(self._k(name)))
 
     async def range(self, name: str, start: int = 0, stop: int = -1) -> list[str]:
-        return [str(item) for item in await self._redis.lrange(self._k("l", name), start, stop)]
+        return [str(item) for item in await self._redis.lrange(self._k(name), start, stop)]
 
     async def replace_at(self, name: str, index: int, value: str) -> None:
-        await self._redis.lset(self._k("l", name), index, value)
+        await self._redis.lset(self._k(name), index, value)
 
     # pub/sub
     async def publish(self, channel: str, message: str) -> None:
-        await self._redis.publish(self._k("ch", channel), message)
+        await self._redis.publish(self._channel(channel), message)
 
     async def subscribe(self, channel: str) -> Subscription:
         sub = QueueSubscription(channel, self._unsubscribe)
@@ -317,7 +241,7 @@ class RedisStore(Store):
             if self._pubsub is None:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             if self._fanout.add(sub):
-                await self._pubsub.subscribe(self._k("ch", channel))
+                await self._pubsub.subscribe(self._channel(channel))
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
         return sub
@@ -326,11 +250,11 @@ class RedisStore(Store):
         async with self._lock:
             if self._fanout.remove(sub) and self._pubsub is not None:
                 with contextlib.suppress(Exception):
-                    await self._pubsub.unsubscribe(self._k("ch", sub.channel))
+                    await self._pubsub.unsubscribe(self._channel(sub.channel))
 
     async def _read(self) -> None:
         assert self._pubsub is not None
-        start = len(self._k("ch", ""))
+        start = len(self._channel(""))
         outage = OutageLog(log, "redis pub/sub read")
         while True:
             try:

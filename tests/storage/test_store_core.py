@@ -1,4 +1,4 @@
-"""The Store contract, run against both implementations (memory and a real Redis)."""
+"""The Store core's contract, run against both implementations (memory and a real Redis)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from signaling.models import (
-    LessonSession,
-    Participant,
-    Role,
-    Room,
-    RoomKind,
-    RoomState,
-    SessionState,
-)
-from signaling.store import MemoryStore, Store, Subscription
-from signaling.store.base import SUBSCRIPTION_QUEUE_LIMIT
-from signaling.store.redis import RedisStore
+from store import MemoryStore, Store, Subscription
+from store.base import SUBSCRIPTION_QUEUE_LIMIT, Delete, HDel, HSet, ZAdd, ZRem
+from store.redis import RedisStore
 
 # Generous: only "it happens eventually" is asserted, never how fast.
 EVENTUALLY = 5.0
-
-
-def room(room_id: str, **fields: object) -> Room:
-    return Room.model_validate({"id": room_id, **fields})
-
-
-def participant(room_id: str, pid: str, **fields: object) -> Participant:
-    data: dict[str, object] = {
-        "id": pid,
-        "room_id": room_id,
-        "subject": f"sub-{pid}",
-        "role": Role.classroom,
-        "node_id": "node-a",
-    }
-    data.update(fields)
-    return Participant.model_validate(data)
 
 
 async def eventually_none(store: Store, key: str) -> None:
@@ -65,171 +40,6 @@ async def nothing_more(sub: Subscription, *, sentinel_store: Store, channel: str
     """
     await sentinel_store.publish(channel, "__marker__")
     assert await next_message(sub) == "__marker__"
-
-
-# --- rooms -------------------------------------------------------------------
-
-
-async def test_create_room_is_insert_only(store: Store) -> None:
-    first = room("r-1", name="数学", kind=RoomKind.master, max_participants=5)
-    assert await store.create_room(first) is True
-    assert await store.create_room(room("r-1", name="other")) is False
-    stored = await store.get_room("r-1")
-    assert stored == first, "a refused create must not change the stored room"
-
-
-async def test_put_get_list_rooms(store: Store) -> None:
-    assert await store.get_room("missing") is None
-    assert await store.list_rooms() == []
-    a = room("a", name="语文")
-    b = room("b.2:x-y_z", school_id="jd-1")
-    await store.put_room(a)
-    await store.put_room(b)
-    assert await store.get_room("a") == a
-    assert sorted(r.id for r in await store.list_rooms()) == ["a", "b.2:x-y_z"]
-    # put overwrites (closing a room is a put)
-    closed = a.model_copy(update={"state": RoomState.closed, "closed_at": 123.0})
-    await store.put_room(closed)
-    assert await store.get_room("a") == closed
-    assert len(await store.list_rooms()) == 2
-
-
-async def test_returned_room_is_a_copy(store: Store) -> None:
-    await store.put_room(room("r"))
-    got = await store.get_room("r")
-    assert got is not None
-    got.name = "changed by caller"
-    again = await store.get_room("r")
-    assert again is not None and again.name == ""
-
-
-async def test_delete_room_removes_its_participants(store: Store) -> None:
-    await store.create_room(room("r"))
-    await store.create_room(room("other"))
-    await store.put_participant(participant("r", "p1"))
-    await store.put_participant(participant("r", "p2"))
-    await store.put_participant(participant("other", "p3"))
-    assert await store.delete_room("r") is True
-    assert await store.get_room("r") is None
-    assert await store.list_participants("r") == []
-    assert await store.get_participant("r", "p1") is None
-    assert await store.delete_room("r") is False
-    # the other room is untouched
-    assert [p.id for p in await store.list_participants("other")] == ["p3"]
-    assert [r.id for r in await store.list_rooms()] == ["other"]
-    # a room created again with the same id starts empty
-    assert await store.create_room(room("r")) is True
-    assert await store.list_participants("r") == []
-
-
-# --- participants ------------------------------------------------------------
-
-
-async def test_participants(store: Store) -> None:
-    p1 = participant("r", "p1", role=Role.teacher, name="张老师", school_id="s1")
-    p2 = participant("r", "p2", classroom_id="c-2")
-    await store.put_participant(p1)
-    await store.put_participant(p2)
-    assert await store.get_participant("r", "p1") == p1
-    assert await store.get_participant("r", "nobody") is None
-    assert await store.get_participant("other-room", "p1") is None
-    assert sorted(p.id for p in await store.list_participants("r")) == ["p1", "p2"]
-
-    raised = p2.model_copy(update={"hand_raised": True, "muted": True})
-    await store.put_participant(raised)
-    assert await store.get_participant("r", "p2") == raised
-    assert len(await store.list_participants("r")) == 2
-
-    assert await store.remove_participant("r", "p1") is True
-    assert await store.remove_participant("r", "p1") is False
-    assert await store.remove_participant("nowhere", "p2") is False
-    assert [p.id for p in await store.list_participants("r")] == ["p2"]
-    assert await store.remove_participant("r", "p2") is True
-    assert await store.list_participants("r") == []
-
-
-# --- lesson sessions -----------------------------------------------------------
-
-
-async def test_sessions(store: Store) -> None:
-    s1 = LessonSession(id="s1", room_id="r", starts_at=1000.0, ends_at=3400.0)
-    # extra fields are allowed on a session and must survive the round trip
-    s2 = LessonSession.model_validate(
-        {"id": "s2", "room_id": "r", "starts_at": 1.0, "ends_at": 2.0, "teacher": "t-9"}
-    )
-    assert await store.get_session("s1") is None
-    await store.put_session(s1)
-    await store.put_session(s2)
-    assert await store.get_session("s1") == s1
-    got2 = await store.get_session("s2")
-    assert got2 is not None and got2.model_dump()["teacher"] == "t-9"
-    assert sorted(s.id for s in await store.list_sessions()) == ["s1", "s2"]
-    live = s1.model_copy(update={"state": SessionState.live})
-    await store.put_session(live)
-    assert (await store.get_session("s1")) == live
-    assert await store.delete_session("s1") is True
-    assert await store.delete_session("s1") is False
-    assert [s.id for s in await store.list_sessions()] == ["s2"]
-
-
-def on(day: str, sid: str, **fields: object) -> LessonSession:
-    return LessonSession.model_validate(
-        {"id": sid, "room_id": f"room-{sid}", "starts_at": 1.0, "ends_at": 2.0, "date": day}
-        | fields
-    )
-
-
-async def test_session_indexes_by_date_and_open(store: Store) -> None:
-    """The lesson clock reads only the sessions not yet recorded up to today; a day's
-    sessions come from an index too. Updates move a session between the indexes."""
-    await store.put_session(on("2026-11-27", "past-open"))
-    await store.put_session(on("2026-11-27", "past-done", recorded=True))
-    await store.put_session(on("2026-11-28", "today-a"))
-    await store.put_session(on("2026-11-28", "today-b", state=SessionState.live))
-    await store.put_session(on("2026-12-01", "future"))
-    await store.put_session(on("2027-01-04", "next-year"))
-
-    async def open_ids(until: str) -> list[str]:
-        return [s.id for s in await store.list_open_sessions(until)]
-
-    assert await open_ids("2026-11-28") == ["past-open", "today-a", "today-b"]
-    assert await open_ids("2026-11-26") == []
-    assert await open_ids("2027-12-31") == [
-        "future",
-        "next-year",
-        "past-open",
-        "today-a",
-        "today-b",
-    ]
-    assert [s.id for s in await store.list_sessions_on("2026-11-28")] == ["today-a", "today-b"]
-    assert [s.id for s in await store.list_sessions_on("2026-11-27")] == [
-        "past-done",
-        "past-open",
-    ]
-    assert await store.list_sessions_on("2026-11-29") == []
-    got = {s.id: s for s in await store.list_sessions_on("2026-11-28")}
-    assert got["today-b"].state is SessionState.live
-
-    # Recording takes a session out of the open index, not out of its day.
-    await store.put_session(on("2026-11-28", "today-a", recorded=True))
-    assert await open_ids("2026-11-28") == ["past-open", "today-b"]
-    assert len(await store.list_sessions_on("2026-11-28")) == 2
-    # A session whose date changes moves to the other day.
-    await store.put_session(on("2026-12-01", "today-b"))
-    assert [s.id for s in await store.list_sessions_on("2026-11-28")] == ["today-a"]
-    assert [s.id for s in await store.list_sessions_on("2026-12-01")] == ["future", "today-b"]
-    assert await open_ids("2026-11-28") == ["past-open"]
-    # Deleting removes it from every index.
-    assert await store.delete_session("past-open") is True
-    assert await open_ids("2026-11-28") == []
-    assert [s.id for s in await store.list_sessions_on("2026-11-27")] == ["past-done"]
-    assert sorted(s.id for s in await store.list_sessions()) == [
-        "future",
-        "next-year",
-        "past-done",
-        "today-a",
-        "today-b",
-    ]
 
 
 # --- key/value -----------------------------------------------------------------
@@ -308,13 +118,15 @@ async def test_keys_glob(store: Store) -> None:
     )
 
 
-async def test_keys_lists_only_kv_keys(store: Store) -> None:
-    """Rooms, hashes and lists live in their own namespaces, not in ``keys()``."""
-    await store.put_room(room("r"))
-    await store.hset("h", "f", "v")
-    await store.append("l", "x")
-    await store.set("kv", "1")
-    assert await store.keys("*") == ["kv"]
+async def test_keys_lists_every_family(store: Store) -> None:
+    """Names are the repositories': the core lists strings, hashes, sorted sets and lists
+    alike, as Redis's SCAN does."""
+    await store.hset("h:x", "f", "v")
+    await store.append("l:x", "x")
+    await store.atomically([ZAdd("z:x", "m", 1)])
+    await store.set("kv:x", "1")
+    assert sorted(await store.keys("*")) == ["h:x", "kv:x", "l:x", "z:x"]
+    assert await store.keys("h:*") == ["h:x"]
 
 
 # --- hashes ----------------------------------------------------------------------
@@ -468,6 +280,80 @@ async def test_list_matches_a_python_model(
         assert await store.append(name, item) == i
     assert await store.range(name) == items
     assert await store.range(name, start, stop) == _model_range(items, start, stop)
+
+
+# --- sorted sets, any key, atomic batches -------------------------------------
+
+
+async def test_sorted_set_ranges_by_score_then_member(store: Store) -> None:
+    assert await store.atomically(
+        [ZAdd("z", "b", 20260102), ZAdd("z", "a", 20260102), ZAdd("z", "c", 20251231)]
+    ) == [1, 1, 1]
+    assert await store.zrange_by_score("z", 20260102, 20260102) == ["a", "b"]
+    assert await store.zrange_by_score("z", float("-inf"), 20260102) == ["c", "a", "b"]
+    # a member added again moves (0 added), a removed one is gone
+    assert await store.atomically([ZAdd("z", "c", 20270101), ZRem("z", "a"), ZRem("z", "x")]) == [
+        0,
+        1,
+        0,
+    ]
+    assert await store.zrange_by_score("z", 0, float("inf")) == ["b", "c"]
+    assert await store.zrange_by_score("missing", 0, 1) == []
+
+
+async def test_atomically_applies_every_write_in_order_and_reports_each(store: Store) -> None:
+    await store.hset("h:a", "old", "1")
+    await store.append("l:a", "x")
+    results = await store.atomically(
+        [
+            HSet("h:a", "new", "2"),
+            HSet("h:a", "new", "3"),  # the later write wins
+            HDel("h:a", "old"),
+            HDel("h:a", "never"),
+            Delete("l:a"),
+            Delete("l:a"),
+        ]
+    )
+    assert results == [1, 0, 1, 0, 1, 0]
+    assert await store.hgetall("h:a") == {"new": "3"}
+    assert await store.range("l:a") == []
+    assert await store.atomically([]) == []
+
+
+async def test_delete_and_exists_cover_every_family(store: Store) -> None:
+    await store.set("s", "1")
+    await store.hset("h", "f", "v")
+    await store.atomically([ZAdd("z", "m", 1)])
+    await store.append("l", "x")
+    for name in ("s", "h", "z", "l"):
+        assert await store.exists(name) is True
+        assert await store.delete(name) is True
+        assert await store.exists(name) is False
+        assert await store.delete(name) is False
+
+
+async def test_a_name_holds_one_family(store: Store) -> None:
+    """As Redis answers WRONGTYPE, the memory store refuses too: a repository that reuses a
+    name for another kind of value fails in the embedded tests, not first in production."""
+    await store.hset("taken", "f", "v")
+    with pytest.raises(Exception, match=r"(?i)wrongtype|another kind"):
+        await store.append("taken", "x")
+    with pytest.raises(Exception, match=r"(?i)wrongtype|another kind"):
+        await store.atomically([ZAdd("taken", "m", 1)])
+    assert await store.hgetall("taken") == {"f": "v"}
+    # SET is the exception in Redis: it replaces whatever the name held (unless NX).
+    assert await store.set("taken", "x", nx=True) is False
+    assert await store.set("taken", "x") is True
+    assert await store.get("taken") == "x"
+    assert await store.keys("taken") == ["taken"]
+
+
+async def test_hmget_in_order_with_gaps(store: Store) -> None:
+    await store.hset("h", "a", "1")
+    await store.hset("h", "c", "3")
+    assert await store.hmget("h", ["c", "b", "a"]) == ["3", None, "1"]
+    assert await store.hmget("h", []) == []
+    assert await store.hmget("missing", ["a"]) == [None]
 
 
 # --- pub/sub -------------------------------------------------------------------
@@ -628,9 +514,9 @@ async def test_redis_ping_is_false_when_unreachable() -> None:
 async def test_memory_stores_are_independent() -> None:
     a, b = MemoryStore(prefix="a:"), MemoryStore(prefix="b:")
     await a.set("k", "a")
-    await a.put_room(room("r"))
+    await a.hset("h", "f", "a")
     assert await b.get("k") is None
-    assert await b.list_rooms() == []
+    assert await b.hgetall("h") == {}
 
 
 async def test_redis_prefix_isolation(redis_url: str) -> None:
@@ -639,25 +525,17 @@ async def test_redis_prefix_isolation(redis_url: str) -> None:
     await a.start()
     await b.start()
     try:
-        await a.create_room(room("r", name="A"))
-        await a.put_participant(participant("r", "p1"))
-        await a.put_session(LessonSession(id="s", room_id="r", starts_at=1, ends_at=2))
         await a.set("k", "from-a")
         await a.hset("h", "f", "a")
         await a.append("l", "a")
 
-        assert await b.get_room("r") is None
-        assert await b.list_rooms() == []
-        assert await b.list_participants("r") == []
-        assert await b.list_sessions() == []
         assert await b.get("k") is None
         assert await b.keys("*") == []
         assert await b.hgetall("h") == {}
         assert await b.range("l") == []
-        # the same room id may exist under each prefix
-        assert await b.create_room(room("r", name="B")) is True
-        got_a = await a.get_room("r")
-        assert got_a is not None and got_a.name == "A"
+        # the same name may exist under each prefix
+        assert await b.hsetnx("h", "f", "b") is True
+        assert await a.hget("h", "f") == "a"
 
         sub_b = await b.subscribe("room:r")
         sub_a = await a.subscribe("room:r")
@@ -678,30 +556,13 @@ async def test_redis_prefix_isolation(redis_url: str) -> None:
         purge_prefix(redis_url, prefix_b)
 
 
-async def test_redis_indexes_sessions_written_before_the_indexes(redis_url: str) -> None:
-    prefix = fresh_prefix()
-    writer, reader = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
-    await writer.start()
-    await reader.start()
-    try:
-        # As an older version wrote them: the hash only.
-        for session in (on("2026-11-28", "old-a"), on("2026-11-28", "old-b", recorded=True)):
-            await writer._redis.hset(f"{prefix}sessions", session.id, session.model_dump_json())
-        assert [s.id for s in await reader.list_open_sessions("2026-11-28")] == ["old-a"]
-        assert [s.id for s in await reader.list_sessions_on("2026-11-28")] == ["old-a", "old-b"]
-    finally:
-        await writer.close()
-        await reader.close()
-        purge_prefix(redis_url, prefix)
-
-
 async def test_redis_stores_sharing_a_prefix_share_state(redis_url: str) -> None:
     """Two processes (two stores) with one prefix see one another: that is distribution."""
     prefix = fresh_prefix()
     a, b = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
     try:
-        assert await a.create_room(room("r")) is True
-        assert await b.create_room(room("r")) is False
+        assert await a.hsetnx("rooms", "r", "{}") is True
+        assert await b.hsetnx("rooms", "r", "{}") is False
         assert await a.set("owner", "a", nx=True) is True
         assert await b.set("owner", "b", nx=True) is False
         sub = await b.subscribe("room:r")
