@@ -11,16 +11,21 @@ ENV PATH=/opt/venv/bin:$PATH
 # scratch folder so no stale build/ output reaches the real install below.
 WORKDIR /deps
 COPY pyproject.toml README.md ./
-RUN mkdir sanke signaling scheduler media \
-    && touch sanke/__init__.py signaling/__init__.py scheduler/__init__.py media/__init__.py \
+RUN for p in sanke contracts store auth webapi routing signaling media scheduler lessons; do mkdir $p && touch $p/__init__.py; done \
     && pip install . \
     && pip uninstall -y sanke
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sanke sanke
+COPY contracts contracts
+COPY store store
+COPY auth auth
+COPY webapi webapi
+COPY routing routing
 COPY signaling signaling
-COPY scheduler scheduler
 COPY media media
+COPY scheduler scheduler
+COPY lessons lessons
 RUN pip install --no-deps .
 # The pages: sanke/app.py serves the `web` folder next to the sanke package.
 COPY web /opt/venv/lib/python3.11/site-packages/web

@@ -18,8 +18,8 @@ import time
 import uuid
 from datetime import date, timedelta
 
-from scheduler.lessons.repository import SessionRepository
-from signaling.models import LessonSession
+from lessons.models import LessonSession
+from lessons.repository import SessionRepository
 from store import MemoryStore, Store
 from store.redis import RedisStore
 

@@ -73,8 +73,8 @@ from typing import Any
 import aiohttp
 import psutil
 
-from signaling.models import Role
-from signaling.tokens import TokenService
+from auth.tokens import TokenService
+from contracts.rooms import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

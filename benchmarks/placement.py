@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 
-from signaling.nodes import PLACEMENTS, NodeDirectory, NodeInfo, node_key
+from routing.directory import PLACEMENTS, NodeDirectory, NodeInfo, node_key
 from store.redis import RedisStore
 
 STALE_SECONDS = 0.5

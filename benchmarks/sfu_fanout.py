@@ -90,11 +90,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
+from contracts.protocol import ServerOffer  # noqa: E402
+from contracts.rooms import Participant, Role  # noqa: E402
 from media import aiortc_seams as seams  # noqa: E402
 from media.metrics import MediaObservability  # noqa: E402
 from media.worker import Worker  # noqa: E402
-from signaling.models import Participant, Role  # noqa: E402
-from signaling.protocol import ServerOffer  # noqa: E402
 
 FPS = 30
 

@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from signaling.addresses import parse_address
-
-if TYPE_CHECKING:
-    from sanke.settings import Settings
+from contracts.addresses import parse_address
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -78,14 +74,6 @@ class IcePolicy(BaseModel):
     def _networks(cls, values: list[str]) -> list[str]:
         parse_networks(values)
         return values
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IcePolicy:
-        return cls(
-            allow=settings.ice_remote_allow,
-            deny=settings.ice_remote_deny,
-            prflx_wait_seconds=settings.ice_prflx_wait_seconds,
-        )
 
     @cached_property
     def _allowed(self) -> list[Network]:

@@ -15,15 +15,29 @@ import time
 
 from pydantic import ValidationError
 
+from contracts.errors import ErrorCode, SankeError
+from contracts.events import RoomEvent, room_channel
+from contracts.media import MediaEvent, SendToParticipant
 from media.worker import Worker
-from signaling.errors import ErrorCode, SankeError
-from signaling.events import RoomEvent, room_channel
-from signaling.media_plane import SendToParticipant
-from signaling.metrics import STORE_UP
-from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
-from signaling.protocol import ServerMessage
-from signaling.remote_media import MediaReply, MediaRequest
+from routing.directory import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
+from routing.messages import (
+    AnswerRequest,
+    CandidateRequest,
+    CloseRoomRequest,
+    JoinRequest,
+    LeaveRequest,
+    MediaReply,
+    MediaRequest,
+    OfferRequest,
+    ReportStatsRequest,
+    SetLayerRequest,
+    SetMutedRequest,
+    SetSourceRequest,
+    SetStageRequest,
+    media_request_adapter,
+)
 from store import Store, Subscription
+from store.metrics import STORE_UP
 from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
@@ -109,7 +123,7 @@ class SfuNode:
         assert self._requests is not None
         async for raw in self._requests:
             try:
-                request = MediaRequest.model_validate_json(raw)
+                request = media_request_adapter.validate_json(raw)
             except ValidationError:
                 log.warning("dropping a malformed media request")
                 continue
@@ -135,18 +149,16 @@ class SfuNode:
         await self.store.publish(request.reply_to, reply.model_dump_json())
 
     def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
-        async def send(message: ServerMessage) -> None:
-            event = RoomEvent(room_id=room_id, target=participant_id, message=message)
+        async def send(media: MediaEvent) -> None:
+            event = RoomEvent(room_id=room_id, target=participant_id, media=media)
             await self.store.publish(room_channel(room_id), event.model_dump_json())
 
         return send
 
     async def _apply(self, r: MediaRequest) -> str | None:
         w, room, pid = self.worker, r.room_id, r.participant_id or ""
-        match r.op:
-            case "join":
-                if r.participant is None:
-                    raise SankeError(ErrorCode.invalid_request, "join needs the participant")
+        match r:
+            case JoinRequest():
                 if room not in w.routers and (
                     self.draining or len(w.routers) >= self.info.capacity
                 ):
@@ -156,26 +168,24 @@ class SfuNode:
                         503,
                     )
                 await w.join(r.participant, self._sender(room, pid))
-            case "leave":
+            case LeaveRequest():
                 await w.leave(room, pid)
-            case "offer":
-                return await w.offer(room, pid, r.sdp or "")
-            case "answer":
-                await w.answer(room, pid, r.sdp or "")
-            case "candidate":
-                if r.candidate is not None:
-                    await w.candidate(room, pid, r.candidate)
-            case "set_stage":
-                await w.set_stage(room, pid, bool(r.flag))
-            case "set_muted":
-                await w.set_muted(room, pid, bool(r.flag))
-            case "set_layer":
-                await w.set_layer(room, pid, r.layer or "auto")
-            case "set_source":
-                await w.set_source(room, pid, r.mid or "", r.source or "camera")
-            case "report_stats":
-                if r.stats is not None:
-                    await w.report_stats(room, pid, r.stats)
-            case "close_room":
+            case OfferRequest():
+                return await w.offer(room, pid, r.sdp)
+            case AnswerRequest():
+                await w.answer(room, pid, r.sdp)
+            case CandidateRequest():
+                await w.candidate(room, pid, r.candidate)
+            case SetStageRequest():
+                await w.set_stage(room, pid, r.on_stage)
+            case SetMutedRequest():
+                await w.set_muted(room, pid, r.muted)
+            case SetLayerRequest():
+                await w.set_layer(room, pid, r.layer)
+            case SetSourceRequest():
+                await w.set_source(room, pid, r.mid, r.source)
+            case ReportStatsRequest():
+                await w.report_stats(room, pid, r.stats)
+            case CloseRoomRequest():
                 await w.close_room(room)
         return None

@@ -48,11 +48,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from contracts.media import FrameSize, QualityMeasured
+from contracts.rooms import Role
 from media.layers import RANK
 from media.stats import ConsumerStats, ProducerStats, TransportStats, WorkerStats
 from media.worker import Worker
-from signaling.models import Role
-from signaling.protocol import FrameSize, Quality
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class QualityMonitor:
             for q in qualities:
                 if q.role not in (Role.teacher.value, Role.classroom.value):
                     continue
-                message = Quality(
+                message = QualityMeasured(
                     participant_id=q.participant_id,
                     score=q.score,
                     up=q.up,

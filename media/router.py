@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
+from contracts.rooms import Participant, Role
 from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
 from media.layers import VideoLayer
 from media.transport import Transport
-from signaling.models import Participant, Role
 
 KINDS = ("audio", "video")
 # what a participant publishes: (media kind, source); a consumer per (source participant, kind

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from aiortc.sdp import SessionDescription
 
+from contracts.errors import ErrorCode, SankeError
+from contracts.media import MAX_SDP_BYTES
 from media import aiortc_seams as seams
-from signaling.errors import ErrorCode, SankeError
-from signaling.protocol import MAX_SDP_BYTES
 
 # A publisher has audio, two camera layers and a screen share; every stream it receives adds
 # one (media.transport.MAX_CONSUMERS, 128), and a re-offer lists them all.

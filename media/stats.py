@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from signaling.protocol import StatsReport
+from contracts.media import StatsReport
 
 
 class ProducerStats(BaseModel):

@@ -1,7 +1,7 @@
 """A Transport: one participant's RTCPeerConnection with the SFU, and its negotiation.
 
 The client offers first (its send tracks; the SFU answers). Whenever the consumers a
-participant should receive change, the SFU sends ``Tracks`` and a ``ServerOffer`` and the
+participant should receive change, the SFU tells it ``TracksChanged`` and an ``OfferToParticipant`` and the
 client answers. Negotiations of one participant are serialized by a lock; a change that
 arrives while a server offer is outstanding is coalesced into the next offer. The SFU is the
 impolite peer: a client offer while a server offer is outstanding gets a ``conflict`` error
@@ -26,6 +26,16 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from contracts.addresses import ip_version
+from contracts.errors import ErrorCode, SankeError
+from contracts.media import (
+    IceCandidate,
+    OfferToParticipant,
+    SendToParticipant,
+    TrackInfo,
+    TracksChanged,
+)
+from contracts.rooms import Participant, Role
 from media import aiortc_seams as seams
 from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
@@ -37,11 +47,6 @@ from media.remb import UplinkRemb
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
-from signaling.addresses import ip_version
-from signaling.errors import ErrorCode, SankeError
-from signaling.media_plane import SendToParticipant
-from signaling.models import Participant, Role
-from signaling.protocol import Candidate, ServerOffer, TrackInfo, Tracks
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +257,7 @@ class Transport:
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
 
-    async def add_candidate(self, c: Candidate) -> None:
+    async def add_candidate(self, c: IceCandidate) -> None:
         text = c.candidate.strip()
         if not text:
             return  # end of candidates
@@ -317,8 +322,8 @@ class Transport:
                 return
             sdp = str(self.pc.localDescription.sdp)
             tracks = self.track_infos()
-        await self.send(Tracks(tracks=tracks))
-        await self.send(ServerOffer(sdp=sdp))
+        await self.send(TracksChanged(tracks=tracks))
+        await self.send(OfferToParticipant(sdp=sdp))
 
     async def _apply_consumer_changes(self) -> None:
         removed, self._to_remove = self._to_remove, []

@@ -9,16 +9,16 @@ import time
 
 from pydantic import BaseModel, Field
 
+from contracts.errors import ErrorCode, SankeError
+from contracts.layers import LayerPin
+from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.rooms import Participant
 from media import aiortc_seams as seams
 from media.ice_policy import IcePolicy
 from media.layers import LayerChooser
 from media.router import Router
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
 from media.transport import Transport
-from signaling.errors import ErrorCode, SankeError
-from signaling.media_plane import Layer, SendToParticipant, Source
-from signaling.models import Participant
-from signaling.protocol import Candidate, StatsReport
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Worker:
     async def answer(self, room_id: str, participant_id: str, sdp: str) -> None:
         await self._transport(room_id, participant_id).handle_answer(sdp)
 
-    async def candidate(self, room_id: str, participant_id: str, candidate: Candidate) -> None:
+    async def candidate(self, room_id: str, participant_id: str, candidate: IceCandidate) -> None:
         await self._transport(room_id, participant_id).add_candidate(candidate)
 
     async def set_stage(self, room_id: str, participant_id: str, on_stage: bool) -> None:
@@ -103,7 +103,7 @@ class Worker:
             transport.participant.muted = muted
             self.routers[room_id].reconcile()
 
-    async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
+    async def set_layer(self, room_id: str, participant_id: str, layer: LayerPin) -> None:
         transport = self._transport(room_id, participant_id)
         transport.pinned = None if layer == "auto" else layer
         pin = None if layer == "auto" else ("off" if layer == "audio" else layer)

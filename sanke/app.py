@@ -9,32 +9,32 @@ from typing import Any
 
 from aiohttp import web
 
+from auth.rights import Rights
+from auth.tokens import TokenService
+from contracts.media import MediaPlane, NullMediaPlane
+from lessons.api import setup_lesson_routes
+from lessons.context import LessonsContext
+from lessons.devices import DeviceRegistry
+from lessons.records import RecordLog
+from lessons.service import LessonService
+from lessons.sessions import SessionWindow
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import PUBLISH_CHECKS_KEY, PUBLISH_HOOKS_KEY, setup_scheduler_routes
-from scheduler.lessons.api import setup_lesson_routes
-from scheduler.lessons.context import LessonsContext
-from scheduler.lessons.devices import DeviceRegistry
-from scheduler.lessons.records import RecordLog
-from scheduler.lessons.service import LessonService
-from scheduler.lessons.sessions import SessionWindow
 from signaling.api import SignalingContext, setup_signaling_routes
-from signaling.audit import AUDIT_KEY
-from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
-from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
-from signaling.media_plane import MediaPlane, NullMediaPlane
-from signaling.metrics_http import serve_metrics
 from signaling.presence import Presence
-from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
-from signaling.rights import Rights
 from signaling.service import RoomService
-from signaling.tokens import TokenService
-from signaling.web_security import install_security_headers
 from store import Store, new_store
+from webapi.audit import AUDIT_KEY
+from webapi.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
+from webapi.http_auth import TOKENS_KEY, json_errors
+from webapi.metrics_http import serve_metrics
+from webapi.ratelimit import RATE_LIMITS_KEY, api_rate_limits
+from webapi.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,9 @@ def media_observability(media: MediaPlane) -> Any:
 
 def worker_settings(settings: Settings) -> Any:
     """The SFU worker's settings from the process's (its ICE policy)."""
-    from media.ice_policy import IcePolicy
     from media.worker import WorkerSettings
 
-    return WorkerSettings(ice=IcePolicy.from_settings(settings))
+    return WorkerSettings(ice=settings.ice_policy())
 
 
 def local_sfu_node(settings: Settings, store: Store) -> Any:
@@ -94,7 +93,7 @@ def create_app(
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
-    # Bodies are read by signaling.bodies.read_body with each route's limit; this one only
+    # Bodies are read by webapi.bodies.read_body with each route's limit; this one only
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds

@@ -105,9 +105,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:
-    from signaling.errors import SankeError
-    from signaling.models import Role
-    from signaling.tokens import TokenService
+    from auth.tokens import TokenService
+    from contracts.errors import SankeError
+    from contracts.rooms import Role
 
     settings = _settings(args)
     settings.check_secure()
@@ -130,7 +130,7 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
 
 
 def protocol_document() -> str:
-    from signaling.protocol import PROTOCOL_VERSION, client_message_adapter, server_message_adapter
+    from contracts.protocol import PROTOCOL_VERSION, client_message_adapter, server_message_adapter
 
     schema = {
         "title": "Sanke signaling protocol",
@@ -162,9 +162,9 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from lessons.records import RecordLog, RecordsHead, VerifyReport
+    from lessons.records_check import verify_lines
     from sanke.records_key import verifying_keys
-    from scheduler.lessons.records import RecordLog, RecordsHead, VerifyReport
-    from scheduler.lessons.records_check import verify_lines
     from store import open_store
 
     settings = _settings(args)
@@ -238,8 +238,8 @@ def cmd_records_keygen(args: argparse.Namespace) -> int:
     """Write a new records key to a file (0600, never overwriting) and say what to do next."""
     import secrets
 
+    from lessons.records import gm_key_id, key_id
     from sanke.records_key import default_key_file, default_sm2_key_file, write_sm2_key_file
-    from scheduler.lessons.records import gm_key_id, key_id
 
     path = Path(args.out) if args.out else default_sm2_key_file() if args.gm else None
     path = path or default_key_file()

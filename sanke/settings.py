@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
-from media.ice_policy import parse_networks
+from media.ice_policy import IcePolicy, parse_networks
 
 # Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
 CommaList = Annotated[list[str], NoDecode]
@@ -256,6 +256,13 @@ class Settings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key (--tls-cert, --tls-key)")
         return self
+
+    def ice_policy(self) -> IcePolicy:
+        return IcePolicy(
+            allow=self.ice_remote_allow,
+            deny=self.ice_remote_deny,
+            prflx_wait_seconds=self.ice_prflx_wait_seconds,
+        )
 
     @property
     def tls(self) -> bool:

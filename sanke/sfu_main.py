@@ -9,15 +9,14 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
-from media.ice_policy import IcePolicy
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
-from signaling.http_auth import json_errors
-from signaling.metrics_http import metrics_body, require_metrics_token
-from signaling.web_security import install_security_headers
 from store import open_store
+from webapi.http_auth import json_errors
+from webapi.metrics_http import metrics_body, require_metrics_token
+from webapi.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker(WorkerSettings(ice=IcePolicy.from_settings(settings)))
+    worker = Worker(WorkerSettings(ice=settings.ice_policy()))
     node = SfuNode(
         store,
         worker,

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from contracts.errors import ErrorDetail, error_details
 from scheduler import csvio
 from scheduler.domain import Ban, District, Pin, check_references
-from signaling.errors import ErrorDetail, error_details
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.errors import ErrorCode, SankeError
 from scheduler.domain import District
 from scheduler.metrics import observe_solve
 from scheduler.parts import SolveCancelled
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
-from signaling.errors import ErrorCode, SankeError
 from store.base import Store
 
 DISTRICT_KEY = "kv:schedule:district"

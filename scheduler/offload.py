@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
-from signaling.errors import ErrorCode, SankeError
+from contracts.errors import ErrorCode, SankeError
 
 OFFLOAD_BYTES = 1 << 20
 

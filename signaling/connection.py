@@ -18,20 +18,17 @@ from typing import TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from signaling.addresses import ip_version
-from signaling.close_codes import (
+from auth.tokens import Claims, TokenService
+from contracts.addresses import ip_version
+from contracts.close_codes import (
     CLOSE_JOIN_TIMEOUT,
     CLOSE_RATE_LIMIT,
     CLOSE_TOKEN_EXPIRED,
     CLOSE_TOO_SLOW,
     LEAVE_REASONS,
 )
-from signaling.envelope import echoable_rid, shown
-from signaling.errors import ErrorCode, SankeError
-from signaling.events import can_see
-from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
-from signaling.models import Participant, Role
-from signaling.protocol import (
+from contracts.errors import ErrorCode, SankeError
+from contracts.protocol import (
     CLIENT_MESSAGE_TYPES,
     Answer,
     Candidate,
@@ -59,9 +56,13 @@ from signaling.protocol import (
     Stats,
     client_message_adapter,
 )
-from signaling.ratelimit import TokenBucket
+from contracts.rooms import Participant, Role
+from signaling.envelope import echoable_rid, shown
+from signaling.media_messages import ice_candidate
+from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
 from signaling.service import RoomService, participant_info
-from signaling.tokens import Claims, TokenService
+from signaling.visibility import can_see
+from webapi.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -149,7 +150,7 @@ class Connection:
                 await self.ws.send_str(message.model_dump_json(exclude_none=True))
             await self.ws.close(code=close_code)
 
-    # --- Holder (signaling.rights) ---------------------------------------------
+    # --- Holder (auth.rights) ---------------------------------------------
     async def end_right(self, code: ErrorCode, message: str, close_code: int) -> None:
         ERRORS.labels(code.value).inc()
         await self.terminate(Error(code=code, message=message), close_code)
@@ -302,7 +303,7 @@ class Connection:
             case Answer():
                 await self._media_call(media.answer(room, actor.id, message.sdp))
             case Candidate():
-                await self._media_call(media.candidate(room, actor.id, message))
+                await self._media_call(media.candidate(room, actor.id, ice_candidate(message)))
             case RaiseHand():
                 await service.set_hand(actor, True, None)
             case LowerHand():
@@ -346,7 +347,7 @@ class Connection:
         started = time.perf_counter()
         claims = self.tokens.verify(message.token)
         # Held before the join checks for a revocation: one racing the join either fails
-        # that check or finds this connection (signaling.rights).
+        # that check or finds this connection (auth.rights).
         self._release_right()
         self.claims, self.issued_at = claims, claims.iat
         self.service.rights.hold(claims.sub, self)

@@ -13,11 +13,13 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from signaling.close_codes import CLOSE_KICKED, CLOSE_ROOM_CLOSED
-from signaling.events import RoomEvent, can_see, room_channel
+from contracts.close_codes import CLOSE_KICKED, CLOSE_ROOM_CLOSED
+from contracts.events import RoomEvent, room_channel
+from contracts.protocol import ServerMessage
+from contracts.rooms import Role
+from signaling.media_messages import protocol_message
 from signaling.metrics import ROOMS_LOCAL
-from signaling.models import Role
-from signaling.protocol import ServerMessage
+from signaling.visibility import can_see
 from store import Store, Subscription
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ class RoomHub:
                 await peer.terminate(event.message, CLOSE_KICKED)
             elif event.message is not None:
                 peer.deliver(event.message)
+            elif event.media is not None:
+                peer.deliver(protocol_message(event.media))
             return
         for pid, peer in list(room.peers.items()):
             if pid == event.exclude:

@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Callable
 
-from signaling.protocol import IceServer
+from contracts.protocol import IceServer
 
 
 def turn_credential(

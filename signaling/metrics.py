@@ -27,30 +27,6 @@ JOIN_LATENCY = Histogram(
 MESSAGES = Counter("sanke_ws_messages_total", "Client messages accepted, by type", ["type"])
 ERRORS = Counter("sanke_ws_errors_total", "Error messages sent to clients, by code", ["code"])
 LEFT = Counter("sanke_participants_left_total", "Participants that left, by reason", ["reason"])
-RECONNECTS = Counter(
-    "sanke_reconnects_total",
-    "Joins of a lesson participant after its link dropped (a fault leave)",
-    ["role"],
-)
-LESSONS = Counter(
-    "sanke_lessons_total",
-    "Lesson sessions recorded, by outcome (held/missed/cancelled) and master school",
-    ["outcome", "school"],
-)
-LESSONS_MISSED = Counter(
-    "sanke_lessons_missed_total",
-    "Lessons marked missed (no teacher 10 minutes after the start), by master school",
-    ["school"],
-)
-LESSONS_LIVE = Gauge("sanke_lessons_live", "Lesson sessions live now")
-LESSONS_SCHEDULED_TODAY = Gauge(
-    "sanke_lessons_scheduled_today",
-    "Lesson sessions on today's timetable (Asia/Shanghai), by state",
-    ["state"],
-)
-STORE_UP = Gauge(
-    "sanke_store_up", "1 when this process's store (Redis) answered its last heartbeat"
-)
 
 
 def _asyncio_tasks() -> float:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from signaling.errors import ErrorCode, SankeError
-from signaling.models import Role
+from contracts.errors import ErrorCode, SankeError
+from contracts.rooms import Role
 
 NAME_LIMIT = 64
 # Cc control, Cf format (U+202E and the other bidi controls, zero-width), Cs surrogates,

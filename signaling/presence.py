@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 
-from signaling.metrics import STORE_UP
 from signaling.service import RoomService
+from store.metrics import STORE_UP
 from store.outage import OutageLog
 
 log = logging.getLogger(__name__)

@@ -13,70 +13,51 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import Literal
+from typing import TypedDict
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from signaling.errors import ErrorCode, SankeError
-from signaling.events import RoomEvent
+from contracts.errors import ErrorCode, SankeError
+from contracts.events import RoomEvent
+from contracts.layers import LayerPin
+from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.protocol import Rejoin
+from contracts.rooms import Participant
+from routing.directory import NodeDirectory, node_channel
+from routing.messages import (
+    AnswerRequest,
+    CandidateRequest,
+    CloseRoomRequest,
+    JoinRequest,
+    LeaveRequest,
+    MediaReply,
+    MediaRequest,
+    OfferRequest,
+    ReportStatsRequest,
+    SetLayerRequest,
+    SetMutedRequest,
+    SetSourceRequest,
+    SetStageRequest,
+    reply_channel,
+)
 from signaling.hub import RoomHub
-from signaling.media_plane import Layer, SendToParticipant, Source
-from signaling.models import Participant
-from signaling.nodes import NodeDirectory, node_channel
-from signaling.protocol import Candidate, Rejoin, StatsReport
 from signaling.rooms import RoomRepository
 from store import Store, Subscription
 from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
-Operation = Literal[
-    "join",
-    "leave",
-    "offer",
-    "answer",
-    "candidate",
-    "set_stage",
-    "set_muted",
-    "set_layer",
-    "set_source",
-    "report_stats",
-    "close_room",
-]
 REQUEST_TIMEOUT_SECONDS = 10.0
-REAP_INTERVAL_SECONDS = 0.5
 
 
-class MediaRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Envelope(TypedDict):
     id: str
-    op: Operation
     reply_to: str
     room_id: str
-    participant_id: str | None = None
-    participant: Participant | None = None
-    sdp: str | None = None
-    candidate: Candidate | None = None
-    flag: bool | None = None
-    layer: Layer | None = None
-    mid: str | None = None
-    source: Source | None = None
-    stats: StatsReport | None = None
+    participant_id: str | None
 
 
-class MediaReply(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    ok: bool
-    sdp: str | None = None
-    code: ErrorCode | None = None
-    message: str | None = None
-
-
-def reply_channel(signaling_node: str) -> str:
-    return f"rpc:{signaling_node}"
+REAP_INTERVAL_SECONDS = 0.5
 
 
 class RemoteMediaPlane:
@@ -119,71 +100,71 @@ class RemoteMediaPlane:
         node = self._joined.pop((room_id, participant_id), None)
         if node is not None:
             with contextlib.suppress(SankeError):
-                await self._call(node, self._request("leave", room_id, participant_id))
+                await self._call(node, LeaveRequest(**self._envelope(room_id, participant_id)))
 
     async def offer(self, room_id: str, participant_id: str, sdp: str) -> str:
         node = await self._ensure_joined(room_id, participant_id)
-        reply = await self._call(node, self._request("offer", room_id, participant_id, sdp=sdp))
+        reply = await self._call(
+            node, OfferRequest(**self._envelope(room_id, participant_id), sdp=sdp)
+        )
         if reply.sdp is None:
             raise SankeError(ErrorCode.media_error, "the media node returned no answer")
         return reply.sdp
 
     async def answer(self, room_id: str, participant_id: str, sdp: str) -> None:
         node = await self._ensure_joined(room_id, participant_id)
-        await self._call(node, self._request("answer", room_id, participant_id, sdp=sdp))
+        await self._call(node, AnswerRequest(**self._envelope(room_id, participant_id), sdp=sdp))
 
-    async def candidate(self, room_id: str, participant_id: str, candidate: Candidate) -> None:
+    async def candidate(self, room_id: str, participant_id: str, candidate: IceCandidate) -> None:
         node = await self._ensure_joined(room_id, participant_id)
-        await self._call(
-            node, self._request("candidate", room_id, participant_id, candidate=candidate)
-        )
+        envelope = self._envelope(room_id, participant_id)
+        await self._call(node, CandidateRequest(**envelope, candidate=candidate))
 
     async def set_stage(self, room_id: str, participant_id: str, on_stage: bool) -> None:
-        await self._room_call("set_stage", room_id, participant_id, flag=on_stage)
+        await self._room_call(
+            SetStageRequest(**self._envelope(room_id, participant_id), on_stage=on_stage)
+        )
 
     async def set_muted(self, room_id: str, participant_id: str, muted: bool) -> None:
-        await self._room_call("set_muted", room_id, participant_id, flag=muted)
+        await self._room_call(
+            SetMutedRequest(**self._envelope(room_id, participant_id), muted=muted)
+        )
 
-    async def set_layer(self, room_id: str, participant_id: str, layer: Layer) -> None:
-        await self._room_call("set_layer", room_id, participant_id, layer=layer)
+    async def set_layer(self, room_id: str, participant_id: str, layer: LayerPin) -> None:
+        await self._room_call(
+            SetLayerRequest(**self._envelope(room_id, participant_id), layer=layer)
+        )
 
     async def set_source(self, room_id: str, participant_id: str, mid: str, source: Source) -> None:
         node = await self._ensure_joined(room_id, participant_id)
-        await self._call(
-            node, self._request("set_source", room_id, participant_id, mid=mid, source=source)
-        )
+        envelope = self._envelope(room_id, participant_id)
+        await self._call(node, SetSourceRequest(**envelope, mid=mid, source=source))
 
     async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
-        await self._room_call("report_stats", room_id, participant_id, stats=report)
+        await self._room_call(
+            ReportStatsRequest(**self._envelope(room_id, participant_id), stats=report)
+        )
 
     async def close_room(self, room_id: str) -> None:
-        await self._room_call("close_room", room_id, None)
+        await self._room_call(CloseRoomRequest(**self._envelope(room_id, None)))
         await self.directory.release(room_id)
 
     # --- internals -------------------------------------------------------------
-    def _request(
-        self, op: Operation, room_id: str, participant_id: str | None, **fields: object
-    ) -> MediaRequest:
-        return MediaRequest.model_validate(
-            {
-                "id": secrets.token_hex(8),
-                "op": op,
-                "reply_to": reply_channel(self.node_id),
-                "room_id": room_id,
-                "participant_id": participant_id,
-                **fields,
-            }
-        )
+    def _envelope(self, room_id: str, participant_id: str | None) -> Envelope:
+        return {
+            "id": secrets.token_hex(8),
+            "reply_to": reply_channel(self.node_id),
+            "room_id": room_id,
+            "participant_id": participant_id,
+        }
 
-    async def _room_call(
-        self, op: Operation, room_id: str, participant_id: str | None, **kw: object
-    ) -> None:
+    async def _room_call(self, request: MediaRequest) -> None:
         """A call about a room on whatever node hosts it now (none: nothing to do)."""
-        node = await self.directory.room_node(room_id)
+        node = await self.directory.room_node(request.room_id)
         if node is None:
             return
         with contextlib.suppress(SankeError):
-            await self._call(node, self._request(op, room_id, participant_id, **kw))
+            await self._call(node, request)
 
     async def _ensure_joined(self, room_id: str, participant_id: str) -> str:
         node = await self.directory.assign(room_id)
@@ -191,9 +172,8 @@ class RemoteMediaPlane:
             participant = await self.rooms.get_participant(room_id, participant_id)
             if participant is None:
                 raise SankeError(ErrorCode.not_joined, "you are no longer in the room")
-            await self._call(
-                node, self._request("join", room_id, participant_id, participant=participant)
-            )
+            envelope = self._envelope(room_id, participant_id)
+            await self._call(node, JoinRequest(**envelope, participant=participant))
             self._joined[(room_id, participant_id)] = node
         return node
 

@@ -7,7 +7,7 @@ mutable objects with the store.
 
 from __future__ import annotations
 
-from signaling.models import Participant, Room
+from contracts.rooms import Participant, Room
 from store import Store
 from store.base import Delete, HDel
 

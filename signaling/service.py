@@ -12,14 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from signaling.errors import ErrorCode, SankeError
-from signaling.events import RoomEvent, kick_event
-from signaling.hub import LocalPeer, RoomHub
-from signaling.media_plane import MediaPlane
-from signaling.metrics import JOINS, LEFT, PARTICIPANTS
-from signaling.models import ROOM_ROLES, Participant, Role, RoomState
-from signaling.names import display_name
-from signaling.protocol import (
+from auth.rights import Rights
+from auth.tokens import Claims
+from contracts.errors import ErrorCode, SankeError
+from contracts.events import RoomEvent
+from contracts.media import MediaEvent, MediaPlane
+from contracts.protocol import (
     Error,
     HandRaised,
     LeaveReason,
@@ -28,12 +26,14 @@ from signaling.protocol import (
     ParticipantJoined,
     ParticipantLeft,
     RoomClosed,
-    ServerMessage,
     StageChanged,
 )
-from signaling.rights import Rights
+from contracts.rooms import ROOM_ROLES, Participant, Role, RoomState
+from signaling.hub import LocalPeer, RoomHub
+from signaling.media_messages import protocol_message
+from signaling.metrics import JOINS, LEFT, PARTICIPANTS
+from signaling.names import display_name
 from signaling.rooms import RoomRepository
-from signaling.tokens import Claims
 from store import Store
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,8 @@ class RoomService:
         peer.role = participant.role
         await self.hub.attach(room.id, peer)
 
-        async def send_media(message: ServerMessage) -> None:
-            peer.deliver(message)
+        async def send_media(event: MediaEvent) -> None:
+            peer.deliver(protocol_message(event))
 
         await self.media.join(participant, send_media)
         await self.hub.publish(
@@ -161,10 +161,13 @@ class RoomService:
         await self.media.leave(participant.room_id, participant.id)
         if kick:
             await self.hub.publish(
-                kick_event(
-                    participant.room_id,
-                    participant.id,
-                    Error(code=ErrorCode.kicked, message=f"removed from the room ({reason})"),
+                RoomEvent(
+                    room_id=participant.room_id,
+                    action="kick",
+                    target=participant.id,
+                    message=Error(
+                        code=ErrorCode.kicked, message=f"removed from the room ({reason})"
+                    ),
                 )
             )
         await self.hub.publish(

@@ -26,13 +26,14 @@ from schemathesis import GenerationMode
 from support.harness import Harness
 from support.threaded_app import ThreadedApp
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
 from sanke.app import create_app
 from sanke.settings import Settings
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.solve import SolveOptions, solve
-from signaling.models import LessonSession, RemoteClass, Role
-from signaling.openapi import build_openapi
+from webapi.openapi import build_openapi
 
 EXAMPLES = int(os.environ.get("SANKE_FUZZ_EXAMPLES", "25"))
 # Generating whole districts is slow (~1.5 s each): fewer of them.

@@ -25,12 +25,15 @@ def exported_metric_names() -> set[str]:
     """Every sanke_ metric family a Sanke process can export."""
     from prometheus_client import REGISTRY
 
+    import lessons.metrics
     import media.instruments
     import scheduler.metrics
     import signaling.metrics
+    import store.metrics
     from media.metrics import COUNTERS, GAUGES
 
-    del media.instruments, scheduler.metrics, signaling.metrics
+    del media.instruments, scheduler.metrics, signaling.metrics, store.metrics
+    del lessons.metrics
     names = {m.name for m in REGISTRY.collect() if m.name.startswith("sanke_")}
     names |= {f"sanke_stream_{n}" for n in [*COUNTERS, *GAUGES]}
     names |= {"sanke_quality_score", "sanke_sfu_rooms", "sanke_sfu_peer_connections"}

@@ -9,12 +9,13 @@ from typing import Any
 
 from support.harness import running_app
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
+from lessons.records import RECORDS_LIST
+from lessons.sessions import SHANGHAI
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from scheduler.lessons.records import RECORDS_LIST
-from scheduler.lessons.sessions import SHANGHAI
 from scheduler.solve import SolveOptions, solve
-from signaling.models import LessonSession, RemoteClass, Role
 from store import Store
 
 

@@ -12,9 +12,10 @@ from icalendar import Calendar
 from prometheus_client import REGISTRY
 from support.harness import Client, Harness, running_app
 
+from contracts.rooms import Role, Room
+from lessons.models import LessonSession, RemoteClass, SessionState
+from lessons.service import LessonService, SchoolPlace
 from sanke.app import LESSON_SERVICE_KEY
-from scheduler.lessons.service import LessonService, SchoolPlace
-from signaling.models import LessonSession, RemoteClass, Role, Room, SessionState
 
 MIN = 60.0
 
@@ -248,7 +249,9 @@ async def test_statistics_on_a_known_history() -> None:
             ("far", "41/4101/410102"),
         ]:
             await h.store.hset(
-                "h:lesson-schools", school, SchoolPlace(name=school, region=region).model_dump_json()
+                "h:lesson-schools",
+                school,
+                SchoolPlace(name=school, region=region).model_dump_json(),
             )
         base = time.mktime((2026, 11, 2, 10, 0, 0, 0, 0, -1))
         history = [
@@ -276,7 +279,7 @@ async def test_statistics_on_a_known_history() -> None:
         for s in history:
             await h.sessions.put(s)
         # jd-1 attended a.1 only.
-        from scheduler.lessons.attendance import AttendanceEvent, attendance_list
+        from lessons.attendance import AttendanceEvent, attendance_list
 
         for t, kind in ((base, "join"), (base + 30 * MIN, "leave")):
             event = AttendanceEvent(

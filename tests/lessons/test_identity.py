@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from support.harness import Harness, running_app
 
+from contracts.rooms import Role
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from signaling.models import Role
 
 CLAIM = "王老师 (主讲教师)"
 

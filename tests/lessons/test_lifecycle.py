@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from support.harness import Harness, running_app
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass, SessionState
+from lessons.records import RecordLog, VerifyReport
+from lessons.service import LessonService
+from lessons.sessions import SessionWindow
 from sanke.app import LESSON_SERVICE_KEY
-from scheduler.lessons.records import RecordLog, VerifyReport
-from scheduler.lessons.service import LessonService
-from scheduler.lessons.sessions import SessionWindow
-from signaling.models import LessonSession, RemoteClass, Role, SessionState
 from store import Store
 
 MIN = 60.0
@@ -53,8 +54,8 @@ def lesson(starts_at: float, sid: str = "off-1.2026-11-02", minutes: float = 40)
 
 @pytest.fixture
 async def lessons(store: Store) -> LessonService:
+    from contracts.media import NullMediaPlane
     from signaling.hub import RoomHub
-    from signaling.media_plane import NullMediaPlane
     from signaling.service import RoomService
 
     rooms = RoomService(store, RoomHub(store), NullMediaPlane(), "node-test")
@@ -103,7 +104,7 @@ async def test_cancel_and_move_once(lessons: LessonService) -> None:
     for class_id in ("jd-1-g3", "jd-2-g3"):
         notices = await lessons.notices(class_id)
         assert [n.kind for n in notices] == ["moved"]
-    from signaling.errors import SankeError
+    from contracts.errors import SankeError
 
     with pytest.raises(SankeError) as again:
         await lessons.move(makeup.id, clock.now + 4 * 86400, "again")
@@ -124,7 +125,7 @@ async def test_publish_changes_future_sessions_only(lessons: LessonService) -> N
     clock = clock_of(lessons)
     from datetime import datetime
 
-    from scheduler.lessons.sessions import SHANGHAI
+    from lessons.sessions import SHANGHAI
 
     clock.now = datetime(2026, 11, 2, 12, 0, tzinfo=SHANGHAI).timestamp()
     first = await lessons.publish(district, timetable)
@@ -150,7 +151,7 @@ async def test_publish_changes_future_sessions_only(lessons: LessonService) -> N
 
 
 async def test_attendance_minutes_from_join_and_leave(lessons: LessonService) -> None:
-    from signaling.models import Participant
+    from contracts.rooms import Participant
 
     clock = clock_of(lessons)
     start = clock.now + 10 * MIN
@@ -261,7 +262,7 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
     try:
         for i in range(3):
             body = lesson(1_800_000_000.0 + i, sid=f"off-{i}.2026-11-02")
-            from scheduler.lessons.records import SessionOutcome
+            from lessons.records import SessionOutcome
 
             await log.append(
                 SessionOutcome(

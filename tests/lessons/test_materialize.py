@@ -6,12 +6,12 @@ from datetime import date, datetime
 
 import pytest
 
+from lessons.models import LessonSession
+from lessons.sessions import SHANGHAI, SessionWindow, materialize
 from scheduler.demo import demo_district
 from scheduler.domain import District
-from scheduler.lessons.sessions import SHANGHAI, SessionWindow, materialize
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Timetable
-from signaling.models import LessonSession
 
 
 @pytest.fixture(scope="module")

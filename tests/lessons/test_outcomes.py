@@ -7,13 +7,14 @@ import time
 
 from support.harness import running_app
 
+from contracts.media import NullMediaPlane
+from contracts.rooms import Participant, Role
+from lessons.models import LessonSession, RemoteClass, SessionState
+from lessons.records import RecordLog
+from lessons.service import LessonService, SchoolPlace
+from lessons.sessions import SessionWindow
 from sanke.app import LESSON_SERVICE_KEY
-from scheduler.lessons.records import RecordLog
-from scheduler.lessons.service import LessonService, SchoolPlace
-from scheduler.lessons.sessions import SessionWindow
 from signaling.hub import RoomHub
-from signaling.media_plane import NullMediaPlane
-from signaling.models import LessonSession, Participant, RemoteClass, Role, SessionState
 from signaling.service import RoomService
 from store import MemoryStore
 

@@ -9,8 +9,8 @@ from typing import Any
 from prometheus_client import REGISTRY
 from support.harness import running_app
 
+from contracts.rooms import Role
 from scheduler.demo import demo_district
-from signaling.models import Role
 
 
 async def solve_through_api(h: Any, auth: dict[str, str]) -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def test_schedule_status_before_and_after_upload() -> None:
 
 async def test_solve_uses_the_live_sfu_nodes_capacity() -> None:
     """The scheduler's SFU constraint counts what the SFU nodes register: lesson rooms."""
-    from signaling.nodes import NodeDirectory, NodeInfo
+    from routing.directory import NodeDirectory, NodeInfo
 
     async with running_app() as h:
         auth = {"Authorization": f"Bearer {h.tokens.mint(subject='c', role=Role.coordinator)}"}

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 from support.records import outcome
 
-from sanke.cli import main
-from sanke.records_key import records_keys, sm2_key, verifying_keys
-from sanke.settings import Settings
-from scheduler.lessons.records import (
+from auth.gm import Sm2PrivateKey, sm3_hex
+from lessons.records import (
     GM_ALG,
     HEAD_KEY,
     RECORDS_LIST,
@@ -20,8 +18,10 @@ from scheduler.lessons.records import (
     RecordLog,
     gm_key_id,
 )
-from scheduler.lessons.records_check import verify_lines
-from signaling.gm import Sm2PrivateKey, sm3_hex
+from lessons.records_check import verify_lines
+from sanke.cli import main
+from sanke.records_key import records_keys, sm2_key, verifying_keys
+from sanke.settings import Settings
 from store import Store
 
 HMAC_KEY = "h" * 40

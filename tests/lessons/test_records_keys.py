@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from support.records import outcome
 
+from lessons.records import HEAD_KEY, RecordKeys, RecordLog, signed_head
 from sanke.records_key import default_key_file, records_keys, verifying_keys
 from sanke.settings import Settings
-from scheduler.lessons.records import HEAD_KEY, RecordKeys, RecordLog, signed_head
 from store import MemoryStore
 
 OLD, NEW = "o" * 40, "n" * 40
@@ -113,8 +113,8 @@ async def test_an_export_with_its_head_detects_a_truncated_file(tmp_path: Path) 
     from support.harness import running_app
     from support.processes import SANKE
 
+    from contracts.rooms import Role
     from sanke.app import LESSON_SERVICE_KEY
-    from signaling.models import Role
 
     async with running_app(records_key=NEW) as h:
         records = h.app[LESSON_SERVICE_KEY].records

@@ -22,8 +22,8 @@ from support.harness import SECRET, running_app
 from support.processes import SANKE
 from support.redis_helpers import fresh_prefix, purge_prefix
 
+from lessons.records import RecordLog, SessionOutcome
 from sanke.app import LESSON_SERVICE_KEY
-from scheduler.lessons.records import RecordLog, SessionOutcome
 from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from scheduler.lessons.repository import SessionRepository
-from signaling.models import LessonSession, SessionState
+from lessons.models import LessonSession, SessionState
+from lessons.repository import SessionRepository
 from store import Store
 from store.redis import RedisStore
 

@@ -25,9 +25,9 @@ __all__ = [
     "wait_for",
 ]
 
+from contracts.media import OfferToParticipant, TracksChanged
+from contracts.rooms import Participant, Role
 from media.worker import Worker
-from signaling.models import Participant, Role
-from signaling.protocol import ServerOffer, Tracks
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Peer:
             id=pid, room_id=room, subject=pid, role=role, node_id="test", **kw
         )
         self.pc = RTCPeerConnection()
-        self.tracks_msgs: list[Tracks] = []
+        self.tracks_msgs: list[TracksChanged] = []
         self.received: dict[str, Received] = {}  # by remote track id
         self.offers = 0
         # A server offer can overtake the answer to our own offer on the way here: apply it
@@ -86,9 +86,9 @@ class Peer:
         return self.participant.id
 
     async def _send(self, msg: Any) -> None:
-        if isinstance(msg, Tracks):
+        if isinstance(msg, TracksChanged):
             self.tracks_msgs.append(msg)
-        elif isinstance(msg, ServerOffer):
+        elif isinstance(msg, OfferToParticipant):
             task = asyncio.get_running_loop().create_task(self._answer(msg.sdp))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiortc import RTCPeerConnection
 
+from contracts.media import MediaEvent
+from contracts.rooms import Participant, Role
 from media.worker import Worker
-from signaling.models import Participant, Role
-from signaling.protocol import ServerMessage
 
 
 async def _offer_without_first_mline() -> str:
@@ -26,7 +26,7 @@ async def test_leave_after_an_offer_that_failed_half_way() -> None:
     unhandled task error, and the transports behind it left open)."""
     worker = Worker()
 
-    async def send(message: ServerMessage) -> None:
+    async def send(message: MediaEvent) -> None:
         return None
 
     try:

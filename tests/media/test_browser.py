@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry
 from support.browser import CHROMIUM
 from support.browser import CHROMIUM_ARGS as ARGS
 
+from contracts.media import FrameSize
+from contracts.rooms import Role
 from media.metrics import StreamCollector
 from media.quality import QualityMonitor
 from media.stats import TransportStats
 from media.worker import Worker
-from signaling.models import Role
-from signaling.protocol import FrameSize
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -12,11 +12,11 @@ from aiortc import rtcrtpreceiver, rtcrtpsender
 from media_peers import DecodeErrors, Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry
 
+from contracts.rooms import Role
 from media import aiortc_seams as seams
 from media.metrics import StreamCollector
 from media.quality import QualityMonitor
 from media.worker import Worker
-from signaling.models import Role
 
 
 @pytest.fixture

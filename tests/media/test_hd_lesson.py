@@ -24,8 +24,8 @@ from support.lesson_pages import (
     window,
 )
 
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 HD_KBPS = 1500  # below this OpenH264 does not hold 720p of a detailed picture

@@ -17,11 +17,11 @@ from aioice import stun
 from media_peers import Peer, load_clip, wait_for
 from pydantic import ValidationError
 
+from contracts.media import IceCandidate
+from contracts.rooms import Role
 from media.ice_policy import IcePolicy
 from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
-from signaling.models import Role
-from signaling.protocol import Candidate
 
 
 class Listener(asyncio.DatagramProtocol):
@@ -121,7 +121,7 @@ def test_policy_defaults_parsing_and_mapped_addresses() -> None:
     with pytest.raises(ValidationError):
         IcePolicy(allow=["10.0.0.0/33"])
     settings = Settings(ice_remote_allow="10.0.0.0/8, fd00::/8", ice_remote_deny="")  # type: ignore[arg-type]
-    policy = IcePolicy.from_settings(settings)
+    policy = settings.ice_policy()
     assert policy.may_check("10.0.0.1", 40000) and not policy.refuses("169.254.1.1")
 
 
@@ -162,7 +162,7 @@ async def test_signalled_candidates_outside_the_policy_never_get_a_stun_check(
             await worker.candidate(
                 "room-1",
                 "teacher",
-                Candidate(type="candidate", candidate=candidate(10 + i, host, port), sdp_mid="0"),
+                IceCandidate(candidate=candidate(10 + i, host, port), sdp_mid="0"),
             )
         # the SFU checks while the client has not even seen the answer
         assert await wait_for(lambda: control.stun_requests > 0, 10), "the control heard nothing"
@@ -280,8 +280,8 @@ async def test_the_sfu_asks_no_stun_server_for_its_own_address() -> None:
     host candidates only, and its ICE connection has no STUN server."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
+    from contracts.rooms import Participant, Role
     from media.worker import Worker
-    from signaling.models import Participant, Role
 
     worker = Worker()
     client = RTCPeerConnection()

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from media_peers import Peer, load_clip, wait_for
 
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
 
 
 def frames(peer: Peer, source: str, kind: str) -> int:

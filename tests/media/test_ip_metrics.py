@@ -14,11 +14,11 @@ import pytest
 from media_peers import Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry
 
+from contracts.addresses import ip_version
+from contracts.rooms import Role
 from media.ip_metrics import IpVersionCollector
 from media.quality import QualityMonitor
 from media.worker import Worker
-from signaling.addresses import ip_version
-from signaling.models import Role
 
 
 def only(version: int) -> Callable[[str], str]:

@@ -10,9 +10,9 @@ import pytest
 from aiortc.contrib.media import MediaPlayer
 from media_peers import Peer, wait_for
 
+from contracts.rooms import Role
 from media import aiortc_seams as seams
 from media.worker import Worker
-from signaling.models import Role
 
 
 @pytest.mark.timeout(90)

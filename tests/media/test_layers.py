@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from media_peers import Peer, load_clip, wait_for
 
+from contracts.rooms import Role
 from media import aiortc_seams as seams
 from media.layers import LayerChooser
 from media.worker import Worker
-from signaling.models import Role
 
 
 async def report_capped_remb(peer: Peer, bps: int) -> None:

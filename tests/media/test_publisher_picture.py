@@ -19,20 +19,20 @@ import pytest
 from media_peers import Peer, load_clip, wait_for
 from prometheus_client import CollectorRegistry, generate_latest
 
+from contracts.media import QualityMeasured, StatsReport
+from contracts.rooms import Role
 from media.metrics import StreamCollector
 from media.quality import QualityMonitor
 from media.worker import Worker
-from signaling.models import Role
-from signaling.protocol import Quality, StatsReport
 
 
 class RecordingPeer(Peer):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.quality: list[Quality] = []
+        self.quality: list[QualityMeasured] = []
 
     async def _send(self, msg: Any) -> None:
-        if isinstance(msg, Quality):
+        if isinstance(msg, QualityMeasured):
             self.quality.append(msg)
         await super()._send(msg)
 

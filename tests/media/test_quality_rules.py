@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contracts.media import StatsReport
 from media.quality import QualityMonitor, layer_penalty, peak_reference, resolution_penalty
 from media.stats import (
     ClientReport,
@@ -20,7 +21,6 @@ from media.stats import (
     TransportStats,
     WorkerStats,
 )
-from signaling.protocol import StatsReport
 
 CAMERA_720 = (1280, 720)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiortc import sdp as aiortc_sdp
 
+from contracts.media import OfferToParticipant
+from contracts.rooms import Participant, Role
 from media import aiortc_seams as seams
 from media.router import Router
 from media.transport import Transport
-from signaling.models import Participant, Role
-from signaling.protocol import ServerOffer
 
 CHROME_OFFER = (Path(__file__).parent / "data" / "chromium-156-offer.sdp").read_text()
 
@@ -52,7 +52,7 @@ class Offers:
         self.offers: list[str] = []
 
     async def __call__(self, message: Any) -> None:
-        if isinstance(message, ServerOffer):
+        if isinstance(message, OfferToParticipant):
             self.offers.append(message.sdp)
 
 

@@ -11,9 +11,9 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from media_peers import Peer, load_clip, prefer, wait_for
 from support.clips import ClipTrack
 
+from contracts.media import TrackInfo
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
-from signaling.protocol import TrackInfo
 
 
 def labelled(peer: Peer, source_id: str) -> list[TrackInfo]:

@@ -11,10 +11,10 @@ from aiortc import RTCPeerConnection
 from media_peers import Peer, load_clip, wait_for
 from support.harness import running_app
 
+from contracts.errors import ErrorCode, SankeError
+from contracts.rooms import Role
 from media.sdp_check import MAX_MEDIA_SECTIONS, SdpRejected, check_candidate, check_sdp
 from media.worker import Worker
-from signaling.errors import ErrorCode, SankeError
-from signaling.models import Role
 
 # Words of Python, aiortc or aioice that must never reach a client.
 INTERNALS = re.compile(

@@ -11,8 +11,8 @@ import pytest
 from aiortc import RTCPeerConnection
 from media_peers import Peer, load_clip, wait_for
 
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
 
 
 def live_peer_connections() -> int:

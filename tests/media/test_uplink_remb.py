@@ -16,10 +16,10 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, is_rtcp, unpack_remb_fci
 from media_peers import Peer, load_clip, wait_for
 
+from contracts.rooms import Role
 from media import remb
 from media.remb import LossBasedEstimate
 from media.worker import Worker
-from signaling.models import Role
 
 
 def test_the_loss_rule_grows_holds_and_cuts() -> None:

@@ -31,9 +31,9 @@ from support.lesson_pages import (
 )
 from support.netns import NetNamespace, require_netns
 
+from contracts.rooms import Role
 from media import aiortc_seams as seams
 from media.worker import Worker
-from signaling.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 SAMPLE_S = 0.25  # the pages' stats are sampled this often: a stall is known to this

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from signaling.nodes import PLACED_COUNT, PLACEMENTS, NodeDirectory, NodeInfo, node_key
+from routing.directory import PLACED_COUNT, PLACEMENTS, NodeDirectory, NodeInfo, node_key
 from store.redis import RedisStore
 
 pytestmark = [pytest.mark.redis]

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auth.tokens import TokenService
+from contracts.rooms import Role
 from scheduler import csvio
 from scheduler.api import setup_scheduler_routes
 from scheduler.cli import add_commands
@@ -20,10 +22,8 @@ from scheduler.domain import Policy
 from scheduler.solve import SolveOptions, solve
 from scheduler.synthetic import province
 from scheduler.verify import violations
-from signaling.http_auth import TOKENS_KEY, json_errors
-from signaling.models import Role
-from signaling.tokens import TokenService
 from store.memory import MemoryStore
+from webapi.http_auth import TOKENS_KEY, json_errors
 
 
 async def _client() -> tuple[TestClient[web.Request, web.Application], dict[str, str]]:

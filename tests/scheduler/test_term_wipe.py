@@ -10,13 +10,13 @@ from typing import Any
 
 from support.harness import Harness, running_app
 
+from contracts.rooms import Role
+from routing.directory import NodeDirectory, NodeInfo
 from scheduler import csvio
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.domain import District
 from scheduler.solve import SolveOptions, solve
-from signaling.models import Role
-from signaling.nodes import NodeDirectory, NodeInfo
 
 BASE = "/api/v1/schedule"
 

@@ -18,12 +18,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from support.redis_helpers import fresh_prefix, purge_prefix
 
+from auth.tokens import TokenService
+from contracts.errors import ErrorCode
+from contracts.rooms import Role, Room, RoomState
 from sanke.app import create_app
 from sanke.settings import Settings
-from signaling.errors import ErrorCode
-from signaling.models import Role, Room, RoomState
 from signaling.rooms import RoomRepository
-from signaling.tokens import TokenService
 from store import MemoryStore, Store
 from store.redis import RedisStore
 
@@ -705,7 +705,7 @@ async def test_a_bug_in_a_handler_is_a_json_500_and_logged(
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from signaling.http_auth import json_errors
+    from webapi.http_auth import json_errors
 
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("a bug")

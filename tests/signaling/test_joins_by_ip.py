@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 from support.harness import running_app
 
-from signaling.models import Role
+from contracts.rooms import Role
 
 
 def joins(school: str, ip: str) -> float:

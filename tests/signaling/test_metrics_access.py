@@ -7,7 +7,7 @@ import aiohttp
 from support.harness import running_app
 from support.processes import free_port
 
-from signaling.models import Role
+from contracts.rooms import Role
 
 METRICS_TOKEN = "metrics-" + "m" * 24
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-import signaling.nodes as nodes
-from signaling.errors import SankeError
-from signaling.nodes import NodeDirectory, NodeInfo
+import routing.directory as nodes
+from contracts.errors import SankeError
+from routing.directory import NodeDirectory, NodeInfo
 from store import Store
 
 

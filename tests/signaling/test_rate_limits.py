@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from support.harness import Harness, running_app
 
+from contracts.rooms import Role
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from signaling.models import Role
 from store import MemoryStore, Store
 
 

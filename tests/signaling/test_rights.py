@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 from support.harness import Client, Harness, running_app
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from signaling.models import LessonSession, RemoteClass, Role
 
 CLOSE_TOKEN_EXPIRED = 4005
 CLOSE_REVOKED = 4006
@@ -120,8 +121,8 @@ async def test_a_revoked_kiosk_is_disconnected_and_its_join_token_no_longer_join
 
 
 async def test_a_revocation_lost_by_pub_sub_is_caught_up_by_the_sweep() -> None:
+    from auth.rights import REVOCATION_LOG, REVOKED, Revocation
     from sanke.app import SERVICE_KEY
-    from signaling.rights import REVOCATION_LOG, REVOKED, Revocation
 
     async with running_app() as h:
         await h.room("r1")
@@ -141,7 +142,7 @@ async def test_only_tokens_issued_up_to_the_revocation_are_refused() -> None:
     import jwt
     from support.harness import SECRET
 
-    from signaling.rights import REVOKED, Revocation
+    from auth.rights import REVOKED, Revocation
 
     async with running_app() as h:
         await h.room("r1")

@@ -18,10 +18,11 @@ from support.harness import SECRET, Client
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
 
+from auth.tokens import TokenService
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
+from lessons.repository import SessionRepository
 from scheduler.demo import demo_district
-from scheduler.lessons.repository import SessionRepository
-from signaling.models import LessonSession, RemoteClass, Role
-from signaling.tokens import TokenService
 from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis

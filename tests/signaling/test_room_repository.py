@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signaling.models import Participant, Role, Room, RoomKind, RoomState
+from contracts.rooms import Participant, Role, Room, RoomKind, RoomState
 from signaling.rooms import RoomRepository
 from store import Store
 

@@ -8,10 +8,11 @@ import time
 import pytest
 from support.harness import running_app
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from signaling.models import LessonSession, RemoteClass, Role
 
 EVERY_RESPONSE = {
     "X-Content-Type-Options": "nosniff",

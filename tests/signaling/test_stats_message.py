@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from support.harness import Harness, running_app
 
-from signaling.media_plane import NullMediaPlane
-from signaling.models import Participant, Role, Room
-from signaling.protocol import StatsReport
+from contracts.media import NullMediaPlane, StatsReport
+from contracts.rooms import Participant, Role, Room
 from signaling.rooms import RoomRepository
 
 GOOD: dict[str, Any] = {

@@ -10,9 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from signaling.errors import ErrorCode, SankeError
-from signaling.models import Role
-from signaling.tokens import (
+from auth.tokens import (
     ALGORITHM,
     LEEWAY_SECONDS,
     MIN_SECRET_BYTES,
@@ -20,6 +18,8 @@ from signaling.tokens import (
     TokenService,
     require_role,
 )
+from contracts.errors import ErrorCode, SankeError
+from contracts.rooms import Role
 
 SECRET = "k" * 40
 OTHER_SECRET = "o" * 40

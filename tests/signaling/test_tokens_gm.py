@@ -10,11 +10,11 @@ import pytest
 from support.harness import SECRET as SECRET_OF_HARNESS
 from support.harness import running_app
 
-from scheduler.lessons.devices import DEVICES, DeviceRegistration, DeviceRegistry
-from signaling.errors import ErrorCode, SankeError
-from signaling.gm import hmac_sm3, sm3_hex
-from signaling.models import Role
-from signaling.tokens import GM_ALGORITHM, TokenService
+from auth.gm import hmac_sm3, sm3_hex
+from auth.tokens import GM_ALGORITHM, TokenService
+from contracts.errors import ErrorCode, SankeError
+from contracts.rooms import Role
+from lessons.devices import DEVICES, DeviceRegistration, DeviceRegistry
 from store import Store
 
 SECRET = "k" * 40
@@ -83,8 +83,8 @@ async def test_devices_keep_their_hash_across_a_switch_of_mode(store: Store) -> 
 async def test_a_gm_server_accepts_gm_tokens_only_and_signs_records_with_sm2(
     store: Store,
 ) -> None:
+    from lessons.records import GM_ALG
     from sanke.app import LESSON_SERVICE_KEY
-    from scheduler.lessons.records import GM_ALG
 
     async with running_app(store, crypto="gm") as h:
         gm_token = TokenService(SECRET_OF_HARNESS, crypto="gm").mint(

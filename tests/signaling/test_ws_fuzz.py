@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from support.harness import Client, running_app
 from support.ws_fuzz import DOCUMENTED_CLOSES, Room, Watch, check_reply, exchange, frames
 
-from signaling.models import Role
+from contracts.rooms import Role
 
 FUZZ = settings(
     max_examples=400,

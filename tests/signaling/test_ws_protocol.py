@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from support.harness import Harness, running_app
 
-from signaling.models import Role, RoomState
+from contracts.rooms import Role, RoomState
 from store import Store
 
 
@@ -267,7 +267,7 @@ async def test_bad_tokens_join_nothing(h: Harness, make_token: object, code: str
 
 
 async def test_token_from_another_secret_is_refused(h: Harness) -> None:
-    from signaling.tokens import TokenService
+    from auth.tokens import TokenService
 
     forged = TokenService("another-secret-" + "x" * 32).mint(
         subject="t", role=Role.teacher, room="room-1"

@@ -13,10 +13,11 @@ import pytest
 import redis
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from scheduler.lessons.repository import SessionRepository
-from signaling.models import LessonSession, Participant, Role, Room
-from signaling.nodes import NodeDirectory, NodeInfo
-from signaling.rights import Rights
+from auth.rights import Rights
+from contracts.rooms import Participant, Role, Room
+from lessons.models import LessonSession
+from lessons.repository import SessionRepository
+from routing.directory import NodeDirectory, NodeInfo
 from signaling.rooms import RoomRepository
 from store.redis import RedisStore
 
@@ -91,8 +92,8 @@ async def test_media_nodes_placements_and_revocations_keep_their_keys(
 def test_the_other_components_keep_their_key_names() -> None:
     """Keys written deep inside a flow (the lesson clock's lock, the records chain, the
     scheduler's documents) are pinned by name; their flows have their own tests."""
+    from lessons import attendance, devices, records, service
     from scheduler import jobs
-    from scheduler.lessons import attendance, devices, records, service
     from signaling import presence
 
     assert (records.RECORDS_LIST, records.HEAD_KEY) == ("l:records", "kv:records:head")

@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from auth.tokens import TokenService
+from contracts.media import MediaPlane, NullMediaPlane
+from contracts.rooms import Role, Room
+from lessons.repository import SessionRepository
 from sanke.app import create_app
 from sanke.settings import Settings
-from scheduler.lessons.repository import SessionRepository
-from signaling.media_plane import MediaPlane, NullMediaPlane
-from signaling.models import Role, Room
 from signaling.rooms import RoomRepository
-from signaling.tokens import TokenService
 from store import MemoryStore, Store
 
 SECRET = "test-secret-" + "s" * 32

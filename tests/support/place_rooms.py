@@ -14,8 +14,8 @@ import json
 import sys
 import time
 
-from signaling.errors import SankeError
-from signaling.nodes import NodeDirectory
+from contracts.errors import SankeError
+from routing.directory import NodeDirectory
 from store.redis import RedisStore
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.lessons.records import SessionOutcome
+from lessons.records import SessionOutcome
 
 
 def outcome(i: int) -> SessionOutcome:

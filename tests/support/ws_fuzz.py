@@ -14,9 +14,9 @@ import aiohttp
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from signaling.errors import ErrorCode
-from signaling.models import Role
-from signaling.protocol import CLIENT_MESSAGE_TYPES, ClientMessage, client_message_adapter
+from contracts.errors import ErrorCode
+from contracts.protocol import CLIENT_MESSAGE_TYPES, ClientMessage, client_message_adapter
+from contracts.rooms import Role
 from support.harness import Client, Harness
 
 SURROGATES = ["\ud800", "\udfff", "\ud83d", "a\udc00b"]

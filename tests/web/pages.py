@@ -102,8 +102,8 @@ async def open_live_lesson(h: Any, room: str, remotes: list[tuple[str, str]]) ->
     """A timetabled lesson that started a minute ago, its room opened by the lesson clock."""
     import time
 
+    from lessons.models import LessonSession, RemoteClass
     from sanke.app import LESSON_SERVICE_KEY
-    from signaling.models import LessonSession, RemoteClass
 
     now = time.time()
     await h.sessions.put(

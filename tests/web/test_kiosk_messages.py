@@ -9,7 +9,7 @@ import pytest
 from support.browser import wait_js
 from support.harness import running_app
 
-from signaling.models import Role
+from contracts.rooms import Role
 from web.pages import Pages, browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]

@@ -11,10 +11,11 @@ import pytest
 from support.browser import wait_js
 from support.harness import running_app
 
+from contracts.rooms import Role
+from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from signaling.models import LessonSession, RemoteClass, Role
 from web.pages import VIEWPORT, browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

@@ -12,8 +12,8 @@ import pytest
 from support.browser import wait_js
 from support.harness import running_app
 
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
 from web.pages import Pages, browser, open_live_lesson, press, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from support.harness import running_app
 
+from contracts.rooms import Role
 from media.worker import Worker
-from signaling.models import Role
 from web.pages import Pages, browser, open_live_lesson, press, until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

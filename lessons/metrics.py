@@ -1,0 +1,27 @@
+"""Prometheus metrics of lessons: outcomes, live and scheduled lessons, reconnects."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RECONNECTS = Counter(
+    "sanke_reconnects_total",
+    "Joins of a lesson participant after its link dropped (a fault leave)",
+    ["role"],
+)
+LESSONS = Counter(
+    "sanke_lessons_total",
+    "Lesson sessions recorded, by outcome (held/missed/cancelled) and master school",
+    ["outcome", "school"],
+)
+LESSONS_MISSED = Counter(
+    "sanke_lessons_missed_total",
+    "Lessons marked missed (no teacher 10 minutes after the start), by master school",
+    ["school"],
+)
+LESSONS_LIVE = Gauge("sanke_lessons_live", "Lesson sessions live now")
+LESSONS_SCHEDULED_TODAY = Gauge(
+    "sanke_lessons_scheduled_today",
+    "Lesson sessions on today's timetable (Asia/Shanghai), by state",
+    ["state"],
+)
