@@ -11,17 +11,13 @@ ENV PATH=/opt/venv/bin:$PATH
 # scratch folder so no stale build/ output reaches the real install below.
 WORKDIR /deps
 COPY pyproject.toml README.md ./
-RUN for p in sanke contracts store auth webapi routing signaling media scheduler lessons; do mkdir $p && touch $p/__init__.py; done \
+RUN for p in sanke contracts signaling media scheduler lessons; do mkdir $p && touch $p/__init__.py; done \
     && pip install . \
     && pip uninstall -y sanke
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sanke sanke
 COPY contracts contracts
-COPY store store
-COPY auth auth
-COPY webapi webapi
-COPY routing routing
 COPY signaling signaling
 COPY media media
 COPY scheduler scheduler

@@ -32,11 +32,11 @@ from support.clips import load_clip, make_clip  # noqa: E402
 from support.processes import ServerProcess, free_port  # noqa: E402
 from support.rtc_client import RtcClient  # noqa: E402
 
-from auth.tokens import TokenService  # noqa: E402
 from contracts.rooms import Role  # noqa: E402
+from contracts.store import open_store  # noqa: E402
 from lessons.models import LessonSession  # noqa: E402
 from lessons.repository import SessionRepository  # noqa: E402
-from store import open_store  # noqa: E402
+from signaling.tokens import TokenService  # noqa: E402
 
 SECRET = "failover-benchmark-secret-" + "x" * 20
 

@@ -18,10 +18,10 @@ import time
 import uuid
 from datetime import date, timedelta
 
+from contracts.store import MemoryStore, Store
+from contracts.store.redis import RedisStore
 from lessons.models import LessonSession
 from lessons.repository import SessionRepository
-from store import MemoryStore, Store
-from store.redis import RedisStore
 
 
 def sessions(weeks: int, per_day: int, today: date) -> list[LessonSession]:

@@ -73,8 +73,8 @@ from typing import Any
 import aiohttp
 import psutil
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -25,8 +25,8 @@ import time
 import uuid
 from collections import Counter
 
-from routing.directory import PLACEMENTS, NodeDirectory, NodeInfo, node_key
-from store.redis import RedisStore
+from contracts.nodes import PLACEMENTS, NodeDirectory, NodeInfo, node_key
+from contracts.store.redis import RedisStore
 
 STALE_SECONDS = 0.5
 

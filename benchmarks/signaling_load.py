@@ -48,8 +48,8 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auth.tokens import TokenService  # noqa: E402
 from contracts.rooms import Role  # noqa: E402
+from signaling.tokens import TokenService  # noqa: E402
 
 PHASE_TIMEOUT = 180.0  # no phase may take longer than this (the run always ends)
 SERVER_START_TIMEOUT = 30.0

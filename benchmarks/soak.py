@@ -43,8 +43,8 @@ from support.clips import Clip, load_clip, make_clip
 from support.processes import SANKE, free_port
 from support.rtc_client import RtcClient
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 SECRET = "soak-secret-" + "s" * 32
 COUNTING_MINUTES = 30

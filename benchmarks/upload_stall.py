@@ -31,10 +31,10 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.processes import ServerProcess, free_port
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
 from sanke.settings import DEFAULT_TOKEN_SECRET
 from scheduler.synthetic import province
+from signaling.tokens import TokenService
 
 
 class RssSampler(threading.Thread):

@@ -4,7 +4,7 @@ participant.
 Signaling owns the WebSocket and the room state; the media plane owns peer connections.
 In the embedded server both live in one process and signaling calls the media plane
 directly; a distributed deployment puts a Redis-backed implementation of this same
-interface in front of remote SFU nodes (``signaling.remote_media``, through ``routing``).
+interface in front of remote SFU nodes (``signaling.remote_media``, speaking ``contracts.node_messages``).
 
 The media plane speaks in its own events (tracks changed, an offer, a quality report), not
 in WebSocket messages: signaling turns them into protocol messages, and participants that

@@ -17,10 +17,10 @@ from lessons.models import LessonSession, SessionState
 from lessons.records import ClassroomAttendance, RecordsHead, VerifyReport
 from lessons.sessions import SHANGHAI, local_date, week_start
 from lessons.stats import StatsReport, compute, to_csv
-from webapi.audit import audit
-from webapi.http_auth import TOKENS_KEY, authorize, read_json_model
-from webapi.openapi import documented
-from webapi.ratelimit import RATE_LIMITS_KEY
+from signaling.audit import audit
+from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
+from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
 
 
 class SessionList(BaseModel):

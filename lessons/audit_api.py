@@ -12,9 +12,9 @@ from contracts.rooms import Role
 from lessons.context import lessons_context
 from lessons.records import Record
 from lessons.sessions import SHANGHAI
-from webapi.audit import AuditAction, AuditEntry
-from webapi.http_auth import ValidationFailed, authorize
-from webapi.openapi import documented
+from signaling.audit import AuditAction, AuditEntry
+from signaling.http_auth import ValidationFailed, authorize
+from signaling.openapi import documented
 
 MAX_LIMIT = 1000
 # Records are appended in time order by processes whose clocks may differ this much.

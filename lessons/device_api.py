@@ -8,8 +8,6 @@ from aiohttp import web
 from icalendar import Calendar, Event
 from pydantic import BaseModel
 
-from auth.rights import device_subject
-from auth.tokens import Claims
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
 from lessons.context import lessons_context
@@ -18,10 +16,12 @@ from lessons.models import LessonSession, SessionState
 from lessons.service import Notice
 from lessons.sessions import SHANGHAI
 from scheduler.jobs import TimetableRepo
-from webapi.audit import audit
-from webapi.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
-from webapi.openapi import documented
-from webapi.ratelimit import RATE_LIMITS_KEY
+from signaling.audit import audit
+from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
+from signaling.openapi import documented
+from signaling.ratelimit import RATE_LIMITS_KEY
+from signaling.rights import device_subject
+from signaling.tokens import Claims
 
 
 class DeviceList(BaseModel):
@@ -119,7 +119,7 @@ async def revoke_device(request: web.Request) -> web.Response:
     ctx = lessons_context(request)
     device = await ctx.devices.revoke(request.match_info["device_id"])
     # Its live connections close on every signaling process, and the join tokens it was
-    # given no longer join (auth.rights).
+    # given no longer join (signaling.rights).
     await ctx.lessons.rooms.rights.revoke(device_subject(device.id), "device revoked")
     await audit(
         request, claims, "device.revoked", device.id, school=device.school, class_id=device.class_id

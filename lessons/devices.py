@@ -16,11 +16,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from auth.gm import sm3_hex
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
+from contracts.store import Store
+from signaling.gm import sm3_hex
 from signaling.names import clean_name, name_problem
-from store import Store
 
 DEVICES = "h:devices"
 

@@ -33,9 +33,9 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auth.gm import Sm2PrivateKey, Sm2PublicKey, sm3_hex
-from store import Store
-from webapi.audit import AuditEntry
+from contracts.store import Store
+from signaling.audit import AuditEntry
+from signaling.gm import Sm2PrivateKey, Sm2PublicKey, sm3_hex
 
 RECORDS_LIST = "l:records"
 HEAD_KEY = "kv:records:head"
@@ -85,7 +85,7 @@ class Record(BaseModel):
 
     seq: int = Field(ge=0)
     at: float
-    # A lesson's outcome, or a coordinator action (webapi.audit): one chain covers both.
+    # A lesson's outcome, or a coordinator action (signaling.audit): one chain covers both.
     body: SessionOutcome | AuditEntry
     prev_hash: str
     hash: str
@@ -269,7 +269,7 @@ class RecordLog:
         raise RuntimeError(f"could not append a record in {APPEND_ATTEMPTS} attempts")
 
     async def append_audit(self, entry: AuditEntry, at: float) -> None:
-        """webapi.audit's sink: a coordinator action is a record like any other."""
+        """signaling.audit's sink: a coordinator action is a record like any other."""
         await self.append(entry, at)
 
     async def newest_first(self, batch: int = 500) -> AsyncIterator[str]:

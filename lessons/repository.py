@@ -8,9 +8,9 @@ hundreds of thousands of sessions, a day a few thousand).
 
 from __future__ import annotations
 
+from contracts.store import Store
+from contracts.store.base import HDel, HSet, Write, ZAdd, ZRem
 from lessons.models import LessonSession
-from store import Store
-from store.base import HDel, HSet, Write, ZAdd, ZRem
 
 SESSIONS = "sessions"
 BY_DATE = "sessions:by_date"

@@ -18,9 +18,7 @@ from pydantic import ValidationError
 from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent, room_channel
 from contracts.media import MediaEvent, SendToParticipant
-from media.worker import Worker
-from routing.directory import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
-from routing.messages import (
+from contracts.node_messages import (
     AnswerRequest,
     CandidateRequest,
     CloseRoomRequest,
@@ -36,9 +34,11 @@ from routing.messages import (
     SetStageRequest,
     media_request_adapter,
 )
-from store import Store, Subscription
-from store.metrics import STORE_UP
-from store.outage import OutageLog
+from contracts.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
+from contracts.store import Store, Subscription
+from contracts.store.metrics import STORE_UP
+from contracts.store.outage import OutageLog
+from media.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from auth.rights import Rights
-from auth.tokens import TokenService
 from contracts.media import MediaPlane, NullMediaPlane
+from contracts.store import Store, new_store
 from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
@@ -22,19 +21,20 @@ from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import PUBLISH_CHECKS_KEY, PUBLISH_HOOKS_KEY, setup_scheduler_routes
 from signaling.api import SignalingContext, setup_signaling_routes
+from signaling.audit import AUDIT_KEY
+from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
+from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.hub import RoomHub
 from signaling.ice import ice_servers_factory
+from signaling.metrics_http import serve_metrics
 from signaling.presence import Presence
+from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
+from signaling.rights import Rights
 from signaling.service import RoomService
-from store import Store, new_store
-from webapi.audit import AUDIT_KEY
-from webapi.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
-from webapi.http_auth import TOKENS_KEY, json_errors
-from webapi.metrics_http import serve_metrics
-from webapi.ratelimit import RATE_LIMITS_KEY, api_rate_limits
-from webapi.web_security import install_security_headers
+from signaling.tokens import TokenService
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def create_app(
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
-    # Bodies are read by webapi.bodies.read_body with each route's limit; this one only
+    # Bodies are read by signaling.bodies.read_body with each route's limit; this one only
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds

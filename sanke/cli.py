@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +104,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:
-    from auth.tokens import TokenService
     from contracts.errors import SankeError
     from contracts.rooms import Role
+    from signaling.tokens import TokenService
 
     settings = _settings(args)
     settings.check_secure()
@@ -162,10 +161,10 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from contracts.store import open_store
     from lessons.records import RecordLog, RecordsHead, VerifyReport
     from lessons.records_check import verify_lines
     from sanke.records_key import verifying_keys
-    from store import open_store
 
     settings = _settings(args)
     if args.public_key:
@@ -274,17 +273,12 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", dest="tls_key", help="PEM private key of --tls-cert")
 
 
-def _optional_commands(sub: Any) -> None:
-    """Components that add their own commands (``add_commands(subparsers)``)."""
-    for module in ("scheduler.cli", "media.cli", "lessons.cli"):
-        try:
-            add: Callable[[Any], None] | None = getattr(
-                importlib.import_module(module), "add_commands", None
-            )
-        except ImportError:
-            continue
-        if add is not None:
-            add(sub)
+def _component_commands(sub: Any) -> None:
+    """Components that add their own commands. Imported by name, not caught: a component
+    whose commands fail to import is a broken install, not an optional extra."""
+    from scheduler.cli import add_commands as scheduler_commands
+
+    scheduler_commands(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keygen.set_defaults(func=cmd_records_keygen)
 
-    _optional_commands(sub)
+    _component_commands(sub)
     return parser
 
 

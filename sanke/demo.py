@@ -11,7 +11,7 @@ from contracts.rooms import Role, Room, RoomKind
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.solve import SolveOptions, solve
-from webapi.http_auth import TOKENS_KEY
+from signaling.http_auth import TOKENS_KEY
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import os
 import secrets
 from pathlib import Path
 
-from auth.gm import Sm2Error, Sm2PrivateKey, Sm2PublicKey
 from lessons.records import RecordKeys
 from sanke.settings import Settings
+from signaling.gm import Sm2Error, Sm2PrivateKey, Sm2PublicKey
 
 log = logging.getLogger(__name__)
 

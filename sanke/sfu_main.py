@@ -9,14 +9,14 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
+from contracts.store import open_store
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker, WorkerSettings
 from sanke.settings import Settings
-from store import open_store
-from webapi.http_auth import json_errors
-from webapi.metrics_http import metrics_body, require_metrics_token
-from webapi.web_security import install_security_headers
+from signaling.http_auth import json_errors
+from signaling.metrics_http import metrics_body, require_metrics_token
+from signaling.web_security import install_security_headers
 
 log = logging.getLogger(__name__)
 

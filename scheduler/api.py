@@ -8,18 +8,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.errors import ErrorCode, SankeError
+from contracts.nodes import NodeDirectory
 from contracts.rooms import Role
-from routing.directory import NodeDirectory
+from contracts.store.base import Store
 from scheduler import ical
 from scheduler.district_api import PREFIX, setup_district_routes
 from scheduler.domain import District, check_references
 from scheduler.jobs import JobRequest, JobRunner, JobStatus, StoredTimetable, TimetableRepo
 from scheduler.offload import OFFLOAD_BYTES
 from scheduler.timetable import Assignment, Timetable, Unmet
-from store.base import Store
-from webapi.audit import audit
-from webapi.http_auth import ValidationFailed, authorize, read_json_model
-from webapi.openapi import documented
+from signaling.audit import audit
+from signaling.http_auth import ValidationFailed, authorize, read_json_model
+from signaling.openapi import documented
 
 RUNNER_KEY: web.AppKey[JobRunner] = web.AppKey("schedule_jobs", JobRunner)
 # Run after a timetable is published (the lessons component materializes sessions).

@@ -27,9 +27,9 @@ from scheduler.district_edits import (
 from scheduler.domain import District
 from scheduler.jobs import TimetableRepo
 from scheduler.offload import OFFLOAD_BYTES, Offloader
-from webapi.bodies import read_body
-from webapi.http_auth import ValidationFailed, authorize, read_json_model
-from webapi.openapi import documented
+from signaling.bodies import read_body
+from signaling.http_auth import ValidationFailed, authorize, read_json_model
+from signaling.openapi import documented
 
 PREFIX = "/api/v1/schedule"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -38,7 +38,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 # rows). The same numbers are the Ingress's proxy-body-size (k8s/), see docs/limits.md.
 DISTRICT_MAX_BYTES = 64 << 20
 CSV_MAX_BYTES = 16 << 20
-# Routes whose bodies may be larger than webapi.bodies.JSON_MAX_BYTES (route → limit).
+# Routes whose bodies may be larger than signaling.bodies.JSON_MAX_BYTES (route → limit).
 BODY_LIMITS = {
     f"{PREFIX}/district": DISTRICT_MAX_BYTES,
     f"{PREFIX}/district/csv/{{kind}}": CSV_MAX_BYTES,

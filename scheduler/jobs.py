@@ -16,12 +16,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import ErrorCode, SankeError
+from contracts.store.base import Store
 from scheduler.domain import District
 from scheduler.metrics import observe_solve
 from scheduler.parts import SolveCancelled
 from scheduler.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
-from store.base import Store
 
 DISTRICT_KEY = "kv:schedule:district"
 DISTRICT_ID_KEY = "kv:schedule:district_id"

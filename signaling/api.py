@@ -10,17 +10,17 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from auth.tokens import MAX_TTL_SECONDS, check_window, max_ttl
 from contracts.errors import ErrorCode, SankeError
 from contracts.protocol import IceServer
 from contracts.rooms import ID_PATTERN, Participant, Role, Room, RoomKind
+from signaling.audit import audit
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
+from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.names import clean_name, name_problem
+from signaling.openapi import build_openapi, documented
+from signaling.ratelimit import RATE_LIMITS_KEY
 from signaling.service import RoomService
-from webapi.audit import audit
-from webapi.http_auth import TOKENS_KEY, authorize, read_json_model
-from webapi.openapi import build_openapi, documented
-from webapi.ratelimit import RATE_LIMITS_KEY
+from signaling.tokens import MAX_TTL_SECONDS, check_window, max_ttl
 
 
 @dataclass(frozen=True)

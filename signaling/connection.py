@@ -18,7 +18,6 @@ from typing import TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from auth.tokens import Claims, TokenService
 from contracts.addresses import ip_version
 from contracts.close_codes import (
     CLOSE_JOIN_TIMEOUT,
@@ -60,9 +59,10 @@ from contracts.rooms import Participant, Role
 from signaling.envelope import echoable_rid, shown
 from signaling.media_messages import ice_candidate
 from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
+from signaling.ratelimit import TokenBucket
 from signaling.service import RoomService, participant_info
+from signaling.tokens import Claims, TokenService
 from signaling.visibility import can_see
-from webapi.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,7 +150,7 @@ class Connection:
                 await self.ws.send_str(message.model_dump_json(exclude_none=True))
             await self.ws.close(code=close_code)
 
-    # --- Holder (auth.rights) ---------------------------------------------
+    # --- Holder (signaling.rights) ---------------------------------------------
     async def end_right(self, code: ErrorCode, message: str, close_code: int) -> None:
         ERRORS.labels(code.value).inc()
         await self.terminate(Error(code=code, message=message), close_code)
@@ -347,7 +347,7 @@ class Connection:
         started = time.perf_counter()
         claims = self.tokens.verify(message.token)
         # Held before the join checks for a revocation: one racing the join either fails
-        # that check or finds this connection (auth.rights).
+        # that check or finds this connection (signaling.rights).
         self._release_right()
         self.claims, self.issued_at = claims, claims.iat
         self.service.rights.hold(claims.sub, self)

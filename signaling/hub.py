@@ -17,10 +17,10 @@ from contracts.close_codes import CLOSE_KICKED, CLOSE_ROOM_CLOSED
 from contracts.events import RoomEvent, room_channel
 from contracts.protocol import ServerMessage
 from contracts.rooms import Role
+from contracts.store import Store, Subscription
 from signaling.media_messages import protocol_message
 from signaling.metrics import ROOMS_LOCAL
 from signaling.visibility import can_see
-from store import Store, Subscription
 
 log = logging.getLogger(__name__)
 

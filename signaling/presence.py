@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 
+from contracts.store.metrics import STORE_UP
+from contracts.store.outage import OutageLog
 from signaling.service import RoomService
-from store.metrics import STORE_UP
-from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,7 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent
 from contracts.layers import LayerPin
 from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
-from contracts.protocol import Rejoin
-from contracts.rooms import Participant
-from routing.directory import NodeDirectory, node_channel
-from routing.messages import (
+from contracts.node_messages import (
     AnswerRequest,
     CandidateRequest,
     CloseRoomRequest,
@@ -40,10 +37,13 @@ from routing.messages import (
     SetStageRequest,
     reply_channel,
 )
+from contracts.nodes import NodeDirectory, node_channel
+from contracts.protocol import Rejoin
+from contracts.rooms import Participant
+from contracts.store import Store, Subscription
+from contracts.store.outage import OutageLog
 from signaling.hub import RoomHub
 from signaling.rooms import RoomRepository
-from store import Store, Subscription
-from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ mutable objects with the store.
 from __future__ import annotations
 
 from contracts.rooms import Participant, Room
-from store import Store
-from store.base import Delete, HDel
+from contracts.store import Store
+from contracts.store.base import Delete, HDel
 
 ROOMS = "rooms"
 

@@ -12,8 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from auth.rights import Rights
-from auth.tokens import Claims
 from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent
 from contracts.media import MediaEvent, MediaPlane
@@ -29,12 +27,14 @@ from contracts.protocol import (
     StageChanged,
 )
 from contracts.rooms import ROOM_ROLES, Participant, Role, RoomState
+from contracts.store import Store
 from signaling.hub import LocalPeer, RoomHub
 from signaling.media_messages import protocol_message
 from signaling.metrics import JOINS, LEFT, PARTICIPANTS
 from signaling.names import display_name
+from signaling.rights import Rights
 from signaling.rooms import RoomRepository
-from store import Store
+from signaling.tokens import Claims
 
 log = logging.getLogger(__name__)
 

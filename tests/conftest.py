@@ -16,8 +16,8 @@ def redis_url() -> str:
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[object]:
     """Each store implementation; the Redis one under a fresh prefix, purged afterwards."""
-    from store import MemoryStore, Store
-    from store.redis import RedisStore
+    from contracts.store import MemoryStore, Store
+    from contracts.store.redis import RedisStore
 
     instance: Store
     if request.param == "memory":

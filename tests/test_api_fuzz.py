@@ -33,7 +33,7 @@ from sanke.settings import Settings
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.solve import SolveOptions, solve
-from webapi.openapi import build_openapi
+from signaling.openapi import build_openapi
 
 EXAMPLES = int(os.environ.get("SANKE_FUZZ_EXAMPLES", "25"))
 # Generating whole districts is slow (~1.5 s each): fewer of them.

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from support.processes import SANKE
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
 from sanke.cli import PROTOCOL_DOC, main, protocol_document
 from sanke.settings import DEFAULT_TOKEN_SECRET
+from signaling.tokens import TokenService
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "cli-secret-" + "k" * 32

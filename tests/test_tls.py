@@ -21,9 +21,9 @@ from cryptography.x509.oid import NameOID
 from support.harness import Client
 from support.processes import SANKE, ServerProcess, free_port
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
 from sanke.settings import DEFAULT_TOKEN_SECRET
+from signaling.tokens import TokenService
 
 HOSTS = ("127.0.0.1", "[::1]")
 

@@ -239,7 +239,7 @@ async def test_a_200_kb_csv_in_many_pieces_is_stored_whole(world: World) -> None
 
 async def test_bodies_past_the_limit_get_413_and_change_nothing(world: World) -> None:
     from scheduler.district_api import CSV_MAX_BYTES, DISTRICT_MAX_BYTES
-    from webapi.bodies import JSON_MAX_BYTES
+    from signaling.bodies import JSON_MAX_BYTES
 
     h = world.h
     assert h.server.port is not None

@@ -299,7 +299,7 @@ def routes_on(
     objs: tuple[dict[str, Any], ...], container: dict[str, Any], port: Any
 ) -> frozenset[str]:
     """GET routes a sanke container serves on one of its ports (a name or a number)."""
-    from webapi.metrics_http import metrics_app
+    from signaling.metrics_http import metrics_app
 
     command = container["args"][0]
     env = literal_env(objs, container)
@@ -769,7 +769,7 @@ def test_ingress_body_limits_are_the_apps() -> None:
     at the Ingress would let nginx buffer what the app refuses, a smaller one would refuse
     what the app accepts (a province's district)."""
     from scheduler.district_api import BODY_LIMITS
-    from webapi.bodies import JSON_MAX_BYTES
+    from signaling.bodies import JSON_MAX_BYTES
 
     objs = render("overlays/production")
     served: list[tuple[str, int, str]] = []  # (prefix, proxy-body-size, backend)

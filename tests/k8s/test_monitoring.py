@@ -25,14 +25,14 @@ def exported_metric_names() -> set[str]:
     """Every sanke_ metric family a Sanke process can export."""
     from prometheus_client import REGISTRY
 
+    import contracts.store.metrics
     import lessons.metrics
     import media.instruments
     import scheduler.metrics
     import signaling.metrics
-    import store.metrics
     from media.metrics import COUNTERS, GAUGES
 
-    del media.instruments, scheduler.metrics, signaling.metrics, store.metrics
+    del media.instruments, scheduler.metrics, signaling.metrics, contracts.store.metrics
     del lessons.metrics
     names = {m.name for m in REGISTRY.collect() if m.name.startswith("sanke_")}
     names |= {f"sanke_stream_{n}" for n in [*COUNTERS, *GAUGES]}

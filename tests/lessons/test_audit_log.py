@@ -10,13 +10,13 @@ from typing import Any
 from support.harness import running_app
 
 from contracts.rooms import Role
+from contracts.store import Store
 from lessons.models import LessonSession, RemoteClass
 from lessons.records import RECORDS_LIST
 from lessons.sessions import SHANGHAI
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
 from scheduler.solve import SolveOptions, solve
-from store import Store
 
 
 def session(sid: str, now: float) -> LessonSession:

@@ -8,12 +8,12 @@ import pytest
 from support.harness import Harness, running_app
 
 from contracts.rooms import Role
+from contracts.store import Store
 from lessons.models import LessonSession, RemoteClass, SessionState
 from lessons.records import RecordLog, VerifyReport
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from sanke.app import LESSON_SERVICE_KEY
-from store import Store
 
 MIN = 60.0
 
@@ -253,7 +253,7 @@ async def test_records_verify_command(tmp_path: object, redis_url: str) -> None:
     from support.processes import SANKE
     from support.redis_helpers import fresh_prefix, purge_prefix
 
-    from store.redis import RedisStore
+    from contracts.store.redis import RedisStore
 
     prefix = fresh_prefix()
     store = RedisStore(redis_url, prefix=prefix)

@@ -9,6 +9,7 @@ from support.harness import running_app
 
 from contracts.media import NullMediaPlane
 from contracts.rooms import Participant, Role
+from contracts.store import MemoryStore
 from lessons.models import LessonSession, RemoteClass, SessionState
 from lessons.records import RecordLog
 from lessons.service import LessonService, SchoolPlace
@@ -16,7 +17,6 @@ from lessons.sessions import SessionWindow
 from sanke.app import LESSON_SERVICE_KEY
 from signaling.hub import RoomHub
 from signaling.service import RoomService
-from store import MemoryStore
 
 MIN = 60.0
 

@@ -88,7 +88,7 @@ async def test_schedule_status_before_and_after_upload() -> None:
 
 async def test_solve_uses_the_live_sfu_nodes_capacity() -> None:
     """The scheduler's SFU constraint counts what the SFU nodes register: lesson rooms."""
-    from routing.directory import NodeDirectory, NodeInfo
+    from contracts.nodes import NodeDirectory, NodeInfo
 
     async with running_app() as h:
         auth = {"Authorization": f"Bearer {h.tokens.mint(subject='c', role=Role.coordinator)}"}

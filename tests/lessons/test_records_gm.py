@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.records import outcome
 
-from auth.gm import Sm2PrivateKey, sm3_hex
+from contracts.store import Store
 from lessons.records import (
     GM_ALG,
     HEAD_KEY,
@@ -22,7 +22,7 @@ from lessons.records_check import verify_lines
 from sanke.cli import main
 from sanke.records_key import records_keys, sm2_key, verifying_keys
 from sanke.settings import Settings
-from store import Store
+from signaling.gm import Sm2PrivateKey, sm3_hex
 
 HMAC_KEY = "h" * 40
 SECRET = "t" * 40
@@ -149,7 +149,7 @@ def test_keygen_and_verify_from_a_file_with_only_the_public_key(
 ) -> None:
     import asyncio
 
-    from store import MemoryStore
+    from contracts.store import MemoryStore
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     key_file = tmp_path / "gm" / "records-sm2.key"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from support.records import outcome
 
+from contracts.store import MemoryStore
 from lessons.records import HEAD_KEY, RecordKeys, RecordLog, signed_head
 from sanke.records_key import default_key_file, records_keys, verifying_keys
 from sanke.settings import Settings
-from store import MemoryStore
 
 OLD, NEW = "o" * 40, "n" * 40
 SECRET = "t" * 40

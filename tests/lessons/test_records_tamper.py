@@ -22,9 +22,9 @@ from support.harness import SECRET, running_app
 from support.processes import SANKE
 from support.redis_helpers import fresh_prefix, purge_prefix
 
+from contracts.store.redis import RedisStore
 from lessons.records import RecordLog, SessionOutcome
 from sanke.app import LESSON_SERVICE_KEY
-from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 KEY = "r" * 40

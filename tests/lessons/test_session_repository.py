@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from support.redis_helpers import fresh_prefix, purge_prefix
 
+from contracts.store import Store
+from contracts.store.redis import RedisStore
 from lessons.models import LessonSession, SessionState
 from lessons.repository import SessionRepository
-from store import Store
-from store.redis import RedisStore
 
 # --- lesson sessions -----------------------------------------------------------
 

@@ -20,8 +20,8 @@ from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix
 from support.rtc_client import RtcClient
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 TOKENS = TokenService(SECRET)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from routing.directory import PLACED_COUNT, PLACEMENTS, NodeDirectory, NodeInfo, node_key
-from store.redis import RedisStore
+from contracts.nodes import PLACED_COUNT, PLACEMENTS, NodeDirectory, NodeInfo, node_key
+from contracts.store.redis import RedisStore
 
 pytestmark = [pytest.mark.redis]
 PLACER = Path(__file__).parents[1] / "support" / "place_rooms.py"

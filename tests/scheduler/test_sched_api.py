@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from contracts.store.memory import MemoryStore
 from scheduler import csvio
 from scheduler.api import setup_scheduler_routes
 from scheduler.cli import add_commands
@@ -22,8 +22,8 @@ from scheduler.domain import Policy
 from scheduler.solve import SolveOptions, solve
 from scheduler.synthetic import province
 from scheduler.verify import violations
-from store.memory import MemoryStore
-from webapi.http_auth import TOKENS_KEY, json_errors
+from signaling.http_auth import TOKENS_KEY, json_errors
+from signaling.tokens import TokenService
 
 
 async def _client() -> tuple[TestClient[web.Request, web.Application], dict[str, str]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from support.harness import Harness, running_app
 
+from contracts.nodes import NodeDirectory, NodeInfo
 from contracts.rooms import Role
-from routing.directory import NodeDirectory, NodeInfo
 from scheduler import csvio
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district

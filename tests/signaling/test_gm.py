@@ -1,11 +1,11 @@
 """国密 primitives against the published test vectors (GB/T 32905 for SM3, GB/T 32918.2 for
-SM2 signatures) and the checks auth/gm.py adds around gmssl."""
+SM2 signatures) and the checks signaling/gm.py adds around gmssl."""
 
 from __future__ import annotations
 
 import pytest
 
-from auth.gm import (
+from signaling.gm import (
     SM2P256V1,
     Curve,
     Sm2Error,

@@ -18,14 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from auth.tokens import TokenService
 from contracts.errors import ErrorCode
 from contracts.rooms import Role, Room, RoomState
+from contracts.store import MemoryStore, Store
+from contracts.store.redis import RedisStore
 from sanke.app import create_app
 from sanke.settings import Settings
 from signaling.rooms import RoomRepository
-from store import MemoryStore, Store
-from store.redis import RedisStore
+from signaling.tokens import TokenService
 
 SECRET = "http-api-test-secret-" + "z" * 24
 TOKENS = TokenService(SECRET)
@@ -705,7 +705,7 @@ async def test_a_bug_in_a_handler_is_a_json_500_and_logged(
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from webapi.http_auth import json_errors
+    from signaling.http_auth import json_errors
 
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("a bug")

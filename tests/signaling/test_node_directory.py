@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-import routing.directory as nodes
+import contracts.nodes as nodes
 from contracts.errors import SankeError
-from routing.directory import NodeDirectory, NodeInfo
-from store import Store
+from contracts.nodes import NodeDirectory, NodeInfo
+from contracts.store import Store
 
 
 async def test_rooms_spread_over_nodes_and_concurrent_placements_agree(store: Store) -> None:

@@ -12,9 +12,9 @@ import pytest
 from support.harness import Harness, running_app
 
 from contracts.rooms import Role
+from contracts.store import MemoryStore, Store
 from scheduler.demo import demo_district
 from scheduler.jobs import TimetableRepo
-from store import MemoryStore, Store
 
 
 async def within_one_window() -> None:
@@ -79,7 +79,7 @@ async def test_the_budget_is_shared_through_the_store(backend: str) -> None:
     if backend == "redis":
         from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
 
-        from store.redis import RedisStore
+        from contracts.store.redis import RedisStore
 
         url, prefix = redis_url_or_skip(), fresh_prefix()
         store = RedisStore(url, prefix=prefix)

@@ -121,8 +121,8 @@ async def test_a_revoked_kiosk_is_disconnected_and_its_join_token_no_longer_join
 
 
 async def test_a_revocation_lost_by_pub_sub_is_caught_up_by_the_sweep() -> None:
-    from auth.rights import REVOCATION_LOG, REVOKED, Revocation
     from sanke.app import SERVICE_KEY
+    from signaling.rights import REVOCATION_LOG, REVOKED, Revocation
 
     async with running_app() as h:
         await h.room("r1")
@@ -142,7 +142,7 @@ async def test_only_tokens_issued_up_to_the_revocation_are_refused() -> None:
     import jwt
     from support.harness import SECRET
 
-    from auth.rights import REVOKED, Revocation
+    from signaling.rights import REVOKED, Revocation
 
     async with running_app() as h:
         await h.room("r1")

@@ -18,12 +18,12 @@ from support.harness import SECRET, Client
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from contracts.store.redis import RedisStore
 from lessons.models import LessonSession, RemoteClass
 from lessons.repository import SessionRepository
 from scheduler.demo import demo_district
-from store.redis import RedisStore
+from signaling.tokens import TokenService
 
 pytestmark = pytest.mark.redis
 TOKENS = TokenService(SECRET)

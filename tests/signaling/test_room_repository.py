@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from contracts.rooms import Participant, Role, Room, RoomKind, RoomState
+from contracts.store import Store
 from signaling.rooms import RoomRepository
-from store import Store
 
 
 def room(room_id: str, **fields: object) -> Room:

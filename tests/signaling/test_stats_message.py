@@ -142,11 +142,11 @@ async def test_a_report_before_join_is_refused(recorded: tuple[Harness, Recordin
 
 
 async def test_a_report_travels_to_the_rooms_sfu_node() -> None:
+    from contracts.store import MemoryStore
     from media.node import SfuNode
     from media.worker import Worker
     from signaling.hub import RoomHub
     from signaling.remote_media import RemoteMediaPlane
-    from store import MemoryStore
 
     store = MemoryStore()
     worker = Worker()

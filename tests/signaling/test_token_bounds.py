@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from support.harness import Harness, running_app
 
-from auth.tokens import TokenService
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 HOUR = 3600.0
 # The documented maximum lifetime per role (docs/security.md, "Tokens").

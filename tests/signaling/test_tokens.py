@@ -10,7 +10,9 @@ from typing import Any
 import jwt
 import pytest
 
-from auth.tokens import (
+from contracts.errors import ErrorCode, SankeError
+from contracts.rooms import Role
+from signaling.tokens import (
     ALGORITHM,
     LEEWAY_SECONDS,
     MIN_SECRET_BYTES,
@@ -18,8 +20,6 @@ from auth.tokens import (
     TokenService,
     require_role,
 )
-from contracts.errors import ErrorCode, SankeError
-from contracts.rooms import Role
 
 SECRET = "k" * 40
 OTHER_SECRET = "o" * 40

@@ -10,12 +10,12 @@ import pytest
 from support.harness import SECRET as SECRET_OF_HARNESS
 from support.harness import running_app
 
-from auth.gm import hmac_sm3, sm3_hex
-from auth.tokens import GM_ALGORITHM, TokenService
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
+from contracts.store import Store
 from lessons.devices import DEVICES, DeviceRegistration, DeviceRegistry
-from store import Store
+from signaling.gm import hmac_sm3, sm3_hex
+from signaling.tokens import GM_ALGORITHM, TokenService
 
 SECRET = "k" * 40
 

@@ -11,8 +11,8 @@ from support.harness import SECRET, Client
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from auth.tokens import TokenService
 from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 pytestmark = pytest.mark.redis
 

@@ -11,7 +11,7 @@ import pytest
 from support.harness import Harness, running_app
 
 from contracts.rooms import Role, RoomState
-from store import Store
+from contracts.store import Store
 
 
 @pytest.fixture
@@ -267,7 +267,7 @@ async def test_bad_tokens_join_nothing(h: Harness, make_token: object, code: str
 
 
 async def test_token_from_another_secret_is_refused(h: Harness) -> None:
-    from auth.tokens import TokenService
+    from signaling.tokens import TokenService
 
     forged = TokenService("another-secret-" + "x" * 32).mint(
         subject="t", role=Role.teacher, room="room-1"
@@ -428,7 +428,7 @@ async def test_protocol_against_redis_store(redis_url: str) -> None:
     """The same room behaviour on the Redis store (events through real pub/sub)."""
     from support.redis_helpers import fresh_prefix, purge_prefix
 
-    from store.redis import RedisStore
+    from contracts.store.redis import RedisStore
 
     prefix = fresh_prefix()
     store: Store = RedisStore(redis_url, prefix=prefix)

@@ -13,13 +13,13 @@ import pytest
 import redis
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from auth.rights import Rights
+from contracts.nodes import NodeDirectory, NodeInfo
 from contracts.rooms import Participant, Role, Room
+from contracts.store.redis import RedisStore
 from lessons.models import LessonSession
 from lessons.repository import SessionRepository
-from routing.directory import NodeDirectory, NodeInfo
+from signaling.rights import Rights
 from signaling.rooms import RoomRepository
-from store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.redis_helpers import fresh_prefix, purge_prefix
 
-from store import MemoryStore, Store, Subscription
-from store.base import SUBSCRIPTION_QUEUE_LIMIT, Delete, HDel, HSet, ZAdd, ZRem
-from store.redis import RedisStore
+from contracts.store import MemoryStore, Store, Subscription
+from contracts.store.base import SUBSCRIPTION_QUEUE_LIMIT, Delete, HDel, HSet, ZAdd, ZRem
+from contracts.store.redis import RedisStore
 
 # Generous: only "it happens eventually" is asserted, never how fast.
 EVENTUALLY = 5.0

@@ -11,14 +11,14 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from auth.tokens import TokenService
 from contracts.media import MediaPlane, NullMediaPlane
 from contracts.rooms import Role, Room
+from contracts.store import MemoryStore, Store
 from lessons.repository import SessionRepository
 from sanke.app import create_app
 from sanke.settings import Settings
 from signaling.rooms import RoomRepository
-from store import MemoryStore, Store
+from signaling.tokens import TokenService
 
 SECRET = "test-secret-" + "s" * 32
 

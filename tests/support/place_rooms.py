@@ -15,8 +15,8 @@ import sys
 import time
 
 from contracts.errors import SankeError
-from routing.directory import NodeDirectory
-from store.redis import RedisStore
+from contracts.nodes import NodeDirectory
+from contracts.store.redis import RedisStore
 
 
 async def place(directory: NodeDirectory, room: str) -> str | None:

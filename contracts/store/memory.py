@@ -11,8 +11,8 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
-from store.fanout import Fanout, QueueSubscription
+from contracts.store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
+from contracts.store.fanout import Fanout, QueueSubscription
 
 
 class WrongFamily(TypeError):

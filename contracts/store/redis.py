@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
-from store.fanout import Fanout, QueueSubscription
-from store.outage import OutageLog
+from contracts.store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
+from contracts.store.fanout import Fanout, QueueSubscription
+from contracts.store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 

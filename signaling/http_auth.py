@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from auth.tokens import Claims, TokenService, require_role
 from contracts.errors import ErrorCode, ErrorDetail, SankeError, error_details
 from contracts.rooms import Role
-from webapi.bodies import JSON_MAX_BYTES, read_body
+from signaling.bodies import JSON_MAX_BYTES, read_body
+from signaling.tokens import Claims, TokenService, require_role
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)

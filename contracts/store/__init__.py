@@ -11,8 +11,8 @@ models and owns its keys, so the core knows no component.
 
 from __future__ import annotations
 
-from store.base import Store, Subscription
-from store.memory import MemoryStore
+from contracts.store.base import Store, Subscription
+from contracts.store.memory import MemoryStore
 
 __all__ = ["MemoryStore", "Store", "Subscription", "new_store", "open_store"]
 
@@ -20,7 +20,7 @@ __all__ = ["MemoryStore", "Store", "Subscription", "new_store", "open_store"]
 def new_store(redis_url: str | None, prefix: str = "sanke:") -> Store:
     """The Redis store when a URL is given, else the in-memory one (not yet started)."""
     if redis_url:
-        from store.redis import RedisStore
+        from contracts.store.redis import RedisStore
 
         return RedisStore(redis_url, prefix=prefix)
     return MemoryStore(prefix=prefix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from store.base import SUBSCRIPTION_QUEUE_LIMIT, Subscription
+from contracts.store.base import SUBSCRIPTION_QUEUE_LIMIT, Subscription
 
 _CLOSED = object()
 

@@ -17,8 +17,8 @@ from typing import Literal, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from auth.tokens import Claims
 from contracts.rooms import Role
+from signaling.tokens import Claims
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from auth.gm import hmac_sm3
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import ID_PATTERN, Role
+from signaling.gm import hmac_sm3
 
 ALGORITHM = "HS256"
 # HMAC-SM3: not in the JOSE registry, so a private name (docs/security.md, "国密").

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from contracts.errors import ErrorCode, SankeError
-from store import Store
+from contracts.store import Store
 
 WINDOW_SECONDS = 60
 

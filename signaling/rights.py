@@ -26,11 +26,11 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from auth.tokens import Claims
 from contracts.close_codes import CLOSE_REVOKED
 from contracts.errors import ErrorCode, SankeError
-from store import Store, Subscription
-from store.outage import OutageLog
+from contracts.store import Store, Subscription
+from contracts.store.outage import OutageLog
+from signaling.tokens import Claims
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.errors import ErrorCode, SankeError
-from webapi.openapi import documented
-from webapi.web_security import install_security_headers
+from signaling.openapi import documented
+from signaling.web_security import install_security_headers
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def metrics_app(token: str | None) -> web.Application:
     """The app of the metrics port: ``/metrics`` and nothing else."""
-    from webapi.http_auth import json_errors
+    from signaling.http_auth import json_errors
 
     app = web.Application(middlewares=[json_errors])
     install_security_headers(app)

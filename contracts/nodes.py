@@ -16,7 +16,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import ErrorCode, SankeError
-from store import Store
+from contracts.store import Store
 
 NODE_HEARTBEAT_SECONDS = 1.0
 NODE_TTL_SECONDS = 3.0
