@@ -98,18 +98,27 @@ class OfferToParticipant(_Model):
     sdp: str
 
 
-class QualityMeasured(_Model):
-    """Connection quality of one participant, 1 (bad) – 5 (excellent), per direction, as
-    the SFU measures it (sent to the participant itself and to the teacher)."""
+class QualityReport(_Model):
+    """Connection quality of one participant, 1 (bad) – 5 (excellent), per direction.
 
-    event: Literal["quality"] = "quality"
+    ``up``: what the SFU receives from it; ``down``: what it receives."""
+
     participant_id: ParticipantId
     score: int = Field(ge=1, le=5)
     up: int | None = Field(default=None, ge=1, le=5)
     down: int | None = Field(default=None, ge=1, le=5)
+    # what the SFU receives of its camera's high layer (from the bitstream), and what its
+    # page says the camera captures: a 180p picture of a 720p camera scores low
     resolution: FrameSize | None = None
     capture: FrameSize | None = None
+    # the lowest video layer the SFU forwards to it ("audio": its video is held back)
     layer: ReceivedLayer | None = None
+
+
+class QualityMeasured(QualityReport):
+    """The SFU's measurement, for the participant itself and the teacher."""
+
+    event: Literal["quality"] = "quality"
 
 
 MediaEvent = Annotated[

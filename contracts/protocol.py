@@ -15,11 +15,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.errors import ErrorCode
-from contracts.layers import LayerPin, ReceivedLayer
+from contracts.layers import LayerPin
 from contracts.media import (
     MAX_SDP_BYTES,
-    FrameSize,
     ParticipantId,
+    QualityReport,
     Source,
     StatsReport,
     TrackInfo,
@@ -298,7 +298,7 @@ class Rejoin(_Message):
     reason: str
 
 
-class Quality(_Message):
+class Quality(_Message, QualityReport):
     """Connection quality of one participant, 1 (bad) – 5 (excellent), per direction.
 
     ``up``: what the SFU receives from it; ``down``: what it receives. The teacher gets
@@ -306,16 +306,6 @@ class Quality(_Message):
     """
 
     type: Literal["quality"] = "quality"
-    participant_id: ParticipantId
-    score: int = Field(ge=1, le=5)
-    up: int | None = Field(default=None, ge=1, le=5)
-    down: int | None = Field(default=None, ge=1, le=5)
-    # what the SFU receives of its camera's high layer (from the bitstream), and what its
-    # page says the camera captures: a 180p picture of a 720p camera scores low
-    resolution: FrameSize | None = None
-    capture: FrameSize | None = None
-    # the lowest video layer the SFU forwards to it ("audio": its video is held back)
-    layer: ReceivedLayer | None = None
 
 
 class LessonChanged(_Message):
