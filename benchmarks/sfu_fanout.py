@@ -90,11 +90,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
+from contracts.media import MediaEvent  # noqa: E402
 from contracts.protocol import ServerOffer  # noqa: E402
 from contracts.rooms import Participant, Role  # noqa: E402
 from media import aiortc_seams as seams  # noqa: E402
 from media.metrics import MediaObservability  # noqa: E402
+from media.origin import rtp_receiver  # noqa: E402
 from media.worker import Worker  # noqa: E402
+from signaling.media_messages import protocol_message  # noqa: E402
 
 FPS = 30
 
@@ -344,8 +347,8 @@ async def serve(mode: str, port: int, profile: str | None) -> None:
         role = Role(request.query["role"])
         pc: RTCPeerConnection | None = None
 
-        async def send(msg: Any) -> None:
-            await ws.send_str(msg.model_dump_json())
+        async def send(event: MediaEvent) -> None:
+            await ws.send_str(protocol_message(event).model_dump_json())
 
         if worker is not None:
             await worker.join(
@@ -393,7 +396,7 @@ async def serve(mode: str, port: int, profile: str | None) -> None:
         producers = {id(p): p for c, _ in senders if c is not None for p in c.producers.values()}
         upstream = [0, 0]  # publisher -> SFU: media packets received, lost (sequence gaps)
         for p in producers.values():
-            for stream in media_streams(p.receiver):
+            for stream in media_streams(rtp_receiver(p.origin)):
                 upstream[0] += stream.packets_received
                 upstream[1] += stream.packets_lost
         for c, s in senders:
@@ -403,7 +406,7 @@ async def serve(mode: str, port: int, profile: str | None) -> None:
             sent += n
             if c is not None:
                 p = c.producers.get(c.layer)
-                received = packets_received(p.receiver) if p is not None else 0
+                received = packets_received(rtp_receiver(p.origin)) if p is not None else 0
                 # frames queued for the sender are not lost (yet): count them as forwarded
                 queued = sum(len(frame.payloads) for _, frame in c.queue)
                 consumers[c.id] = [c.layer, c.layer_switches, c.started, received, n + queued]

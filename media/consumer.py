@@ -24,7 +24,8 @@ from media.frame_clock import FrameClock
 from media.frames import EncodedFrame
 from media.instruments import TIME_TO_FIRST_FRAME
 from media.layers import Estimate, LayerChooser, VideoLayer
-from media.producer import CLOCK_RATE, Producer
+from media.origin import CLOCK_RATE
+from media.producer import Producer
 from media.stats import ConsumerStats
 
 MAX_QUEUE = {"audio": 25, "video": 30}  # frames (~0.5 s of audio, ~1 s of video)

@@ -1,4 +1,8 @@
-"""A Producer: one published track, received by the SFU as encoded frames (never decoded)."""
+"""A Producer: one published track, received by the SFU as encoded frames (never decoded).
+
+Its frames come from a ``FrameOrigin`` (a browser's RTP stream today; an ingest source is
+another) and go to its ``FrameSink``s (browsers' consumers; a recorder or a packager).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from aiortc import RTCRtpReceiver
-
-from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
 from media.frames import FrameParser
+from media.origin import FrameOrigin
 from media.stats import ProducerStats
 
 if TYPE_CHECKING:
-    from media.consumer import Consumer
+    from media.sinks import FrameSink
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,6 @@ GAP_HOLD = 2.0
 STALE_FRAME = 0.5
 RATE_WINDOW = 1.0
 LOSS_REPORT_AGE = 5.0  # a subscriber's receiver report counts this long
-# RTP clock rates: RTCP and aiortc report jitter in these units; stats carry seconds.
-CLOCK_RATE = {"audio": 48000, "video": 90000}
 
 
 def producer_id(participant_id: str, kind: str, layer: str, source: str) -> str:
@@ -42,7 +42,7 @@ class Producer:
         participant_id: str,
         kind: str,
         layer: str,
-        receiver: RTCRtpReceiver,
+        origin: FrameOrigin,
         source: str | None = None,
     ) -> None:
         self.participant_id = participant_id
@@ -50,11 +50,11 @@ class Producer:
         self.layer = layer  # "main" for audio, "high" | "low" for video (a screen: "high")
         self.source = source or ("microphone" if kind == "audio" else "camera")
         self.id = producer_id(participant_id, kind, layer, self.source)
-        self.receiver = receiver
+        self.origin = origin
         self.active = True  # the publisher sends on its m-line (not "inactive")
         self.codec: str | None = None
         self.negotiated_mime: str | None = None
-        self.sinks: list[Consumer] = []
+        self.sinks: list[FrameSink] = []
         self.closed = False
         self._parser = FrameParser()
         self._last_pli = -PLI_INTERVAL
@@ -71,11 +71,14 @@ class Producer:
         self.height: int | None = None
         self.clock = FrameClock()
         self.last_gap_at = -GAP_HOLD
-        self.assembler = seams.tap_receiver(receiver, self.on_frame, on_gap=self._on_gap)
-        self._reported = (0, 0)  # (expected, abandoned) at the last receiver report
         # the raw loss of each receiver report (what the link lost, recovered or not)
         self.on_link_loss: Callable[[int], None] = lambda fraction_of_256: None
-        seams.rewrite_reported_loss(receiver, self._reported_loss)
+        origin.start(
+            self.on_frame,
+            self._on_gap,
+            downstream_loss=self.worst_downstream_loss,
+            on_link_loss=lambda fraction: self.on_link_loss(fraction),
+        )
 
     @property
     def mime(self) -> str | None:
@@ -85,7 +88,7 @@ class Producer:
         return self.negotiated_mime
 
     def on_frame(self, codec: str, data: bytes, timestamp: int) -> None:
-        """Called by the receiver's tap for every reassembled encoded frame."""
+        """Called by the origin for every complete encoded frame."""
         if self.closed:
             return
         frame = self._parser.parse(codec, data, timestamp)
@@ -115,7 +118,7 @@ class Producer:
     def _on_gap(self) -> None:
         """Frames were lost for good: subscribers resume at the next keyframe, asked for now."""
         self.last_gap_at = time.monotonic()
-        seams.forget_missing(self.receiver)  # no more retransmissions of what was given up
+        self.origin.forget_missing()  # no more retransmissions of what was given up
         for sink in tuple(self.sinks):
             sink.on_gap(self)
         # Only a layer someone still waits for gets a keyframe request: on a congested
@@ -134,18 +137,6 @@ class Producer:
         last = self.clock.last
         return self.active and last is not None and now - last < STALE_FRAME
 
-    def _reported_loss(self, aiortc_fraction: int) -> int:
-        """What the receiver report tells the publisher it lost (of 256): video, what was
-        never delivered (retransmissions count as received, aiortc's figure does not);
-        audio, also at least the worst classroom's loss, which Chromium sizes FEC from."""
-        self.on_link_loss(aiortc_fraction)
-        a = self.assembler
-        expected = a.expected - self._reported[0]
-        abandoned = a.abandoned - self._reported[1]
-        self._reported = (a.expected, a.abandoned)
-        own = min(255, 256 * abandoned // expected) if expected > 0 else 0
-        return max(own, self.worst_downstream_loss()) if self.kind == "audio" else own
-
     def worst_downstream_loss(self) -> int:
         """The highest loss (of 256) a subscriber of this producer reported lately."""
         now = time.monotonic()
@@ -155,7 +146,8 @@ class Producer:
         )
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (RTCP PLI), throttled; audio needs none."""
+        """Ask the publisher for a keyframe (through the origin: RTCP PLI), throttled; audio
+        needs none."""
         if self.kind != "video" or self.closed:
             return
         if self._pli_task is not None and not self._pli_task.done():
@@ -168,7 +160,7 @@ class Producer:
             await asyncio.sleep(delay)
         self._last_pli = time.monotonic()
         try:
-            if await seams.send_pli(self.receiver):
+            if await self.origin.request_keyframe():
                 self.plis_sent += 1
         except Exception:  # a closing transport: nothing to ask any more
             log.debug("PLI to %s failed", self.id, exc_info=True)
@@ -204,11 +196,8 @@ class Producer:
             freeze_seconds=self.clock.freeze_seconds,
             frozen=self.kind == "video" and self.clock.frozen(),
         )
-        report: Any = await self.receiver.getStats()
-        for s in report.values():
-            if getattr(s, "type", None) == "inbound-rtp":
-                stats.packets += s.packetsReceived
-                stats.packets_lost += s.packetsLost
-                stats.jitter = max(stats.jitter, float(s.jitter) / CLOCK_RATE[self.kind])
+        inbound = await self.origin.inbound()
+        stats.packets, stats.packets_lost = inbound.packets, inbound.packets_lost
+        stats.jitter = inbound.jitter_s
         stats.bytes = self.bytes
         return stats

@@ -41,6 +41,7 @@ from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
 from media.ice_policy import IcePolicy
 from media.layers import MIN_RATE_BPS
+from media.origin import RtpOrigin, rtp_receiver
 from media.pc_close import close_peer_connection
 from media.producer import Producer
 from media.remb import UplinkRemb
@@ -142,7 +143,7 @@ class Transport:
                 self.uplink.negotiate(sdp)
                 if self.uplink.transport_cc:
                     for p in self.producers.values():
-                        seams.disable_remb(p.receiver)  # the client estimates its uplink itself
+                        seams.disable_remb(_receiver(p))  # the client estimates its uplink itself
                 elif any(p.kind == "video" for p in self.producers.values()):
                     self.remb.start()  # one REMB for all its video, not one per receiver
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -191,7 +192,7 @@ class Transport:
                     p.request_keyframe()
 
     def _video_receivers(self) -> list[RTCRtpReceiver]:
-        return [p.receiver for p in self.producers.values() if p.kind == "video" and p.active]
+        return [_receiver(p) for p in self.producers.values() if p.kind == "video" and p.active]
 
     def _free_layer(self, kind: str, source: str, exclude: Producer | None = None) -> str | None:
         if source == "screen":
@@ -218,7 +219,9 @@ class Transport:
                 continue
             if t.kind == "video":
                 seams.prefer_codecs(t, VIDEO_PREFERENCE)
-            producer = Producer(self.id, t.kind, layer, t.receiver, source=source)
+            producer = Producer(
+                self.id, t.kind, layer, RtpOrigin(t.receiver, t.kind), source=source
+            )
             if t.kind == "video":
                 producer.on_link_loss = lambda f, r=t.receiver: self.remb.on_loss(r, f)
             codecs = seams.negotiated_codecs(t)
@@ -436,3 +439,10 @@ class Transport:
         hosts = seams.selected_pair_hosts(dtls)
         version = None if hosts is None else ip_version(hosts[1])
         return {"ice_ip_version": version, "bytes_sent": sent, "bytes_received": received}
+
+
+def _receiver(producer: Producer) -> RTCRtpReceiver:
+    """A browser's producers all come from its RTP receivers."""
+    receiver = rtp_receiver(producer.origin)
+    assert receiver is not None, producer.origin
+    return receiver

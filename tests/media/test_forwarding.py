@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from contracts.rooms import Role
 from media import aiortc_seams as seams
 from media.metrics import StreamCollector
+from media.origin import rtp_receiver
 from media.quality import QualityMonitor
 from media.worker import Worker
 
@@ -71,7 +72,7 @@ async def test_h264_and_opus_reach_four_decoding_subscribers_without_decoding_at
 
         # The proof: nothing on the SFU side decoded or encoded a single frame.
         sfu = [worker.transport("room-1", p) for p in ["teacher"] + [s.id for s in subs]]
-        receivers = [p.receiver for t in sfu if t for p in t.producers.values()]
+        receivers = [rtp_receiver(p.origin) for t in sfu if t for p in t.producers.values()]
         senders = [
             c.transceiver.sender for t in sfu if t for c in t.consumers.values() if c.transceiver
         ]

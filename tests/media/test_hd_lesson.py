@@ -113,7 +113,7 @@ def _sfu_view(worker: Worker) -> list[object]:
     for router in worker.routers.values():
         for t in router.transports.values():
             for p in t.producers.values():
-                a = p.assembler
+                a = p.origin.assembler  # type: ignore[attr-defined]
                 view.append(
                     (p.layer, p.kind, "gaps", a.gaps, "abandoned", a.abandoned, "plis", p.plis_sent)
                 )
