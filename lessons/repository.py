@@ -42,7 +42,7 @@ class SessionRepository:
         return LessonSession.model_validate_json(raw) if raw is not None else None
 
     async def all(self) -> list[LessonSession]:
-        raws = (await self.store.hgetall(SESSIONS)).values()
+        raws = await self.store.hvals(SESSIONS)
         return [LessonSession.model_validate_json(raw) for raw in raws]
 
     async def list_on(self, date: str) -> list[LessonSession]:

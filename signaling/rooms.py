@@ -34,7 +34,7 @@ class RoomRepository:
         return Room.model_validate_json(raw) if raw is not None else None
 
     async def all(self) -> list[Room]:
-        return [Room.model_validate_json(raw) for raw in (await self.store.hgetall(ROOMS)).values()]
+        return [Room.model_validate_json(raw) for raw in await self.store.hvals(ROOMS)]
 
     async def delete(self, room_id: str) -> bool:
         """Remove the room and its participants."""
@@ -53,7 +53,7 @@ class RoomRepository:
         return Participant.model_validate_json(raw) if raw is not None else None
 
     async def list_participants(self, room_id: str) -> list[Participant]:
-        raws = (await self.store.hgetall(participants_key(room_id))).values()
+        raws = await self.store.hvals(participants_key(room_id))
         return [Participant.model_validate_json(raw) for raw in raws]
 
     async def remove_participant(self, room_id: str, participant_id: str) -> bool:

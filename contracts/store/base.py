@@ -142,6 +142,10 @@ class Store(abc.ABC):
     async def hgetall(self, name: str) -> dict[str, str]: ...
 
     @abc.abstractmethod
+    async def hvals(self, name: str) -> list[str]:
+        """The values only (a repository listing its records reads half of HGETALL)."""
+
+    @abc.abstractmethod
     async def hdel(self, name: str, field: str) -> bool: ...
 
     @abc.abstractmethod

@@ -154,6 +154,9 @@ class MemoryStore(Store):
     async def hgetall(self, name: str) -> dict[str, str]:
         return dict(self._hashes.get(name, {}))
 
+    async def hvals(self, name: str) -> list[str]:
+        return list(self._hashes.get(name, {}).values())
+
     async def hdel(self, name: str, field: str) -> bool:
         return self._hdel(name, field)
 

@@ -187,6 +187,9 @@ class RedisStore(Store):
         result = await self._redis.hgetall(self._k(name))
         return {str(k): str(v) for k, v in result.items()}
 
+    async def hvals(self, name: str) -> list[str]:
+        return [str(value) for value in await self._redis.hvals(self._k(name))]
+
     async def hdel(self, name: str, field: str) -> bool:
         return bool(await self._redis.hdel(self._k(name), field))
 

@@ -348,6 +348,13 @@ async def test_a_name_holds_one_family(store: Store) -> None:
     assert await store.keys("taken") == ["taken"]
 
 
+async def test_hvals_are_the_values_of_hgetall(store: Store) -> None:
+    assert await store.hvals("h") == []
+    for i in range(5):
+        await store.hset("h", f"f{i}", f"v{i}")
+    assert sorted(await store.hvals("h")) == sorted((await store.hgetall("h")).values())
+
+
 async def test_hmget_in_order_with_gaps(store: Store) -> None:
     await store.hset("h", "a", "1")
     await store.hset("h", "c", "3")
