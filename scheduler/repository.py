@@ -71,13 +71,22 @@ class TimetableRepository:
         await self.store.set(DISTRICT_ID_KEY, district_id)
 
     async def add(self, timetable: Timetable) -> int:
+        """Store ``timetable`` as a new version; its number.
+
+        Two solves can finish at once (two jobs, two replicas): both would read the same
+        highest version, so the number is claimed with ``hsetnx`` and a taken one moves on to
+        the next, instead of one timetable overwriting the other.
+        """
         existing = await self.store.hgetall(TIMETABLES)
         version = max((int(v) for v in existing), default=0) + 1
-        stored = StoredTimetable(
-            created=datetime.now(UTC), timetable=timetable.model_copy(update={"version": version})
-        )
-        await self.store.hset(TIMETABLES, str(version), stored.model_dump_json())
-        return version
+        created = datetime.now(UTC)
+        while True:
+            stored = StoredTimetable(
+                created=created, timetable=timetable.model_copy(update={"version": version})
+            )
+            if await self.store.hsetnx(TIMETABLES, str(version), stored.model_dump_json()):
+                return version
+            version += 1  # taken since we read: each retry means another solve got a number
 
     async def get(self, version: int) -> StoredTimetable | None:
         raw = await self.store.hget(TIMETABLES, str(version))

@@ -1,7 +1,10 @@
 """The timetable repository on both stores (memory and a real Redis): the district document,
-timetable versions, the published one."""
+timetable versions, the published one, and versions that concurrent solves cannot collide on."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
 
 from contracts.store import Store
 from scheduler.demo import demo_district
@@ -23,6 +26,26 @@ def timetable(district_id: str = "d-1", served: int = 1) -> Timetable:
         ],
         stats=SolveStats(served=served, demanded=served + 1, gap_pct=0.5),
     )
+
+
+class Interleaving:
+    """A store that yields to the event loop before every call, as a networked store does.
+
+    The memory store never suspends, so two coroutines on it could not interleave at all and a
+    race between them would pass unseen; on Redis this only adds what the network already does.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            return await method(*args, **kwargs)
+
+        return call
 
 
 async def test_district_round_trip(store: Store) -> None:
@@ -78,3 +101,31 @@ async def test_published_version_and_its_log(store: Store) -> None:
     assert await repo.published_version() == 3
     log = await store.range("l:schedule:publish_log")
     assert [line.split(",")[0] for line in log] == ['{"version": 2', '{"version": 3']
+
+
+async def test_concurrent_solves_get_distinct_versions_and_both_are_kept(store: Store) -> None:
+    # Two replicas (or two jobs) finishing their solves at the same moment.
+    shared = cast(Store, Interleaving(store))
+    replicas = [TimetableRepository(shared) for _ in range(2)]
+    solved = [timetable(district_id=f"from-{k}") for k in range(2)]
+    versions = await asyncio.gather(*(r.add(t) for r, t in zip(replicas, solved, strict=True)))
+
+    assert sorted(versions) == [1, 2]
+    repo = TimetableRepository(store)
+    assert [v.version for v in await repo.versions()] == [1, 2]
+    for version, sent in zip(versions, solved, strict=True):
+        stored = await repo.get(version)
+        assert stored is not None
+        assert stored.timetable.district_id == sent.district_id
+        assert stored.timetable.version == version
+
+
+async def test_many_concurrent_solves_each_get_their_own_version(store: Store) -> None:
+    repo = TimetableRepository(cast(Store, Interleaving(store)))
+    await repo.add(timetable(district_id="before"))
+    versions = await asyncio.gather(*(repo.add(timetable(district_id=f"t-{k}")) for k in range(6)))
+    assert sorted(versions) == [2, 3, 4, 5, 6, 7]
+    kept = {v: await repo.get(v) for v in versions}
+    assert {v: s.timetable.district_id for v, s in kept.items() if s} == {
+        v: f"t-{k}" for k, v in enumerate(versions)
+    }
