@@ -11,9 +11,9 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.nodes import NodeDirectory
 from contracts.rooms import Role
 from contracts.store.base import Store
-from scheduler import ical
 from scheduler.district_api import PREFIX, setup_district_routes
 from scheduler.domain import District, check_references
+from scheduler.io import ical
 from scheduler.jobs import JobRequest, JobRunner, JobStatus
 from scheduler.offload import OFFLOAD_BYTES
 from scheduler.repository import StoredTimetable, TimetableRepository

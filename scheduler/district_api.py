@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
-from scheduler.district_edits import (
+from scheduler.domain import District
+from scheduler.io.district_edits import (
     Change,
     EditPair,
     ImportCsv,
@@ -24,7 +25,6 @@ from scheduler.district_edits import (
     apply,
     export_csv,
 )
-from scheduler.domain import District
 from scheduler.offload import OFFLOAD_BYTES, Offloader
 from scheduler.repository import TimetableRepository
 from signaling.bodies import read_body

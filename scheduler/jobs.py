@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.errors import ErrorCode, SankeError
 from scheduler.domain import District
 from scheduler.metrics import observe_solve
-from scheduler.parts import SolveCancelled
 from scheduler.repository import TimetableRepository
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.parts import SolveCancelled
+from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
 
 

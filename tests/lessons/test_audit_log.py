@@ -16,7 +16,7 @@ from lessons.records import RECORDS_LIST
 from lessons.sessions import SHANGHAI
 from scheduler.demo import demo_district
 from scheduler.repository import TimetableRepository
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.solve import SolveOptions, solve
 
 
 def session(sid: str, now: float) -> LessonSession:
