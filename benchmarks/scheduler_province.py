@@ -13,12 +13,12 @@ import argparse
 import random
 import time
 
-from scheduler.candidates import build_candidates
 from scheduler.domain import District, Pin
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.candidates import build_candidates
+from scheduler.solver.solve import SolveOptions, solve
+from scheduler.solver.verify import violations
 from scheduler.synthetic import province
 from scheduler.timetable import Timetable
-from scheduler.verify import violations
 
 
 def changed_district(

@@ -15,7 +15,7 @@ from lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, vi
 from lessons.models import LessonSession, SessionState
 from lessons.service import Notice
 from lessons.sessions import SHANGHAI
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 from signaling.audit import audit
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.openapi import documented
@@ -74,7 +74,7 @@ async def _check_scope(request: web.Request, claims: Claims, body: DeviceRegistr
     """The class must be one of the district's, of the school the body names, and within the
     coordinator's school when its token has one: a device registered for another school's
     class would get that school's schedule and tokens naming that school."""
-    district = await TimetableRepo(lessons_context(request).lessons.store).district()
+    district = await TimetableRepository(lessons_context(request).lessons.store).district()
     if district is None:
         raise SankeError(
             ErrorCode.conflict,

@@ -10,7 +10,7 @@ from aiohttp import web
 from contracts.rooms import Role, Room, RoomKind
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.solve import SolveOptions, solve
 from signaling.http_auth import TOKENS_KEY
 
 log = logging.getLogger(__name__)

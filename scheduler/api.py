@@ -11,11 +11,12 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.nodes import NodeDirectory
 from contracts.rooms import Role
 from contracts.store.base import Store
-from scheduler import ical
 from scheduler.district_api import PREFIX, setup_district_routes
 from scheduler.domain import District, check_references
-from scheduler.jobs import JobRequest, JobRunner, JobStatus, StoredTimetable, TimetableRepo
+from scheduler.io import ical
+from scheduler.jobs import JobRequest, JobRunner, JobStatus
 from scheduler.offload import OFFLOAD_BYTES
+from scheduler.repository import StoredTimetable, TimetableRepository
 from scheduler.timetable import Assignment, Timetable, Unmet
 from signaling.audit import audit
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
@@ -272,7 +273,7 @@ def setup_scheduler_routes(
 ) -> None:
     """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts, and
     district edits over ``offload_bytes`` are parsed in a child process."""
-    runner = JobRunner(TimetableRepo(store), workers)
+    runner = JobRunner(TimetableRepository(store), workers)
     app[RUNNER_KEY] = runner
     app[PUBLISH_HOOKS_KEY] = []
     app[PUBLISH_CHECKS_KEY] = []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler import ical
 from scheduler.domain import District, parse_district
-from scheduler.solve import SolveOptions, solve
+from scheduler.io import ical
+from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Timetable
 
 

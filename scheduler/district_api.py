@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
-from scheduler.district_edits import (
+from scheduler.domain import District
+from scheduler.io.district_edits import (
     Change,
     EditPair,
     ImportCsv,
@@ -24,9 +25,8 @@ from scheduler.district_edits import (
     apply,
     export_csv,
 )
-from scheduler.domain import District
-from scheduler.jobs import TimetableRepo
 from scheduler.offload import OFFLOAD_BYTES, Offloader
+from scheduler.repository import TimetableRepository
 from signaling.bodies import read_body
 from signaling.http_auth import ValidationFailed, authorize, read_json_model
 from signaling.openapi import documented
@@ -44,7 +44,9 @@ BODY_LIMITS = {
     f"{PREFIX}/district/csv/{{kind}}": CSV_MAX_BYTES,
 }
 OFFLOADER_KEY: web.AppKey[Offloader] = web.AppKey("schedule_offloader", Offloader)
-DISTRICT_REPO_KEY: web.AppKey[TimetableRepo] = web.AppKey("district_repo", TimetableRepo)
+DISTRICT_REPO_KEY: web.AppKey[TimetableRepository] = web.AppKey(
+    "district_repo", TimetableRepository
+)
 
 
 class PairBody(BaseModel):
@@ -142,7 +144,7 @@ def _pair_route(field: Literal["pins", "bans"], add: bool) -> Handler:
 
 
 def setup_district_routes(
-    app: web.Application, repo: TimetableRepo, offload_bytes: int = OFFLOAD_BYTES
+    app: web.Application, repo: TimetableRepository, offload_bytes: int = OFFLOAD_BYTES
 ) -> None:
     app[DISTRICT_REPO_KEY] = repo
     app[OFFLOADER_KEY] = Offloader(offload_bytes)

@@ -1,4 +1,4 @@
-"""Solve jobs and timetable versions: solving runs off the event loop, results in the store.
+"""Solve jobs: solving runs off the event loop, each result a new version in the repository.
 
 A job runs ``solve`` in a thread; the MIP parts run in spawned worker processes
 (``workers`` > 0), so the event loop never waits on the solver. A job can be cancelled: the
@@ -10,24 +10,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import ErrorCode, SankeError
-from contracts.store.base import Store
 from scheduler.domain import District
 from scheduler.metrics import observe_solve
-from scheduler.parts import SolveCancelled
-from scheduler.solve import SolveOptions, solve
+from scheduler.repository import TimetableRepository
+from scheduler.solver.parts import SolveCancelled
+from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
-
-DISTRICT_KEY = "kv:schedule:district"
-DISTRICT_ID_KEY = "kv:schedule:district_id"
-TIMETABLES = "h:schedule:timetables"
-PUBLISHED_KEY = "kv:schedule:published"
-PUBLISH_LOG = "l:schedule:publish_log"
 
 
 class JobRequest(BaseModel):
@@ -45,85 +38,6 @@ class JobStatus(BaseModel):
     error: str | None = None
 
 
-class VersionInfo(BaseModel):
-    version: int
-    created: datetime
-    served: int
-    demanded: int
-    gap_pct: float
-    published: bool
-
-
-class StoredTimetable(BaseModel):
-    created: datetime
-    timetable: Timetable
-
-
-class TimetableRepo:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def district(self) -> District | None:
-        raw = await self.store.get(DISTRICT_KEY)
-        return District.model_validate_json(raw) if raw else None
-
-    async def put_district(self, district: District) -> None:
-        await self.put_district_json(district.model_dump_json(), district.id)
-
-    async def district_json(self) -> str | None:
-        """The stored district document (validated when it was stored)."""
-        return await self.store.get(DISTRICT_KEY)
-
-    async def district_id(self) -> str | None:
-        known = await self.store.get(DISTRICT_ID_KEY)
-        if known is None and (district := await self.district()) is not None:
-            known = district.id  # stored before the id was kept on its own
-            await self.store.set(DISTRICT_ID_KEY, known)
-        return known
-
-    async def put_district_json(self, document: str, district_id: str) -> None:
-        """Store a district document that ``district_edits.apply`` produced (validated)."""
-        await self.store.set(DISTRICT_KEY, document)
-        await self.store.set(DISTRICT_ID_KEY, district_id)
-
-    async def add(self, timetable: Timetable) -> int:
-        existing = await self.store.hgetall(TIMETABLES)
-        version = max((int(v) for v in existing), default=0) + 1
-        stored = StoredTimetable(
-            created=datetime.now(UTC), timetable=timetable.model_copy(update={"version": version})
-        )
-        await self.store.hset(TIMETABLES, str(version), stored.model_dump_json())
-        return version
-
-    async def get(self, version: int) -> StoredTimetable | None:
-        raw = await self.store.hget(TIMETABLES, str(version))
-        return StoredTimetable.model_validate_json(raw) if raw else None
-
-    async def published_version(self) -> int | None:
-        raw = await self.store.get(PUBLISHED_KEY)
-        return int(raw) if raw else None
-
-    async def publish(self, version: int) -> None:
-        await self.store.set(PUBLISHED_KEY, str(version))
-        await self.store.append(
-            PUBLISH_LOG, f'{{"version": {version}, "at": "{datetime.now(UTC).isoformat()}"}}'
-        )
-
-    async def versions(self) -> list[VersionInfo]:
-        published = await self.published_version()
-        out = []
-        for key, raw in (await self.store.hgetall(TIMETABLES)).items():
-            st = StoredTimetable.model_validate_json(raw)
-            s = st.timetable.stats
-            out.append(
-                VersionInfo(
-                    version=int(key), created=st.created, served=s.served, demanded=s.demanded,
-                    gap_pct=s.gap_pct, published=int(key) == published,
-                )
-            )  # fmt: skip
-        return sorted(out, key=lambda v: v.version)
-
-
 class Job:
     def __init__(self, job_id: str) -> None:
         self.id = job_id
@@ -136,7 +50,7 @@ class Job:
 
 
 class JobRunner:
-    def __init__(self, repo: TimetableRepo, workers: int) -> None:
+    def __init__(self, repo: TimetableRepository, workers: int) -> None:
         self.repo = repo
         self.workers = workers
         self.jobs: dict[str, Job] = {}

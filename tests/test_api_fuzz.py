@@ -32,7 +32,7 @@ from sanke.app import create_app
 from sanke.settings import Settings
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.solve import SolveOptions, solve
 from signaling.openapi import build_openapi
 
 EXAMPLES = int(os.environ.get("SANKE_FUZZ_EXAMPLES", "25"))

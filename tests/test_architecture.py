@@ -29,6 +29,8 @@ FORBIDDEN_MODULES: dict[str, set[str]] = {
     # The SFU speaks in media events; only signaling knows the WebSocket protocol.
     "media": {"contracts.protocol"},
 }
+# The scheduler's domain: districts, bell schedules and term calendars, and the timetable.
+SCHEDULER_DOMAIN = {"scheduler.domain", "scheduler.timetable", "scheduler.clock"}
 # (importer, imported component) → the only modules of it the importer may use.
 ONLY_MODULES: dict[tuple[str, str], set[str]] = {
     # The scheduler uses signaling's HTTP plumbing (authorization, OpenAPI, bodies, the
@@ -41,6 +43,25 @@ ONLY_MODULES: dict[tuple[str, str], set[str]] = {
     },
     # The Store core knows no component's models or messages.
     ("contracts.store", "contracts"): {"contracts.store"},
+    # Lessons read the timetable's domain and its repository, never the solver or the API:
+    # a lesson process runs no solve.
+    ("lessons", "scheduler"): {
+        "scheduler.domain",
+        "scheduler.timetable",
+        "scheduler.clock",
+        "scheduler.repository",
+    },
+    # The processes mount the scheduler's API and CLI, load the demo and solve it once.
+    ("sanke", "scheduler"): {
+        "scheduler.api",
+        "scheduler.cli",
+        "scheduler.demo",
+        "scheduler.solver.solve",
+    },
+    # Inside the scheduler the solver and the file formats build on the domain alone and not
+    # on each other, so either can change (or move to a process of its own) without the other.
+    ("scheduler.solver", "scheduler"): SCHEDULER_DOMAIN | {"scheduler.solver"},
+    ("scheduler.io", "scheduler"): SCHEDULER_DOMAIN | {"scheduler.io"},
 }
 
 

@@ -19,11 +19,11 @@ from support.raw_http import send_in_pieces
 
 from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
-from scheduler import csvio
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.domain import District
-from scheduler.solve import SolveOptions, solve
+from scheduler.io import csvio
+from scheduler.solver.solve import SolveOptions, solve
 from scheduler.synthetic import province
 
 MIN = 60.0

@@ -15,8 +15,8 @@ from lessons.models import LessonSession, RemoteClass
 from lessons.records import RECORDS_LIST
 from lessons.sessions import SHANGHAI
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
-from scheduler.solve import SolveOptions, solve
+from scheduler.repository import TimetableRepository
+from scheduler.solver.solve import SolveOptions, solve
 
 
 def session(sid: str, now: float) -> LessonSession:
@@ -39,7 +39,7 @@ async def setup(h: Any) -> None:
     now = time.time()
     for sid in ("eng.a", "eng.b", "eng.c"):
         await h.sessions.put(session(sid, now))
-    repo = TimetableRepo(h.store)
+    repo = TimetableRepository(h.store)
     district = demo_district()
     await repo.put_district(district)
     await repo.add(solve(district, SolveOptions(time_limit=5)))

@@ -49,9 +49,9 @@ def auth(token: str) -> dict[str, str]:
 async def register(h: Harness, class_id: str = "jd-1-g3") -> str:
     """A device of ``class_id`` (a class of the demo district, which is uploaded first)."""
     from scheduler.demo import demo_district
-    from scheduler.jobs import TimetableRepo
+    from scheduler.repository import TimetableRepository
 
-    await TimetableRepo(h.store).put_district(demo_district())
+    await TimetableRepository(h.store).put_district(demo_district())
     coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
     reply = await h.session.post(
         h.url("/api/v1/devices"),

@@ -11,7 +11,7 @@ from support.harness import Harness, running_app
 
 from contracts.rooms import Role
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 
 CLAIM = "王老师 (主讲教师)"
 
@@ -42,7 +42,7 @@ async def error_code(reply: aiohttp.ClientResponse, status: int) -> str:
 
 async def test_a_device_is_registered_only_for_a_class_of_its_school_in_scope() -> None:
     async with running_app() as h:
-        await TimetableRepo(h.store).put_district(demo_district())
+        await TimetableRepository(h.store).put_district(demo_district())
         # Another school's class under a school it is not in: its schedule and a token
         # naming the other school would follow.
         wrong_school = {"class_id": "jd-1-g3", "school": "jd-2"}
@@ -68,7 +68,7 @@ async def test_without_a_district_there_is_no_class_to_register_for() -> None:
 @pytest.mark.parametrize("name", [CLAIM, "三年级\u202e师老王", "李庄\x00教学点", "teacher Wang"])
 async def test_a_device_name_cannot_carry_controls_or_a_teacher_label(name: str) -> None:
     async with running_app() as h:
-        await TimetableRepo(h.store).put_district(demo_district())
+        await TimetableRepository(h.store).put_district(demo_district())
         reply = await register(h, {"class_id": "jd-1-g3", "school": "jd-1", "name": name})
         assert await error_code(reply, 422) == "invalid_request"
         assert "name" in {d["loc"] for d in (await reply.json())["error"]["details"]}

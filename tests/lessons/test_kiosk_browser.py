@@ -13,7 +13,7 @@ from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +38,7 @@ async def test_kiosk_auto_joins_and_rejoins() -> None:
             )
         )
         await h.app[LESSON_SERVICE_KEY].tick()
-        await TimetableRepo(h.store).put_district(demo_district())  # jd-1-g3 is its class
+        await TimetableRepository(h.store).put_district(demo_district())  # jd-1-g3 is its class
         coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
         reply = await h.session.post(
             h.url("/api/v1/devices"),

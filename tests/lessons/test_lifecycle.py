@@ -118,7 +118,7 @@ async def test_cancel_and_move_once(lessons: LessonService) -> None:
 
 async def test_publish_changes_future_sessions_only(lessons: LessonService) -> None:
     from scheduler.demo import demo_district
-    from scheduler.solve import SolveOptions, solve
+    from scheduler.solver.solve import SolveOptions, solve
 
     district = demo_district()
     timetable = solve(district, SolveOptions(time_limit=20))

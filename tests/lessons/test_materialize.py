@@ -10,7 +10,7 @@ from lessons.models import LessonSession
 from lessons.sessions import SHANGHAI, SessionWindow, materialize
 from scheduler.demo import demo_district
 from scheduler.domain import District
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Timetable
 
 

@@ -10,9 +10,9 @@ from functools import cache
 from support.harness import Harness, running_app
 
 from contracts.rooms import Role
-from scheduler import csvio
 from scheduler.district_api import OFFLOADER_KEY
 from scheduler.domain import District
+from scheduler.io import csvio
 from scheduler.offload import OFFLOAD_BYTES
 from scheduler.synthetic import province
 

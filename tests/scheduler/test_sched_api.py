@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 
 from contracts.rooms import Role
 from contracts.store.memory import MemoryStore
-from scheduler import csvio
 from scheduler.api import setup_scheduler_routes
 from scheduler.cli import add_commands
 from scheduler.demo import demo_district
 from scheduler.domain import Policy
-from scheduler.solve import SolveOptions, solve
+from scheduler.io import csvio
+from scheduler.solver.solve import SolveOptions, solve
+from scheduler.solver.verify import violations
 from scheduler.synthetic import province
-from scheduler.verify import violations
 from signaling.http_auth import TOKENS_KEY, json_errors
 from signaling.tokens import TokenService
 

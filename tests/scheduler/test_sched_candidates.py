@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.candidates import CandidateSet, build_candidates, candidates_for
 from scheduler.domain import District
+from scheduler.solver.candidates import CandidateSet, build_candidates, candidates_for
 from scheduler.synthetic import province
 
 

@@ -16,24 +16,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import scheduler.candidates as candidates
-import scheduler.rejections as rejections
-import scheduler.workers as workers
-from scheduler.candidates import CandidateSet, build_candidates, candidates_for
+import scheduler.solver.candidates as candidates
+import scheduler.solver.rejections as rejections
+import scheduler.solver.workers as workers
 from scheduler.demo import demo_district
 from scheduler.domain import District, Pin, Policy, School
-from scheduler.explain import static_reasons
-from scheduler.greedy import RowState, greedy
-from scheduler.parts import SolveCancelled
-from scheduler.problem import Problem, build_problem, components
-from scheduler.rejections import rejection_index_for
-from scheduler.rows import EPS, KIND, KINDS
-from scheduler.solve import SolveOptions, keep_set, solve
+from scheduler.solver.candidates import CandidateSet, build_candidates, candidates_for
+from scheduler.solver.explain import static_reasons
+from scheduler.solver.greedy import RowState, greedy
+from scheduler.solver.parts import SolveCancelled
+from scheduler.solver.problem import Problem, build_problem, components
+from scheduler.solver.rejections import rejection_index_for
+from scheduler.solver.rows import EPS, KIND, KINDS
+from scheduler.solver.solve import SolveOptions, keep_set, solve
+from scheduler.solver.unmet import active_of as switched_on
+from scheduler.solver.unmet import blocking_kinds, explain_unmet
+from scheduler.solver.verify import violations
 from scheduler.synthetic import province
 from scheduler.timetable import Timetable
-from scheduler.unmet import active_of as switched_on
-from scheduler.unmet import blocking_kinds, explain_unmet
-from scheduler.verify import violations
 
 GREEDY = SolveOptions(mip=False)
 FEW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,10 +10,10 @@ import pytest
 from icalendar import Calendar
 from pydantic import ValidationError
 
-from scheduler import csvio, ical
 from scheduler.demo import demo_district
 from scheduler.domain import parse_district
-from scheduler.solve import SolveOptions, solve
+from scheduler.io import csvio, ical
+from scheduler.solver.solve import SolveOptions, solve
 
 
 def locs(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:

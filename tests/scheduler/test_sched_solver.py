@@ -20,9 +20,9 @@ from scheduler.domain import (
     TermCalendar,
     Weekday,
 )
-from scheduler.solve import SolveOptions, solve
+from scheduler.solver.solve import SolveOptions, solve
+from scheduler.solver.verify import violations
 from scheduler.timetable import Timetable
-from scheduler.verify import violations
 
 INLINE = SolveOptions(time_limit=10, workers=0)
 
@@ -319,7 +319,7 @@ def test_worker_processes_match_inline_and_cancel_stops() -> None:
 
     import pytest
 
-    from scheduler.parts import SolveCancelled
+    from scheduler.solver.parts import SolveCancelled
 
     d = demo_district()
     inline = solve(d, INLINE)

@@ -12,11 +12,11 @@ from support.harness import Harness, running_app
 
 from contracts.nodes import NodeDirectory, NodeInfo
 from contracts.rooms import Role
-from scheduler import csvio
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.domain import District
-from scheduler.solve import SolveOptions, solve
+from scheduler.io import csvio
+from scheduler.solver.solve import SolveOptions, solve
 
 BASE = "/api/v1/schedule"
 

@@ -14,7 +14,7 @@ from support.harness import Harness, running_app
 from contracts.rooms import Role
 from contracts.store import MemoryStore, Store
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 
 
 async def within_one_window() -> None:
@@ -54,7 +54,7 @@ async def test_minting_is_limited_per_caller() -> None:
 
 async def test_device_registration_is_limited_per_caller() -> None:
     async with running_app(rate_device_registrations_per_minute=2) as h:
-        await TimetableRepo(h.store).put_district(demo_district())
+        await TimetableRepository(h.store).put_district(demo_district())
         coordinator = bearer(h.tokens.mint(subject="c", role=Role.coordinator))
         body = {"class_id": "jd-1-g3", "school": "jd-1"}
         await within_one_window()

@@ -15,7 +15,7 @@ from support.harness import Client, Harness, running_app
 from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 
 CLOSE_TOKEN_EXPIRED = 4005
 CLOSE_REVOKED = 4006
@@ -75,7 +75,7 @@ async def test_a_viewer_is_closed_when_its_token_expires_and_the_room_is_told() 
 
 async def registered_device(h: Harness) -> tuple[str, str]:
     """A device of class jd-1-g3 (its district uploaded); its id and credential."""
-    await TimetableRepo(h.store).put_district(demo_district())
+    await TimetableRepository(h.store).put_district(demo_district())
     coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
     reply = await h.session.post(
         h.url("/api/v1/devices"),

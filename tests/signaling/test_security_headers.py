@@ -12,7 +12,7 @@ from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 
 EVERY_RESPONSE = {
     "X-Content-Type-Options": "nosniff",
@@ -49,7 +49,7 @@ async def lesson_now(h: object) -> None:
         )
     )
     await h.app[LESSON_SERVICE_KEY].tick()  # type: ignore[attr-defined]
-    await TimetableRepo(h.store).put_district(demo_district())  # type: ignore[attr-defined]
+    await TimetableRepository(h.store).put_district(demo_district())  # type: ignore[attr-defined]
 
 
 async def test_every_kind_of_response_carries_the_headers_and_secrets_are_not_cached() -> None:

@@ -93,7 +93,7 @@ def test_the_other_components_keep_their_key_names() -> None:
     """Keys written deep inside a flow (the lesson clock's lock, the records chain, the
     scheduler's documents) are pinned by name; their flows have their own tests."""
     from lessons import attendance, devices, records, service
-    from scheduler import jobs
+    from scheduler import repository
     from signaling import presence
 
     assert (records.RECORDS_LIST, records.HEAD_KEY) == ("l:records", "kv:records:head")
@@ -102,11 +102,11 @@ def test_the_other_components_keep_their_key_names() -> None:
     assert attendance.attendance_list("s") == "l:attendance:s"
     assert devices.DEVICES == "h:devices"
     assert presence.node_key("n") == "kv:node:signaling:n"
-    assert (jobs.DISTRICT_KEY, jobs.DISTRICT_ID_KEY) == (
+    assert (repository.DISTRICT_KEY, repository.DISTRICT_ID_KEY) == (
         "kv:schedule:district",
         "kv:schedule:district_id",
     )
-    assert (jobs.TIMETABLES, jobs.PUBLISHED_KEY, jobs.PUBLISH_LOG) == (
+    assert (repository.TIMETABLES, repository.PUBLISHED_KEY, repository.PUBLISH_LOG) == (
         "h:schedule:timetables",
         "kv:schedule:published",
         "l:schedule:publish_log",

@@ -13,8 +13,8 @@ from support.browser import wait_js
 from support.harness import running_app
 
 from contracts.rooms import Role
-from scheduler.csvio import OFFERING_COLUMNS
 from scheduler.demo import demo_district
+from scheduler.io.csvio import OFFERING_COLUMNS
 from web.pages import Pages, browser, press
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

@@ -15,7 +15,7 @@ from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
-from scheduler.jobs import TimetableRepo
+from scheduler.repository import TimetableRepository
 from web.pages import VIEWPORT, browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -64,7 +64,7 @@ async def lesson_with_device(h: Any) -> str:
         )
     )
     await h.app[LESSON_SERVICE_KEY].tick()
-    await TimetableRepo(h.store).put_district(demo_district())
+    await TimetableRepository(h.store).put_district(demo_district())
     coordinator = h.tokens.mint(subject="c", role=Role.coordinator)
     reply = await h.session.post(
         h.url("/api/v1/devices"),

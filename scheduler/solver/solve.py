@@ -18,17 +18,17 @@ from multiprocessing.pool import Pool
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler.candidates import DAYS, CandidateSet, candidates_for
 from scheduler.domain import District, Weekday
-from scheduler.explain import needs_rejections, static_reasons
-from scheduler.greedy import greedy
-from scheduler.mip import Part, PartResult, Phase1, extract_parts, with_starts
-from scheduler.parts import CancelFlag, run_parts
-from scheduler.problem import build_problem, components
-from scheduler.rejections import rejection_index_for
+from scheduler.solver.candidates import DAYS, CandidateSet, candidates_for
+from scheduler.solver.explain import needs_rejections, static_reasons
+from scheduler.solver.greedy import greedy
+from scheduler.solver.mip import Part, PartResult, Phase1, extract_parts, with_starts
+from scheduler.solver.parts import CancelFlag, run_parts
+from scheduler.solver.problem import build_problem, components
+from scheduler.solver.rejections import rejection_index_for
+from scheduler.solver.unmet import UnmetExplainer, explain_unmet
+from scheduler.solver.workers import worker_pool
 from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable, Unmet
-from scheduler.unmet import UnmetExplainer, explain_unmet
-from scheduler.workers import worker_pool
 
 
 class SolveOptions(BaseModel):
@@ -168,7 +168,7 @@ def solve(
     with ExitStack() as stack:
         pool: Pool | None = None
         if options.mip and options.workers:
-            # Kept between solves (scheduler/workers.py); a new pool starts its workers while
+            # Kept between solves (scheduler/solver/workers.py); a new pool starts its workers while
             # this process builds the candidates.
             pool = stack.enter_context(worker_pool(options.workers))
         with gc_paused():

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scheduler.arrays import IntArray, offsets
 from scheduler.clock import PeriodTimes, SeasonTable, weekly_overlap
 from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
+from scheduler.solver.arrays import IntArray, offsets
 
 DAYS: list[Weekday] = list(Weekday)
 DAY_INDEX: dict[Weekday, int] = {d: k for k, d in enumerate(DAYS)}

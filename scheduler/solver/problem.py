@@ -18,10 +18,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from scheduler.arrays import BoolArray, FloatArray, IntArray, offsets
-from scheduler.candidates import CandidateSet
 from scheduler.clock import period_interval
-from scheduler.rows import (
+from scheduler.solver.arrays import BoolArray, FloatArray, IntArray, offsets
+from scheduler.solver.candidates import CandidateSet
+from scheduler.solver.rows import (
     INF,
     RowBlocks,
     bandwidth_rows,

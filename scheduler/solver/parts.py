@@ -12,7 +12,7 @@ from collections.abc import Callable
 from multiprocessing.pool import AsyncResult, Pool
 from typing import Any, Generic, Protocol, TypeVar
 
-from scheduler.mip import (
+from scheduler.solver.mip import (
     Part,
     PartResult,
     Phase1,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler.candidates import CandidateSet
-from scheduler.problem import Problem
-from scheduler.rows import EPS, KIND
+from scheduler.solver.candidates import CandidateSet
+from scheduler.solver.problem import Problem
+from scheduler.solver.rows import EPS, KIND
 
 
 class RowState:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from scheduler.candidates import OverlapBook
 from scheduler.clock import period_interval
 from scheduler.domain import District
+from scheduler.solver.candidates import OverlapBook
 from scheduler.timetable import Timetable
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from scheduler.arrays import BoolArray, FloatArray, IntArray, offsets, ranges
-from scheduler.problem import Problem
+from scheduler.solver.arrays import BoolArray, FloatArray, IntArray, offsets, ranges
+from scheduler.solver.problem import Problem
 
 # A vertex value this close to 0 or 1 counts as integral.
 INT_TOL = 1e-6

@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-from scheduler.arrays import FloatArray, IntArray, offsets
-from scheduler.candidates import DAY_INDEX, CandidateSet
 from scheduler.clock import period_interval
 from scheduler.domain import District
+from scheduler.solver.arrays import FloatArray, IntArray, offsets
+from scheduler.solver.candidates import DAY_INDEX, CandidateSet
 
 INF = math.inf
 EPS = 1e-9

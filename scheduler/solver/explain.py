@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from scheduler.arrays import BoolArray
-from scheduler.candidates import CandidateSet, OverlapBook
 from scheduler.domain import Demand, District, Offering, Weekday
-from scheduler.rejections import Rejection, RejectionIndex, rejections_by_code
+from scheduler.solver.arrays import BoolArray
+from scheduler.solver.candidates import CandidateSet, OverlapBook
+from scheduler.solver.rejections import Rejection, RejectionIndex, rejections_by_code
 from scheduler.timetable import Reason, ReasonCode
 
 

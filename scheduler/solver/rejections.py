@@ -13,8 +13,8 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from scheduler.candidates import OverlapBook, RegionCheck
 from scheduler.domain import Demand, District, Offering, Weekday
+from scheduler.solver.candidates import OverlapBook, RegionCheck
 from scheduler.timetable import Reason
 
 

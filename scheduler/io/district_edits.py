@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from contracts.errors import ErrorDetail, error_details
-from scheduler import csvio
 from scheduler.domain import Ban, District, Pin, check_references
+from scheduler.io import csvio
 
 
 @dataclass(frozen=True)

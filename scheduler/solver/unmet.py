@@ -17,13 +17,13 @@ from collections import defaultdict
 
 import numpy as np
 
-from scheduler.arrays import BoolArray, IntArray, ranges
-from scheduler.candidates import CandidateSet
 from scheduler.domain import Demand, Offering
-from scheduler.explain import needs_rejections, no_candidate_reasons, reason, slot_label
-from scheduler.problem import Problem
-from scheduler.rejections import RejectionIndex
-from scheduler.rows import EPS, KINDS
+from scheduler.solver.arrays import BoolArray, IntArray, ranges
+from scheduler.solver.candidates import CandidateSet
+from scheduler.solver.explain import needs_rejections, no_candidate_reasons, reason, slot_label
+from scheduler.solver.problem import Problem
+from scheduler.solver.rejections import RejectionIndex
+from scheduler.solver.rows import EPS, KINDS
 from scheduler.timetable import Reason, ReasonCode, Unmet
 
 ROW_REASON: dict[str, ReasonCode] = {
