@@ -617,7 +617,7 @@ def forwarding(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, int, int]:
     forwarding the same layer all along: one not started yet at the first snapshot, audio-only
     or switching layers is left out (the SFU chose not to forward there). NaN for MediaRelay
     (it re-encodes: no packet correspondence). audio-only: video consumers the SFU had stepped
-    down to audio only (layer "off") at the end. late: consumers that had not started
+    down to audio only (layer "audio") at the end. late: consumers that had not started
     forwarding when the window began (their subscriber was still connecting).
     """
     expected = sent = late = 0
@@ -628,11 +628,11 @@ def forwarding(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, int, int]:
         if was is None or not was[2]:
             late += 1
             continue
-        if was[:2] != [layer, switches] or layer == "off":
+        if was[:2] != [layer, switches] or layer == "audio":
             continue
         expected += received - was[3]
         sent += n - was[4]
-    audio_only = sum(1 for layer, *_ in after.values() if layer == "off")
+    audio_only = sum(1 for layer, *_ in after.values() if layer == "audio")
     return (1.0 - sent / expected if expected > 0 else float("nan")), audio_only, late
 
 

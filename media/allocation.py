@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from media.layers import MIN_RATE_BPS, RANK, VideoLayer
+from contracts.layers import ReceivedLayer
+from media.layers import MIN_RATE_BPS, RANK
 
 # A layer is kept while the estimate covers 80 % of it: one overuse signal cuts the estimate
 # to 0.85 x what was acknowledged, and a lesson must not drop from 720p to 180p for one
@@ -30,14 +31,14 @@ KEEP_SMALLEST = 0.6
 class VideoDemand:
     key: str
     rates: dict[str, float]  # layer -> measured bitrate of its producer
-    current: VideoLayer
+    current: ReceivedLayer
     priority: int = 0  # lower first
-    pinned: VideoLayer | None = None
+    pinned: ReceivedLayer | None = None
 
 
 @dataclass(frozen=True)
 class Allocation:
-    layers: dict[str, VideoLayer]
+    layers: dict[str, ReceivedLayer]
     probe_bps: float | None  # the estimate that would give every consumer its best layer
 
 
@@ -48,15 +49,15 @@ def _rate(rates: dict[str, float], layer: str) -> float:
 def allocate(estimate_bps: float, audio_bps: float, demands: list[VideoDemand]) -> Allocation:
     budget = estimate_bps - audio_bps
     wanted = audio_bps
-    layers: dict[str, VideoLayer] = {}
+    layers: dict[str, ReceivedLayer] = {}
     for d in sorted(demands, key=lambda d: (d.priority, d.key)):
-        order: list[VideoLayer] = [layer for layer in ("high", "low") if layer in d.rates]
-        if d.pinned == "off" or not order:
-            layers[d.key] = "off"
+        order: list[ReceivedLayer] = [layer for layer in ("high", "low") if layer in d.rates]
+        if d.pinned == "audio" or not order:
+            layers[d.key] = "audio"
             continue
         if d.pinned is not None and d.pinned in order:
             order = order[order.index(d.pinned) :]  # a pin is the best this consumer gets
-        chosen: VideoLayer = "off"
+        chosen: ReceivedLayer = "audio"
         for layer in order:
             if RANK[layer] > RANK[d.current]:
                 factor = UP
@@ -66,7 +67,7 @@ def allocate(estimate_bps: float, audio_bps: float, demands: list[VideoDemand]) 
                 chosen = layer
                 break
         layers[d.key] = chosen
-        if chosen != "off":
+        if chosen != "audio":
             budget -= _rate(d.rates, chosen)
         wanted += _rate(d.rates, order[0])
     probe = wanted * UP if wanted * UP > estimate_bps else None

@@ -19,11 +19,12 @@ from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from contracts.layers import ReceivedLayer
 from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
 from media.frames import EncodedFrame
 from media.instruments import TIME_TO_FIRST_FRAME
-from media.layers import Estimate, LayerChooser, VideoLayer
+from media.layers import Estimate, LayerChooser
 from media.origin import CLOCK_RATE
 from media.producer import Producer
 from media.stats import ConsumerStats
@@ -102,9 +103,9 @@ class Consumer:
         self.started = False
         self.paused = True
         self.closed = False
-        self.pinned: VideoLayer | None = None
-        # video: the layer being forwarded and the one wanted ("off" = audio only)
-        self.layer: str = "main" if kind == "audio" else "off"
+        self.pinned: ReceivedLayer | None = None
+        # video: the layer being forwarded and the one wanted ("audio": no video)
+        self.layer: str = "main" if kind == "audio" else "audio"
         self.target: str = self.layer
         self.need_keyframe = kind == "video"
         self._initialized = False
@@ -147,7 +148,7 @@ class Consumer:
         if self.kind != "video" or not producers:
             return
         best = "high" if "high" in producers else "low"
-        if self.target != "off" and self.target not in producers:
+        if self.target != "audio" and self.target not in producers:
             self.set_target(best)
         elif not self._initialized:
             self.set_target(self.pinned or best)
@@ -173,8 +174,8 @@ class Consumer:
         if self.kind != "video" or layer == self.target:
             return
         self.target = layer
-        if layer == "off":
-            self.layer = "off"
+        if layer == "audio":
+            self.layer = "audio"
             self.queue.clear()
         elif layer in self.producers:
             self._request_keyframe()
@@ -193,7 +194,7 @@ class Consumer:
         if layer != self.layer:
             if layer != self.target or not frame.keyframe:
                 return
-            if self.layer != "off" or self.frames_sent:
+            if self.layer != "audio" or self.frames_sent:
                 self.layer_switches += 1
                 if self.transceiver is not None:
                     self._rtx_floor = seams.sender_next_sequence(self.transceiver.sender)
@@ -334,7 +335,7 @@ class Consumer:
 
     async def stats(self) -> ConsumerStats:
         forwarded = self.producers.get(self.layer)
-        best = next((layer for layer in ("high", "low") if layer in self.producers), "off")
+        best = next((layer for layer in ("high", "low") if layer in self.producers), "audio")
         s = ConsumerStats(
             id=self.id,
             subscriber_id=self.subscriber_id,
@@ -362,7 +363,7 @@ class Consumer:
             freeze_seconds=self.clock.freeze_seconds,
             frozen=self.kind == "video"
             and not self.paused
-            and self.layer != "off"
+            and self.layer != "audio"
             and self.clock.frozen(),
         )
         if self.transceiver is not None:

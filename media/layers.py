@@ -1,6 +1,7 @@
 """Video layer choice per consumer, from the subscriber's bandwidth estimate, with hysteresis.
 
-A publisher sends up to two video layers (``high``, ``low``); ``off`` means audio only.
+A publisher sends up to two video layers (``high``, ``low``); ``audio`` means audio only
+(the vocabulary of ``contracts.layers``).
 The estimate of a consumer is its share of the subscriber's REMB (a REMB covers the SSRCs it
 lists; it is split in proportion to what each listed stream currently carries), cut when
 receiver reports show heavy loss.
@@ -19,10 +20,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
 
-VideoLayer = Literal["high", "low", "off"]
-RANK: dict[str, int] = {"off": 0, "low": 1, "high": 2}
+from contracts.layers import ReceivedLayer
+
+RANK: dict[str, int] = {"audio": 0, "low": 1, "high": 2}
 KEEP = 0.75  # keep a layer while the estimate is at least this x its rate
 UP = 1.2  # move up (outside a probe) only with this x headroom
 PROBE_HEADROOM = 1.3  # probe up only while the estimate is this x the current rate
@@ -76,21 +77,21 @@ class LayerChooser:
 
     def choose(
         self,
-        current: VideoLayer,
+        current: ReceivedLayer,
         rates: dict[str, float],
         estimate: float | None,
-        pinned: VideoLayer | None = None,
+        pinned: ReceivedLayer | None = None,
         now: float | None = None,
-    ) -> VideoLayer:
+    ) -> ReceivedLayer:
         now = time.monotonic() if now is None else now
         order = [layer for layer in ("high", "low") if layer in rates]
         if not order:
-            return "off"
+            return "audio"
         if pinned is not None:
-            return pinned if pinned == "off" or pinned in rates else order[-1]
+            return pinned if pinned == "audio" or pinned in rates else order[-1]
         if estimate is None:
             return order[0]  # no estimate (yet): no known limit
-        desired: VideoLayer = "off"
+        desired: ReceivedLayer = "audio"
         for layer in order:
             factor = KEEP if RANK[layer] <= RANK[current] else UP
             if _rate(rates, layer) * factor <= estimate:
@@ -112,7 +113,7 @@ class LayerChooser:
         if self.probe_since is not None and desired == current:
             self.hold, self.probe_since, self.probe_checkpoint = HOLD, None, None  # it held
         better = [layer for layer in order if RANK[layer] > RANK[desired]]
-        healthy = current == "off" or estimate >= PROBE_HEADROOM * _rate(rates, current)
+        healthy = current == "audio" or estimate >= PROBE_HEADROOM * _rate(rates, current)
         if better and healthy and now - self.last_down >= self.hold and desired == current:
             self.probe_since, self.probe_checkpoint = now, (now, estimate)
             return "high" if better[-1] == "high" else "low"

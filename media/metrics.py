@@ -32,7 +32,7 @@ QUALITY_LABELS = ["lesson", "school", "classroom", "role", "direction"]
 PARTICIPANT_LABELS = ["lesson", "school", "classroom", "role"]
 LIMITATION_LABELS = [*PARTICIPANT_LABELS, "layer", "reason"]
 LIMITATION_REASONS = ("none", "cpu", "bandwidth", "other")
-LAYER_VALUE = {"high": 2.0, "low": 1.0, "off": 0.0, "main": 1.0}
+LAYER_VALUE = {"high": 2.0, "low": 1.0, "audio": 0.0, "main": 1.0}
 
 COUNTERS: dict[str, str] = {
     "packets": "RTP packets (up: received by the SFU, down: sent by the SFU)",

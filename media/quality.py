@@ -46,8 +46,8 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
+from contracts.layers import ReceivedLayer
 from contracts.media import FrameSize, QualityMeasured
 from contracts.rooms import Role
 from media.layers import RANK
@@ -128,7 +128,7 @@ class ParticipantQuality:
     down_loss: float = 0.0
     resolution: Size | None = None  # the camera's high layer, as the SFU receives it
     capture: Size | None = None  # what the camera captures, from the page's report
-    layer: Literal["high", "low", "audio"] | None = None  # the lowest video layer forwarded
+    layer: ReceivedLayer | None = None  # the lowest video layer forwarded
 
     @property
     def score(self) -> int:
@@ -206,7 +206,7 @@ class QualityMonitor:
             held = 0
             if isinstance(s, ConsumerStats) and s.kind == "video":
                 held = layer_penalty(s.layer, s.target_layer, s.best_layer, s.pinned)
-            if isinstance(s, ConsumerStats) and (s.paused or s.layer == "off"):
+            if isinstance(s, ConsumerStats) and (s.paused or s.layer == "audio"):
                 if not s.paused:  # audio only by the estimate: nothing sent to measure
                     worst = min(worst, 5 - held)
                 continue
@@ -292,13 +292,13 @@ class QualityMonitor:
                             await transport.send(message)
 
 
-def _lowest_layer(consumers: list[ConsumerStats]) -> Literal["high", "low", "audio"] | None:
+def _lowest_layer(consumers: list[ConsumerStats]) -> ReceivedLayer | None:
     """The lowest video layer forwarded to the subscriber; a consumer still starting (its
     first keyframe not yet arrived) does not count as audio only."""
     layers = [
         c.layer
         for c in consumers
-        if c.kind == "video" and not c.paused and (c.layer != "off" or c.target_layer == "off")
+        if c.kind == "video" and not c.paused and (c.layer != "audio" or c.target_layer == "audio")
     ]
     if not layers:
         return None

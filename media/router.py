@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+from contracts.layers import ReceivedLayer
 from contracts.rooms import Participant, Role
 from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
-from media.layers import VideoLayer
 from media.transport import Transport
 
 KINDS = ("audio", "video")
@@ -96,7 +96,7 @@ class Router:
             c.set_target(c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned))
 
     def _allocate_by_estimate(
-        self, sub: Transport, videos: list[Consumer], pinned: VideoLayer | None
+        self, sub: Transport, videos: list[Consumer], pinned: ReceivedLayer | None
     ) -> None:
         demands = [
             VideoDemand(
@@ -147,9 +147,9 @@ def _rates(c: Consumer) -> dict[str, float]:
     return {smallest: rates[smallest]}
 
 
-def _as_layer(layer: str) -> VideoLayer:
+def _as_layer(layer: str) -> ReceivedLayer:
     if layer == "high":
         return "high"
     if layer == "low":
         return "low"
-    return "off"
+    return "audio"

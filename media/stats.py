@@ -44,7 +44,7 @@ class ConsumerStats(BaseModel):
     target_layer: str
     paused: bool
     source: str = "camera"
-    best_layer: str = "off"  # the best layer the source offers ("high" | "low" | "off")
+    best_layer: str = "audio"  # the best layer the source offers (contracts.layers.ReceivedLayer)
     pinned: str | None = None  # the subscriber's set_layer pin, if any
     # the picture size forwarded (the current layer's producer's)
     width: int | None = None

@@ -28,6 +28,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from contracts.addresses import ip_version
 from contracts.errors import ErrorCode, SankeError
+from contracts.layers import SimulcastLayer
 from contracts.media import (
     IceCandidate,
     OfferToParticipant,
@@ -52,7 +53,7 @@ from media.uplink import UplinkFeedback
 log = logging.getLogger(__name__)
 
 VIDEO_PREFERENCE = ["video/H264", "video/VP8"]
-VIDEO_LAYERS = ("high", "low")  # the publisher's video m-lines, in order
+VIDEO_LAYERS: tuple[SimulcastLayer, ...] = ("high", "low")  # its video m-lines, in order
 MAX_CONSUMERS = 128
 # Where a publisher's estimate starts (Chromium's default is 300 kbps, at which its encoder
 # starts a 720p camera at 320x180 and climbs one step per ~4 s: 720p after ~17 s). School

@@ -106,7 +106,7 @@ class Worker:
     async def set_layer(self, room_id: str, participant_id: str, layer: LayerPin) -> None:
         transport = self._transport(room_id, participant_id)
         transport.pinned = None if layer == "auto" else layer
-        pin = None if layer == "auto" else ("off" if layer == "audio" else layer)
+        pin = None if layer == "auto" else layer
         for c in transport.consumers.values():
             c.pinned = pin
             c.chooser = LayerChooser()  # a released pin may probe up at once

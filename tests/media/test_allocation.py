@@ -24,7 +24,7 @@ def test_a_link_that_carries_less_goes_down_and_audio_only_is_the_last_step() ->
     assert allocate(KEEP_SMALLEST * LOW + AUDIO + 1, AUDIO, [teacher("low")]).layers == {
         "teacher": "low"
     }
-    assert allocate(0.5 * LOW + AUDIO, AUDIO, [teacher("low")]).layers == {"teacher": "off"}
+    assert allocate(0.5 * LOW + AUDIO, AUDIO, [teacher("low")]).layers == {"teacher": "audio"}
 
 
 def test_going_up_needs_a_margin() -> None:
@@ -38,7 +38,7 @@ def test_audio_first_then_priority_order() -> None:
     got = allocate(HIGH + LOW + AUDIO + 10_000, AUDIO, [stage, teacher()]).layers
     assert got == {"teacher": "high", "stage": "low"}
     # the audio is taken out before any video: without it, no video fits
-    assert allocate(AUDIO, AUDIO, [teacher()]).layers == {"teacher": "off"}
+    assert allocate(AUDIO, AUDIO, [teacher()]).layers == {"teacher": "audio"}
 
 
 def test_a_pin_is_the_best_a_consumer_gets_and_a_probe_is_asked_for_what_is_missing() -> None:

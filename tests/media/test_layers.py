@@ -98,8 +98,8 @@ def test_chooser_hysteresis_and_probing() -> None:
     assert ch.choose("high", rates, 650_000, now=2) == "high"  # within the keep margin
     assert ch.choose("high", rates, 250_000, now=3) == "low"
     assert ch.choose("low", rates, 250_000, now=4) == "low"  # no probe before the hold
-    assert ch.choose("low", rates, 60_000, now=5) == "off"  # below low's rate: audio only
-    assert ch.choose("off", rates, 170_000, now=6) == "low"  # 1.2 x headroom to go up
+    assert ch.choose("low", rates, 60_000, now=5) == "audio"  # below low's rate: audio only
+    assert ch.choose("audio", rates, 170_000, now=6) == "low"  # 1.2 x headroom to go up
     assert ch.choose("low", rates, 190_000, now=6 + 15.5) == "high"  # probe after the hold
     assert ch.choose("high", rates, 200_000, now=23) == "high"  # the estimate lags: wait
     assert ch.choose("high", rates, 230_000, now=25) == "high"  # it grew by 10 %: go on

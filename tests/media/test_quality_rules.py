@@ -60,14 +60,14 @@ def test_without_a_report_the_peak_counts_only_below_360p() -> None:
     [
         ("high", "high", "high", None, 0),
         ("low", "low", "high", None, 1),  # held on the low layer by its estimate
-        ("off", "off", "high", None, 1),  # audio only
-        ("off", "off", "low", None, 1),
+        ("audio", "audio", "high", None, 1),  # audio only
+        ("audio", "audio", "low", None, 1),
         ("low", "high", "high", None, 0),  # going up at the next keyframe
-        ("off", "high", "high", None, 0),  # starting: waits for its first keyframe
+        ("audio", "high", "high", None, 0),  # starting: waits for its first keyframe
         ("low", "low", "low", None, 0),  # the publisher sends nothing better
         ("low", "low", "high", "low", 0),  # the subscriber chose it
-        ("off", "off", "high", "off", 0),
-        ("off", "off", "high", "low", 1),  # pinned low, yet not even that fits
+        ("audio", "audio", "high", "audio", 0),
+        ("audio", "audio", "high", "low", 1),  # pinned low, yet not even that fits
     ],
 )
 def test_layer_held_by_the_estimate(
@@ -180,9 +180,9 @@ async def test_a_subscriber_held_down_loses_a_point_unless_it_pinned_the_layer()
     cases = [
         (classroom("high", "high"), 5, "high"),
         (classroom("low", "low"), 4, "low"),
-        (classroom("off", "off"), 4, "audio"),
+        (classroom("audio", "audio"), 4, "audio"),
         (classroom("low", "low", pinned="low"), 5, "low"),
-        (classroom("off", "high"), 5, None),  # starting: no layer yet
+        (classroom("audio", "high"), 5, None),  # starting: no layer yet
     ]
     for transport, down, layer in cases:
         q = (await sample(worker, monitor, transport))[("r", "c")]
