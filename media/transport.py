@@ -1,8 +1,8 @@
 """A Transport: one participant's RTCPeerConnection with the SFU, and its negotiation.
 
 The client offers first (its send tracks; the SFU answers). Whenever the consumers a
-participant should receive change, the SFU tells it ``TracksChanged`` and an ``OfferToParticipant`` and the
-client answers. Negotiations of one participant are serialized by a lock; a change that
+participant should receive change, the SFU tells it ``TracksChanged`` and an
+``OfferToParticipant`` and the client answers. Negotiations of one participant are serialized by a lock; a change that
 arrives while a server offer is outstanding is coalesced into the next offer. The SFU is the
 impolite peer: a client offer while a server offer is outstanding gets a ``conflict`` error
 (answer the server's offer, then offer again).
@@ -24,7 +24,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import candidate_from_sdp
 
 from contracts.addresses import ip_version
 from contracts.errors import ErrorCode, SankeError
@@ -45,6 +45,12 @@ from media.layers import MIN_RATE_BPS
 from media.origin import RtpOrigin, rtp_receiver
 from media.pc_close import close_peer_connection
 from media.producer import Producer
+from media.publisher_mlines import (
+    VIDEO_PREFERENCE,
+    follow_directions,
+    keep_producer_codecs,
+    producer_payload_types,
+)
 from media.remb import UplinkRemb
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
@@ -52,7 +58,6 @@ from media.uplink import UplinkFeedback
 
 log = logging.getLogger(__name__)
 
-VIDEO_PREFERENCE = ["video/H264", "video/VP8"]
 VIDEO_LAYERS: tuple[SimulcastLayer, ...] = ("high", "low")  # its video m-lines, in order
 MAX_CONSUMERS = 128
 # Where a publisher's estimate starts (Chromium's default is 300 kbps, at which its encoder
@@ -125,15 +130,15 @@ class Transport:
             check_sdp(sdp, "offer", negotiated=mlines(self.pc.remoteDescription))
             try:
                 self._numbers.learn(sdp)
-                sending = self._producer_payload_types()
+                sending = producer_payload_types(self.pc, self.producers)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 transceivers = self.pc.getTransceivers()
                 if transceivers:
                     dtls = seams.transport_of(transceivers[0])
                     seams.route_rtx_and_mid(dtls)  # retransmissions reach their receiver
                     seams.drain_sockets(dtls)  # a busy loop does not back up its sockets
-                self._keep_producer_codecs(sending)
-                self._set_active(sdp)
+                keep_producer_codecs(self.pc, sending)
+                follow_directions(sdp, self.producers)
                 self._add_producers()
                 for t in self.pc.getTransceivers():  # every answer: a re-offer resets them
                     if t.kind == "audio" and str(t.mid) in self.producers:
@@ -162,35 +167,6 @@ class Transport:
         if self._dirty or self._to_add or self._to_remove:
             self.schedule_renegotiation()
         return str(answer)
-
-    def _producer_payload_types(self) -> dict[str, int]:
-        """The payload type each producer's m-line negotiated first (what the client sends)."""
-        out = {}
-        for t in self.pc.getTransceivers():
-            codecs = seams.negotiated_codecs(t)
-            if t.mid in self.producers and codecs and codecs[0].payloadType is not None:
-                out[str(t.mid)] = int(codecs[0].payloadType)
-        return out
-
-    def _keep_producer_codecs(self, sending: dict[str, int]) -> None:
-        """A client that offers again keeps sending what the producers already receive."""
-        for t in self.pc.getTransceivers():
-            pt = sending.get(str(t.mid))
-            if pt is not None and not seams.keep_first_payload_type(t, pt) and t.kind == "video":
-                seams.prefer_codecs(t, VIDEO_PREFERENCE)
-
-    def _set_active(self, sdp: str) -> None:
-        """A producer whose m-line the client made inactive (e.g. a stopped screen share) is
-        no longer forwarded; it is again when the client sends on it again."""
-        sending = {
-            m.rtp.muxId: m.port != 0 and m.direction in ("sendonly", "sendrecv")
-            for m in SessionDescription.parse(sdp).media
-        }
-        for mid, p in self.producers.items():
-            if mid in sending and sending[mid] != p.active:
-                p.active = sending[mid]
-                if p.active and p.kind == "video":
-                    p.request_keyframe()
 
     def _video_receivers(self) -> list[RTCRtpReceiver]:
         return [_receiver(p) for p in self.producers.values() if p.kind == "video" and p.active]
