@@ -35,6 +35,7 @@ from signaling.service import RoomService
 from signaling.tokens import TokenService
 from signaling.web_security import install_security_headers
 from store import Store, new_store
+from store.watch import StoreWatch
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,15 @@ def create_app(
         store, settings.rate_token_mints_per_minute, settings.rate_device_registrations_per_minute
     )
     hub = RoomHub(store)
+    # One view per process of whether the store just came back (or came back empty).
+    watch = StoreWatch(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
     if media is None:
         if settings.redis_url:
             # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
             # process on Redis is also one of those nodes, so several of them form a cluster.
-            media = remote_media = RemoteMediaPlane(store, hub, settings.node_id)
+            media = remote_media = RemoteMediaPlane(store, hub, settings.node_id, watch)
             if settings.media:
                 local_node = local_sfu_node(settings, store)
         else:
@@ -178,7 +181,7 @@ def create_app(
             raise web.HTTPFound("/web/index.html")
 
         app.router.add_get("/", index)
-    presence = Presence(service, interval=sweep)
+    presence = Presence(service, interval=sweep, watch=watch)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()

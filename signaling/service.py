@@ -134,7 +134,7 @@ class RoomService:
         await self.repo.put_participant(participant)
         peer.participant_id = participant.id
         peer.role = participant.role
-        await self.hub.attach(room.id, peer)
+        await self.hub.attach(room, peer)
 
         async def send_media(message: ServerMessage) -> None:
             peer.deliver(message)
