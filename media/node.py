@@ -4,6 +4,10 @@ It registers in the Store with its capacity and load and heartbeats (TTL), serve
 requests signaling sends on its channel with a local ``Worker``, and reaches participants
 by publishing targeted room events. On SIGTERM it drains: it stops taking new rooms, lets
 live lessons finish (up to a grace period), then exits.
+
+Each heartbeat also checks that the rooms it hosts are placed on it (one HMGET) and re-claims
+those whose placement is gone, as after a Redis restarted empty: a new join of a running
+lesson must come here, not to whichever node is least loaded.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class SfuNode:
         self._requests: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
+        self._misplaced: set[tuple[str, str]] = set()
         self.stopped = asyncio.Event()
 
     @property
@@ -91,7 +96,28 @@ class SfuNode:
     async def _beat(self) -> None:
         self.info.rooms = len(self.worker.routers)
         self.info.participants = self.worker.peer_connection_count()
+        # Placements first: once the node key is back, its rooms point to it again.
+        await self._reclaim()
         await self.directory.register(self.info)
+
+    async def _reclaim(self) -> None:
+        hosted = list(self.worker.routers)
+        if not hosted:
+            return
+        for room, node in zip(hosted, await self.directory.room_nodes(hosted), strict=True):
+            if node == self.info.id or room not in self.worker.routers:
+                continue
+            if node is None:
+                node = await self.directory.reclaim(room, self.info.id)
+                if node == self.info.id:
+                    log.warning("room %s had lost its placement: re-claimed on this node", room)
+                    continue
+            if node is not None and (room, node) not in self._misplaced:
+                # Placed elsewhere while it runs here: after a failover the old node keeps
+                # a room until its peers time out; a split after a restart is logged only.
+                self._misplaced.add((room, node))
+                log.info("room %s is hosted here but placed on %s", room, node)
+        self._misplaced &= {(room, node) for room, node in self._misplaced if room in hosted}
 
     async def _heartbeat(self) -> None:
         outage = OutageLog(log, "SFU heartbeat")
