@@ -248,7 +248,9 @@ async def test_statistics_on_a_known_history() -> None:
             ("far", "41/4101/410102"),
         ]:
             await h.store.hset(
-                "h:lesson-schools", school, SchoolPlace(name=school, region=region).model_dump_json()
+                "h:lesson-schools",
+                school,
+                SchoolPlace(name=school, region=region).model_dump_json(),
             )
         base = time.mktime((2026, 11, 2, 10, 0, 0, 0, 0, -1))
         history = [
