@@ -48,6 +48,7 @@ from signaling.metrics import (
 from signaling.models import LessonSession, Participant, Role, Room, RoomKind, SessionState
 from signaling.protocol import LeaveReason, LessonChanged
 from signaling.service import RoomService
+from store.outage import OutageLog
 
 log = logging.getLogger(__name__)
 TICK_LOCK = "kv:lock:lessons-tick"
@@ -201,10 +202,16 @@ class LessonService:
 
     async def start(self, interval: float = 5.0) -> None:
         async def loop() -> None:
+            # A Redis outage must not end the clock: it ticks again once the store is back.
+            outage = OutageLog(log, "lesson clock")
             while True:
-                # One process ticks at a time; the others skip this round.
-                if await self.store.set(TICK_LOCK, self.rooms.node_id, ttl=interval, nx=True):
-                    await self.tick()
+                try:
+                    # One process ticks at a time; the others skip this round.
+                    if await self.store.set(TICK_LOCK, self.rooms.node_id, ttl=interval, nx=True):
+                        await self.tick()
+                    outage.ok()
+                except Exception as exc:
+                    outage.failed(exc)
                 await asyncio.sleep(interval)
 
         self._task = asyncio.create_task(loop(), name="lessons-tick")
