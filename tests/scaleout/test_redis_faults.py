@@ -7,60 +7,17 @@ is back the same processes are ready again by themselves.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from support.processes import ServerProcess, free_port
+from support.redis_helpers import ThrowawayRedis
 
 pytestmark = [pytest.mark.redis]
 SECRET = "faults-secret-" + "f" * 32
-
-
-class ThrowawayRedis:
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.dir), *self.args],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise TimeoutError("throwaway redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
-@pytest.fixture
-def throwaway(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path, "--appendonly", "yes")
-    server.start()
-    yield server
-    server.stop()
 
 
 def readyz(base: str) -> tuple[int, dict[str, object]]:
