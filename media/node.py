@@ -25,12 +25,16 @@ from signaling.events import RoomEvent, room_channel
 from signaling.media_plane import SendToParticipant
 from signaling.metrics import STORE_UP
 from signaling.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
-from signaling.protocol import ServerMessage
+from signaling.protocol import ServerMessage, ServerOffer, Tracks
 from signaling.remote_media import MediaReply, MediaRequest
 from store import Store, Subscription
-from store.outage import OutageLog
+from store.outage import UNREACHABLE, OutageLog
 
 log = logging.getLogger(__name__)
+
+# How long a server offer waits for an unreachable store, and how often it tries.
+DELIVER_RETRY_SECONDS = 30.0
+DELIVER_RETRY_PAUSE_SECONDS = 0.5
 
 
 class SfuNode:
@@ -158,12 +162,30 @@ class SfuNode:
                 code=ErrorCode.media_error,
                 message="the media node could not do this",
             )
-        await self.store.publish(request.reply_to, reply.model_dump_json())
+        try:
+            await self.store.publish(request.reply_to, reply.model_dump_json())
+        except UNREACHABLE as exc:
+            # The requester times out and answers its client media_unavailable.
+            log.info("reply to media request %s lost: %s", request.op, exc)
 
     def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
         async def send(message: ServerMessage) -> None:
             event = RoomEvent(room_id=room_id, target=participant_id, message=message)
-            await self.store.publish(room_channel(room_id), event.model_dump_json())
+            raw = event.model_dump_json()
+            # A lost server offer leaves the connection waiting for its answer for good, so
+            # offers (and the track list before them) wait out a short Redis outage; the
+            # rest (quality) is periodic and dropped.
+            patient = isinstance(message, ServerOffer | Tracks)
+            deadline = time.monotonic() + (DELIVER_RETRY_SECONDS if patient else 0.0)
+            while True:
+                try:
+                    await self.store.publish(room_channel(room_id), raw)
+                    return
+                except UNREACHABLE as exc:
+                    if time.monotonic() >= deadline:
+                        log.warning("%s for %s lost: %s", message.type, participant_id, exc)
+                        return
+                await asyncio.sleep(DELIVER_RETRY_PAUSE_SECONDS)
 
         return send
 

@@ -30,7 +30,7 @@ from signaling.nodes import NodeDirectory, node_channel
 from signaling.protocol import Candidate, Rejoin, StatsReport
 from signaling.rooms import RoomRepository
 from store import Store, Subscription
-from store.outage import OutageLog
+from store.outage import UNREACHABLE, OutageLog
 from store.watch import StoreWatch
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,9 @@ class RemoteMediaPlane:
         future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
-            await self.store.publish(node_channel(node), request.model_dump_json())
-            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_SECONDS)
+            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+                await self._publish(node_channel(node), request.model_dump_json())
+                reply = await future
         except TimeoutError:
             raise SankeError(
                 ErrorCode.media_unavailable, f"media node {node} did not answer", 503
@@ -233,6 +234,16 @@ class RemoteMediaPlane:
         if not reply.ok:
             raise SankeError(reply.code or ErrorCode.media_error, reply.message or "media error")
         return reply
+
+    async def _publish(self, channel: str, raw: str) -> None:
+        """Publish, waiting out a short Redis outage (within the request's timeout): a
+        client's answer lost on the way leaves its media connection stuck."""
+        while True:
+            try:
+                await self.store.publish(channel, raw)
+                return
+            except UNREACHABLE:
+                await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def _read_replies(self) -> None:
         assert self._replies is not None
