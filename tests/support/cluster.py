@@ -92,7 +92,8 @@ def running_cluster(
     processes = [*sfu.values(), *signaling]
     try:
         for process in processes:
-            process.wait_ready()
+            # Four processes importing aiortc at once on a busy 2-core machine take a while.
+            process.wait_ready(timeout=60)
         yield Cluster(signaling, sfu, redis_url, prefix)
     finally:
         for process in processes:
