@@ -32,9 +32,11 @@ from store.outage import UNREACHABLE, OutageLog
 
 log = logging.getLogger(__name__)
 
-# How long a server offer waits for an unreachable store, and how often it tries.
+# How long a server offer waits for an unreachable store, and how often it tries; a reply
+# is useful only within the requester's timeout (signaling.remote_media, 10 s).
 DELIVER_RETRY_SECONDS = 30.0
-DELIVER_RETRY_PAUSE_SECONDS = 0.5
+DELIVER_RETRY_PAUSE_SECONDS = 0.25
+REPLY_RETRY_SECONDS = 8.0
 
 
 class SfuNode:
@@ -162,30 +164,36 @@ class SfuNode:
                 code=ErrorCode.media_error,
                 message="the media node could not do this",
             )
-        try:
-            await self.store.publish(request.reply_to, reply.model_dump_json())
-        except UNREACHABLE as exc:
+        if not await self._publish(request.reply_to, reply.model_dump_json(), REPLY_RETRY_SECONDS):
             # The requester times out and answers its client media_unavailable.
-            log.info("reply to media request %s lost: %s", request.op, exc)
+            log.info("reply to media request %s lost", request.op)
+
+    async def _publish(self, channel: str, raw: str, patience: float) -> bool:
+        """Publish until somebody hears it, for at most ``patience`` seconds; whether they
+        did. Right after a Redis restart the listener's pub/sub connection may not have
+        resubscribed yet, and while Redis is down nobody hears anything."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                if await self.store.publish(channel, raw):
+                    return True
+            except UNREACHABLE:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(DELIVER_RETRY_PAUSE_SECONDS)
 
     def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
         async def send(message: ServerMessage) -> None:
             event = RoomEvent(room_id=room_id, target=participant_id, message=message)
-            raw = event.model_dump_json()
             # A lost server offer leaves the connection waiting for its answer for good, so
             # offers (and the track list before them) wait out a short Redis outage; the
             # rest (quality) is periodic and dropped.
-            patient = isinstance(message, ServerOffer | Tracks)
-            deadline = time.monotonic() + (DELIVER_RETRY_SECONDS if patient else 0.0)
-            while True:
-                try:
-                    await self.store.publish(room_channel(room_id), raw)
-                    return
-                except UNREACHABLE as exc:
-                    if time.monotonic() >= deadline:
-                        log.warning("%s for %s lost: %s", message.type, participant_id, exc)
-                        return
-                await asyncio.sleep(DELIVER_RETRY_PAUSE_SECONDS)
+            raw = event.model_dump_json()
+            if not isinstance(message, ServerOffer | Tracks):
+                await self._publish(room_channel(room_id), raw, 0.0)
+            elif not await self._publish(room_channel(room_id), raw, DELIVER_RETRY_SECONDS):
+                log.warning("%s for %s lost: nobody heard it", message.type, participant_id)
 
         return send
 

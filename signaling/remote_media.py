@@ -236,14 +236,17 @@ class RemoteMediaPlane:
         return reply
 
     async def _publish(self, channel: str, raw: str) -> None:
-        """Publish, waiting out a short Redis outage (within the request's timeout): a
-        client's answer lost on the way leaves its media connection stuck."""
+        """Publish until the node hears it (within the request's timeout): a client's
+        answer lost on the way leaves its media connection stuck. Lost are requests sent
+        while Redis is unreachable and those a node misses after a Redis restart: its
+        heartbeat key may be back before its pub/sub connection has resubscribed."""
         while True:
             try:
-                await self.store.publish(channel, raw)
-                return
+                if await self.store.publish(channel, raw):
+                    return
             except UNREACHABLE:
-                await asyncio.sleep(SETTLE_POLL_SECONDS)
+                pass
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def _read_replies(self) -> None:
         assert self._replies is not None

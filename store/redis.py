@@ -235,8 +235,8 @@ class RedisStore(Store):
         await self._redis.lset(self._k(name), index, value)
 
     # pub/sub
-    async def publish(self, channel: str, message: str) -> None:
-        await self._redis.publish(self._channel(channel), message)
+    async def publish(self, channel: str, message: str) -> int:
+        return int(await self._redis.publish(self._channel(channel), message))
 
     async def subscribe(self, channel: str) -> Subscription:
         sub = QueueSubscription(channel, self._unsubscribe)
