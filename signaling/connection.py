@@ -65,7 +65,7 @@ from signaling.protocol import (
 from signaling.ratelimit import TokenBucket
 from signaling.service import RoomService, participant_info
 from signaling.tokens import Claims, TokenService
-from store.outage import UNREACHABLE
+from store.outage import STORE_UNREACHABLE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -234,7 +234,7 @@ class Connection:
             return
         try:
             await self.service.remove(participant, self._leave_reason, kick=False)
-        except UNREACHABLE as exc:
+        except STORE_UNREACHABLE as exc:
             # It stays listed (nothing here removes it later) though its connection is gone.
             log.warning("removing %s: the store does not answer (%s)", participant.id, exc)
         except Exception:
@@ -297,7 +297,7 @@ class Connection:
             await self._dispatch(message)
         except SankeError as exc:
             self._error(exc.code, exc.message, message.rid)
-        except UNREACHABLE as exc:
+        except STORE_UNREACHABLE as exc:
             log.info("handling %s: the store does not answer (%s)", kind, exc)
             self._error(
                 ErrorCode.internal, f"the store does not answer; send {kind} again shortly", rid

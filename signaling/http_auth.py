@@ -12,7 +12,7 @@ from signaling.bodies import JSON_MAX_BYTES, read_body
 from signaling.errors import ErrorCode, ErrorDetail, SankeError, error_details
 from signaling.models import Role
 from signaling.tokens import Claims, TokenService, require_role
-from store.outage import UNREACHABLE
+from store.outage import STORE_UNREACHABLE
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         code = ErrorCode.not_found if exc.status == 404 else ErrorCode.invalid_request
         return error_response(code, exc.reason, exc.status)
-    except UNREACHABLE as exc:
+    except STORE_UNREACHABLE as exc:
         # An outage, not a bug: the same answer as /readyz, and no traceback per request.
         log.info("%s %s: the store does not answer (%s)", request.method, request.path, exc)
         return error_response(

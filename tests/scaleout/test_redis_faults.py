@@ -1,7 +1,8 @@
 """Redis faults against real processes and a throwaway redis-server of the test's own.
 
-Redis unreachable → ``/readyz`` answers 503 with a JSON error naming the cause; when Redis
-is back the same processes are ready again by themselves.
+Redis unreachable → ``/readyz`` and requests that need the store answer 503 with a JSON
+error naming the cause (no traceback); when Redis is back the same processes are ready
+again by themselves. Restarts mid-lesson: test_redis_restart.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import ThrowawayRedis
+
+from signaling.models import Role
+from signaling.tokens import TokenService
 
 pytestmark = [pytest.mark.redis]
 SECRET = "faults-secret-" + "f" * 32
@@ -56,6 +60,16 @@ def test_readyz_is_503_while_redis_is_down_and_recovers_by_itself(
         error = body["error"]
         assert isinstance(error, dict) and error["code"] == "internal", body
         assert "store" in error["message"], body
+        # A request that needs the store: the same 503 and JSON error, not a 500.
+        coordinator = TokenService(SECRET).mint(subject="coord", role=Role.coordinator)
+        request = urllib.request.Request(
+            server.base + "/api/v1/rooms", headers={"Authorization": f"Bearer {coordinator}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 503
+        assert refused.value.headers["Retry-After"] == "2"
+        assert json.loads(refused.value.read())["error"]["code"] == "internal"
         throwaway.start()  # same port, same AOF directory
         assert wait_status(server.base, 200, 10)["status"] == "ready"
         assert server.proc.poll() is None
