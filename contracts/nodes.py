@@ -50,6 +50,10 @@ REAP_AFTER_LOSS_SECONDS = 10.0
 REAP_FULL_EVERY_SECONDS = 30.0
 
 
+# The capacity a node claims with for a room it already hosts: any count fits.
+UNBOUNDED_SLOTS = 1 << 30
+
+
 def node_channel(node_id: str) -> str:
     return f"sfu:{node_id}"
 
@@ -104,6 +108,17 @@ class NodeDirectory:
                 ErrorCode.media_unavailable, "no media node has room for this lesson now", 503
             )
         return node
+
+    async def room_nodes(self, room_ids: list[str]) -> list[str | None]:
+        """The node each of ``room_ids`` is placed on (None where it has no placement)."""
+        return await self.store.hmget(PLACEMENTS, room_ids)
+
+    async def reclaim(self, room_id: str, node_id: str) -> str | None:
+        """Place ``room_id`` on ``node_id``, which hosts it already, unless it is placed:
+        the node it is placed on. Its capacity is not checked: the lesson runs there."""
+        return await self.store.claim_slot(
+            PLACEMENTS, PLACED_COUNT, room_id, {node_id: UNBOUNDED_SLOTS}
+        )
 
     async def release(self, room_id: str) -> bool:
         """Drop the room's placement; whether this call dropped it (one caller wins)."""

@@ -20,6 +20,7 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent
 from contracts.protocol import LeaveReason, LessonChanged
 from contracts.rooms import Participant, Role, Room, RoomKind
+from contracts.store.outage import OutageLog
 from lessons.attendance import (
     FAULT_REASONS,
     AttendanceEvent,
@@ -202,10 +203,16 @@ class LessonService:
 
     async def start(self, interval: float = 5.0) -> None:
         async def loop() -> None:
+            # A Redis outage must not end the clock: it ticks again once the store is back.
+            outage = OutageLog(log, "lesson clock")
             while True:
-                # One process ticks at a time; the others skip this round.
-                if await self.store.set(TICK_LOCK, self.rooms.node_id, ttl=interval, nx=True):
-                    await self.tick()
+                try:
+                    # One process ticks at a time; the others skip this round.
+                    if await self.store.set(TICK_LOCK, self.rooms.node_id, ttl=interval, nx=True):
+                        await self.tick()
+                    outage.ok()
+                except Exception as exc:
+                    outage.failed(exc)
                 await asyncio.sleep(interval)
 
         self._task = asyncio.create_task(loop(), name="lessons-tick")

@@ -4,6 +4,10 @@ It registers in the Store with its capacity and load and heartbeats (TTL), serve
 requests signaling sends on its channel with a local ``Worker``, and reaches participants
 by publishing targeted room events. On SIGTERM it drains: it stops taking new rooms, lets
 live lessons finish (up to a grace period), then exits.
+
+Each heartbeat also checks that the rooms it hosts are placed on it (one HMGET) and re-claims
+those whose placement is gone, as after a Redis restarted empty: a new join of a running
+lesson must come here, not to whichever node is least loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic import ValidationError
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent, room_channel
-from contracts.media import MediaEvent, SendToParticipant
+from contracts.media import MediaEvent, OfferToParticipant, SendToParticipant, TracksChanged
 from contracts.node_messages import (
     AnswerRequest,
     CandidateRequest,
@@ -37,10 +41,16 @@ from contracts.node_messages import (
 from contracts.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
 from contracts.store import Store, Subscription
 from contracts.store.metrics import STORE_UP
-from contracts.store.outage import OutageLog
+from contracts.store.outage import UNREACHABLE, OutageLog
 from media.worker import Worker
 
 log = logging.getLogger(__name__)
+
+# How long a server offer waits for an unreachable store, and how often it tries; a reply
+# is useful only within the requester's timeout (signaling.remote_media, 10 s).
+DELIVER_RETRY_SECONDS = 30.0
+DELIVER_RETRY_PAUSE_SECONDS = 0.25
+REPLY_RETRY_SECONDS = 8.0
 
 
 class SfuNode:
@@ -61,6 +71,7 @@ class SfuNode:
         self._requests: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
+        self._misplaced: set[tuple[str, str]] = set()
         self.stopped = asyncio.Event()
 
     @property
@@ -105,7 +116,28 @@ class SfuNode:
     async def _beat(self) -> None:
         self.info.rooms = len(self.worker.routers)
         self.info.participants = self.worker.peer_connection_count()
+        # Placements first: once the node key is back, its rooms point to it again.
+        await self._reclaim()
         await self.directory.register(self.info)
+
+    async def _reclaim(self) -> None:
+        hosted = list(self.worker.routers)
+        if not hosted:
+            return
+        for room, node in zip(hosted, await self.directory.room_nodes(hosted), strict=True):
+            if node == self.info.id or room not in self.worker.routers:
+                continue
+            if node is None:
+                node = await self.directory.reclaim(room, self.info.id)
+                if node == self.info.id:
+                    log.warning("room %s had lost its placement: re-claimed on this node", room)
+                    continue
+            if node is not None and (room, node) not in self._misplaced:
+                # Placed elsewhere while it runs here: after a failover the old node keeps
+                # a room until its peers time out; a split after a restart is logged only.
+                self._misplaced.add((room, node))
+                log.info("room %s is hosted here but placed on %s", room, node)
+        self._misplaced &= {(room, node) for room, node in self._misplaced if room in hosted}
 
     async def _heartbeat(self) -> None:
         outage = OutageLog(log, "SFU heartbeat")
@@ -146,12 +178,36 @@ class SfuNode:
                 code=ErrorCode.media_error,
                 message="the media node could not do this",
             )
-        await self.store.publish(request.reply_to, reply.model_dump_json())
+        if not await self._publish(request.reply_to, reply.model_dump_json(), REPLY_RETRY_SECONDS):
+            # The requester times out and answers its client media_unavailable.
+            log.info("reply to media request %s lost", request.op)
+
+    async def _publish(self, channel: str, raw: str, patience: float) -> bool:
+        """Publish until somebody hears it, for at most ``patience`` seconds; whether they
+        did. Right after a Redis restart the listener's pub/sub connection may not have
+        resubscribed yet, and while Redis is down nobody hears anything."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                if await self.store.publish(channel, raw):
+                    return True
+            except UNREACHABLE:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(DELIVER_RETRY_PAUSE_SECONDS)
 
     def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
         async def send(media: MediaEvent) -> None:
             event = RoomEvent(room_id=room_id, target=participant_id, media=media)
-            await self.store.publish(room_channel(room_id), event.model_dump_json())
+            # A lost server offer leaves the connection waiting for its answer for good, so
+            # offers (and the track list before them) wait out a short Redis outage; the
+            # rest (quality) is periodic and dropped.
+            raw = event.model_dump_json()
+            if not isinstance(media, OfferToParticipant | TracksChanged):
+                await self._publish(room_channel(room_id), raw, 0.0)
+            elif not await self._publish(room_channel(room_id), raw, DELIVER_RETRY_SECONDS):
+                log.warning("%s for %s lost: nobody heard it", media.event, participant_id)
 
         return send
 

@@ -297,7 +297,9 @@ class Transport:
                 offer = await seams.create_offer(self.pc, self._numbers, transport_cc=True)
                 await self.pc.setLocalDescription(offer)
             except Exception:
-                if not self.closed:  # closing mid-negotiation is not a failure
+                # Closing mid-negotiation is not a failure, nor a peer connection aiortc
+                # closed itself (its ICE/DTLS failed) before this transport is freed.
+                if not self.closed and self.pc.signalingState != "closed":
                     log.exception("renegotiation of %s failed", self.id)
                 return
             sdp = str(self.pc.localDescription.sdp)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from contracts.media import MediaPlane, NullMediaPlane
 from contracts.store import Store, new_store
+from contracts.store.watch import StoreWatch
 from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
@@ -107,13 +108,15 @@ def create_app(
         store, settings.rate_token_mints_per_minute, settings.rate_device_registrations_per_minute
     )
     hub = RoomHub(store)
+    # One view per process of whether the store just came back (or came back empty).
+    watch = StoreWatch(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
     if media is None:
         if settings.redis_url:
             # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
             # process on Redis is also one of those nodes, so several of them form a cluster.
-            media = remote_media = RemoteMediaPlane(store, hub, settings.node_id)
+            media = remote_media = RemoteMediaPlane(store, hub, settings.node_id, watch)
             if settings.media:
                 local_node = local_sfu_node(settings, store)
         else:
@@ -177,7 +180,7 @@ def create_app(
             raise web.HTTPFound("/web/index.html")
 
         app.router.add_get("/", index)
-    presence = Presence(service, interval=sweep)
+    presence = Presence(service, interval=sweep, watch=watch)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()

@@ -34,6 +34,7 @@ from contracts.protocol import (
     ClientMessage,
     EndLesson,
     Error,
+    HandRaised,
     IceServer,
     Join,
     Joined,
@@ -43,6 +44,7 @@ from contracts.protocol import (
     Left,
     LowerHand,
     Mute,
+    Muted,
     Offer,
     Ping,
     Pong,
@@ -52,10 +54,12 @@ from contracts.protocol import (
     SetLayer,
     SetSource,
     SetStage,
+    StageChanged,
     Stats,
     client_message_adapter,
 )
 from contracts.rooms import Participant, Role
+from contracts.store.outage import STORE_UNREACHABLE
 from signaling.envelope import echoable_rid, shown
 from signaling.media_messages import ice_candidate
 from signaling.metrics import ERRORS, JOIN_LATENCY, JOINS_BY_IP, MESSAGES, WS_CONNECTIONS
@@ -126,6 +130,7 @@ class Connection:
     def deliver(self, message: ServerMessage) -> None:
         if self._closing:
             return
+        self._follow(message)
         if self._held is not None:
             if len(self._held) < OUTBOUND_QUEUE_LIMIT:
                 self._held.append(message)
@@ -139,6 +144,22 @@ class Connection:
             asyncio.get_running_loop().create_task(
                 self.ws.close(code=CLOSE_TOO_SLOW, message=b"too slow")
             )
+
+    def _follow(self, message: ServerMessage) -> None:
+        """Keep this process's copy of the participant as the store has it: a Redis restarted
+        empty gets it back from here (signaling.presence), hand and stage included."""
+        me = self.participant
+        if me is None:
+            return
+        match message:
+            case HandRaised(participant_id=pid, raised=raised) if pid == me.id:
+                me.hand_raised = raised
+            case StageChanged(participant_id=pid, on_stage=on_stage) if pid == me.id:
+                me.on_stage = on_stage
+            case Muted(participant_id=pid, muted=muted) if pid == me.id:
+                me.muted = muted
+            case _:
+                pass
 
     async def terminate(self, message: ServerMessage | None, close_code: int) -> None:
         if self._closing:
@@ -214,6 +235,9 @@ class Connection:
             return
         try:
             await self.service.remove(participant, self._leave_reason, kick=False)
+        except STORE_UNREACHABLE as exc:
+            # It stays listed (nothing here removes it later) though its connection is gone.
+            log.warning("removing %s: the store does not answer (%s)", participant.id, exc)
         except Exception:
             log.exception("removing %s failed", participant.id)
         await self.service.hub.detach(participant.room_id, participant.id)
@@ -274,6 +298,11 @@ class Connection:
             await self._dispatch(message)
         except SankeError as exc:
             self._error(exc.code, exc.message, message.rid)
+        except STORE_UNREACHABLE as exc:
+            log.info("handling %s: the store does not answer (%s)", kind, exc)
+            self._error(
+                ErrorCode.internal, f"the store does not answer; send {kind} again shortly", rid
+            )
         except Exception as exc:
             log.exception("handling %s failed", kind)
             self._error(

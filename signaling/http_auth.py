@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.errors import ErrorCode, ErrorDetail, SankeError, error_details
 from contracts.rooms import Role
+from contracts.store.outage import STORE_UNREACHABLE
 from signaling.bodies import JSON_MAX_BYTES, read_body
 from signaling.tokens import Claims, TokenService, require_role
 
@@ -17,6 +18,8 @@ M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
 TOKENS_KEY: web.AppKey[TokenService] = web.AppKey("tokens", TokenService)
+# A Redis restart takes a few seconds; clients retrying sooner only add load.
+STORE_RETRY_AFTER_SECONDS = 2
 
 
 def bearer_token(request: web.Request, *, from_url: bool = False) -> str | None:
@@ -97,6 +100,15 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         code = ErrorCode.not_found if exc.status == 404 else ErrorCode.invalid_request
         return error_response(code, exc.reason, exc.status)
+    except STORE_UNREACHABLE as exc:
+        # An outage, not a bug: the same answer as /readyz, and no traceback per request.
+        log.info("%s %s: the store does not answer (%s)", request.method, request.path, exc)
+        return error_response(
+            ErrorCode.internal,
+            "the store does not answer; retry shortly",
+            503,
+            {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        )
     except Exception:
         # A bug, not bad input: logged with its traceback; the client still gets JSON.
         log.exception("%s %s failed", request.method, request.path)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from contracts.close_codes import CLOSE_KICKED, CLOSE_ROOM_CLOSED
 from contracts.events import RoomEvent, room_channel
 from contracts.protocol import ServerMessage
-from contracts.rooms import Role
+from contracts.rooms import Participant, Role, Room
 from contracts.store import Store, Subscription
 from signaling.media_messages import protocol_message
 from signaling.metrics import ROOMS_LOCAL
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 class LocalPeer(Protocol):
     participant_id: str
     role: Role
+    # Its copy of itself as the store has it, kept current from the room's events: what is
+    # written back if the store loses it (a Redis restarted empty).
+    participant: Participant | None
 
     def deliver(self, message: ServerMessage) -> None:
         """Queue a message for the client (never blocks)."""
@@ -37,7 +40,9 @@ class LocalPeer(Protocol):
 
 
 class _LocalRoom:
-    def __init__(self, subscription: Subscription) -> None:
+    def __init__(self, room: Room, subscription: Subscription) -> None:
+        # The room as its latest local join read it: written back if the store loses it.
+        self.room = room
         self.peers: dict[str, LocalPeer] = {}
         self.subscription = subscription
         self.pump: asyncio.Task[None] | None = None
@@ -56,16 +61,25 @@ class RoomHub:
     def local_rooms(self) -> list[str]:
         return list(self._rooms)
 
-    async def attach(self, room_id: str, peer: LocalPeer) -> None:
+    def local_members(self) -> list[tuple[Room, list[Participant]]]:
+        """Each room with local connections, and their participants (this process's copies)."""
+        out = []
+        for local in self._rooms.values():
+            members = [p.participant for p in local.peers.values() if p.participant is not None]
+            out.append((local.room, members))
+        return out
+
+    async def attach(self, room: Room, peer: LocalPeer) -> None:
         async with self._lock:
-            room = self._rooms.get(room_id)
-            if room is None:
-                sub = await self._store.subscribe(room_channel(room_id))
-                room = _LocalRoom(sub)
-                room.pump = asyncio.create_task(self._pump(room_id, room), name=f"room-{room_id}")
-                self._rooms[room_id] = room
+            local = self._rooms.get(room.id)
+            if local is None:
+                sub = await self._store.subscribe(room_channel(room.id))
+                local = _LocalRoom(room, sub)
+                local.pump = asyncio.create_task(self._pump(room.id, local), name=f"room-{room.id}")
+                self._rooms[room.id] = local
                 ROOMS_LOCAL.set(len(self._rooms))
-            room.peers[peer.participant_id] = peer
+            local.room = room
+            local.peers[peer.participant_id] = peer
 
     async def detach(self, room_id: str, participant_id: str) -> None:
         async with self._lock:

@@ -5,6 +5,10 @@ the reply on its own channel. The node reaches participants by publishing target
 events, which whichever signaling process holds the WebSocket delivers. When a node dies,
 its rooms lose their placement; one signaling process tells each such room ``rejoin``, and
 the next media call of each participant joins it on the room's new node.
+
+Right after a Redis restart (``StoreWatch.settling``) a missing node key or placement means
+nothing yet: nodes re-register and re-claim their rooms within a heartbeat. So no room is
+reaped then, and a join waits for the room's placement to come back before placing it anew.
 """
 
 from __future__ import annotations
@@ -41,13 +45,17 @@ from contracts.nodes import NodeDirectory, node_channel
 from contracts.protocol import Rejoin
 from contracts.rooms import Participant
 from contracts.store import Store, Subscription
-from contracts.store.outage import OutageLog
+from contracts.store.outage import UNREACHABLE, OutageLog
+from contracts.store.watch import StoreWatch
 from signaling.hub import RoomHub
 from signaling.rooms import RoomRepository
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 10.0
+REAP_INTERVAL_SECONDS = 0.5
+# While the store settles, how often a join looks whether its room's node re-claimed it.
+SETTLE_POLL_SECONDS = 0.2
 
 
 class Envelope(TypedDict):
@@ -57,12 +65,12 @@ class Envelope(TypedDict):
     participant_id: str | None
 
 
-REAP_INTERVAL_SECONDS = 0.5
-
-
 class RemoteMediaPlane:
-    def __init__(self, store: Store, hub: RoomHub, node_id: str) -> None:
+    def __init__(
+        self, store: Store, hub: RoomHub, node_id: str, watch: StoreWatch | None = None
+    ) -> None:
         self.store = store
+        self.watch = watch if watch is not None else StoreWatch(store)
         self.rooms = RoomRepository(store)
         self.hub = hub
         self.node_id = node_id
@@ -167,6 +175,7 @@ class RemoteMediaPlane:
             await self._call(node, request)
 
     async def _ensure_joined(self, room_id: str, participant_id: str) -> str:
+        await self._settled_placement(room_id)
         node = await self.directory.assign(room_id)
         if self._joined.get((room_id, participant_id)) != node:
             participant = await self.rooms.get_participant(room_id, participant_id)
@@ -177,12 +186,23 @@ class RemoteMediaPlane:
             self._joined[(room_id, participant_id)] = node
         return node
 
+    async def _settled_placement(self, room_id: str) -> None:
+        """While the store settles, wait (at most until it has) for the room's placement on a
+        live node: its node re-claims it within a heartbeat, and placing the room anew
+        meanwhile would split a running lesson over two nodes."""
+        while self.watch.settling:
+            node = await self.directory.room_node(room_id)
+            if node is not None and await self.directory.node(node) is not None:
+                return
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
+
     async def _call(self, node: str, request: MediaRequest) -> MediaReply:
         future: asyncio.Future[MediaReply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
-            await self.store.publish(node_channel(node), request.model_dump_json())
-            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_SECONDS)
+            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+                await self._publish(node_channel(node), request.model_dump_json())
+                reply = await future
         except TimeoutError:
             raise SankeError(
                 ErrorCode.media_unavailable, f"media node {node} did not answer", 503
@@ -192,6 +212,19 @@ class RemoteMediaPlane:
         if not reply.ok:
             raise SankeError(reply.code or ErrorCode.media_error, reply.message or "media error")
         return reply
+
+    async def _publish(self, channel: str, raw: str) -> None:
+        """Publish until the node hears it (within the request's timeout): a client's
+        answer lost on the way leaves its media connection stuck. Lost are requests sent
+        while Redis is unreachable and those a node misses after a Redis restart: its
+        heartbeat key may be back before its pub/sub connection has resubscribed."""
+        while True:
+            try:
+                if await self.store.publish(channel, raw):
+                    return
+            except UNREACHABLE:
+                pass
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def _read_replies(self) -> None:
         assert self._replies is not None
@@ -211,7 +244,12 @@ class RemoteMediaPlane:
         while True:
             await asyncio.sleep(REAP_INTERVAL_SECONDS)
             try:
-                for room_id, node in await self.directory.orphaned_rooms():
+                orphans = await self.directory.orphaned_rooms()
+                self.watch.answered()
+                outage.ok()
+                if self.watch.settling:
+                    continue  # node keys may be missing only because the store restarted
+                for room_id, node in orphans:
                     # Only the process whose delete wins announces it.
                     if await self.directory.release(room_id):
                         log.warning("media node %s is gone: room %s must rejoin", node, room_id)
@@ -220,6 +258,6 @@ class RemoteMediaPlane:
                                 room_id=room_id, message=Rejoin(reason=f"media node {node} failed")
                             )
                         )
-                outage.ok()
             except Exception as exc:
+                self.watch.failed(exc)
                 outage.failed(exc)

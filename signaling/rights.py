@@ -135,6 +135,8 @@ class Rights:
 
     async def sweep(self) -> None:
         """Apply the revocations logged since the last sweep (those pub/sub may have lost)."""
+        if await self.store.length(REVOCATION_LOG) < self._seen:
+            self._seen = 0  # the store lost the log (a Redis restarted empty): start over
         for raw in await self.store.range(REVOCATION_LOG, self._seen, -1):
             self._seen += 1
             try:

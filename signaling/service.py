@@ -134,7 +134,7 @@ class RoomService:
         await self.repo.put_participant(participant)
         peer.participant_id = participant.id
         peer.role = participant.role
-        await self.hub.attach(room.id, peer)
+        await self.hub.attach(room, peer)
 
         async def send_media(event: MediaEvent) -> None:
             peer.deliver(protocol_message(event))

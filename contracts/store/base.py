@@ -208,7 +208,9 @@ class Store(abc.ABC):
 
     # --- pub/sub (channel names are their own namespace, under the prefix) ------
     @abc.abstractmethod
-    async def publish(self, channel: str, message: str) -> None: ...
+    async def publish(self, channel: str, message: str) -> int:
+        """Send ``message`` to the channel's subscribers; how many got it (processes on
+        Redis, subscriptions in memory), 0 when nobody listens."""
 
     @abc.abstractmethod
     async def subscribe(self, channel: str) -> Subscription: ...

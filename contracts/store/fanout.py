@@ -81,6 +81,8 @@ class Fanout:
             return True
         return False
 
-    def deliver(self, channel: str, message: str) -> None:
-        for sub in tuple(self.channels.get(channel, ())):
+    def deliver(self, channel: str, message: str) -> int:
+        subs = tuple(self.channels.get(channel, ()))
+        for sub in subs:
             sub.deliver(message)
+        return len(subs)

@@ -247,8 +247,8 @@ class MemoryStore(Store):
         self._lists[name][index] = value
 
     # --- pub/sub -------------------------------------------------------------
-    async def publish(self, channel: str, message: str) -> None:
-        self._fanout.deliver(channel, message)
+    async def publish(self, channel: str, message: str) -> int:
+        return self._fanout.deliver(channel, message)
 
     async def subscribe(self, channel: str) -> Subscription:
         sub = QueueSubscription(channel, self._unsubscribe)

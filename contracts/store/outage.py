@@ -8,6 +8,9 @@ import logging
 import redis
 
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
+# Only the store client's own: where any exception of a request handler may arrive, an
+# asyncio timeout or a socket error of something else is not the store going away.
+STORE_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class OutageLog:

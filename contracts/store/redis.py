@@ -13,8 +13,11 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from contracts.store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
 from contracts.store.fanout import Fanout, QueueSubscription
@@ -85,7 +88,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self.url = url
         self._redis: aioredis.Redis = aioredis.from_url(
-            url, decode_responses=True, health_check_interval=10
+            url, decode_responses=True, health_check_interval=10, retry=_reconnecting()
         )
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -235,8 +238,8 @@ class RedisStore(Store):
         await self._redis.lset(self._k(name), index, value)
 
     # pub/sub
-    async def publish(self, channel: str, message: str) -> None:
-        await self._redis.publish(self._channel(channel), message)
+    async def publish(self, channel: str, message: str) -> int:
+        return int(await self._redis.publish(self._channel(channel), message))
 
     async def subscribe(self, channel: str) -> Subscription:
         sub = QueueSubscription(channel, self._unsubscribe)
@@ -275,6 +278,16 @@ class RedisStore(Store):
             if msg is None or msg.get("type") != "message":
                 continue
             self._fanout.deliver(str(msg["channel"])[start:], str(msg["data"]))
+
+
+def _reconnecting() -> Retry:
+    """After a Redis restart every pooled connection is dead, and from_url's connections
+    retry nothing: each one's first command would fail (a lost server offer, a 503) though
+    Redis is back. A few quick reconnecting retries, only on connection errors: a command
+    that timed out may have run, and running an INCR or an append twice is wrong."""
+    return Retry(
+        ExponentialBackoff(cap=0.5, base=0.05), retries=3, supported_errors=(redis.ConnectionError,)
+    )
 
 
 def _text(value: bytes | str | None) -> str | None:

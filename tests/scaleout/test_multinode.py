@@ -8,116 +8,37 @@ import signal
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-import redis
-from support.clips import Clip, load_clip, make_clip
+from support.clips import Clip
+from support.cluster import (
+    TOKENS,
+    Cluster,
+    create_room,
+    lesson,
+    running_cluster,
+    wait_until,
+)
 from support.harness import SECRET
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix
 from support.rtc_client import RtcClient
 
 from contracts.rooms import Role
-from signaling.tokens import TokenService
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-TOKENS = TokenService(SECRET)
-
-
-@dataclass
-class Cluster:
-    signaling: list[ServerProcess]
-    sfu: dict[str, ServerProcess]
-    redis_url: str
-    prefix: str
-
-    def placement(self, room: str) -> str | None:
-        value = redis.Redis.from_url(self.redis_url).hget(f"{self.prefix}h:media:placements", room)
-        return value.decode() if value else None
-
-    def ws(self, index: int) -> str:
-        return f"ws://127.0.0.1:{self.signaling[index].port}/ws"
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    return load_clip(make_clip(tmp_path_factory.mktemp("clip"), "teacher.ts"), "video")
 
 
 @pytest.fixture
 def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     prefix = fresh_prefix()
-    env = {
-        "REDIS_URL": redis_url,
-        "SANKE_KEY_PREFIX": prefix,
-        "SANKE_TOKEN_SECRET": SECRET,
-        "SANKE_RECORDS_KEY": "r" * 40,
-        "SANKE_HOST": "127.0.0.1",
-        "SANKE_SFU_CAPACITY": "2",
-        "SANKE_DRAIN_GRACE_SECONDS": "60",
-    }
-    sfu = {
-        name: ServerProcess(
-            ["sfu"], {**env, "SANKE_NODE_ID": name}, free_port(), tmp_path / f"{name}.log"
-        )
-        for name in ("sfu-a", "sfu-b")
-    }
-    signaling = [
-        ServerProcess(
-            ["signaling"],
-            {**env, "SANKE_NODE_ID": f"sig-{i}"},
-            free_port(),
-            tmp_path / f"sig{i}.log",
-        )
-        for i in range(2)
-    ]
-    processes = [*sfu.values(), *signaling]
     try:
-        for process in processes:
-            process.wait_ready()
-        yield Cluster(signaling, sfu, redis_url, prefix)
+        with running_cluster(redis_url, prefix, tmp_path) as running:
+            yield running
     finally:
-        for process in processes:
-            process.stop()
         purge_prefix(redis_url, prefix)
-
-
-async def create_room(session: aiohttp.ClientSession, cluster: Cluster, room: str) -> None:
-    coordinator = TOKENS.mint(subject="coord", role=Role.coordinator)
-    reply = await session.post(
-        f"{cluster.signaling[0].base}/api/v1/rooms",
-        json={"id": room},
-        headers={"Authorization": f"Bearer {coordinator}"},
-    )
-    assert reply.status == 201
-
-
-async def wait_until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.05)
-    return bool(predicate())  # type: ignore[operator]
-
-
-async def lesson(
-    session: aiohttp.ClientSession, cluster: Cluster, room: str, clip: Clip
-) -> tuple[RtcClient, RtcClient]:
-    """A teacher publishing through signaling 0 and a classroom watching through signaling 1."""
-    await create_room(session, cluster, room)
-    teacher = RtcClient(
-        session, cluster.ws(0), TOKENS.mint(subject=f"t-{room}", role=Role.teacher, room=room), clip
-    )
-    classroom = RtcClient(
-        session, cluster.ws(1), TOKENS.mint(subject=f"c-{room}", role=Role.classroom, room=room)
-    )
-    await asyncio.gather(teacher.start(), classroom.start())
-    assert await wait_until(lambda: classroom.frames > 5, 20), (classroom.inbox, classroom.errors)
-    return teacher, classroom
 
 
 async def test_rooms_spread_over_nodes_and_concurrent_first_joins_agree(

@@ -1,66 +1,27 @@
 """Redis faults against real processes and a throwaway redis-server of the test's own.
 
-Redis unreachable → ``/readyz`` answers 503 with a JSON error naming the cause; when Redis
-is back the same processes are ready again by themselves.
+Redis unreachable → ``/readyz`` and requests that need the store answer 503 with a JSON
+error naming the cause (no traceback); when Redis is back the same processes are ready
+again by themselves. Restarts mid-lesson: test_redis_restart.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from support.processes import ServerProcess, free_port
+from support.redis_helpers import ThrowawayRedis
+
+from contracts.rooms import Role
+from signaling.tokens import TokenService
 
 pytestmark = [pytest.mark.redis]
 SECRET = "faults-secret-" + "f" * 32
-
-
-class ThrowawayRedis:
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.port = free_port()
-        self.dir = directory
-        self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.dir), *self.args],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise TimeoutError("throwaway redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
-@pytest.fixture
-def throwaway(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path, "--appendonly", "yes")
-    server.start()
-    yield server
-    server.stop()
 
 
 def readyz(base: str) -> tuple[int, dict[str, object]]:
@@ -99,6 +60,16 @@ def test_readyz_is_503_while_redis_is_down_and_recovers_by_itself(
         error = body["error"]
         assert isinstance(error, dict) and error["code"] == "internal", body
         assert "store" in error["message"], body
+        # A request that needs the store: the same 503 and JSON error, not a 500.
+        coordinator = TokenService(SECRET).mint(subject="coord", role=Role.coordinator)
+        request = urllib.request.Request(
+            server.base + "/api/v1/rooms", headers={"Authorization": f"Bearer {coordinator}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 503
+        assert refused.value.headers["Retry-After"] == "2"
+        assert json.loads(refused.value.read())["error"]["code"] == "internal"
         throwaway.start()  # same port, same AOF directory
         assert wait_status(server.base, 200, 10)["status"] == "ready"
         assert server.proc.poll() is None
