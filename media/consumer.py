@@ -244,6 +244,12 @@ class Consumer:
             fallback = min(others, key=lambda p: (p.broken(), p.bitrate_bps))
             self.set_target(fallback.layer)
 
+    def on_cut(self, producer: Producer) -> None:
+        """The producer dropped a frame its publisher cut short: resume at a keyframe (no
+        fallback to another layer: nothing was lost, and a keyframe is normally next)."""
+        if self.kind == "video" and self.started and producer.layer == self.layer:
+            self.need_keyframe = True
+
     def wants(self, producer: Producer) -> bool:
         """This consumer forwards, or is switching to, ``producer``'s layer."""
         return (
