@@ -20,12 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# At most one upstream keyframe request per producer this often: what libwebrtc's encoder
-# accepts (EncoderRtcpFeedback ignores a request within 300 ms of the last). When the
-# keyframe asked for is itself lost on a congested uplink, the next request waits this
-# long: with 500 ms, a classroom falling back to the low layer as a 1 Mbps cap began froze
-# 0.91 s (PLI at 0.40 s, its keyframe lost, the next PLI only at 0.90 s).
-PLI_INTERVAL = 0.3
+PLI_INTERVAL = 0.5  # at most one upstream keyframe request per producer per 500 ms
 # A layer that lost frames for good this recently is not switched to (its consumers fall
 # back to a layer that flows, and come back once it has delivered cleanly this long).
 GAP_HOLD = 2.0
