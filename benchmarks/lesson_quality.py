@@ -21,6 +21,13 @@ pages from ``/web/js/sfu-client.js``, so changing the caps there moves both runs
   ``--busy`` puts ~50 % of one core of unrelated pure-Python work into the SFU process's
   event loop (10 ms slices between sleeps) and prints the fraction actually achieved.
 
+Each freeze of an aiortc classroom is printed with where its gap was: the longest gap, within
+it, between the SFU's sending of consecutive video packets (their abs-send-time, the SFU's
+clock) and between their arrivals at the classroom, and the SFU's event-loop stalls then
+(with the CPU time its thread got meanwhile: little CPU means the process waited for a
+core). An aiortc classroom decodes a frame the moment it is complete (no playout delay), so
+it counts a 0.2 s sending gap that a Chromium classroom's jitter buffer absorbs.
+
 Every second, per classroom: the teacher's video as received (frameWidth x frameHeight,
 fps, kbps from bytesReceived, freezes) and the layer the SFU forwards to it (column L: h, l,
 o = off, read from the SFU worker); the sender's outbound-rtp per layer (resolution, kbps,
@@ -51,6 +58,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -100,6 +108,17 @@ TARGET_BITRATE = 0.8
 TARGET_720P_LAG = 5.0
 HD = (1280, 720)
 PAUSE_SECONDS = 5.0  # webrtc-stats: a gap this long is a pause (pauseCount), not a freeze
+# abs-send-time (RTP header extension): 24 bits, 6.18 fixed-point seconds, wrapping at 64 s.
+ABS_SEND_TIME_UNITS = 1 << 18
+ABS_SEND_TIME_WRAP = 64.0
+LOOP_STALL_S = 0.05  # an SFU event-loop lag this long is remembered, to set beside freezes
+ARRIVALS_KEPT = 4096  # video packets an aiortc classroom remembers (~15 s at 2.5 Mbps)
+FREEZE_WHERE = {
+    "sfu": "the SFU sent nothing for most of it",
+    "read": "sent on time, read late by the receiver process (starved)",
+    "decode": "arrived on time, decoded late by the receiver (its jitter buffer or decoder)",
+    "unknown": "no abs-send-time to tell",
+}
 
 # --- in the pages -------------------------------------------------------------------------
 
@@ -416,6 +435,7 @@ class AiortcReceivers:
         self.latest: dict[str, dict[str, Any]] = {}
         self.joined: set[str] = set()
         self.problems: list[str] = []
+        self.freezes: list[dict[str, Any]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -432,6 +452,8 @@ class AiortcReceivers:
                 self.latest[msg["name"]] = msg
             elif msg.get("event") == "problem":
                 self.problems.append(f"{msg['name']}: {msg['message']}")
+            elif msg.get("event") == "freeze":
+                self.freezes.append(msg)
 
     def snapshot(self, name: str, t0: float) -> RecvSnap:
         msg = self.latest.get(name)
@@ -910,6 +932,9 @@ class BusyLoad:
         self.since = time.monotonic()
         self.cpu = 0.0
         self.lags: list[float] = []
+        # (wall at the end, lag, CPU time the loop's thread got meanwhile): a stall with
+        # little CPU is the process waiting for a core, not its own work
+        self.stalls: deque[tuple[float, float, float]] = deque(maxlen=500)
 
     def set(self, fraction: float) -> None:
         if self.task is not None:
@@ -940,14 +965,18 @@ class BusyLoad:
 
     async def _probe(self) -> None:
         while True:
-            t = time.monotonic()
+            t, cpu = time.monotonic(), time.thread_time()
             await asyncio.sleep(0.02)
-            self.lags.append(time.monotonic() - t - 0.02)
+            lag = time.monotonic() - t - 0.02
+            self.lags.append(lag)
+            if lag >= LOOP_STALL_S:
+                self.stalls.append((time.time(), lag, time.thread_time() - cpu))
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, Any]:
         wall = max(1e-3, time.monotonic() - self.since)
         lags = sorted(self.lags) or [0.0]
         return {
+            "stalls": list(self.stalls),
             "fraction": self.fraction,
             "achieved": self.cpu / wall,
             "wall": wall,
@@ -955,6 +984,18 @@ class BusyLoad:
             "lag_p95_ms": 1000 * lags[int(0.95 * (len(lags) - 1))],
             "lag_max_ms": 1000 * lags[-1],
         }
+
+
+def loop_stall(busy: dict[str, Any], freeze: dict[str, Any]) -> tuple[float, float]:
+    """The SFU's longest event-loop lag (of those over LOOP_STALL_S) that overlapped a
+    freeze of an aiortc classroom (both clocks are this machine's wall clock), and the CPU
+    time its thread got during it."""
+    end = float(freeze["wall"])
+    start = end - float(freeze["gap"])
+    return max(
+        ((lag, cpu) for at, lag, cpu in busy.get("stalls", []) if at >= start and at - lag <= end),
+        default=(0.0, 0.0),
+    )
 
 
 def consumer_layers(worker: Any) -> dict[str, dict[str, Any]]:
@@ -1060,6 +1101,9 @@ class AiortcClassroom:
         self.frames = self.bytes = self.w = self.h = self.freezes = self.pauses = 0
         self.freeze_s = self.pause_s = 0.0
         self.durations: deque[float] = deque(maxlen=30)
+        # (arrival, the SFU's send time from abs-send-time) of recent video packets: where a
+        # freeze's gap was (see ``attribute``)
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
         self.last_frame: float | None = None
         self.first_frame: float | None = None
         self.first_hd: float | None = None
@@ -1162,6 +1206,9 @@ class AiortcClassroom:
 
         async def counting(packet: Any, arrival_time_ms: int) -> None:
             self.bytes += max(0, len(packet.payload) - int(getattr(packet, "padding_size", 0)))
+            sent = packet.extensions.abs_send_time
+            if sent is not None:
+                self.arrivals.append((time.monotonic(), sent / ABS_SEND_TIME_UNITS))
             await handle(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = counting
@@ -1186,6 +1233,7 @@ class AiortcClassroom:
                     elif self.durations and gap >= max(3 * avg, avg + 0.150):
                         self.freezes += 1
                         self.freeze_s += gap
+                        emit(self.attribute(self.last_frame, now, wall))
                     else:  # the average is of the frames that were on time
                         self.durations.append(gap)
                 self.last_frame = now
@@ -1193,6 +1241,41 @@ class AiortcClassroom:
                     self.first_frame = wall
                 if self.first_hd is None and is_hd(self.w, self.h):
                     self.first_hd = wall
+
+    def attribute(self, start: float, end: float, wall: float) -> dict[str, Any]:
+        """Where a freeze (no frame decoded from ``start`` to ``end``) was: the longest gap,
+        within it, between the SFU's sending of consecutive packets (abs-send-time, the SFU's
+        clock), and between their arrivals here. The SFU (or what it forwards) paused if it
+        sent nothing for most of the gap; this process was starved if packets were sent on
+        time but read late; its decoding was late if they also arrived on time."""
+        got = [a for a in self.arrivals if start <= a[0] <= end]
+        before = [a for a in self.arrivals if a[0] < start][-1:]
+        seq = before + got
+        send_gap = max(
+            ((b[1] - a[1]) % ABS_SEND_TIME_WRAP for a, b in itertools.pairwise(seq)), default=0.0
+        )
+        arrival_gap = max((b[0] - a[0] for a, b in itertools.pairwise(seq)), default=0.0)
+        # Retransmissions carry their own (later) send time; a wrap backwards is reordering.
+        send_gap = send_gap if send_gap < ABS_SEND_TIME_WRAP / 2 else 0.0
+        gap = end - start
+        if not seq:
+            where = "unknown"  # no abs-send-time negotiated
+        elif send_gap >= gap / 2:
+            where = "sfu"
+        elif arrival_gap >= gap / 2:
+            where = "read"
+        else:
+            where = "decode"
+        return {
+            "event": "freeze",
+            "name": self.name,
+            "wall": wall,
+            "gap": round(gap, 3),
+            "send_gap": round(send_gap, 3),
+            "arrival_gap": round(arrival_gap, 3),
+            "packets": len(got),
+            "where": where,
+        }
 
     def sample(self) -> dict[str, Any]:
         return {
@@ -1491,6 +1574,17 @@ async def run_sfu(
                         aiortc.exact(name, "first_hd", clock.wall),
                     )
                 run.notes.extend(f"aiortc {p}" for p in aiortc.problems[:5])
+                run.notes.extend(
+                    f"aiortc freeze {f['name']} at {f['wall'] - clock.wall:.1f} s: "
+                    f"{f['gap']:.2f} s without a decoded frame; the SFU's longest send gap "
+                    f"in it {f['send_gap']:.2f} s, longest arrival gap {f['arrival_gap']:.2f} s, "
+                    f"{f['packets']} packets arrived: {FREEZE_WHERE[f['where']]}; the SFU's "
+                    f"event loop stalled up to {1000 * loop_stall(busy, f)[0]:.0f} ms then, "
+                    f"on the CPU {1000 * loop_stall(busy, f)[1]:.0f} ms of it"
+                    for f in aiortc.freezes
+                    if f["wall"] >= clock.wall
+                )
+                run.extra["aiortc_freezes"] = aiortc.freezes
             message = await teacher_page.text_content("#message")
             if message:
                 run.notes.append(f"teacher page says: {message}")

@@ -157,11 +157,16 @@ class _FrameTap:
 
 
 def tap_receiver(
-    receiver: RTCRtpReceiver, sink: FrameSink, *, on_gap: Callable[[], None] = lambda: None
+    receiver: RTCRtpReceiver,
+    sink: FrameSink,
+    *,
+    on_gap: Callable[[], None] = lambda: None,
+    on_cut: Callable[[], None] = lambda: None,
 ) -> FrameAssembler:
     """Route the receiver's encoded frames to ``sink`` instead of a decoder, reassembled by
     a :class:`~media.reassembly.FrameAssembler` in place of aiortc's jitter buffer
-    (``on_gap``: a lost packet was given up; the publisher must send a keyframe).
+    (``on_gap``: a lost packet was given up; the publisher must send a keyframe;
+    ``on_cut``: the publisher cut a frame short, which was dropped).
 
     Must run before ``receive()`` (i.e. after ``setRemoteDescription``, before the DTLS
     transport connects).
@@ -186,7 +191,7 @@ def tap_receiver(
         task.add_done_callback(nacks.discard)
 
     kind: str = getattr(receiver, _RECV_KIND)
-    assembler = FrameAssembler(kind, deliver, on_gap, nack)
+    assembler = FrameAssembler(kind, deliver, on_gap, nack, on_cut)
     setattr(receiver, _RECV_JITTER, assembler)
     return assembler
 

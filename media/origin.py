@@ -37,11 +37,14 @@ class FrameOrigin(Protocol):
         self,
         on_frame: OnFrame,
         on_gap: Callable[[], None],
+        on_cut: Callable[[], None],
         downstream_loss: Callable[[], int],
         on_link_loss: Callable[[int], None],
     ) -> None:
-        """Deliver frames from now on. ``downstream_loss``: the worst loss (of 256) the
-        producer's subscribers report; ``on_link_loss``: the loss of the publisher's link."""
+        """Deliver frames from now on. ``on_gap``: frames were lost for good; ``on_cut``: the
+        source cut a frame short (dropped; nothing lost); ``downstream_loss``: the worst loss
+        (of 256) the producer's subscribers report; ``on_link_loss``: the loss of the
+        publisher's link."""
 
     async def request_keyframe(self) -> bool:
         """Ask the source for a keyframe; whether the request went out."""
@@ -67,11 +70,12 @@ class RtpOrigin:
         self,
         on_frame: OnFrame,
         on_gap: Callable[[], None],
+        on_cut: Callable[[], None],
         downstream_loss: Callable[[], int],
         on_link_loss: Callable[[int], None],
     ) -> None:
         self._downstream_loss, self._on_link_loss = downstream_loss, on_link_loss
-        self.assembler = seams.tap_receiver(self.receiver, on_frame, on_gap=on_gap)
+        self.assembler = seams.tap_receiver(self.receiver, on_frame, on_gap=on_gap, on_cut=on_cut)
         seams.rewrite_reported_loss(self.receiver, self._reported_loss)
 
     def _reported_loss(self, aiortc_fraction: int) -> int:

@@ -71,11 +71,13 @@ class Producer:
         self.height: int | None = None
         self.clock = FrameClock()
         self.last_gap_at = -GAP_HOLD
+        self._cut = False  # a frame was cut short: the next one must be a keyframe
         # the raw loss of each receiver report (what the link lost, recovered or not)
         self.on_link_loss: Callable[[int], None] = lambda fraction_of_256: None
         origin.start(
             self.on_frame,
             self._on_gap,
+            on_cut=self._on_cut,
             downstream_loss=self.worst_downstream_loss,
             on_link_loss=lambda fraction: self.on_link_loss(fraction),
         )
@@ -103,6 +105,10 @@ class Producer:
         self._meter(len(frame.data))
         for sink in tuple(self.sinks):
             sink.on_frame(self, frame)
+        if self._cut:
+            self._cut = False
+            if not frame.keyframe and any(c.wants(self) for c in self.sinks):
+                self.request_keyframe()
 
     def _meter(self, size: int) -> None:
         self._win_bytes += size
@@ -125,6 +131,14 @@ class Producer:
         # uplink a big layer's keyframe nobody watches would crowd out the small one's.
         if any(c.wants(self) for c in self.sinks):
             self.request_keyframe()
+
+    def _on_cut(self) -> None:
+        """The publisher cut a frame short (it was dropped; nothing was lost on the link):
+        consumers wait for a keyframe. Chromium does it when a keyframe is queued behind
+        the frame, so one is asked for only if the next frame is not it."""
+        self._cut = True
+        for sink in tuple(self.sinks):
+            sink.on_cut(self)
 
     def broken(self, now: float | None = None) -> bool:
         """Frames were lost for good within GAP_HOLD."""

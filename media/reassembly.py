@@ -11,6 +11,13 @@ lesson freezes. The SFU forwards frames, so it needs:
   behind it are dropped up to the next frame boundary and the publisher is asked for a
   keyframe (``on_gap``), so subscribers resume at a clean picture instead of decoding
   frames that reference one they never got;
+- a frame its sender cut short dropped, not glued to the next one: libwebrtc's pacer
+  throws away a stream's queued packets when a keyframe is queued behind them (its packets
+  are numbered only when sent, so no sequence number is missing), and the cut frame then
+  has no marker. A packet with another timestamp begins a new frame, as libwebrtc's own
+  receiver reads H264. Glued, the cut delta frame led the keyframe: a classroom switching
+  layers at that keyframe could not decode it (measured: its decoder dropped the frame and
+  asked again, twice, and the classroom froze 1-1.5 s);
 - audio at once, one packet one frame, in order (a late packet is dropped: the subscriber's
   Opus decoder conceals it, with the in-band FEC of the next one).
 """
@@ -54,11 +61,15 @@ class FrameAssembler:
         deliver: FrameDelivery,
         on_gap: Callable[[], None],
         nack: Callable[[int, list[int]], None] | None = None,
+        on_cut: Callable[[], None] = lambda: None,
     ) -> None:
         self.kind = kind
         self._deliver = deliver
         self._on_gap = on_gap
         self._nack = nack
+        # A frame its sender cut short was dropped: what follows needs a keyframe (in the
+        # case seen, libwebrtc's keyframe flush, the next frame is one).
+        self._on_cut = on_cut
         self._packets: dict[int, RtpPacket] = {}
         self._next: int | None = None  # the first sequence number not yet delivered
         self._highest: int | None = None
@@ -70,6 +81,7 @@ class FrameAssembler:
         self.rtt_s = 0.1
         self.frames = 0
         self.gaps = 0
+        self.cuts = 0
         self.late = 0
         self.expected = 0  # sequence numbers the stream has advanced by
         self.abandoned = 0  # ... and of those, packets given up (never delivered)
@@ -135,18 +147,37 @@ class FrameAssembler:
         while True:
             frame: list[RtpPacket] = []
             seq = self._next
+            timestamp: int | None = None
             while seq in self._packets:
                 packet = self._packets[seq]
+                if getattr(packet, "_data", b""):  # padding carries no frame's timestamp
+                    if timestamp is None:
+                        timestamp = packet.timestamp
+                    elif packet.timestamp != timestamp:
+                        break  # the frame so far was cut short by its sender
                 frame.append(packet)
                 if packet.marker:
                     break
                 seq += 1
             else:
                 return  # incomplete: the rest is on its way, or lost
+            if not frame[-1].marker:
+                self._cut(seq)
+                continue
             for k in range(self._next, seq + 1):
                 del self._packets[k]
             self._next = seq + 1
             self._send(frame[0].payload_type, frame)
+
+    def _cut(self, start: int) -> None:
+        """Drop the frame before ``start`` (the first packet of the next frame): it ended
+        without its last packet, which was never sent."""
+        assert self._next is not None
+        for k in range(self._next, start):
+            self._packets.pop(k, None)
+        self._next = start
+        self.cuts += 1
+        self._on_cut()
 
     def _send(self, payload_type: int, packets: list[RtpPacket]) -> None:
         timestamp = packets[0].timestamp

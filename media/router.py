@@ -75,9 +75,12 @@ class Router:
                 sub.schedule_renegotiation()
 
     def allocate_layers(self) -> None:
-        """Choose every subscriber's video layers from its downlink estimate."""
+        """Choose every subscriber's video layers from its downlink estimate (and, as this
+        runs every second, ask again for keyframes still waited for)."""
         for sub in list(self.transports.values()):
             self.allocate(sub)
+            for c in list(sub.consumers.values()):
+                c.ask_again()
 
     def allocate(self, sub: Transport) -> None:
         """One subscriber's layers: from its transport-wide estimate (transport-cc) when

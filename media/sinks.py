@@ -26,5 +26,8 @@ class FrameSink(Protocol):
     def on_gap(self, producer: Producer) -> None:
         """Frames of ``producer`` were lost for good: resume at its next keyframe."""
 
+    def on_cut(self, producer: Producer) -> None:
+        """``producer`` dropped a frame its source cut short: resume at a keyframe."""
+
     def wants(self, producer: Producer) -> bool:
         """Whether it waits for ``producer``'s frames now (only then is a keyframe asked for)."""

@@ -28,6 +28,7 @@ class ClipOrigin:
         self,
         on_frame: OnFrame,
         on_gap: Callable[[], None],
+        on_cut: Callable[[], None],
         downstream_loss: Callable[[], int],
         on_link_loss: Callable[[int], None],
     ) -> None:
@@ -61,6 +62,9 @@ class Recording:
         self.frames.append(frame)
 
     def on_gap(self, producer: Producer) -> None:
+        self.waiting_for_keyframe = True
+
+    def on_cut(self, producer: Producer) -> None:
         self.waiting_for_keyframe = True
 
     def wants(self, producer: Producer) -> bool:

@@ -111,6 +111,33 @@ def test_a_hole_with_no_frame_end_behind_it_resyncs_at_the_next_frame_end(
     assert [f for f, _ in r.frames] == [b"C\x00C\x01C\x02"]
 
 
+def test_a_frame_its_sender_cut_short_is_dropped_not_glued_to_the_next() -> None:
+    # libwebrtc's pacer drops a stream's queued packets when a keyframe is queued behind
+    # them; sequence numbers are given at sending, so none is missing, but the cut frame
+    # has no marker and the keyframe's first packet carries a new timestamp
+    r = Recorder()
+    cuts: list[int] = []
+    r.assembler._on_cut = lambda: cuts.append(len(r.frames))
+    a = frame_packets(10, 0, 3, b"A")
+    cut = [packet(13, 3000, b"P\x00", False), packet(14, 3000, b"P\x01", False)]
+    key = frame_packets(15, 6000, 3, b"K")
+    r.feed(a + cut)
+    assert len(r.frames) == 1 and cuts == []  # the rest of the cut frame may still come
+    r.feed(key)
+    assert [f for f, _ in r.frames] == [b"A\x00A\x01A\x02", b"K\x00K\x01K\x02"]
+    assert cuts == [1] and r.assembler.cuts == 1  # told before the keyframe is delivered
+    assert r.gaps == 0 and r.nacks == []  # nothing was lost: nothing to ask for
+
+
+def test_padding_between_frames_is_no_cut() -> None:
+    r = Recorder()
+    a, b = frame_packets(10, 0, 2, b"A"), frame_packets(13, 6000, 2, b"B")
+    padding = packet(12, 3000, b"", False)  # no payload: a probe, with its own timestamp
+    r.feed([*a, padding, *b])
+    assert [f for f, _ in r.frames] == [b"A\x00A\x01", b"B\x00B\x01"]
+    assert r.assembler.cuts == 0
+
+
 def test_held_packets_stay_bounded_whatever_arrives() -> None:
     r = Recorder()
     r.feed([packet(0, 0, b"x", False)])
