@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ def _serve(conn: Connection) -> None:
     """A worker's loop: one task at a time, ``(key, fn, args)`` in, then ``("incumbent", key,
     value)`` for every improving solution and ``("done", key, result)`` or ``("error", key,
     text)`` out."""
+    threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
     conn.send(("ready", -1, None))
     while True:
         try:
@@ -58,6 +60,16 @@ def _serve(conn: Connection) -> None:
             conn.send(("error", key, f"{type(exc).__name__}: {exc}"))
         else:
             conn.send(("done", key, result))
+
+
+def _exit_with_parent() -> None:
+    """A worker whose solving process was killed (``kill -9``, out of memory) would finish its
+    part (up to the deadline) for nobody: it exits as soon as it sees the parent gone. This
+    thread runs whenever HiGHS calls back into Python (the interrupt callback, often)."""
+    parent = multiprocessing.parent_process()
+    while parent is not None and parent.is_alive():
+        time.sleep(0.5)
+    os._exit(1)
 
 
 @dataclass
