@@ -42,6 +42,7 @@ from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Progress, Timetable
 
 log = logging.getLogger(__name__)
+KEEP_LOCAL = 20  # finished jobs a process still holds in memory
 
 
 class JobRequest(BaseModel):
@@ -224,6 +225,11 @@ class JobRunner:
         await self.store.delete(job_lease_key(job.id))
         await self.store.delete(job_cancel_key(job.id))
         await self._release(job.id)
+        # A replica runs for months: forget all but the last few finished jobs (the store
+        # keeps their statuses for the retention).
+        finished = [k for k, j in self.jobs.items() if j.status.state != "running"]
+        for k in finished[:-KEEP_LOCAL]:
+            del self.jobs[k]
 
     async def _release(self, job_id: str) -> None:
         # Not atomic with the read; the key only moves on after ``job_id`` ended or its
