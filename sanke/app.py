@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -20,8 +20,13 @@ from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from sanke.records_key import records_keys
 from sanke.settings import Settings
-from scheduler.api import PUBLISH_CHECKS_KEY, PUBLISH_HOOKS_KEY, setup_scheduler_routes
-from signaling.api import SignalingContext, setup_signaling_routes
+from scheduler.api import (
+    PUBLISH_CHECKS_KEY,
+    PUBLISH_HOOKS_KEY,
+    JobSettings,
+    setup_scheduler_routes,
+)
+from signaling.api import SignalingContext, setup_ops_routes, setup_signaling_routes
 from signaling.audit import AUDIT_KEY
 from signaling.bodies import BODY_IDLE_KEY, JSON_MAX_BYTES
 from signaling.connection import Limits
@@ -44,6 +49,13 @@ SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
 LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
+
+# What a process serves (docs/architecture.md, "Which process runs which"):
+# - all: everything (``sanke serve``);
+# - signaling: rooms over WebSocket and the pages; its lessons only observe joins and leaves
+#   for attendance (no lessons or schedule API, no lesson clock);
+# - scheduler: the schedule and lessons APIs, solve jobs, the lesson clock; no WebSockets.
+Serves = Literal["all", "signaling", "scheduler"]
 
 
 def default_media_plane(settings: Settings) -> MediaPlane:
@@ -90,7 +102,11 @@ def local_sfu_node(settings: Settings, store: Store) -> Any:
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, media: MediaPlane | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    media: MediaPlane | None = None,
+    serves: Serves = "all",
 ) -> web.Application:
     settings.check_secure()
     store = store if store is not None else new_store(settings.redis_url, settings.key_prefix)
@@ -137,7 +153,9 @@ def create_app(
     ice = ice_servers_factory(
         settings.ice_servers, settings.turn_secret, settings.turn_credential_ttl_seconds
     )
-    setup_signaling_routes(
+    signaling = serves != "scheduler"
+    scheduling = serves != "signaling"
+    (setup_signaling_routes if signaling else setup_ops_routes)(
         app,
         SignalingContext(
             service=service,
@@ -159,20 +177,31 @@ def create_app(
     app[LESSON_SERVICE_KEY] = lessons
     app[AUDIT_KEY] = lessons.records  # coordinator actions go into the records chain
     service.observers.append(lessons)
-    setup_lesson_routes(
-        app, LessonsContext(lessons, DeviceRegistry(store, settings.crypto), lessons.records)
-    )
-    setup_scheduler_routes(
-        app, store, workers=settings.solver_workers, offload_bytes=settings.upload_offload_bytes
-    )
-    app[PUBLISH_HOOKS_KEY].append(lessons.publish)
+    if scheduling:
+        setup_lesson_routes(
+            app, LessonsContext(lessons, DeviceRegistry(store, settings.crypto), lessons.records)
+        )
+        jobs = JobSettings(
+            node_id=settings.node_id,
+            lease_seconds=settings.schedule_job_lease_seconds,
+            retention_seconds=settings.schedule_job_retention_seconds,
+            keep_versions=settings.schedule_keep_versions,
+        )
+        setup_scheduler_routes(
+            app,
+            store,
+            workers=settings.solver_workers,
+            offload_bytes=settings.upload_offload_bytes,
+            jobs=jobs,
+        )
+        app[PUBLISH_HOOKS_KEY].append(lessons.publish)
+        app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     serve_metrics(
         app,
         token=settings.metrics_token,
         port=settings.metrics_port,
         hosts=settings.metrics_host or settings.host,
     )
-    app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 
@@ -194,21 +223,26 @@ def create_app(
             await remote_media.start()
         if local_node is not None:
             await local_node.start()
-        await presence.start()
-        await rights.start()
-        await lessons.start(settings.lesson_tick_seconds)
+        await rights.start()  # every process applies revocations (docs/security.md)
+        if signaling:
+            await presence.start()
+        if scheduling:
+            # The lesson clock: one tick at a time across replicas (the tick lock).
+            await lessons.start(settings.lesson_tick_seconds)
         if observability is not None:
             await observability.start()
-        if settings.demo:
+        if settings.demo and scheduling:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
         if observability is not None:
             await observability.stop()
-        await lessons.stop()
+        if scheduling:
+            await lessons.stop()
         await rights.stop()
-        await presence.stop()
+        if signaling:
+            await presence.stop()
         await hub.close()
         await media.close()
         if local_node is not None:

@@ -10,11 +10,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from sanke.settings import Settings
+
+if TYPE_CHECKING:
+    from sanke.app import Serves  # the app's imports are heavy: only when serving
 
 PROTOCOL_DOC = Path("docs/protocol.json")
 
@@ -42,7 +45,7 @@ def _configure_logging(settings: Settings) -> None:
         logging.getLogger("aioice").setLevel(logging.WARNING)
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, serves: Serves = "all") -> int:
     from aiohttp import web
 
     from sanke.app import create_app
@@ -53,7 +56,7 @@ def _serve(settings: Settings) -> int:
         from sanke.tls import server_context
 
         ssl_context = server_context(settings.tls_cert, settings.tls_key)
-    app = create_app(settings)
+    app = create_app(settings, serves=serves)
     if ssl_context is not None:
         from sanke.tls import watch_certificate
 
@@ -80,7 +83,7 @@ def cmd_signaling(args: argparse.Namespace) -> int:
     settings = _settings(args, media=False)
     if not settings.redis_url:
         raise SystemExit("sanke signaling shares rooms through Redis: set REDIS_URL")
-    return _serve(settings)
+    return _serve(settings, "signaling")
 
 
 def cmd_sfu(args: argparse.Namespace) -> int:
@@ -100,7 +103,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = _settings(args, media=False)
     if not settings.redis_url:
         raise SystemExit("sanke scheduler shares its data through Redis: set REDIS_URL")
-    return _serve(settings)
+    return _serve(settings, "scheduler")
 
 
 def cmd_token_mint(args: argparse.Namespace) -> int:

@@ -221,6 +221,21 @@ class Settings(BaseSettings):
     solver_workers: int = Field(
         default=2, ge=0, le=64, description="spawned processes that solve MIP parts (0: in-process)"
     )
+    schedule_job_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="a solve job's lease: a scheduler replica that stops renewing it this long "
+        "(killed, hung) leaves its job failed",
+    )
+    schedule_job_retention_seconds: float = Field(
+        default=7 * 86400.0, gt=0, description="how long a finished solve job's status is kept"
+    )
+    schedule_keep_versions: int = Field(
+        default=50,
+        ge=1,
+        description="timetable versions kept in the store (the newest; the published one always)",
+    )
     upload_offload_bytes: int = Field(
         default=1 << 20,
         ge=0,

@@ -127,7 +127,7 @@ async def status(request: web.Request) -> web.Response:
 async def start_job(request: web.Request) -> web.Response:
     _auth(request)
     body = await read_json_model(request, JobRequest)
-    _runner(request).refuse_if_running()
+    await _runner(request).refuse_if_running()
     district = _validated(await _district(request))
     if not district.policy.sfu_capacity:
         # The SFU nodes' own capacities, when the district does not set its own.
@@ -149,23 +149,22 @@ async def start_job(request: web.Request) -> web.Response:
 
 @documented(summary="A solve job's progress", reply=JobStatus, tag="schedule")
 async def get_job(request: web.Request) -> web.Response:
+    """Any replica answers: the job lives in the store."""
     _auth(request)
-    job = _runner(request).jobs.get(request.match_info["job"])
-    if job is None:
+    status = await _runner(request).status(request.match_info["job"])
+    if status is None:
         raise SankeError(ErrorCode.not_found, "no such job", 404)
-    return _json(job.status)
+    return _json(status)
 
 
 @documented(summary="Cancel a solve job", reply=JobStatus, tag="schedule")
 async def cancel_job(request: web.Request) -> web.Response:
+    """Any replica answers: the replica running the job sees the cancel on its heartbeat."""
     _auth(request)
-    job = _runner(request).jobs.get(request.match_info["job"])
-    if job is None:
+    status = await _runner(request).cancel(request.match_info["job"])
+    if status is None:
         raise SankeError(ErrorCode.not_found, "no such job", 404)
-    job.cancel.set()
-    if job.task is not None:
-        await job.task
-    return _json(job.status)
+    return _json(status)
 
 
 @documented(summary="Timetable versions", tag="schedule")
@@ -268,19 +267,46 @@ async def ics(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="text/calendar", charset="utf-8")
 
 
+class JobSettings(BaseModel):
+    """How solve jobs are kept in the store (``scheduler/jobs.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = "local"
+    lease_seconds: float = Field(default=15.0, gt=0)
+    retention_seconds: float = Field(default=7 * 86400.0, gt=0)
+    keep_versions: int = Field(default=50, ge=1)
+
+
 def setup_scheduler_routes(
-    app: web.Application, store: Store, *, workers: int = 2, offload_bytes: int = OFFLOAD_BYTES
+    app: web.Application,
+    store: Store,
+    *,
+    workers: int = 2,
+    offload_bytes: int = OFFLOAD_BYTES,
+    jobs: JobSettings | None = None,
 ) -> None:
     """Add /api/v1/schedule routes; ``workers`` spawned processes solve the MIP parts, and
     district edits over ``offload_bytes`` are parsed in a child process."""
-    runner = JobRunner(TimetableRepository(store), workers)
+    jobs = jobs or JobSettings()
+    runner = JobRunner(
+        TimetableRepository(store, jobs.keep_versions),
+        workers,
+        node_id=jobs.node_id,
+        lease_seconds=jobs.lease_seconds,
+        retention_seconds=jobs.retention_seconds,
+    )
     app[RUNNER_KEY] = runner
     app[PUBLISH_HOOKS_KEY] = []
     app[PUBLISH_CHECKS_KEY] = []
 
+    async def _start(_: web.Application) -> None:
+        await runner.start_sweeping()
+
     async def _close(_: web.Application) -> None:
         await runner.close()
 
+    app.on_startup.append(_start)
     app.on_cleanup.append(_close)
     r = app.router
     r.add_get(f"{PREFIX}/status", status)

@@ -7,10 +7,27 @@ Keys (pinned by tests/storage/test_redis_layout.py, so two releases share one Re
 - ``h:schedule:timetables``: version number → ``StoredTimetable`` JSON
 - ``kv:schedule:published``: the published version number
 - ``l:schedule:publish_log``: one JSON line per publication (version, when)
+
+Since solve jobs live in the store (``scheduler/jobs.py``):
+
+- ``h:schedule:timetables`` values written since are ``z1:`` + base64 of the zlib-compressed
+  ``StoredTimetable`` JSON (a province's timetable: ~10x smaller); plain JSON values of
+  earlier releases are still read. Only the newest ``keep_versions`` versions are kept (and
+  always the published one): the setting ``schedule_keep_versions``.
+- ``h:schedule:timetable_info``: version number → ``VersionInfo`` JSON, so listing the
+  versions decompresses no timetable (versions stored before it are read whole, once)
+- ``kv:schedule:job:{id}``: a solve job's ``JobStatus`` JSON; kept for the retention once the
+  job ended (``schedule_job_retention_seconds``)
+- ``kv:schedule:job:{id}:lease``: the owning replica's node id, with a TTL its heartbeat renews
+- ``kv:schedule:job:{id}:cancel``: set by any replica to ask the owner to stop the job
+- ``kv:schedule:running_job``: the id of the district's running job (``SET NX``, TTL renewed
+  with the lease): one solve per district at a time
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -24,6 +41,32 @@ DISTRICT_ID_KEY = "kv:schedule:district_id"
 TIMETABLES = "h:schedule:timetables"
 PUBLISHED_KEY = "kv:schedule:published"
 PUBLISH_LOG = "l:schedule:publish_log"
+TIMETABLE_INFO = "h:schedule:timetable_info"
+RUNNING_JOB_KEY = "kv:schedule:running_job"
+COMPRESSED = "z1:"
+
+
+def job_key(job_id: str) -> str:
+    return f"kv:schedule:job:{job_id}"
+
+
+def job_lease_key(job_id: str) -> str:
+    return f"kv:schedule:job:{job_id}:lease"
+
+
+def job_cancel_key(job_id: str) -> str:
+    return f"kv:schedule:job:{job_id}:cancel"
+
+
+def pack(document: str) -> str:
+    """A stored timetable's JSON, compressed (level 6: most of level 9's ratio, far faster)."""
+    return COMPRESSED + base64.b64encode(zlib.compress(document.encode(), 6)).decode("ascii")
+
+
+def unpack(value: str) -> str:
+    if not value.startswith(COMPRESSED):
+        return value  # written by a release before compression
+    return zlib.decompress(base64.b64decode(value[len(COMPRESSED) :])).decode()
 
 
 class VersionInfo(BaseModel):
@@ -44,8 +87,9 @@ class TimetableRepository:
     """The district document, the solved timetable versions, which one is published, and
     the log of publications."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, keep_versions: int = 50) -> None:
         self.store = store
+        self.keep_versions = keep_versions
 
     async def district(self) -> District | None:
         raw = await self.store.get(DISTRICT_KEY)
@@ -84,13 +128,26 @@ class TimetableRepository:
             stored = StoredTimetable(
                 created=created, timetable=timetable.model_copy(update={"version": version})
             )
-            if await self.store.hsetnx(TIMETABLES, str(version), stored.model_dump_json()):
+            if await self.store.hsetnx(TIMETABLES, str(version), pack(stored.model_dump_json())):
+                await self.store.hset(
+                    TIMETABLE_INFO, str(version), _info(version, stored).model_dump_json()
+                )
+                await self._prune(set(existing) | {str(version)})
                 return version
             version += 1  # taken since we read: each retry means another solve got a number
 
+    async def _prune(self, versions: set[str]) -> None:
+        """Keep the newest ``keep_versions`` and the published one."""
+        published = await self.published_version()
+        newest = sorted((int(v) for v in versions), reverse=True)
+        for old in newest[self.keep_versions :]:
+            if old != published:
+                await self.store.hdel(TIMETABLES, str(old))
+                await self.store.hdel(TIMETABLE_INFO, str(old))
+
     async def get(self, version: int) -> StoredTimetable | None:
         raw = await self.store.hget(TIMETABLES, str(version))
-        return StoredTimetable.model_validate_json(raw) if raw else None
+        return StoredTimetable.model_validate_json(unpack(raw)) if raw else None
 
     async def published_version(self) -> int | None:
         raw = await self.store.get(PUBLISHED_KEY)
@@ -104,14 +161,24 @@ class TimetableRepository:
 
     async def versions(self) -> list[VersionInfo]:
         published = await self.published_version()
+        infos = {k: VersionInfo.model_validate_json(v)
+                 for k, v in (await self.store.hgetall(TIMETABLE_INFO)).items()}  # fmt: skip
         out = []
-        for key, raw in (await self.store.hgetall(TIMETABLES)).items():
-            st = StoredTimetable.model_validate_json(raw)
-            s = st.timetable.stats
-            out.append(
-                VersionInfo(
-                    version=int(key), created=st.created, served=s.served, demanded=s.demanded,
-                    gap_pct=s.gap_pct, published=int(key) == published,
-                )
-            )  # fmt: skip
+        for key in await self.store.hkeys(TIMETABLES):
+            info = infos.get(key)
+            if info is None:  # stored before the summaries were kept: read it once, keep one
+                stored = await self.get(int(key))
+                if stored is None:
+                    continue
+                info = _info(int(key), stored)
+                await self.store.hset(TIMETABLE_INFO, key, info.model_dump_json())
+            out.append(info.model_copy(update={"published": int(key) == published}))
         return sorted(out, key=lambda v: v.version)
+
+
+def _info(version: int, stored: StoredTimetable) -> VersionInfo:
+    s = stored.timetable.stats
+    return VersionInfo(
+        version=version, created=stored.created, served=s.served, demanded=s.demanded,
+        gap_pct=s.gap_pct, published=False,
+    )  # fmt: skip

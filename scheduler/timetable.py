@@ -57,6 +57,19 @@ class Unmet(Model):
     reasons: list[Reason]
 
 
+class PartFault(Model):
+    """A part of the matching that did not finish normally: its worker process died (killed,
+    out of memory) or was stopped at the deadline. The part keeps what it had (``kept``)."""
+
+    part: int
+    step: Literal["relaxation", "branch_and_bound", "polish"]
+    reason: str
+    # What the part's pairs in the timetable are: the last incumbent its worker streamed,
+    # its phase-1 result (a polish lost), or the greedy start.
+    kept: Literal["incumbent", "phase1", "greedy"]
+    variables: int
+
+
 class SolveStats(Model):
     method: Literal["greedy", "mip"] = "mip"
     served: int = 0
@@ -75,6 +88,8 @@ class SolveStats(Model):
     forced: int = 0  # published pairs that could not be kept (no longer candidates)
     impossible_pins: list[str] = Field(default_factory=list)
     cancelled: bool = False
+    # Parts whose worker died or was stopped at the deadline (empty: every part finished).
+    part_faults: list[PartFault] = Field(default_factory=list)
 
 
 class Timetable(Model):

@@ -242,11 +242,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def setup_signaling_routes(app: web.Application, context: SignalingContext) -> None:
+def setup_ops_routes(app: web.Application, context: SignalingContext) -> None:
+    """Liveness, readiness and the OpenAPI document: every process serving HTTP has them,
+    also one that serves no rooms (``sanke scheduler``)."""
     app[CONTEXT_KEY] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
+
+
+def setup_signaling_routes(app: web.Application, context: SignalingContext) -> None:
+    setup_ops_routes(app, context)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/v1/rooms", create_room)
     app.router.add_get("/api/v1/rooms", list_rooms)

@@ -146,6 +146,10 @@ class Store(abc.ABC):
         """The values only (a repository listing its records reads half of HGETALL)."""
 
     @abc.abstractmethod
+    async def hkeys(self, name: str) -> list[str]:
+        """The fields only (a repository listing large records it keeps summaries of)."""
+
+    @abc.abstractmethod
     async def hdel(self, name: str, field: str) -> bool: ...
 
     @abc.abstractmethod

@@ -157,6 +157,9 @@ class MemoryStore(Store):
     async def hvals(self, name: str) -> list[str]:
         return list(self._hashes.get(name, {}).values())
 
+    async def hkeys(self, name: str) -> list[str]:
+        return list(self._hashes.get(name, {}))
+
     async def hdel(self, name: str, field: str) -> bool:
         return self._hdel(name, field)
 

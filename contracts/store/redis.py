@@ -193,6 +193,9 @@ class RedisStore(Store):
     async def hvals(self, name: str) -> list[str]:
         return [str(value) for value in await self._redis.hvals(self._k(name))]
 
+    async def hkeys(self, name: str) -> list[str]:
+        return [str(field) for field in await self._redis.hkeys(self._k(name))]
+
     async def hdel(self, name: str, field: str) -> bool:
         return bool(await self._redis.hdel(self._k(name), field))
 

@@ -21,6 +21,7 @@ import highspy
 import numpy as np
 
 from scheduler.solver.arrays import BoolArray, FloatArray, IntArray, offsets, ranges
+from scheduler.solver.highs import Incumbent, highs, model, run_mip
 from scheduler.solver.problem import Problem
 
 # A vertex value this close to 0 or 1 counts as integral.
@@ -152,107 +153,6 @@ def with_starts(problem: Problem, parts: list[Part], chosen: set[int]) -> list[P
     return [replace(p, start=np.flatnonzero(active[p.variables])) for p in parts]
 
 
-def _highs(limit: float, rel_gap: float, abs_gap: float) -> highspy.Highs:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("time_limit", max(0.05, limit))
-    h.setOptionValue("mip_rel_gap", rel_gap)
-    h.setOptionValue("mip_abs_gap", abs_gap)
-    return h
-
-
-def _model(
-    part: Part,
-    cost: FloatArray,
-    integral: bool,
-    floor: float | None = None,
-    fixed: IntArray | None = None,
-    zero: IntArray | None = None,
-) -> highspy.HighsLp:
-    """The part as a HiGHS model; ``floor`` adds served >= floor, ``fixed`` columns are 1,
-    ``zero`` columns are 0."""
-    n = part.n_vars
-    lower, upper = part.row_lower, part.row_upper
-    start, index, value = part.row_start, part.row_index, part.row_value
-    if floor is not None:
-        xs = np.flatnonzero(part.is_x)
-        lower = np.append(lower, floor)
-        upper = np.append(upper, np.inf)
-        start = np.append(start, start[-1] + len(xs))
-        index = np.concatenate([index, xs])
-        value = np.concatenate([value, np.ones(len(xs))])
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = len(lower)
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    col_lower = np.zeros(n)
-    if fixed is not None and len(fixed):
-        col_lower[fixed] = 1.0
-    lp.col_lower_ = col_lower
-    col_upper = np.ones(n)
-    if zero is not None and len(zero):
-        col_upper[zero] = 0.0
-    lp.col_upper_ = col_upper
-    lp.row_lower_ = np.maximum(lower, -inf)
-    lp.row_upper_ = np.minimum(upper, inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = len(lower)
-    lp.a_matrix_.start_ = start.astype(np.int32)
-    lp.a_matrix_.index_ = index.astype(np.int32)
-    lp.a_matrix_.value_ = value.astype(np.float64)
-    if integral:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    lp.sense_ = highspy.ObjSense.kMaximize
-    return lp
-
-
-def _run_mip(
-    part: Part,
-    cost: FloatArray,
-    start: IntArray,
-    limit: float,
-    rel_gap: float,
-    abs_gap: float,
-    floor: float | None = None,
-    fixed: IntArray | None = None,
-    zero: IntArray | None = None,
-) -> tuple[IntArray, float, bool]:
-    """Chosen variables, dual bound (inf if none), optimal; the start if nothing better."""
-    t0 = time.perf_counter()
-    h = _highs(limit, rel_gap, abs_gap)
-    h.passModel(_model(part, cost, True, floor, fixed, zero))
-    if len(start):
-        sol = highspy.HighsSolution()
-        values = np.zeros(part.n_vars)
-        values[start] = 1.0
-        sol.col_value = list(values)
-        sol.value_valid = True
-        h.setSolution(sol)
-    h.run()
-    info = h.getInfo()
-    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    bound = float(info.mip_dual_bound) if not optimal else float(info.objective_function_value)
-    if not math.isfinite(bound) or abs(bound) >= highspy.kHighsInf:
-        bound = math.inf
-    if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
-        return start, bound, False
-    values = np.asarray(h.getSolution().col_value)
-    chosen = np.flatnonzero(values > 0.5)
-    if len(start) and float(cost[chosen].sum()) < info.objective_function_value - 1e-6:
-        # Seen with highspy 1.16: after setSolution the returned values can be the start
-        # while the reported objective is the better incumbent; solve again without it.
-        # The retry only gets what is left of the limit (it falls back to the start).
-        left = limit - (time.perf_counter() - t0)
-        if left <= 0.05:
-            return start, bound, False
-        empty = np.zeros(0, dtype=np.int64)
-        return _run_mip(part, cost, empty, left, rel_gap, abs_gap, floor, fixed, zero)
-    return chosen, bound, optimal
-
-
 def served_cost(part: Part) -> FloatArray:
     """Phase-1 objective: served periods, plus (re-solve) less than one period in total for
     keeping published pairs, so floor(bound) still bounds served periods."""
@@ -274,8 +174,8 @@ def phase1_lp(part: Part, deadline: float) -> Phase1 | Relaxation:
     integral (the usual case for these matching rows). It needs no start, so it runs while
     the greedy builds one."""
     t0 = time.perf_counter()
-    h = _highs(deadline - time.time(), 0.0, 0.0)
-    h.passModel(_model(part, served_cost(part), False))
+    h = highs(deadline - time.time(), 0.0, 0.0, deadline)
+    h.passModel(model(part, served_cost(part), False))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return Relaxation(math.inf, time.perf_counter() - t0)
@@ -292,7 +192,9 @@ def phase1_lp(part: Part, deadline: float) -> Phase1 | Relaxation:
     return Phase1(chosen, served, max(proven, served), True, time.perf_counter() - t0)
 
 
-def phase1_mip(part: Part, relaxation: Relaxation, deadline: float) -> Phase1:
+def phase1_mip(
+    part: Part, relaxation: Relaxation, deadline: float, incumbent: Incumbent | None = None
+) -> Phase1:
     """Phase 1 by branch and bound from ``part.start`` when the relaxation is fractional."""
     t0 = time.perf_counter()
     start = part.start
@@ -300,7 +202,9 @@ def phase1_mip(part: Part, relaxation: Relaxation, deadline: float) -> Phase1:
     remaining = deadline - time.time()
     chosen, bound, optimal = (start, math.inf, False)
     if remaining > 0.05:
-        chosen, bound, optimal = _run_mip(part, served_cost(part), start, remaining, 0.0, 0.999)
+        chosen, bound, optimal = run_mip(
+            part, served_cost(part), start, remaining, 0.0, 0.999, incumbent=incumbent
+        )
     if int(part.is_x[chosen].sum()) < start_served:
         chosen = start
     served = int(part.is_x[chosen].sum())
@@ -317,7 +221,7 @@ def phase1(part: Part, deadline: float) -> Phase1:
     return first if isinstance(first, Phase1) else phase1_mip(part, first, deadline)
 
 
-def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
+def phase2(part: Part, first: Phase1, limit: float, incumbent: Incumbent | None = None) -> IntArray:
     """Secondary score at served >= phase 1.
 
     A re-solve polishes only around the change: the published pairs phase 1 kept stay, and
@@ -337,7 +241,7 @@ def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
         fixed = np.union1d(fixed, np.flatnonzero(part.is_x & ~touched & on))
         if not touched.any():
             return first.chosen
-    polished, _, _ = _run_mip(
+    polished, _, _ = run_mip(
         part,
         part.quality,
         first.chosen,
@@ -347,6 +251,7 @@ def phase2(part: Part, first: Phase1, limit: float) -> IntArray:
         floor=float(first.served),
         fixed=fixed,
         zero=zero,
+        incumbent=incumbent,
     )
     if int(part.is_x[polished].sum()) >= first.served:
         return polished
@@ -365,20 +270,35 @@ def result(part: Part, first: Phase1, chosen: IntArray, seconds: float) -> PartR
     )
 
 
-def solve_phase1_lp(part: Part, deadline: float) -> Phase1 | Relaxation:
-    """Worker entry: phase 1's relaxation until ``deadline`` (wall clock, ``time.time()``)."""
+# Worker entries (scheduler/solver/workers.py): each takes ``incumbent``, where a worker
+# streams the improving solutions of its branch and bound to the solving process.
+
+
+def solve_phase1_lp(
+    part: Part, deadline: float, incumbent: Incumbent | None = None
+) -> Phase1 | Relaxation:
+    """Phase 1's relaxation until ``deadline`` (wall clock, ``time.time()``); an LP has no
+    incumbents to stream."""
     return phase1_lp(part, deadline)
 
 
-def solve_phase1_mip(part: Part, relaxation: Relaxation, deadline: float) -> Phase1:
-    """Worker entry: phase 1 by branch and bound from the part's start."""
-    return phase1_mip(part, relaxation, deadline)
+def solve_phase1_mip(
+    part: Part, relaxation: Relaxation, deadline: float, incumbent: Incumbent | None = None
+) -> Phase1:
+    """Phase 1 by branch and bound from the part's start."""
+    return phase1_mip(part, relaxation, deadline, incumbent)
 
 
-def solve_phase2(part: Part, first: Phase1, budget: float, deadline: float) -> PartResult:
-    """Worker entry: phase 2 for at most ``budget`` seconds and never past ``deadline``."""
+def solve_phase2(
+    part: Part,
+    first: Phase1,
+    budget: float,
+    deadline: float,
+    incumbent: Incumbent | None = None,
+) -> PartResult:
+    """Phase 2 for at most ``budget`` seconds and never past ``deadline``."""
     t0 = time.perf_counter()
-    chosen = phase2(part, first, min(budget, deadline - time.time()))
+    chosen = phase2(part, first, min(budget, deadline - time.time()), incumbent)
     return result(part, first, chosen, first.seconds + time.perf_counter() - t0)
 
 

@@ -13,7 +13,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from multiprocessing.pool import Pool
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +26,16 @@ from scheduler.solver.parts import CancelFlag, run_parts
 from scheduler.solver.problem import build_problem, components
 from scheduler.solver.rejections import rejection_index_for
 from scheduler.solver.unmet import UnmetExplainer, explain_unmet
-from scheduler.solver.workers import worker_pool
-from scheduler.timetable import Assignment, Progress, Reason, SolveStats, Timetable, Unmet
+from scheduler.solver.workers import WorkerSet, worker_set
+from scheduler.timetable import (
+    Assignment,
+    PartFault,
+    Progress,
+    Reason,
+    SolveStats,
+    Timetable,
+    Unmet,
+)
 
 
 class SolveOptions(BaseModel):
@@ -166,11 +173,11 @@ def solve(
 ) -> Timetable:
     options = options or SolveOptions()
     with ExitStack() as stack:
-        pool: Pool | None = None
+        pool: WorkerSet | None = None
         if options.mip and options.workers:
-            # Kept between solves (scheduler/solver/workers.py); a new pool starts its workers while
-            # this process builds the candidates.
-            pool = stack.enter_context(worker_pool(options.workers))
+            # Kept between solves (scheduler/solver/workers.py); a new set starts its workers
+            # while this process builds the candidates.
+            pool = stack.enter_context(worker_set(options.workers))
         with gc_paused():
             return _solve(district, options, previous, progress, cancel, pool)
 
@@ -181,7 +188,7 @@ def _solve(
     previous: Timetable | None,
     progress: ProgressFn,
     cancel: CancelFlag | None,
-    pool: Pool | None,
+    pool: WorkerSet | None,
 ) -> Timetable:
     t0 = time.perf_counter()
     progress(Progress(phase="candidates"))
@@ -267,6 +274,12 @@ def _solve(
                 )
             )
 
+        def on_fault(fault: PartFault) -> None:
+            stats.part_faults.append(fault)
+            progress(Progress(phase="mip", parts_done=done[0], parts_total=len(parts),
+                              served=served, bound=bound,
+                              message=f"part {fault.part} ({fault.step}): {fault.reason}"))  # fmt: skip
+
         needs = needs_rejections(cs)
         todo = iter(np.flatnonzero(needs).tolist())
 
@@ -290,6 +303,7 @@ def _solve(
             on_phase1,
             on_part,
             while_solving,
+            on_fault,
         )
         stats.bound_seconds = bound_at[0]
         # Every part starts from the greedy; a part never returns fewer served periods.

@@ -250,8 +250,10 @@ def app_get_routes(
         from sanke.app import create_app
         from sanke.settings import Settings
 
+        serves = command if command in ("signaling", "scheduler") else "all"
         app = create_app(
-            Settings(token_secret="x" * 40, dev=True, media=False, metrics_port=metrics_port)
+            Settings(token_secret="x" * 40, dev=True, media=False, metrics_port=metrics_port),
+            serves=serves,  # type: ignore[arg-type]
         )
     return frozenset(
         route.resource.canonical
@@ -755,6 +757,45 @@ def _check_ingress(objs: tuple[dict[str, Any], ...], ingress: dict[str, Any]) ->
             routes = app_get_routes(command, any_method=True)
             prefix = path["path"]
             assert prefix == "/" or any(r.startswith(prefix) for r in routes), (command, prefix)
+
+
+# The APIs only ``sanke scheduler`` serves (and ``sanke serve``): solve jobs run there, off
+# the pods that carry lessons' WebSockets, and the lesson clock with them.
+SCHEDULER_PREFIXES = (
+    "/api/v1/schedule",
+    "/api/v1/lessons",
+    "/api/v1/devices",
+    "/api/v1/device",
+    "/api/v1/records",
+    "/api/v1/audit",
+)
+
+
+def test_the_scheduler_apis_are_served_by_the_scheduler_only() -> None:
+    """``sanke signaling`` serves no schedule or lessons route, ``sanke scheduler`` serves them
+    and no WebSocket, and the production Ingress sends each of those paths to the scheduler
+    Service (the longest matching path over the host's Ingresses)."""
+    signaling = app_get_routes("signaling", any_method=True)
+    scheduler = app_get_routes("scheduler", any_method=True)
+    everything = app_get_routes("serve", any_method=True)
+    for prefix in SCHEDULER_PREFIXES:
+        assert not [r for r in signaling if r.startswith(prefix)], prefix
+        assert [r for r in scheduler if r.startswith(prefix)], prefix
+        assert [r for r in everything if r.startswith(prefix)], prefix
+    assert "/ws" in signaling and "/ws" not in scheduler and "/ws" in everything
+    assert {"/healthz", "/readyz"} <= signaling & scheduler
+    objs = render("overlays/production")
+    paths = [
+        (p["path"], p["backend"]["service"]["name"])
+        for i in of_kind(objs, "Ingress")
+        for r in i["spec"]["rules"]
+        for p in r["http"]["paths"]
+    ]
+    for route in sorted(scheduler - signaling):
+        if route.startswith("/web") or route == "/":
+            continue
+        _, backend = max((p for p in paths if route.startswith(p[0])), key=lambda p: len(p[0]))
+        assert backend == "sanke-scheduler", (route, backend)
 
 
 def _nginx_size(value: str) -> int:

@@ -129,3 +129,37 @@ async def test_many_concurrent_solves_each_get_their_own_version(store: Store) -
     assert {v: s.timetable.district_id for v, s in kept.items() if s} == {
         v: f"t-{k}" for k, v in enumerate(versions)
     }
+
+
+async def test_versions_are_stored_compressed_and_earlier_plain_ones_still_read(
+    store: Store,
+) -> None:
+    from datetime import UTC, datetime
+
+    from scheduler.repository import TIMETABLES, StoredTimetable, unpack
+
+    repo = TimetableRepository(store)
+    big = timetable(served=400)
+    version = await repo.add(big)
+    raw = await store.hget(TIMETABLES, str(version))
+    assert raw is not None and raw.startswith("z1:")
+    plain = StoredTimetable(created=datetime.now(UTC), timetable=big).model_dump_json()
+    assert len(raw) * 5 < len(plain)  # a timetable repeats itself: compressed well
+    assert StoredTimetable.model_validate_json(unpack(raw)).timetable.assignments == big.assignments
+    # A version an earlier release wrote: plain JSON, and no summary in the info hash.
+    legacy = StoredTimetable(created=datetime.now(UTC), timetable=timetable(served=3))
+    await store.hset(TIMETABLES, "7", legacy.model_dump_json())
+    stored = await repo.get(7)
+    assert stored is not None and stored.timetable.stats.served == 3
+    assert [(v.version, v.served) for v in await repo.versions()] == [(version, 400), (7, 3)]
+
+
+async def test_only_the_newest_versions_and_the_published_one_are_kept(store: Store) -> None:
+    repo = TimetableRepository(store, keep_versions=3)
+    first = await repo.add(timetable(served=1))
+    await repo.publish(first)
+    numbers = [await repo.add(timetable(served=n)) for n in range(2, 7)]
+    kept = [v.version for v in await repo.versions()]
+    assert kept == [first, *numbers[-3:]]  # the published one stays although it is oldest
+    assert await repo.get(numbers[0]) is None
+    assert (await repo.get(first)) is not None

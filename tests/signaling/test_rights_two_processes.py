@@ -1,8 +1,8 @@
 """Rights that end across two real ``sanke signaling`` processes on the real Redis.
 
 A token's ``exp`` closes a connection held by the other process than the teacher's, and a
-device revoked through one process is disconnected from the other at once (pub/sub), its
-already-issued join token refused by both.
+device revoked through the scheduler process (which serves the devices API) is disconnected
+from the signaling process at once (pub/sub), its already-issued join token refused.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ CLOSE_REVOKED = 4006
 
 
 class Cluster:
-    def __init__(self, a: ServerProcess, b: ServerProcess, url: str, prefix: str) -> None:
-        self.a, self.b, self.url, self.prefix = a, b, url, prefix
+    def __init__(
+        self, a: ServerProcess, b: ServerProcess, s: ServerProcess, url: str, prefix: str
+    ) -> None:
+        self.a, self.b, self.s, self.url, self.prefix = a, b, s, url, prefix
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         for n in ("a", "b")
     ]
+    # The schedule and devices APIs are the scheduler's (sanke signaling answers 404).
+    servers.append(
+        ServerProcess(["scheduler"], {**env, "SANKE_NODE_ID": "sch"}, free_port(), Path(logs) / "s")
+    )
     try:
         for server in servers:
             server.wait_ready()
-        yield Cluster(servers[0], servers[1], url, prefix)
+        yield Cluster(servers[0], servers[1], servers[2], url, prefix)
     finally:
         for server in servers:
             server.stop()
@@ -146,9 +152,9 @@ async def put_open_session(cluster: Cluster, sid: str) -> None:
 async def test_a_device_revoked_through_one_process_is_cut_off_on_the_other(
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
-    a, b = cluster.a, cluster.b
+    a, b, s = cluster.a, cluster.b, cluster.s
     reply = await http.put(
-        f"{a.base}/api/v1/schedule/district",
+        f"{s.base}/api/v1/schedule/district",
         data=demo_district().model_dump_json(),
         headers={**COORDINATOR, "Content-Type": "application/json"},
     )
@@ -156,14 +162,14 @@ async def test_a_device_revoked_through_one_process_is_cut_off_on_the_other(
     await put_open_session(cluster, "eng.revoke")
     await create_room(http, a, "eng.revoke")
     reply = await http.post(
-        f"{a.base}/api/v1/devices",
+        f"{s.base}/api/v1/devices",
         json={"class_id": "jd-1-g3", "school": "jd-1", "name": "李庄 三年级"},
         headers=COORDINATOR,
     )
     assert reply.status == 201, await reply.text()
     registered: dict[str, Any] = await reply.json()
     credential = bearer(registered["credential"])
-    reply = await http.post(f"{b.base}/api/v1/device/join", headers=credential)
+    reply = await http.post(f"{s.base}/api/v1/device/join", headers=credential)
     assert reply.status == 200, await reply.text()
     join_token = (await reply.json())["token"]
 
@@ -175,7 +181,7 @@ async def test_a_device_revoked_through_one_process_is_cut_off_on_the_other(
 
     started = time.monotonic()
     reply = await http.delete(
-        f"{a.base}/api/v1/devices/{registered['device']['id']}", headers=COORDINATOR
+        f"{s.base}/api/v1/devices/{registered['device']['id']}", headers=COORDINATOR
     )
     assert reply.status == 200
     assert (await kiosk.expect("error", timeout=3))["code"] == "token_revoked"
@@ -189,6 +195,6 @@ async def test_a_device_revoked_through_one_process_is_cut_off_on_the_other(
         await again.send({"type": "join", "token": join_token})
         assert (await again.expect("error"))["code"] == "token_revoked"
         await again.close()
-        reply = await http.post(f"{server.base}/api/v1/device/join", headers=credential)
-        assert reply.status == 403
+    reply = await http.post(f"{s.base}/api/v1/device/join", headers=credential)
+    assert reply.status == 403
     await teacher.close()

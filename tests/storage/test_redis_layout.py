@@ -111,3 +111,13 @@ def test_the_other_components_keep_their_key_names() -> None:
         "kv:schedule:published",
         "l:schedule:publish_log",
     )
+    # Solve jobs in the store (a release without them ignores them).
+    assert (repository.TIMETABLE_INFO, repository.RUNNING_JOB_KEY) == (
+        "h:schedule:timetable_info",
+        "kv:schedule:running_job",
+    )
+    assert (repository.job_key("j"), repository.job_lease_key("j")) == (
+        "kv:schedule:job:j",
+        "kv:schedule:job:j:lease",
+    )
+    assert repository.job_cancel_key("j") == "kv:schedule:job:j:cancel"

@@ -355,6 +355,13 @@ async def test_hvals_are_the_values_of_hgetall(store: Store) -> None:
     assert sorted(await store.hvals("h")) == sorted((await store.hgetall("h")).values())
 
 
+async def test_hkeys_are_the_fields_of_hgetall(store: Store) -> None:
+    assert await store.hkeys("h") == []
+    for i in range(5):
+        await store.hset("h", f"f{i}", f"v{i}")
+    assert sorted(await store.hkeys("h")) == sorted(await store.hgetall("h"))
+
+
 async def test_hmget_in_order_with_gaps(store: Store) -> None:
     await store.hset("h", "a", "1")
     await store.hset("h", "c", "3")
