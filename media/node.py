@@ -40,8 +40,9 @@ from contracts.node_messages import (
 )
 from contracts.nodes import NODE_HEARTBEAT_SECONDS, NodeDirectory, NodeInfo, node_channel
 from contracts.store import Store, Subscription
+from contracts.store.delivery import publish_until_heard
 from contracts.store.metrics import STORE_UP
-from contracts.store.outage import UNREACHABLE, OutageLog
+from contracts.store.outage import OutageLog
 from media.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -183,19 +184,9 @@ class SfuNode:
             log.info("reply to media request %s lost", request.op)
 
     async def _publish(self, channel: str, raw: str, patience: float) -> bool:
-        """Publish until somebody hears it, for at most ``patience`` seconds; whether they
-        did. Right after a Redis restart the listener's pub/sub connection may not have
-        resubscribed yet, and while Redis is down nobody hears anything."""
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                if await self.store.publish(channel, raw):
-                    return True
-            except UNREACHABLE:
-                pass
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(DELIVER_RETRY_PAUSE_SECONDS)
+        return await publish_until_heard(
+            self.store, channel, raw, pause=DELIVER_RETRY_PAUSE_SECONDS, patience=patience
+        )
 
     def _sender(self, room_id: str, participant_id: str) -> SendToParticipant:
         async def send(media: MediaEvent) -> None:

@@ -45,7 +45,8 @@ from contracts.nodes import NodeDirectory, node_channel
 from contracts.protocol import Rejoin
 from contracts.rooms import Participant
 from contracts.store import Store, Subscription
-from contracts.store.outage import UNREACHABLE, OutageLog
+from contracts.store.delivery import publish_until_heard
+from contracts.store.outage import OutageLog
 from contracts.store.watch import StoreWatch
 from signaling.hub import RoomHub
 from signaling.rooms import RoomRepository
@@ -201,7 +202,14 @@ class RemoteMediaPlane:
         self._pending[request.id] = future
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
-                await self._publish(node_channel(node), request.model_dump_json())
+                # Until the node hears it (within the request's timeout): a client's answer
+                # lost on the way leaves its media connection stuck.
+                await publish_until_heard(
+                    self.store,
+                    node_channel(node),
+                    request.model_dump_json(),
+                    pause=SETTLE_POLL_SECONDS,
+                )
                 reply = await future
         except TimeoutError:
             raise SankeError(
@@ -212,19 +220,6 @@ class RemoteMediaPlane:
         if not reply.ok:
             raise SankeError(reply.code or ErrorCode.media_error, reply.message or "media error")
         return reply
-
-    async def _publish(self, channel: str, raw: str) -> None:
-        """Publish until the node hears it (within the request's timeout): a client's
-        answer lost on the way leaves its media connection stuck. Lost are requests sent
-        while Redis is unreachable and those a node misses after a Redis restart: its
-        heartbeat key may be back before its pub/sub connection has resubscribed."""
-        while True:
-            try:
-                if await self.store.publish(channel, raw):
-                    return
-            except UNREACHABLE:
-                pass
-            await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def _read_replies(self) -> None:
         assert self._replies is not None
