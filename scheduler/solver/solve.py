@@ -244,41 +244,35 @@ def _solve(
             progress(Progress(phase="mip", parts_total=len(parts), served=len(found)))
             return with_starts(problem, parts, found)
 
+        def report_mip(message: str = "") -> None:
+            progress(
+                Progress(
+                    phase="mip",
+                    parts_done=done[0],
+                    parts_total=len(parts),
+                    served=served,
+                    bound=bound,
+                    message=message,
+                )
+            )
+
         def on_phase1(first: Phase1) -> None:
             nonlocal bound, served
             bound_at[0] = time.perf_counter() - t0
             bound += first.bound
             served += first.served
             done[1] += int(first.optimal)
-            progress(
-                Progress(
-                    phase="mip",
-                    parts_done=done[0],
-                    parts_total=len(parts),
-                    served=served,
-                    bound=bound,
-                )
-            )
+            report_mip()
 
         def on_part(r: PartResult) -> None:
             mip_chosen.update(r.chosen)
             explainer.part_done(r.part, r.chosen)
             done[0] += 1
-            progress(
-                Progress(
-                    phase="mip",
-                    parts_done=done[0],
-                    parts_total=len(parts),
-                    served=served,
-                    bound=bound,
-                )
-            )
+            report_mip()
 
         def on_fault(fault: PartFault) -> None:
             stats.part_faults.append(fault)
-            progress(Progress(phase="mip", parts_done=done[0], parts_total=len(parts),
-                              served=served, bound=bound,
-                              message=f"part {fault.part} ({fault.step}): {fault.reason}"))  # fmt: skip
+            report_mip(f"part {fault.part} ({fault.step}): {fault.reason}")
 
         needs = needs_rejections(cs)
         todo = iter(np.flatnonzero(needs).tolist())
