@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from support.harness import running_app
+from support.sessions import english_lesson
 
 from contracts.rooms import Role
 from contracts.store import Store
-from lessons.models import LessonSession, RemoteClass
+from lessons.models import LessonSession
 from lessons.records import RECORDS_LIST
 from lessons.sessions import SHANGHAI
 from scheduler.demo import demo_district
@@ -20,19 +21,7 @@ from scheduler.solver.solve import SolveOptions, solve
 
 
 def session(sid: str, now: float) -> LessonSession:
-    return LessonSession(
-        id=sid,
-        room_id=sid,
-        teacher="张老师",
-        subject="英语",
-        master_school="xian-shiyan",
-        date="2026-11-02",
-        starts_at=now + 3600,
-        ends_at=now + 6000,
-        opens_at=now + 3000,
-        closes_at=now + 6600,
-        remotes=[RemoteClass(class_id="jd-1-g3", school="jd-1")],
-    )
+    return english_lesson(sid, now + 3600)
 
 
 async def setup(h: Any) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from support.browser import chromium, wait_js
 from support.harness import running_app
+from support.sessions import english_lesson
 
 from contracts.rooms import Role
-from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
 from scheduler.repository import TimetableRepository
@@ -21,22 +21,7 @@ pytestmark = pytest.mark.browser
 async def test_kiosk_auto_joins_and_rejoins() -> None:
     async with running_app() as h, chromium() as browser:
         now = time.time()
-        await h.sessions.put(
-            LessonSession(
-                id="eng.now",
-                room_id="eng.now",
-                offering_id="eng",
-                teacher="张老师",
-                subject="英语",
-                master_school="xian-shiyan",
-                date="2026-11-02",
-                starts_at=now + 60,
-                ends_at=now + 2460,
-                opens_at=now - 540,
-                closes_at=now + 3060,
-                remotes=[RemoteClass(class_id="jd-1-g3", school="jd-1")],
-            )
-        )
+        await h.sessions.put(english_lesson("eng.now", now + 60, offering_id="eng"))
         await h.app[LESSON_SERVICE_KEY].tick()
         await TimetableRepository(h.store).put_district(demo_district())  # jd-1-g3 is its class
         coordinator = h.tokens.mint(subject="c", role=Role.coordinator)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 from support.harness import running_app
+from support.sessions import english_lesson
 
 from contracts.rooms import Role
-from lessons.models import LessonSession, RemoteClass
 from sanke.app import LESSON_SERVICE_KEY
 from scheduler.demo import demo_district
 from scheduler.repository import TimetableRepository
@@ -34,19 +34,7 @@ def assert_hardened(headers: object, what: str) -> None:
 async def lesson_now(h: object) -> None:
     now = time.time()
     await h.sessions.put(  # type: ignore[attr-defined]
-        LessonSession(
-            id="eng.now",
-            room_id="eng.now",
-            teacher="张老师",
-            subject="英语",
-            master_school="xian-shiyan",
-            date="2026-11-02",
-            starts_at=now + 60,
-            ends_at=now + 2460,
-            opens_at=now - 540,
-            closes_at=now + 3060,
-            remotes=[RemoteClass(class_id="jd-1-g3", school="jd-1")],
-        )
+        english_lesson("eng.now", now + 60)
     )
     await h.app[LESSON_SERVICE_KEY].tick()  # type: ignore[attr-defined]
     await TimetableRepository(h.store).put_district(demo_district())  # type: ignore[attr-defined]
