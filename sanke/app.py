@@ -18,6 +18,7 @@ from lessons.devices import DeviceRegistry
 from lessons.records import RecordLog
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
+from media.heap import HeapTrimmer
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -141,6 +142,7 @@ def create_app(
     rights = Rights(store, sweep_seconds=sweep)
     service = RoomService(store, hub, media, settings.node_id, rights)
     observability = media_observability(local_node.worker if local_node is not None else media)
+    heap = HeapTrimmer(settings.heap_trim_seconds if observability is not None else 0)
     app[SERVICE_KEY] = service
     limits = Limits(
         max_message_bytes=settings.ws_max_message_bytes,
@@ -231,11 +233,13 @@ def create_app(
             await lessons.start(settings.lesson_tick_seconds)
         if observability is not None:
             await observability.start()
+        heap.start()
         if settings.demo and scheduling:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
+        await heap.stop()
         if observability is not None:
             await observability.stop()
         if scheduling:

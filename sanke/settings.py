@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     sfu_address: str = Field(
         default="", description="the SFU node's public address (informational, for operators)"
     )
+    heap_trim_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="how often a process with an SFU hands freed native memory back "
+        "(glibc malloc_trim; 0: never)",
+    )
     drain_grace_seconds: float = Field(
         default=2700,
         ge=0,

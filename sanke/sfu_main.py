@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from contracts.store import open_store
+from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker, WorkerSettings
@@ -66,6 +67,8 @@ async def run_sfu(settings: Settings) -> None:
     )
     observability = MediaObservability(worker)
     await observability.start()
+    heap = HeapTrimmer(settings.heap_trim_seconds)
+    heap.start()
     await node.start()
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
@@ -87,6 +90,7 @@ async def run_sfu(settings: Settings) -> None:
     try:
         await node.stopped.wait()
     finally:
+        await heap.stop()
         await observability.stop()
         await runner.cleanup()
         await store.close()
