@@ -127,7 +127,10 @@ def pairing_errors(district: District) -> list[InitErrorDetails]:
             party_ref(p.served),
             tuple(p.subjects) if p.subjects is not None else None,
         )
-        earlier = first.setdefault(key, i)
-        if earlier != i:
-            errors.append(_error(("pairings", i), f"the same as pairings/{earlier}", None))
+        if first.setdefault(key, i) != i:
+            errors.append(
+                _error(
+                    ("pairings", i), "repeats an earlier pairing (same sides and subjects)", None
+                )
+            )
     return errors
