@@ -216,6 +216,8 @@ class Policy(Strict):
     # absent = unlimited. The scheduler API fills it from the live nodes when left empty.
     sfu_capacity: dict[str, int] = Field(default_factory=dict)
     region_level: Literal["province", "city", "county"] = "county"
+    # Offerings of other regions too; not consulted once the district names any pairing
+    # (Pairing says what pairings mean).
     cross_region: bool = True
     teacher_weekly_streams: int = Field(default=20, ge=0, le=100)
     teacher_load_overrides: dict[str, int] = Field(default_factory=dict)

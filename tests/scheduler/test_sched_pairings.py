@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from support.counties import A, B, C, serves, three_counties
 
-from scheduler.domain import Ban, District, Pairing, parse_district
+from scheduler.domain import Ban, District, Pairing, Party, parse_district
 from scheduler.solver.candidates import build_candidates, candidates_for
 from scheduler.solver.solve import SolveOptions, solve
 from scheduler.solver.verify import violations
@@ -150,6 +151,38 @@ def test_a_ring_of_pairings_gives_the_candidates_its_bans_gave() -> None:
     assert all(np.array_equal(getattr(got, c), getattr(expected, c)) for c in columns)
     closed = build_candidates(ring.model_copy(update={"pairings": []}))
     assert len(got) > len(closed)  # the ring opened matches the closed province had not
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_pairings_give_the_candidates_their_bans_give(seed: int) -> None:
+    """Random pairings, sides at every level (a province serving a county holds the class's own
+    county too; a school inside a serving region), some per subject: the merged sources give
+    the pairs, in the order, that the same rule said as bans gives."""
+    rng = random.Random(seed)
+    base = province(seed=seed, offerings=120, classes=160, regions=4)
+    schools = base.schools
+    sides = sorted(
+        {f"r:{s.region.key(level)}" for s in schools for level in ("province", "city", "county")}
+        | {f"s:{s.id}" for s in rng.sample(schools, 12)}
+    )
+    pairings: dict[str, Pairing] = {}
+    while len(pairings) < 12:
+        serving, served = rng.sample(sides, 2)
+        subjects = rng.choice([None, ["英语"], ["音乐", "科学"]])
+        p = Pairing(
+            serving=Party(**{"school" if serving[0] == "s" else "region": serving[2:]}),
+            served=Party(**{"school" if served[0] == "s" else "region": served[2:]}),
+            subjects=subjects,
+        )
+        pairings[p.model_dump_json()] = p
+    paired = parse_district(
+        base.model_copy(update={"pairings": list(pairings.values())}).model_dump_json()
+    )
+    got, expected = build_candidates(paired), build_candidates(bans_for_pairings(paired))
+    columns = ("demand", "offering", "day", "remote_period", "overlap", "demand_start")
+    assert all(np.array_equal(getattr(got, c), getattr(expected, c)) for c in columns)
+    # The province is closed (cross_region off): pairings only open (five seeds of six do).
+    assert len(got) >= len(build_candidates(base))
 
 
 def test_changed_pairings_build_the_candidates_afresh() -> None:
