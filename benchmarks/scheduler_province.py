@@ -1,6 +1,7 @@
 """Province-scale 专递课堂 matching: greedy vs decomposed HiGHS MIP, then a re-solve.
 
     .venv/bin/python benchmarks/scheduler_province.py [--offerings 5000 --classes 20000 ...]
+    .venv/bin/python benchmarks/scheduler_province.py --partner-ring   # counties paired in a ring
 
 Prints greedy and MIP side by side (served periods, bound, gap, seconds) and a re-solve after
 cancelling offerings and adding pins (seconds, pairs changed vs pairs forced to change), and ends
@@ -65,15 +66,23 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=16)
     parser.add_argument("--time-limit", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--partner-ring",
+        action="store_true",
+        help="each county also serves the next (pairings; benchmarks/scheduler_pairings.py)",
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    district = province(args.seed, args.offerings, args.classes, args.regions)
+    district = province(
+        args.seed, args.offerings, args.classes, args.regions, partner_ring=args.partner_ring
+    )
     gen = time.perf_counter() - t0
     demanded = sum(d.periods_per_week for d in district.demands)
     print(
         f"province seed={args.seed}: {len(district.offerings)} offerings, {len(district.demands)} demands "
-        f"({demanded} periods) in {len(district.schools)} schools, {args.regions} regions; generated in {gen:.1f} s"
+        f"({demanded} periods) in {len(district.schools)} schools, {args.regions} regions, "
+        f"{len(district.pairings)} pairings; generated in {gen:.1f} s"
     )
 
     greedy = solve(district, SolveOptions(mip=False, time_limit=args.time_limit))

@@ -1,5 +1,6 @@
 """District data under /api/v1/schedule/district (coordinator or admin token): the whole
-district as JSON, its bells/offerings/demands as CSV, coordinator pins and bans.
+district as JSON, its bells/offerings/demands/pairings as CSV, coordinator pins, bans and
+pairings (结对帮扶: which regions or schools may serve which, ``domain.Pairing``).
 
 Every change goes through ``district_edits.apply``: in a child process when its input is large
 (scheduler.offload), so that a province's upload never stalls the event loop.
@@ -15,10 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
-from scheduler.domain import District
+from scheduler.domain import District, Pairing
+from scheduler.io.csvio import CSV_KINDS, CsvKind
 from scheduler.io.district_edits import (
     Change,
     EditPair,
+    EditPairing,
     ImportCsv,
     Rejected,
     ReplaceDistrict,
@@ -101,16 +104,16 @@ async def get_district(request: web.Request) -> web.Response:
     return web.Response(text=await _stored(request), content_type="application/json")
 
 
-def _kind(request: web.Request) -> Literal["bells", "offerings", "demands"]:
+def _kind(request: web.Request) -> CsvKind:
     kind = request.match_info["kind"]
-    for known in ("bells", "offerings", "demands"):
+    for known in CSV_KINDS:
         if kind == known:
             return known
-    raise SankeError(ErrorCode.not_found, f"unknown CSV {kind!r} (bells, offerings, demands)", 404)
+    raise SankeError(ErrorCode.not_found, f"unknown CSV {kind!r} ({', '.join(CSV_KINDS)})", 404)
 
 
 @documented(
-    summary="Replace the district's bells, offerings or demands from a CSV file",
+    summary="Replace the district's bells, offerings, demands or pairings from a CSV file",
     body_text="text/csv",
     tag="schedule",
 )
@@ -120,7 +123,7 @@ async def put_csv(request: web.Request) -> web.Response:
     return await _edit(request, ImportCsv(kind, await read_body(request, CSV_MAX_BYTES)))
 
 
-@documented(summary="The district's bells, offerings or demands as CSV", tag="schedule")
+@documented(summary="The district's bells, offerings, demands or pairings as CSV", tag="schedule")
 async def get_csv(request: web.Request) -> web.Response:
     _auth(request)
     kind = _kind(request)
@@ -143,6 +146,24 @@ def _pair_route(field: Literal["pins", "bans"], add: bool) -> Handler:
     return handler
 
 
+def _pairing_route(add: bool) -> Handler:
+    @documented(
+        summary=(
+            "Add a pairing (结对帮扶: serving's master teachers may teach served's classes)"
+            if add
+            else "Remove a pairing (the one equal to the body)"
+        ),
+        body=Pairing,
+        tag="schedule",
+    )
+    async def handler(request: web.Request) -> web.Response:
+        _auth(request)
+        body = await read_json_model(request, Pairing)
+        return await _edit(request, EditPairing(add, body))
+
+    return handler
+
+
 def setup_district_routes(
     app: web.Application, repo: TimetableRepository, offload_bytes: int = OFFLOAD_BYTES
 ) -> None:
@@ -157,3 +178,5 @@ def setup_district_routes(
     r.add_delete(f"{PREFIX}/pins", _pair_route("pins", False))
     r.add_post(f"{PREFIX}/bans", _pair_route("bans", True))
     r.add_delete(f"{PREFIX}/bans", _pair_route("bans", False))
+    r.add_post(f"{PREFIX}/pairings", _pairing_route(True))
+    r.add_delete(f"{PREFIX}/pairings", _pairing_route(False))

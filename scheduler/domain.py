@@ -216,6 +216,8 @@ class Policy(Strict):
     # absent = unlimited. The scheduler API fills it from the live nodes when left empty.
     sfu_capacity: dict[str, int] = Field(default_factory=dict)
     region_level: Literal["province", "city", "county"] = "county"
+    # Offerings of other regions too; not consulted once the district names any pairing
+    # (Pairing says what pairings mean).
     cross_region: bool = True
     teacher_weekly_streams: int = Field(default=20, ge=0, le=100)
     teacher_load_overrides: dict[str, int] = Field(default_factory=dict)
@@ -238,6 +240,53 @@ class Ban(Strict):
     offering_id: ID
 
 
+SubjectName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^;]+$")]
+
+
+class Party(Strict):
+    """One side of a pairing: one school (``school``), or every school of a region
+    (``region``: a region key at any level, as ``Region.key`` writes it: ``"41"`` a
+    province, ``"41/4117"`` a city, ``"41/4117/411721"`` a county)."""
+
+    school: ID | None = None
+    region: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Party:
+        if (self.school is None) == (self.region is None):
+            raise ValueError("name a region or a school (exactly one)")
+        return self
+
+
+class Pairing(Strict):
+    """结对帮扶: the master teachers of ``serving`` may teach the classes of ``served``, in
+    ``subjects`` only (absent: every subject). Directed: it lets ``served`` take ``serving``'s
+    offerings, never the reverse (add a second pairing for that).
+
+    What a district's pairings mean (``scheduler.pairings.Reach``): a class may take an
+    offering of its own region (``policy.region_level``) as before. Without any pairing an
+    offering of another region is allowed exactly when ``policy.cross_region`` is on, as it
+    always was. With at least one pairing, ``cross_region`` is no longer consulted: an
+    offering of another region is allowed exactly when some pairing's ``serving`` holds the
+    offering's school, its ``served`` holds the class's school, and its subjects (or all)
+    include the demand's subject. So naming partners opens those cross-region matches even
+    when ``cross_region`` is off (the point of naming them), and closes every other one even
+    when it is on. A pairing inside one region changes nothing: same-region matching is
+    always allowed (bans narrow it)."""
+
+    serving: Party
+    served: Party
+    subjects: list[SubjectName] | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _two_sides(self) -> Pairing:
+        if self.serving == self.served:
+            raise ValueError("serving and served are the same: a pairing needs two sides")
+        if self.subjects is not None and len(set(self.subjects)) < len(self.subjects):
+            raise ValueError("a subject is listed twice")
+        return self
+
+
 class District(Strict):
     id: ID
     name: str = Field(default="", max_length=100)
@@ -248,6 +297,7 @@ class District(Strict):
     demands: list[Demand] = Field(default_factory=list)
     pins: list[Pin] = Field(default_factory=list)
     bans: list[Ban] = Field(default_factory=list)
+    pairings: list[Pairing] = Field(default_factory=list)
 
     def school(self, school_id: str) -> School:
         return self.school_index()[school_id]
@@ -332,6 +382,10 @@ def check_references(district: District) -> None:
                     )
                 )
     errors += _season_gaps(district)
+    if district.pairings:
+        from scheduler.pairings import pairing_errors  # pairings builds on this module
+
+        errors += pairing_errors(district)
     for tz_ok in [re.fullmatch(r"[A-Za-z_]+(/[A-Za-z_]+)*", district.term.timezone)]:
         if tz_ok is None:
             errors.append(

@@ -4,6 +4,10 @@ Shape: regions (counties) each with a few master schools and many small remote s
 mix of bell schedules (40- and 45-minute periods, starts staggered by 5–15 minutes, some with
 a summer schedule); English in three editions, music, art and science in one or two; remote
 classes with a handful of free periods shared by the subjects they lack.
+
+``partner_ring``: the counties also form a ring of pairings (结对帮扶), each county's master
+teachers serving the next county's classes; ``bans_for_pairings`` says the same with bans
+on a district that allows every cross-region match, the way it had to be said before pairings.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from datetime import date, time
 
 from scheduler.domain import (
     WORKDAYS,
+    Ban,
     BellSchedule,
     DateRange,
     Demand,
     District,
     MakeupDay,
     Offering,
+    Pairing,
+    Party,
     Period,
     Policy,
     Region,
@@ -91,6 +98,7 @@ def province(
     regions: int = 16,
     periods_per_day: int = 8,
     policy: Policy | None = None,
+    partner_ring: bool = False,
 ) -> District:
     rng = random.Random(seed)
     slots = [Slot(weekday=d, period=p) for d in WORKDAYS for p in range(1, periods_per_day + 1)]
@@ -174,4 +182,41 @@ def province(
     return District(
         id=f"province-{seed}", name="synthetic", term=term(), policy=pol, schools=schools,
         offerings=offer_list, demands=demand_list,
+        pairings=ring_pairings(schools) if partner_ring else [],
     )  # fmt: skip
+
+
+def ring_pairings(schools: list[School]) -> list[Pairing]:
+    """Each county serves the next one (in the order the schools list them), the last the
+    first: every class gets one partner county besides its own, every subject."""
+    counties = list(dict.fromkeys(s.region.key("county") for s in schools))
+    if len(counties) < 2:
+        return []
+    return [
+        Pairing(
+            serving=Party(region=county), served=Party(region=counties[(k + 1) % len(counties)])
+        )
+        for k, county in enumerate(counties)
+    ]
+
+
+def bans_for_pairings(district: District) -> District:
+    """``district`` with its pairings said as bans instead: cross-region matching on, no
+    pairings, and a ban on every (class, offering) of the same grade, subject and edition in
+    another region that no pairing allows (the same candidates, one ban per refused pair)."""
+    from scheduler.pairings import Reach  # the generator itself needs no matching rules
+
+    reach = Reach(district)
+    by_need: dict[tuple[int, str, str], list[Offering]] = {}
+    for o in district.offerings:
+        by_need.setdefault((o.grade, o.subject, o.edition), []).append(o)
+    bans: dict[tuple[str, str], Ban] = {(b.class_id, b.offering_id): b for b in district.bans}
+    for d in district.demands:
+        sources = reach.sources(d.school, d.subject)
+        for o in by_need.get((d.grade, d.subject, d.edition), []):
+            if not reach.serves(sources, o.school):
+                bans.setdefault((d.class_id, o.id), Ban(class_id=d.class_id, offering_id=o.id))
+    policy = district.policy.model_copy(update={"cross_region": True})
+    return district.model_copy(
+        update={"policy": policy, "pairings": [], "bans": list(bans.values())}
+    )

@@ -20,6 +20,7 @@ ReasonCode = Literal[
     "same_teacher",  # only other teachers' offerings remain and same-teacher is hard
     "banned",  # the coordinator banned every remaining offering
     "cross_region",  # only other regions offer it and cross-region matching is off
+    "no_partner",  # only schools that no pairing lets serve this class offer it (结对)
     "solver_limit",  # a free pair exists: the time limit stopped the search
 ]
 

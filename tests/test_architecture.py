@@ -30,7 +30,12 @@ FORBIDDEN_MODULES: dict[str, set[str]] = {
     "media": {"contracts.protocol"},
 }
 # The scheduler's domain: districts, bell schedules and term calendars, and the timetable.
-SCHEDULER_DOMAIN = {"scheduler.domain", "scheduler.timetable", "scheduler.clock"}
+SCHEDULER_DOMAIN = {
+    "scheduler.domain",
+    "scheduler.pairings",
+    "scheduler.timetable",
+    "scheduler.clock",
+}
 # (importer, imported component) → the only modules of it the importer may use.
 ONLY_MODULES: dict[tuple[str, str], set[str]] = {
     # The scheduler uses signaling's HTTP plumbing (authorization, OpenAPI, bodies, the

@@ -1,7 +1,9 @@
 """CSV import/export for what a coordinator keeps in a spreadsheet.
 
-Three files: bell schedules (one row per school, season and period), offerings and demands.
-Errors point at the file, the line (1 = header) and the column.
+Four files: bell schedules (one row per school, season and period), offerings, demands and
+pairings (one row per pairing: a region or a school on each side, the subjects separated by
+``;``, empty for every subject). Errors point at the file, the line (1 = header) and the
+column.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from scheduler.domain import (
     BellSchedule,
     Demand,
+    District,
     MonthDay,
     Offering,
+    Pairing,
     Period,
     Region,
     School,
     Slot,
     Weekday,
 )
+from scheduler.pairings import pairing_errors
 
-CsvKind = Literal["bells", "offerings", "demands"]
+CsvKind = Literal["bells", "offerings", "demands", "pairings"]
+CSV_KINDS: tuple[CsvKind, ...] = ("bells", "offerings", "demands", "pairings")
 
 BELL_COLUMNS = [
     "school_id", "school_name", "province", "city", "county", "uplink_mbps", "downlink_mbps",
@@ -34,6 +40,9 @@ BELL_COLUMNS = [
 ]  # fmt: skip
 OFFERING_COLUMNS = list(Offering.model_fields)
 DEMAND_COLUMNS = list(Demand.model_fields)
+PAIRING_COLUMNS = ["serving_region", "serving_school", "served_region", "served_school", "subjects"]
+# Subjects in one cell (a subject name never holds it: domain.SubjectName).
+SUBJECT_SEPARATOR = ";"
 
 
 def _write(columns: list[str], rows: Iterable[dict[str, object]]) -> str:
@@ -80,12 +89,26 @@ def export_demands(demands: list[Demand]) -> str:
     return _write(DEMAND_COLUMNS, rows)
 
 
+def export_pairings(pairings: list[Pairing]) -> str:
+    rows: list[dict[str, object]] = []
+    for p in pairings:
+        rows.append(
+            {
+                "serving_region": p.serving.region or "", "serving_school": p.serving.school or "",
+                "served_region": p.served.region or "", "served_school": p.served.school or "",
+                "subjects": SUBJECT_SEPARATOR.join(p.subjects) if p.subjects is not None else "",
+            }
+        )  # fmt: skip
+    return _write(PAIRING_COLUMNS, rows)
+
+
 def _reader(text: str, kind: str, columns: list[str]) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [c for c in columns if c not in (reader.fieldnames or [])]
     required = {"bells": BELL_COLUMNS, "offerings": ["id", "teacher", "school", "grade", "subject",
                 "edition", "weekday", "period"], "demands": ["id", "class_id", "school", "grade",
-                "subject", "edition", "periods_per_week", "free_periods"]}[kind]  # fmt: skip
+                "subject", "edition", "periods_per_week", "free_periods"],
+                "pairings": PAIRING_COLUMNS}[kind]  # fmt: skip
     missing = [c for c in missing if c in required]
     if missing:
         raise _errors(
@@ -155,6 +178,50 @@ def import_demands(text: str) -> list[Demand]:
     if errors:
         raise _errors(errors)
     return items
+
+
+def import_pairings(text: str) -> list[Pairing]:
+    """Pairings; an error names the column (``serving_school``) or, for a side with neither
+    or both of its cells, the side (``serving``)."""
+    items, errors = [], []
+    for n, row in enumerate(_reader(text, "pairings", PAIRING_COLUMNS), start=2):
+        data: dict[str, object] = {
+            side: {k: row[f"{side}_{k}"] for k in ("region", "school") if f"{side}_{k}" in row}
+            for side in ("serving", "served")
+        }
+        if "subjects" in row:
+            data["subjects"] = row["subjects"].split(SUBJECT_SEPARATOR)
+        try:
+            items.append(Pairing.model_validate(data))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = [str(p) for p in err["loc"]]
+                column = "_".join(loc[:2]) if loc[:1] != ["subjects"] else "subjects"
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("csv", err["msg"]),
+                        loc=("pairings", n, column),
+                        input=err.get("input"),
+                    )
+                )
+    if errors:
+        raise _errors(errors)
+    return items
+
+
+def check_pairing_rows(district: District) -> None:
+    """The reference checks of pairings that came from a sheet (unknown school or region, a
+    repeat), pointing at its lines and columns instead of the JSON list."""
+    errors = []
+    for err in pairing_errors(district):
+        loc = err["loc"]
+        assert isinstance(loc[1], int)
+        column = "_".join(str(p) for p in loc[2:4])
+        errors.append(
+            InitErrorDetails(type=err["type"], loc=("pairings", loc[1] + 2, column), input=None)
+        )
+    if errors:
+        raise _errors(errors)
 
 
 class _BellRow(BaseModel):

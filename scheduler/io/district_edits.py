@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from contracts.errors import ErrorDetail, error_details
-from scheduler.domain import Ban, District, Pin, check_references
+from scheduler.domain import Ban, District, Pairing, Pin, check_references
 from scheduler.io import csvio
 
 
@@ -32,7 +32,7 @@ class ReplaceDistrict:
 
 @dataclass(frozen=True)
 class ImportCsv:
-    """One CSV file replacing the district's bells (schools), offerings or demands."""
+    """One CSV file replacing the district's bells (schools), offerings, demands or pairings."""
 
     kind: csvio.CsvKind
     data: bytes | bytearray
@@ -56,7 +56,19 @@ class EditPair:
         return 0
 
 
-Change = ReplaceDistrict | ImportCsv | EditPair
+@dataclass(frozen=True)
+class EditPairing:
+    """Add a pairing (unless an equal one is there) or remove the equal one."""
+
+    add: bool
+    pairing: Pairing
+
+    @property
+    def size(self) -> int:
+        return 0
+
+
+Change = ReplaceDistrict | ImportCsv | EditPair | EditPairing
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,8 @@ def apply(stored: str | None, change: Change) -> Edited | Rejected:
                     return edited
                 district, rows = edited
                 reply = {"kind": change.kind, "replaced": True, "rows": rows}
+            elif isinstance(change, EditPairing):
+                district, reply = _edit_pairing(current, change)
             else:
                 district, reply = _edit_pair(current, change)
         check_references(district)
@@ -110,6 +124,8 @@ def export_csv(stored: str, kind: csvio.CsvKind) -> str:
         return csvio.export_bells(district.schools)
     if kind == "offerings":
         return csvio.export_offerings(district.offerings)
+    if kind == "pairings":
+        return csvio.export_pairings(district.pairings)
     return csvio.export_demands(district.demands)
 
 
@@ -130,6 +146,12 @@ def _import_csv(district: District, change: ImportCsv) -> tuple[District, int] |
     if change.kind == "offerings":
         offerings = csvio.import_offerings(text)
         return district.model_copy(update={"offerings": offerings}), len(offerings)
+    if change.kind == "pairings":
+        # An empty sheet (its header alone) is a district without pairings again.
+        pairings = csvio.import_pairings(text)
+        edited = district.model_copy(update={"pairings": pairings})
+        csvio.check_pairing_rows(edited)
+        return edited, len(pairings)
     demands = csvio.import_demands(text)
     return district.model_copy(update={"demands": demands}), len(demands)
 
@@ -144,3 +166,12 @@ def _edit_pair(district: District, change: EditPair) -> tuple[District, dict[str
         pairs.append(kind(class_id=change.class_id, offering_id=change.offering_id))
     edited = district.model_copy(update={change.field: pairs})
     return edited, {change.field: [p.model_dump() for p in pairs]}
+
+
+def _edit_pairing(district: District, change: EditPairing) -> tuple[District, dict[str, Any]]:
+    # Adding one that is there already keeps it where it is: the sheet's order stays.
+    kept = [p for p in district.pairings if change.add or p != change.pairing]
+    if change.add and change.pairing not in kept:
+        kept.append(change.pairing)
+    edited = district.model_copy(update={"pairings": kept})
+    return edited, {"pairings": [p.model_dump(mode="json") for p in kept]}

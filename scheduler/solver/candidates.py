@@ -1,7 +1,7 @@
 """Candidate pairs: which demand could take which offering, in which of its free periods.
 
 Built before any solver runs. A pair is a candidate when grade, subject and edition match,
-the region policy allows it, it is not banned, and the master period overlaps one of the
+the region policy and the pairings allow it (``scheduler.pairings``), it is not banned, and the master period overlaps one of the
 class's free periods on the same weekday by at least the policy minimum (clock times from
 both bell schedules). ``rejections.py`` says, for one demand, why every other offering of its
 grade and subject is not a candidate; explanations are derived from those.
@@ -9,6 +9,7 @@ grade and subject is not a candidate; explanations are derived from those.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 from collections import defaultdict
@@ -17,7 +18,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduler.clock import PeriodTimes, SeasonTable, weekly_overlap
-from scheduler.domain import Ban, Demand, District, Offering, Policy, School, TermCalendar, Weekday
+from scheduler.domain import (
+    Ban,
+    Demand,
+    District,
+    Offering,
+    Pairing,
+    Policy,
+    School,
+    TermCalendar,
+    Weekday,
+)
+from scheduler.pairings import Reach, Sources
 from scheduler.solver.arrays import IntArray, offsets
 
 DAYS: list[Weekday] = list(Weekday)
@@ -112,40 +124,46 @@ def _candidate_set(
     return CandidateSet(district, demand, offering, day, period, overlap, offsets(counts), book)
 
 
-class RegionCheck:
-    """Whether the region policy lets a demand take an offering."""
+# An offering as the overlap lookup needs it: index, id, bell signature, period.
+_Indexed = tuple[int, str, int, int]
 
-    def __init__(self, district: District) -> None:
-        self.any = district.policy.cross_region
-        level = district.policy.region_level
-        self.key = {s.id: s.region.key(level) for s in district.schools}
 
-    def __call__(self, demand: Demand, offering: Offering) -> bool:
-        return self.any or self.key[demand.school] == self.key[offering.school]
+def _merged(lists: list[list[_Indexed]]) -> list[_Indexed]:
+    """Offerings of several sources in district order, each once (sources may overlap: a
+    pairing's province holds the class's own county)."""
+    if len(lists) <= 1:
+        return lists[0] if lists else []
+    out: list[_Indexed] = []
+    last = -1
+    for item in heapq.merge(*lists):
+        if item[0] != last:
+            out.append(item)
+            last = item[0]
+    return out
 
 
 def build_candidates(district: District, book: OverlapBook | None = None) -> CandidateSet:
     book = book or OverlapBook(district)
     minimum = district.policy.min_overlap_minutes
-    region_ok = RegionCheck(district)
-    # Offerings by need and weekday (and region, unless cross-region matching is allowed), in
-    # district order, with what the overlap lookup needs.
-    index: dict[tuple[str, int, str, str, Weekday], list[tuple[int, str, int, int]]] = defaultdict(
-        list
-    )
+    reach = Reach(district)
+    # Offerings by source reference (the region or school a class may take them from;
+    # scheduler.pairings), need and weekday, in district order. When every region may serve
+    # every other, one source holds them all.
+    index: dict[tuple[str, int, str, str, Weekday], list[_Indexed]] = defaultdict(list)
     for oi, o in enumerate(district.offerings):
-        region = "" if region_ok.any else region_ok.key[o.school]
-        index[(region, o.grade, o.subject, o.edition, o.weekday)].append(
-            (oi, o.id, book.signature[o.school], o.period)
-        )
+        entry = (oi, o.id, book.signature[o.school], o.period)
+        for ref in ("*",) if reach.everywhere else reach.index_refs(o.school):
+            index[(ref, o.grade, o.subject, o.edition, o.weekday)].append(entry)
     banned: dict[str, set[str]] = defaultdict(set)
     for b in district.bans:
         banned[b.class_id].add(b.offering_id)
     overlap = book.overlap_by_signature
-    # (need, region, remote bell signature) -> (weekday, remote period) -> offerings that
+    # (sources, need, weekday) -> the offerings of every source, merged in district order.
+    merged: dict[tuple[Sources, int, str, str, Weekday], list[_Indexed]] = {}
+    # (sources, need, remote bell signature) -> (weekday, remote period) -> offerings that
     # overlap enough (classes of one need share a bell schedule and their free periods).
     passing: dict[
-        tuple[str, int, str, str, int], dict[tuple[Weekday, int], list[tuple[int, str, int]]]
+        tuple[Sources, int, str, str, int], dict[tuple[Weekday, int], list[tuple[int, str, int]]]
     ] = {}
     demands: list[int] = []
     offerings: list[int] = []
@@ -155,10 +173,10 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
     counts: list[int] = []
     for di, d in enumerate(district.demands):
         before = len(offerings)
-        region = "" if region_ok.any else region_ok.key[d.school]
+        sources = reach.sources(d.school, d.subject)
         bans = banned.get(d.class_id)
         rs = book.signature[d.school]
-        need = (region, d.grade, d.subject, d.edition, rs)
+        need = (sources, d.grade, d.subject, d.edition, rs)
         table = passing.get(need)
         if table is None:
             table = passing[need] = {}
@@ -166,11 +184,19 @@ def build_candidates(district: District, book: OverlapBook | None = None) -> Can
             weekday, rp = slot.weekday, slot.period
             found = table.get((weekday, rp))
             if found is None:
+                at = (sources, d.grade, d.subject, d.edition, weekday)
+                offered = merged.get(at)
+                if offered is None:
+                    offered = merged[at] = _merged(
+                        [
+                            index[key]
+                            for ref in sources
+                            if (key := (ref, d.grade, d.subject, d.edition, weekday)) in index
+                        ]
+                    )
                 found = table[(weekday, rp)] = [
                     (oi, oid, minutes)
-                    for oi, oid, ms, mp in index.get(
-                        (region, d.grade, d.subject, d.edition, weekday), ()
-                    )
+                    for oi, oid, ms, mp in offered
                     if (minutes := overlap(ms, mp, rs, rp, weekday)) >= minimum
                 ]
             if not found:
@@ -199,6 +225,7 @@ class _Inputs:
     offerings: list[Offering]
     demands: list[Demand]
     bans: list[Ban]
+    pairings: list[Pairing]
 
     @classmethod
     def of(cls, district: District) -> _Inputs:
@@ -209,6 +236,7 @@ class _Inputs:
             list(district.offerings),
             list(district.demands),
             list(district.bans),
+            list(district.pairings),
         )
 
 
@@ -240,6 +268,7 @@ def _derive(inputs: _Inputs, old: CandidateSet, district: District) -> Candidate
         and district.schools == inputs.schools
         and district.demands == inputs.demands
         and district.bans == inputs.bans
+        and district.pairings == inputs.pairings
     ):
         return None
     remap = _kept_offerings(inputs.offerings, district.offerings)

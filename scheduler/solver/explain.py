@@ -1,9 +1,9 @@
 """Reasons for unmet demand from offerings that are not candidates for it.
 
 Offerings that are not candidates explain themselves by their rejection reason (edition,
-overlap with the best found, no free period that day, region, ban). These do not depend on the
-solution, so the solver computes them while the MIP runs; ``unmet.py`` adds the reasons from
-the solution's binding rows.
+overlap with the best found, no free period that day, region or no pairing, ban). These do
+not depend on the solution, so the solver computes them while the MIP runs; ``unmet.py``
+adds the reasons from the solution's binding rows.
 """
 
 from __future__ import annotations
@@ -83,6 +83,21 @@ def _listed_reason(code: ReasonCode, ids: list[str], label: str) -> Reason:
     return reason(code, f"offerings {', '.join(ids)} are {label}", ids)
 
 
+# Offerings of regions the class may not take from, by the refusal's code (pairings.Reach).
+_REGION_LABELS: dict[ReasonCode, str] = {
+    "cross_region": "in another region",
+    "no_partner": "at schools no pairing (结对) lets serve this class in this subject",
+}
+
+
+def _region_reasons(by_code: dict[str, list[str]]) -> list[Reason]:
+    return [
+        _listed_reason(code, by_code[code], label)
+        for code, label in _REGION_LABELS.items()
+        if by_code.get(code)
+    ]
+
+
 def _grouped_reasons(
     district: District, d: Demand, grouped: dict[str, list[Rejection]], index: RejectionIndex
 ) -> list[Reason]:
@@ -106,8 +121,7 @@ def _grouped_reasons(
         reasons.append(_no_free_reason([offerings[i] for i in by_code["no_free_period"]]))
     if by_code.get("banned"):
         reasons.append(_listed_reason("banned", by_code["banned"], "banned by the coordinator"))
-    if by_code.get("cross_region"):
-        reasons.append(_listed_reason("cross_region", by_code["cross_region"], "in another region"))
+    reasons.extend(_region_reasons(by_code))
     return reasons
 
 
@@ -131,7 +145,9 @@ def no_candidate_reasons(
         own = _free_period_reasons(district, d, book, need.rest_keys)
         need.memo[d.id] = (d, own)
     edition = need.by_code.get("edition")
-    cross = need.by_code.get("cross_region")
+    # A need's offerings of other regions are refused under one code (pairings.Reach).
+    refusal: ReasonCode = "no_partner" if "no_partner" in need.by_code else "cross_region"
+    cross = need.by_code.get(refusal)
     if not (edition or cross or own):
         return [_any_edition(d)]
     reasons: list[Reason] = []
@@ -144,12 +160,10 @@ def no_candidate_reasons(
         reasons.append(found)
     reasons.extend(own)
     if cross:
-        found = need.reasons.get("cross_region")
+        found = need.reasons.get(refusal)
         if found is None:
             ids = [r.offering_id for r in cross]
-            found = need.reasons["cross_region"] = _listed_reason(
-                "cross_region", ids, "in another region"
-            )
+            found = need.reasons[refusal] = _listed_reason(refusal, ids, _REGION_LABELS[refusal])
         reasons.append(found)
     return reasons
 

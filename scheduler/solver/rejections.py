@@ -1,10 +1,10 @@
-"""Why offerings are not candidates for a demand (edition, ban, region, no free period that
-day, too little overlap with the best found), for explanations of unmet demand.
+"""Why offerings are not candidates for a demand (edition, ban, region or no pairing, no free
+period that day, too little overlap with the best found), for explanations of unmet demand.
 
 ``RejectionIndex`` shares what does not depend on the class between the demands of one need
-and region, and carries the per-class results over from the previous solve when the
-offerings to check, the bell schedules and the minimum overlap are unchanged
-(``rejection_index_for``).
+and the same sources (their region and the pairings serving it: ``scheduler.pairings``), and
+carries the per-class results over from the previous solve when the offerings to check, the
+bell schedules and the minimum overlap are unchanged (``rejection_index_for``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from scheduler.domain import Demand, District, Offering, Weekday
-from scheduler.solver.candidates import OverlapBook, RegionCheck
+from scheduler.pairings import Reach, Sources
+from scheduler.solver.candidates import OverlapBook
 from scheduler.timetable import Reason
 
 
 @dataclass(frozen=True)
 class Rejection:
     offering_id: str
-    code: str  # edition | banned | cross_region | no_free_period | overlap
+    code: str  # edition | banned | cross_region | no_partner | no_free_period | overlap
     best_overlap: int = 0
     remote_period: int | None = None
 
@@ -40,12 +41,13 @@ class RejectionIndex:
         self._carried = carried or {}
         self.banned = {(b.class_id, b.offering_id) for b in district.bans}
         self.banned_classes = {b.class_id for b in district.bans}
-        self.region_ok = RegionCheck(district)
+        self.reach = Reach(district)
         self.by_need: dict[tuple[int, str], list[Offering]] = defaultdict(list)
         for o in district.offerings:
             self.by_need[(o.grade, o.subject)].append(o)
-        # (grade, subject, edition, region) -> rejections that do not depend on the class
-        # (edition, cross_region) by code, and the offerings left to check against its periods.
+        # (grade, subject, edition, sources) -> rejections that do not depend on the class
+        # (edition, cross_region or no_partner) by code, and the offerings left to check
+        # against its periods.
         self._static: dict[NeedKey, NeedOfferings] = {}
         self._by_edition: dict[tuple[int, str, str], tuple[list[Rejection], list[Offering]]] = {}
         self._by_id: dict[tuple[int, str], dict[str, Offering]] = {}
@@ -62,17 +64,17 @@ class RejectionIndex:
 
     def static(self, demand: Demand) -> NeedOfferings:
         """Class-independent rejections of a demand's need; valid for classes without bans."""
-        region = self.region_ok.key[demand.school]
-        key = (demand.grade, demand.subject, demand.edition, region)
+        sources = self.reach.sources(demand.school, demand.subject)
+        key = (demand.grade, demand.subject, demand.edition, sources)
         cached = self._static.get(key)
         if cached is None:
-            cached = self._static[key] = self._need_offerings(demand, region)
+            cached = self._static[key] = self._need_offerings(demand, sources)
             before = self._carried.get(key)
             if before is not None and before.rest == cached.rest:
                 cached.memo = before.memo
         return cached
 
-    def _need_offerings(self, demand: Demand, region: str) -> NeedOfferings:
+    def _need_offerings(self, demand: Demand, sources: Sources) -> NeedOfferings:
         need = (demand.grade, demand.subject, demand.edition)
         split = self._by_edition.get(need)
         if split is None:
@@ -89,13 +91,12 @@ class RejectionIndex:
         by_code: dict[str, list[Rejection]] = {}
         if edition:
             by_code["edition"] = edition
-        if self.region_ok.any:
-            return NeedOfferings(by_code, list(same))
-        region_of = self.region_ok.key
-        rest = [o for o in same if region_of[o.school] == region]
+        serves = self.reach.serves
+        rest = [o for o in same if serves(sources, o.school)]
         if len(rest) < len(same):
-            by_code["cross_region"] = [
-                self._rejection(o.id, "cross_region") for o in same if region_of[o.school] != region
+            refusal = self.reach.refusal
+            by_code[refusal] = [
+                self._rejection(o.id, refusal) for o in same if not serves(sources, o.school)
             ]
         return NeedOfferings(by_code, rest)
 
@@ -108,7 +109,7 @@ class RejectionIndex:
 
 @dataclass
 class NeedOfferings:
-    """The offerings of one need (grade, subject, edition) seen from one region: those
+    """The offerings of one need (grade, subject, edition) seen from one set of sources: those
     rejected whatever the class (by code, in district order) and those left to check
     against the class's free periods."""
 
@@ -122,7 +123,7 @@ class NeedOfferings:
     memo: dict[str, tuple[Demand, list[Reason]]] = field(default_factory=dict)
 
 
-NeedKey = tuple[int, str, str, str]  # grade, subject, edition, region
+NeedKey = tuple[int, str, str, Sources]  # grade, subject, edition, sources
 
 
 _last_index_lock = threading.Lock()
@@ -168,15 +169,15 @@ def rejections(
 ) -> list[Rejection]:
     """Why each offering of the demand's grade and subject is not a candidate for it."""
     index = index or RejectionIndex(district)
-    banned, region_ok = index.banned, index.region_ok
+    banned, reach = index.banned, index.reach
     out: list[Rejection] = []
     for o in index.by_need.get((demand.grade, demand.subject), []):
         if o.edition != demand.edition:
             out.append(Rejection(o.id, "edition"))
         elif (demand.class_id, o.id) in banned:
             out.append(Rejection(o.id, "banned"))
-        elif not region_ok(demand, o):
-            out.append(Rejection(o.id, "cross_region"))
+        elif not reach.allows(demand.school, demand.subject, o.school):
+            out.append(Rejection(o.id, reach.refusal))
         else:
             found = _slot_rejection(district, demand, o, book)
             if found is not None:

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 
 from scheduler.clock import period_interval
 from scheduler.domain import District
+from scheduler.pairings import Reach
 from scheduler.solver.candidates import OverlapBook
 from scheduler.timetable import Timetable
 
@@ -20,6 +21,7 @@ def violations(district: District, timetable: Timetable) -> list[str]:
     demands = {d.id: d for d in district.demands}
     banned = {(b.class_id, b.offering_id) for b in district.bans}
     book = OverlapBook(district)
+    reach = Reach(district)
     out: list[str] = []
     per_demand: Counter[str] = Counter()
     per_class_slot: Counter[tuple[str, str, int]] = Counter()
@@ -46,11 +48,9 @@ def violations(district: District, timetable: Timetable) -> list[str]:
             out.append(f"{where}: overlap {minutes} < {policy.min_overlap_minutes}")
         if (d.class_id, o.id) in banned:
             out.append(f"{where}: banned")
-        level = policy.region_level
-        if not policy.cross_region and schools[o.school].region.key(level) != schools[
-            d.school
-        ].region.key(level):
-            out.append(f"{where}: crosses regions")
+        if not reach.allows(d.school, d.subject, o.school):
+            what = "no pairing lets it serve" if reach.paired else "crosses regions"
+            out.append(f"{where}: {what}")
         per_demand[d.id] += 1
         per_class_slot[(d.class_id, a.weekday.value, a.remote_period)] += 1
         per_day[(d.id, a.weekday.value)] += 1

@@ -1,9 +1,10 @@
-// Coordinator: district data upload (JSON / CSV) with errors per row and field, solve jobs with
-// progress, the week grid per classroom / school / teacher with pin and ban, unmet demand with
-// reasons, publish, 开课率 tables. Calls /api/v1/schedule/… and /api/v1/lessons/stats with the
+// Coordinator: district data upload (JSON / CSV) with errors per row and field, the pairings
+// (结对帮扶) list with add and remove, solve jobs with progress, the week grid per classroom /
+// school / teacher with pin and ban, unmet demand with reasons, publish, 开课率 tables. Calls /api/v1/schedule/… and /api/v1/lessons/stats with the
 // coordinator token from ?token=.
 import { $, $$, h, api, say, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, onLang, errorText } from "./i18n.js";
+import { pairingsOf, pairingsSection, reasonItem } from "./coordinator-pairings.js";
 
 register({
   zh: {
@@ -22,7 +23,7 @@ register({
     "coord.missed": "未开", "coord.cancelled": "取消", "coord.rate": "开课率", "coord.late": "平均迟到（分钟）", "coord.attendance": "远端出勤率",
     "coord.pin": "固定", "coord.unpin": "取消固定", "coord.ban": "禁止", "coord.pinLabel": "固定：{what}", "coord.banLabel": "禁止此安排：{what}",
     "coord.periodN": "第 {n} 节", "coord.uploaded": "已上传：{schools} 所学校，{offerings} 门主讲课程，{demands} 个远端需求",
-    "coord.summary": "{name}：{schools} 所学校，{offerings} 门主讲课程，{demands} 个远端需求，{pins} 个固定，{bans} 个禁止",
+    "coord.summary": "{name}：{schools} 所学校，{offerings} 门主讲课程，{demands} 个远端需求，{pins} 个固定，{bans} 个禁止，{pairings} 个结对",
     "coord.noDistrict": "尚未上传区县数据。", "coord.invalid": "数据有 {n} 处错误，未保存。", "coord.csvSaved": "已导入 {kind}。",
     "coord.chooseFile": "请先选择文件。", "coord.badJson": "文件不是有效的 JSON：{message}",
     "coord.phase.queued": "排队中", "coord.phase.candidates": "生成候选", "coord.phase.greedy": "贪心初解", "coord.phase.mip": "整数规划求解",
@@ -48,9 +49,9 @@ register({
     "coord.byProvince": "By province", "coord.period": "Period", "coord.term": "This term", "coord.month": "This month", "coord.week": "This week",
     "coord.refresh": "Refresh", "coord.csv": "Export CSV", "coord.group": "Group", "coord.scheduled": "Scheduled", "coord.held": "Held",
     "coord.missed": "Missed", "coord.cancelled": "Cancelled", "coord.rate": "Rate held", "coord.late": "Avg. late (min)", "coord.attendance": "Remote attendance",
-    "coord.pin": "Pin", "coord.unpin": "Unpin", "coord.ban": "Ban", "coord.pinLabel": "Pin: {what}", "coord.banLabel": "Ban this pairing: {what}",
+    "coord.pin": "Pin", "coord.unpin": "Unpin", "coord.ban": "Ban", "coord.pinLabel": "Pin: {what}", "coord.banLabel": "Ban this match: {what}",
     "coord.periodN": "Period {n}", "coord.uploaded": "Uploaded: {schools} schools, {offerings} master lessons, {demands} remote demands",
-    "coord.summary": "{name}: {schools} schools, {offerings} master lessons, {demands} remote demands, {pins} pins, {bans} bans",
+    "coord.summary": "{name}: {schools} schools, {offerings} master lessons, {demands} remote demands, {pins} pins, {bans} bans, {pairings} pairings",
     "coord.noDistrict": "No district data uploaded yet.", "coord.invalid": "{n} errors in the data; nothing was saved.", "coord.csvSaved": "Imported {kind}.",
     "coord.chooseFile": "Choose a file first.", "coord.badJson": "The file is not valid JSON: {message}",
     "coord.phase.queued": "Queued", "coord.phase.candidates": "Candidates", "coord.phase.greedy": "Greedy start", "coord.phase.mip": "MIP",
@@ -94,7 +95,7 @@ function showErrors(details) {
     const parts = String(d.loc || "").split("/");
     // CSV: kind/line/field; JSON: list/index/field… (index shown 1-based)
     const file = parts[0] || "";
-    const row = parts.length > 1 && /^\d+$/.test(parts[1]) ? (["bells", "offerings", "demands"].includes(file) && !ui.lastJson ? parts[1] : String(Number(parts[1]) + 1)) : "";
+    const row = parts.length > 1 && /^\d+$/.test(parts[1]) ? (["bells", "offerings", "demands", "pairings"].includes(file) && !ui.lastJson ? parts[1] : String(Number(parts[1]) + 1)) : "";
     const field = parts.slice(row ? 2 : 1).join(".");
     return h("tr", { class: "error-row", dataset: { row, field } }, h("td", {}, file), h("td", { class: "num" }, row), h("td", {}, field), h("td", {}, d.msg));
   }));
@@ -141,8 +142,13 @@ async function loadDistrict() {
   const d = ui.district;
   $("#district").textContent = d.name || d.id;
   $("#summary").textContent = t("coord.summary", { name: d.name || d.id, schools: d.schools.length, offerings: d.offerings.length,
-    demands: d.demands.length, pins: d.pins.length, bans: d.bans.length });
+    demands: d.demands.length, pins: d.pins.length, bans: d.bans.length, pairings: pairingsOf(d).length });
+  pairings.render();
 }
+
+const pairings = pairingsSection({
+  district: () => ui.district, call, reload: loadDistrict, fail, showErrors, markJson: () => { ui.lastJson = true; },
+});
 
 // --- solve -------------------------------------------------------------------------------
 
@@ -301,7 +307,7 @@ function renderUnmet() {
   const tt = ui.timetable;
   $("#unmet tbody").replaceChildren(...(tt ? tt.unmet : []).map((u) =>
     h("tr", {}, h("td", {}, u.class_id), h("td", {}, u.subject), h("td", { class: "num" }, u.missing_periods),
-      h("td", {}, h("ul", {}, ...u.reasons.map((r) => h("li", { dataset: { code: r.code } }, r.message)))))));
+      h("td", {}, h("ul", {}, ...u.reasons.map((r) => reasonItem(ui.district, u, r)))))));
 }
 
 // --- 开课率 --------------------------------------------------------------------------------
@@ -341,7 +347,7 @@ $("#load-stats").addEventListener("click", loadStats);
 $("#group-by").addEventListener("change", loadStats);
 $("#period").addEventListener("change", loadStats);
 $("#stats-csv").addEventListener("click", downloadCsv);
-onLang(() => { if (ui.timetable) { renderGrid(); renderUnmet(); } loadVersions().catch(() => {}); loadStats(); });
+onLang(() => { if (ui.timetable) { renderGrid(); renderUnmet(); } if (ui.district) pairings.render(); loadVersions().catch(() => {}); loadStats(); });
 
 async function init() {
   if (!token) { say($("#message"), t("common.noToken"), "bad"); return; }
