@@ -11,17 +11,26 @@ from pydantic import BaseModel
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role
 from lessons.context import lessons_context
-from lessons.devices import DeviceRegistration, DeviceView, RegisteredDevice, view
+from lessons.devices import Device, DeviceRegistration, DeviceView, RegisteredDevice, view
 from lessons.models import LessonSession, SessionState
 from lessons.service import Notice
 from lessons.sessions import SHANGHAI
 from scheduler.repository import TimetableRepository
 from signaling.audit import audit
-from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
+from signaling.http_auth import (
+    TOKENS_KEY,
+    authorize,
+    bearer_token,
+    calendar_link_claims,
+    read_json_model,
+)
 from signaling.openapi import documented
 from signaling.ratelimit import RATE_LIMITS_KEY
 from signaling.rights import device_subject
 from signaling.tokens import Claims
+
+# The name a device calendar link's token carries; its subject says which device.
+DEVICE_CALENDAR = "device:schedule"
 
 
 class DeviceList(BaseModel):
@@ -35,6 +44,11 @@ class DeviceSchedule(BaseModel):
     current: LessonSession | None
     upcoming: list[LessonSession]
     notices: list[Notice]
+
+
+class DeviceCalendarLink(BaseModel):
+    url: str
+    expires: int
 
 
 class DeviceJoin(BaseModel):
@@ -127,9 +141,28 @@ async def revoke_device(request: web.Request) -> web.Response:
     return web.json_response(view(device).model_dump())
 
 
-async def _device_schedule(request: web.Request, *, from_url: bool = False) -> DeviceSchedule:
+async def _calendar_device(request: web.Request) -> Device:
+    """The device whose calendar link's token the URL carries (a calendar app sends no
+    header), or whose credential the header does. The link reads this calendar only; the
+    device's revocation ends it."""
     ctx = lessons_context(request)
-    device = await ctx.devices.authenticate(bearer_token(request, from_url=from_url))
+    if "token" not in request.query or "Authorization" in request.headers:
+        return await ctx.devices.authenticate(bearer_token(request))
+    claims = calendar_link_claims(request, DEVICE_CALENDAR)
+    device = await ctx.devices.get(claims.sub.removeprefix(device_subject("")))
+    if device is None or device_subject(device.id) != claims.sub:
+        raise SankeError(ErrorCode.token_invalid, "this calendar link's device is unknown", 401)
+    if device.revoked_at is not None:
+        raise SankeError(ErrorCode.forbidden, "this device has been revoked", 403)
+    return device
+
+
+async def _device_schedule(request: web.Request, *, calendar: bool = False) -> DeviceSchedule:
+    ctx = lessons_context(request)
+    if calendar:
+        device = await _calendar_device(request)
+    else:
+        device = await ctx.devices.authenticate(bearer_token(request))
     now = ctx.lessons.clock()
     mine = [s for s in await ctx.lessons.sessions_for_class(device.class_id) if s.closes_at > now]
     current = next(
@@ -166,8 +199,8 @@ async def device_schedule(request: web.Request) -> web.Response:
 
 @documented(summary="The device's schedule as iCalendar", auth=True, tag="devices")
 async def device_schedule_ics(request: web.Request) -> web.Response:
-    # A calendar subscription cannot send a header: the credential may come as ?token=.
-    schedule = await _device_schedule(request, from_url=True)
+    # A calendar subscription cannot send a header: its calendar link's token is in the URL.
+    schedule = await _device_schedule(request, calendar=True)
     cal = Calendar()
     cal.add("prodid", "-//Sanke//lessons//ZH")
     cal.add("version", "2.0")
@@ -181,6 +214,27 @@ async def device_schedule_ics(request: web.Request) -> web.Response:
         event.add("status", "CANCELLED" if s.state is SessionState.cancelled else "CONFIRMED")
         cal.add_component(event)
     return web.Response(body=cal.to_ical(), content_type="text/calendar", charset="utf-8")
+
+
+@documented(
+    summary="A subscription link to the device's calendar: its token reads only that calendar "
+    "(never the device credential in a URL)",
+    reply=DeviceCalendarLink,
+    status=201,
+    tag="devices",
+)
+async def device_calendar_link(request: web.Request) -> web.Response:
+    ctx = lessons_context(request)
+    device = await ctx.devices.authenticate(bearer_token(request))
+    await request.app[RATE_LIMITS_KEY].mint.take(device_subject(device.id))
+    token, expires = request.app[TOKENS_KEY].mint_calendar_link(
+        subject=device_subject(device.id),
+        role=Role.classroom,
+        calendar=DEVICE_CALENDAR,
+        school_id=device.school,
+    )
+    url = f"/api/v1/device/schedule.ics?token={token}"
+    return web.json_response(DeviceCalendarLink(url=url, expires=expires).model_dump(), status=201)
 
 
 @documented(
@@ -229,4 +283,5 @@ def setup_device_routes(app: web.Application) -> None:
     r.add_delete("/api/v1/devices/{device_id}", revoke_device)
     r.add_get("/api/v1/device/schedule", device_schedule)
     r.add_get("/api/v1/device/schedule.ics", device_schedule_ics)
+    r.add_post("/api/v1/device/calendar-link", device_calendar_link)
     r.add_post("/api/v1/device/join", device_join)

@@ -11,6 +11,7 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.nodes import NodeDirectory
 from contracts.rooms import Role
 from contracts.store.base import Store
+from scheduler.calendar_links import schedule_calendar, setup_calendar_link_routes
 from scheduler.district_api import PREFIX, setup_district_routes
 from scheduler.domain import District, check_references
 from scheduler.io import ical
@@ -251,11 +252,11 @@ async def publish(request: web.Request) -> web.Response:
 
 @documented(summary="A class, teacher or school calendar (.ics)", tag="schedule")
 async def ics(request: web.Request) -> web.Response:
-    # A calendar subscription cannot send a header: the token may come as ?token=.
-    authorize(request, Role.coordinator, Role.admin, from_url=True)
+    kind, key = request.match_info["kind"], request.match_info["key"].removesuffix(".ics")
+    # A calendar subscription cannot send a header: a calendar link's token is in its URL.
+    authorize(request, Role.coordinator, Role.admin, calendar=schedule_calendar(kind, key))
     tt = (await _timetable(request)).timetable
     district = await _district(request)
-    kind, key = request.match_info["kind"], request.match_info["key"].removesuffix(".ics")
     if kind == "classroom":
         data = ical.class_calendar(district, tt, key)
     elif kind == "teacher":
@@ -319,3 +320,4 @@ def setup_scheduler_routes(
     r.add_get(f"{PREFIX}/timetables/{{version}}/explain", explain)
     r.add_post(f"{PREFIX}/timetables/{{version}}/publish", publish)
     r.add_get(f"{PREFIX}/timetables/{{version}}/ics/{{kind}}/{{key}}", ics)
+    setup_calendar_link_routes(app)

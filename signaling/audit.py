@@ -30,6 +30,7 @@ AuditAction = Literal[
     "device.registered",
     "device.revoked",
     "token.minted",
+    "calendar_link.minted",
     "room.created",
     "room.closed",
 ]

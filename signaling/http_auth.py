@@ -12,7 +12,7 @@ from contracts.errors import ErrorCode, ErrorDetail, SankeError, error_details
 from contracts.rooms import Role
 from contracts.store.outage import STORE_UNREACHABLE
 from signaling.bodies import JSON_MAX_BYTES, read_body
-from signaling.tokens import Claims, TokenService, require_role
+from signaling.tokens import CALENDAR_PURPOSE, Claims, TokenService, require_role
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -22,29 +22,62 @@ TOKENS_KEY: web.AppKey[TokenService] = web.AppKey("tokens", TokenService)
 STORE_RETRY_AFTER_SECONDS = 2
 
 
-def bearer_token(request: web.Request, *, from_url: bool = False) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
     """The request's token, from ``Authorization: Bearer``. A token in the URL ends up in
-    history, bookmarks, proxy logs and Referer headers, so ``?token=`` counts only where
-    the client cannot send a header (``from_url``: .ics calendar subscriptions); elsewhere
-    it gets a 401 saying where the token goes."""
+    history, bookmarks, proxy logs and Referer headers, so ``?token=`` is refused with a
+    401 saying where the token goes; only calendar routes read one (``calendar_link``)."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
     if "token" in request.query:
-        if from_url:
-            return request.query.get("token") or None
         raise SankeError(
             ErrorCode.token_missing,
             "send the token in the Authorization header (Bearer); only .ics calendar "
-            "links take ?token=",
+            "links take ?token=, with a calendar link's token (docs/security.md)",
             401,
         )
     return None
 
 
-def authorize(request: web.Request, *roles: Role, from_url: bool = False) -> Claims:
-    """The request's verified claims; raises SankeError (401/403) otherwise."""
-    claims = request.app[TOKENS_KEY].verify(bearer_token(request, from_url=from_url))
+def _in_url(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    return "token" in request.query and not header.lower().startswith("bearer ")
+
+
+def calendar_link_claims(request: web.Request, calendar: str) -> Claims:
+    """The claims of a calendar route's request: from the header, or — a calendar app cannot
+    send one — from ``?token=``, where only a calendar link's token for ``calendar`` is
+    taken (``TokenService.verify`` refuses it anywhere else)."""
+    tokens = request.app[TOKENS_KEY]
+    if not _in_url(request):
+        return tokens.verify(bearer_token(request), calendar=calendar)
+    token = request.query.get("token") or None
+    if token is not None and token.startswith("dev."):
+        raise SankeError(
+            ErrorCode.token_invalid,
+            "a device credential never goes in a URL: POST /api/v1/device/calendar-link "
+            "gives the device's calendar link",
+            401,
+        )
+    claims = tokens.verify(token, calendar=calendar)
+    if claims.purpose != CALENDAR_PURPOSE:
+        raise SankeError(
+            ErrorCode.token_invalid,
+            "a URL carries only a calendar link's token: POST /api/v1/schedule/calendar-links "
+            "makes one",
+            401,
+        )
+    return claims
+
+
+def authorize(request: web.Request, *roles: Role, calendar: str | None = None) -> Claims:
+    """The request's verified claims; raises SankeError (401/403) otherwise. ``calendar``:
+    this route serves that calendar, so its calendar link's token (also from the URL) is
+    accepted here."""
+    if calendar is None:
+        claims = request.app[TOKENS_KEY].verify(bearer_token(request))
+    else:
+        claims = calendar_link_claims(request, calendar)
     require_role(claims, *roles)
     return claims
 

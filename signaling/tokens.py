@@ -46,6 +46,10 @@ MAX_TTL_SECONDS: dict[Role, int] = {
     Role.coordinator: 24 * HOUR,
     Role.admin: 24 * HOUR,
 }
+# A calendar link (an .ics subscription URL) is read by a calendar app for a whole term, and
+# its token sits in a URL (history, proxy logs): so it reads one calendar and nothing else.
+CALENDAR_PURPOSE: Literal["calendar"] = "calendar"
+CALENDAR_LINK_TTL_SECONDS = 200 * 86400
 # A token may be minted ahead of its window (a lesson later in the term), not further.
 MAX_NOT_BEFORE_AHEAD_SECONDS = 366 * 86400
 
@@ -85,6 +89,9 @@ class Claims(BaseModel):
     exp: int
     iat: int
     jti: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    # Set on calendar links only: the token reads the calendar ``calendar`` names.
+    purpose: Literal["calendar"] | None = None
+    calendar: str | None = Field(default=None, max_length=300)
 
 
 class TokenService:
@@ -136,7 +143,42 @@ class TokenService:
         )
         return jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
 
-    def verify(self, token: str | None) -> Claims:
+    def mint_calendar_link(
+        self,
+        *,
+        subject: str,
+        role: Role,
+        calendar: str,
+        school_id: str | None = None,
+        ttl: float = CALENDAR_LINK_TTL_SECONDS,
+    ) -> tuple[str, int]:
+        """A token that reads only ``calendar``, for a subscription URL; and when it ends."""
+        now = int(time.time())
+        exp = now + int(min(ttl, CALENDAR_LINK_TTL_SECONDS))
+        claims = Claims(
+            sub=subject,
+            role=role,
+            school_id=school_id,
+            nbf=now,
+            exp=exp,
+            iat=now,
+            purpose=CALENDAR_PURPOSE,
+            calendar=calendar,
+        )
+        token = jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
+        return token, exp
+
+    def verify(self, token: str | None, *, calendar: str | None = None) -> Claims:
+        """The token's claims. A calendar link's token verifies only where ``calendar`` is
+        the one it reads: everywhere else (a room, an API route) it is refused."""
+        claims = self._decode(token)
+        if claims.purpose == CALENDAR_PURPOSE and (calendar is None or claims.calendar != calendar):
+            raise SankeError(
+                ErrorCode.forbidden, "a calendar link's token only reads its own calendar", 403
+            )
+        return claims
+
+    def _decode(self, token: str | None) -> Claims:
         if not token:
             raise SankeError(ErrorCode.token_missing, "an access token is required", 401)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -130,13 +131,31 @@ async def test_api_flow() -> None:
             f"{base}/timetables/published/ics/classroom/jd-6-g3.ics", headers=auth
         )
         assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
-        # a calendar app cannot send a header: .ics takes ?token=, nothing else does
+        # a calendar app cannot send a header: .ics takes ?token=, nothing else does, and
+        # only a calendar link's token, which reads its one calendar and nothing else
         token = auth["Authorization"].removeprefix("Bearer ")
         ics = await client.get(
             f"{base}/timetables/published/ics/classroom/jd-6-g3.ics?token={token}"
         )
-        assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
+        assert ics.status == 401 and "calendar-links" in (await ics.json())["error"]["message"]
         assert (await client.get(f"{base}/timetables/published?token={token}")).status == 401
+        reply = await client.post(
+            f"{base}/calendar-links", json={"kind": "classroom", "key": "jd-6-g3"}, headers=auth
+        )
+        assert reply.status == 201
+        link = await reply.json()
+        assert link["expires"] > time.time() + 150 * 86400  # a term
+        ics = await client.get(link["url"])
+        assert ics.status == 200 and b"BEGIN:VEVENT" in await ics.read()
+        link_token = link["url"].split("?token=")[1]
+        other = f"{base}/timetables/published/ics/classroom/jd-1-g3.ics?token={link_token}"
+        assert (await client.get(other)).status == 403
+        as_bearer = {"Authorization": f"Bearer {link_token}"}
+        assert (await client.get(f"{base}/timetables", headers=as_bearer)).status == 403
+        for bad in ({"kind": "diary", "key": "x"}, {"kind": "teacher", "key": "../x"}, {}):
+            reply = await client.post(f"{base}/calendar-links", json=bad, headers=auth)
+            assert reply.status == 422, bad
+        assert (await client.post(f"{base}/calendar-links", json={})).status == 401
         assert (await client.get(f"{base}/timetables/2/ics/nope/x", headers=auth)).status == 404
         assert (await client.get(f"{base}/jobs/unknown", headers=auth)).status == 404
     finally:

@@ -722,3 +722,17 @@ async def test_a_bug_in_a_handler_is_a_json_500_and_logged(
         assert any("GET /broken failed" in r.getMessage() and r.exc_info for r in caplog.records)
     finally:
         await client.close()
+
+
+async def test_a_calendar_link_token_joins_no_room(client: Client) -> None:
+    assert (await create(client, "r1")).status == 201
+    token, _ = TOKENS.mint_calendar_link(
+        subject="coord", role=Role.coordinator, calendar="schedule:classroom/c-1"
+    )
+    ws = await client.ws_connect("/ws")
+    try:
+        await ws.send_json({"type": "join", "token": token})
+        error = await receive_type(ws, "error")
+        assert error["code"] == "forbidden"
+    finally:
+        await ws.close()

@@ -125,9 +125,37 @@ async def test_calendar_subscriptions_still_take_the_token_from_the_url() -> Non
             headers={"Authorization": f"Bearer {coordinator}"},
         )
         credential = (await reply.json())["credential"]
+        # the device's long-lived credential never goes in a URL: a calendar link does
         reply = await h.session.get(h.url(f"/api/v1/device/schedule.ics?token={credential}"))
+        assert reply.status == 401
+        assert "calendar-link" in (await reply.json())["error"]["message"]
+        reply = await h.session.post(
+            h.url("/api/v1/device/calendar-link"), headers={"Authorization": f"Bearer {credential}"}
+        )
+        assert reply.status == 201
+        url = (await reply.json())["url"]
+        assert credential not in url
+        reply = await h.session.get(h.url(url))
         assert reply.status == 200 and "BEGIN:VCALENDAR" in await reply.text()
         assert reply.headers.get("Cache-Control") == "no-store"
+        link_token = url.split("?token=")[1]
+        # the link reads that calendar only: not the device's schedule, not a room
+        reply = await h.session.get(
+            h.url("/api/v1/device/schedule"), headers={"Authorization": f"Bearer {link_token}"}
+        )
+        assert reply.status == 401
+        reply = await h.session.post(
+            h.url("/api/v1/device/join"), headers={"Authorization": f"Bearer {link_token}"}
+        )
+        assert reply.status == 401
+        device_id = credential.split(".")[1]
+        reply = await h.session.delete(
+            h.url(f"/api/v1/devices/{device_id}"),
+            headers={"Authorization": f"Bearer {coordinator}"},
+        )
+        assert reply.status == 200
+        reply = await h.session.get(h.url(url))
+        assert reply.status == 403  # a revoked device's link ends with it
         # a calendar route with no token at all still says what is missing
         reply = await h.session.get(h.url("/api/v1/device/schedule.ics"))
         assert reply.status == 401

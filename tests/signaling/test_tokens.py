@@ -310,3 +310,19 @@ def test_no_role_allowed_forbids_everyone_but_admin() -> None:
     with pytest.raises(SankeError):
         require_role(claims_for(Role.coordinator))
     require_role(claims_for(Role.admin))
+
+
+def test_a_calendar_link_reads_its_calendar_and_nothing_else(tokens: TokenService) -> None:
+    token, expires = tokens.mint_calendar_link(
+        subject="c", role=Role.coordinator, calendar="schedule:teacher/t-1"
+    )
+    assert expires - time.time() > 150 * 86400  # a term of subscription
+    claims = tokens.verify(token, calendar="schedule:teacher/t-1")
+    assert claims.purpose == "calendar" and claims.role is Role.coordinator
+    for elsewhere in (None, "schedule:teacher/t-2", "device:schedule"):
+        with pytest.raises(SankeError) as err:
+            tokens.verify(token, calendar=elsewhere)
+        assert err.value.status == 403
+    # an ordinary token still verifies on a calendar route (sent in a header)
+    plain = tokens.mint(subject="c", role=Role.coordinator)
+    assert tokens.verify(plain, calendar="schedule:teacher/t-1").purpose is None
