@@ -39,12 +39,14 @@ SCHEDULER_DOMAIN = {
 # (importer, imported component) → the only modules of it the importer may use.
 ONLY_MODULES: dict[tuple[str, str], set[str]] = {
     # The scheduler uses signaling's HTTP plumbing (authorization, OpenAPI, bodies, the
-    # audit log), never its rooms or connections: a scheduler service runs without them.
+    # audit log, rate limits), never its rooms or connections: a scheduler service runs
+    # without them.
     ("scheduler", "signaling"): {
         "signaling.http_auth",
         "signaling.openapi",
         "signaling.bodies",
         "signaling.audit",
+        "signaling.ratelimit",
     },
     # The Store core knows no component's models or messages.
     ("contracts.store", "contracts"): {"contracts.store"},
