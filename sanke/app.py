@@ -247,6 +247,7 @@ def create_app(
         await rights.stop()
         if signaling:
             await presence.stop()
+        await service.pending_removals.close()
         await hub.close()
         await media.close()
         if local_node is not None:

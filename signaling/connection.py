@@ -236,8 +236,10 @@ class Connection:
         try:
             await self.service.remove(participant, self._leave_reason, kick=False)
         except STORE_UNREACHABLE as exc:
-            # It stays listed (nothing here removes it later) though its connection is gone.
-            log.warning("removing %s: the store does not answer (%s)", participant.id, exc)
+            log.warning(
+                "removing %s: the store does not answer (%s), retrying", participant.id, exc
+            )
+            self.service.pending_removals.add(participant, self._leave_reason)
         except Exception:
             log.exception("removing %s failed", participant.id)
         await self.service.hub.detach(participant.room_id, participant.id)

@@ -32,6 +32,7 @@ from signaling.hub import LocalPeer, RoomHub
 from signaling.media_messages import protocol_message
 from signaling.metrics import JOINS, LEFT, PARTICIPANTS
 from signaling.names import display_name
+from signaling.removals import PendingRemovals
 from signaling.rights import Rights
 from signaling.rooms import RoomRepository
 from signaling.tokens import Claims
@@ -78,6 +79,7 @@ class RoomService:
         self.node_id = node_id
         self.rights = rights if rights is not None else Rights(store)
         self.observers: list[RoomObserver] = []
+        self.pending_removals = PendingRemovals(lambda p, r: self.remove(p, r, kick=False))
 
     async def _notify(self, event: str, call: Callable[[RoomObserver], Awaitable[None]]) -> None:
         """Tell every observer; one failing observer neither stops the others nor the caller."""
