@@ -91,6 +91,7 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
     demo = _demo()
     move_to = (date.today() + timedelta(days=5)).isoformat() + "T09:00:00"
     pair = json.dumps({"class_id": demo.demands[0].class_id, "offering_id": demo.offerings[0].id})
+    pairing = json.dumps({"serving": {"school": "xian-shiyan"}, "served": {"school": "jd-1"}})
     c = w.coordinator
     base = "/api/v1/schedule"
     return [
@@ -143,6 +144,9 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
         ("DELETE", f"{base}/pins", pair.encode(), c, 200),
         ("POST", f"{base}/bans", pair.encode(), c, 200),
         ("DELETE", f"{base}/bans", pair.encode(), c, 200),
+        ("POST", f"{base}/pairings", pairing.encode(), c, 200),
+        ("DELETE", f"{base}/pairings", pairing.encode(), c, 200),
+        ("POST", f"{base}/calendar-links", b'{"kind": "teacher", "key": "t-1"}', c, 201),
         ("POST", f"{base}/jobs", b'{"time_limit": 5}', c, 202),
         ("POST", f"{base}/timetables/{w.version}/publish", b"{}", c, 200),
     ]
@@ -155,6 +159,7 @@ NO_BODY = {
     ("DELETE", "/api/v1/schedule/jobs/{job}"),
     ("POST", "/api/v1/lessons/{session_id}/tokens"),
     ("POST", "/api/v1/device/join"),
+    ("POST", "/api/v1/device/calendar-link"),
 }
 
 
