@@ -31,7 +31,7 @@ from scheduler.solver.candidates import build_candidates
 from scheduler.solver.solve import SolveOptions, solve
 from scheduler.solver.verify import violations
 from scheduler.synthetic import province
-from scheduler.timetable import Timetable
+from scheduler.timetable import Progress, Timetable
 
 
 def changed_district(
@@ -91,9 +91,18 @@ def parse_seconds(district: District) -> tuple[float, float]:
 
 
 def peak_rss_mb() -> tuple[float, float]:
-    """Peak RSS of this process and of its largest finished child (solver workers), MB."""
+    """Peak RSS of this process and of its largest child, MB: the solver workers are kept
+    between solves (still running, so RUSAGE_CHILDREN misses them): their VmHWM is read."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    for p in multiprocessing.active_children():
+        try:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                child = max(child, int(line.split()[1]))
     return own / 1024, child / 1024
 
 
@@ -136,8 +145,17 @@ def main() -> None:
     if not args.no_resolve:
         greedy = solve(district, SolveOptions(mip=False, time_limit=args.time_limit))
         assert violations(district, greedy) == []
+    phases: dict[str, float] = {}  # when each phase began, s into the solve
+
+    def began(p: Progress) -> None:
+        phases.setdefault(p.phase, time.monotonic() - w0)
+
     w0 = time.monotonic()
-    mip = solve(district, SolveOptions(time_limit=args.time_limit, workers=args.workers))
+    mip = solve(
+        district,
+        SolveOptions(time_limit=args.time_limit, workers=args.workers),
+        progress=began,
+    )
     wall = time.monotonic() - w0
     own_rss, child_rss = peak_rss_mb()
     assert violations(district, mip) == []
@@ -158,9 +176,12 @@ def main() -> None:
     )
     print(
         f"wall {wall:.1f} s for a {args.time_limit:g} s limit (explanations included), "
-        f"peak RSS {own_rss:.0f} MB main process, {child_rss:.0f} MB largest finished child, "
-        f"{len(mip.unmet)} unmet demands explained, {len(mip.stats.part_faults)} part faults"
+        f"peak RSS {own_rss:.0f} MB main process, {child_rss:.0f} MB largest child (solver workers, upload parse), "
+        f"{len(mip.unmet)} unmet demands, "
+        f"{sum(u.reasons[0].code == 'not_explained' for u in mip.unmet)} not explained in time, "
+        f"{len(mip.stats.part_faults)} part faults"
     )
+    print("phases began at: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
 
     resolved = ""
     if not args.no_resolve:
