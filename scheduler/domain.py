@@ -326,7 +326,7 @@ def check_references(district: District) -> None:
     # checking a province (~670,000 slots at 80,000 classes).
     slots_of: dict[str, set[tuple[int, str]]] = {}
 
-    def has_period(school_id: str, number: int, weekday: Weekday) -> bool:
+    def slots_for(school_id: str) -> set[tuple[int, str]]:
         slots = slots_of.get(school_id)
         if slots is None:
             slots = slots_of[school_id] = {
@@ -335,7 +335,7 @@ def check_references(district: District) -> None:
                 for p in b.periods
                 for day in p.weekdays
             }
-        return (number, weekday) in slots
+        return slots
 
     id_lists: list[tuple[str, list[str]]] = [
         ("schools", [s.id for s in district.schools]),
@@ -354,7 +354,7 @@ def check_references(district: District) -> None:
             errors.append(
                 _error(("offerings", i, "school"), f"unknown school {o.school!r}", o.school)
             )
-        elif not has_period(o.school, o.period, o.weekday):
+        elif (o.period, o.weekday) not in slots_for(o.school):
             errors.append(
                 _error(
                     ("offerings", i, "period"),
@@ -379,8 +379,9 @@ def check_references(district: District) -> None:
             )
         if d.school not in schools:
             continue
+        slots = slots_for(d.school)
         for j, slot in enumerate(d.free_periods):
-            if not has_period(d.school, slot.period, slot.weekday):
+            if (slot.period, slot.weekday) not in slots:
                 errors.append(
                     _error(
                         ("demands", i, "free_periods", j),
