@@ -158,6 +158,7 @@ def main() -> None:
     )
     wall = time.monotonic() - w0
     own_rss, child_rss = peak_rss_mb()
+    late = sum(u.reasons[0].code == "not_explained" for u in mip.unmet)
     assert violations(district, mip) == []
     print()
     print(f"{'method':<22}{'served':>10}{'bound':>10}{'gap %':>8}{'seconds':>10}")
@@ -178,7 +179,7 @@ def main() -> None:
         f"wall {wall:.1f} s for a {args.time_limit:g} s limit (explanations included), "
         f"peak RSS {own_rss:.0f} MB main process, {child_rss:.0f} MB largest child (solver workers, upload parse), "
         f"{len(mip.unmet)} unmet demands, "
-        f"{sum(u.reasons[0].code == 'not_explained' for u in mip.unmet)} not explained in time, "
+        f"{late} not explained in time, "
         f"{len(mip.stats.part_faults)} part faults"
     )
     print("phases began at: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
@@ -209,7 +210,8 @@ def main() -> None:
         f"parse_rss_mb={parse_rss:.0f} limit_s={args.time_limit:g} wall_s={wall:.1f} "
         f"served={mip.stats.served} bound={mip.stats.bound} gap_pct={mip.stats.gap_pct:.3f} "
         f"seconds={mip.stats.seconds:.1f} bound_seconds={mip.stats.bound_seconds:.1f} "
-        f"peak_rss_mb={own_rss:.0f} child_peak_rss_mb={child_rss:.0f}{resolved}"
+        f"peak_rss_mb={own_rss:.0f} child_peak_rss_mb={child_rss:.0f} unmet={len(mip.unmet)} "
+        f"not_explained={late}{resolved}"
     )
 
 
