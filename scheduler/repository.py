@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from contracts.store.base import Store
 from scheduler.domain import District
+from scheduler.gc_pause import gc_paused
 from scheduler.timetable import Timetable
 
 DISTRICT_KEY = "kv:schedule:district"
@@ -93,7 +94,10 @@ class TimetableRepository:
 
     async def district(self) -> District | None:
         raw = await self.store.get(DISTRICT_KEY)
-        return District.model_validate_json(raw) if raw else None
+        if not raw:
+            return None
+        with gc_paused():  # a province is millions of objects (scheduler.gc_pause)
+            return District.model_validate_json(raw)
 
     async def put_district(self, district: District) -> None:
         await self.put_district_json(district.model_dump_json(), district.id)

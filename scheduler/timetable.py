@@ -22,6 +22,7 @@ ReasonCode = Literal[
     "cross_region",  # only other regions offer it and cross-region matching is off
     "no_partner",  # only schools that no pairing lets serve this class offer it (结对)
     "solver_limit",  # a free pair exists: the time limit stopped the search
+    "not_explained",  # the time limit ended before this demand's reasons were worked out
 ]
 
 

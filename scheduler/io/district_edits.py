@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from contracts.errors import ErrorDetail, error_details
 from scheduler.domain import Ban, District, Pairing, Pin, check_references
+from scheduler.gc_pause import gc_paused
 from scheduler.io import csvio
 
 
@@ -87,6 +88,11 @@ class Rejected:
 
 def apply(stored: str | None, change: Change) -> Edited | Rejected:
     """The district after ``change`` (``stored`` is the current one), fully validated."""
+    with gc_paused():
+        return _apply(stored, change)
+
+
+def _apply(stored: str | None, change: Change) -> Edited | Rejected:
     try:
         if isinstance(change, ReplaceDistrict):
             district = District.model_validate_json(change.document or b"{}")
@@ -119,7 +125,8 @@ def apply(stored: str | None, change: Change) -> Edited | Rejected:
 
 def export_csv(stored: str, kind: csvio.CsvKind) -> str:
     """One CSV file of the stored district."""
-    district = District.model_validate_json(stored)
+    with gc_paused():
+        district = District.model_validate_json(stored)
     if kind == "bells":
         return csvio.export_bells(district.schools)
     if kind == "offerings":

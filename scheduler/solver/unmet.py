@@ -9,10 +9,15 @@ class busy, bandwidth, ...). Nothing is guessed: a pair blocked by no row is rep
 Rows never span two parts of the MIP, so a demand can be explained as soon as every part
 holding its pairs has its final solution: the solver explains part by part while the other
 parts still solve (``UnmetExplainer``).
+
+The job's time limit bounds explaining too (at 80,000 classes explaining everything took
+longer than the solve): ``finish`` works a slice of demands at a time and, at the deadline,
+gives each demand still waiting one ``not_explained`` reason instead of its real ones.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -37,6 +42,14 @@ ROW_REASON: dict[str, ReasonCode] = {
     "same_teacher": "same_teacher",
     "same_teacher_link": "same_teacher",
 }
+# Demands explained per slice: small enough that one slice past the deadline is a fraction of
+# a second even at province scale, large enough to keep the per-slice numpy work amortised.
+SLICE = 2000
+# Per slice while the workers solve: the worker loop checks deadlines between slices.
+IDLE_SLICE = 300
+NOT_EXPLAINED = (
+    "not explained in time: the time limit ended before this demand's reasons were worked out"
+)
 
 
 def blocking_kinds(problem: Problem, active: BoolArray, pairs: IntArray) -> IntArray:
@@ -120,6 +133,7 @@ class UnmetExplainer:
         ]
         self.ready: list[int] = np.flatnonzero(self.left == 0).tolist()
         self.explained: dict[int, Unmet] = {}
+        self.unexplained = 0
 
     def part_done(self, part: int, chosen: list[int]) -> None:
         """Part ``part``'s final solution: ``chosen`` pairs."""
@@ -142,11 +156,14 @@ class UnmetExplainer:
         self.left[demands] -= 1
         self.ready.extend(demands[self.left[demands] == 0].tolist())
 
-    def work(self) -> bool:
-        """Explain the demands whose parts are all final; whether there were any."""
+    def work(self, limit: int | None = None) -> bool:
+        """Explain the demands whose parts are all final (at most ``limit`` of them, the rest
+        stay ready); whether there were any."""
         if not self.ready:
             return False
-        ready, self.ready = np.asarray(self.ready, dtype=np.int64), []
+        cut = len(self.ready) if limit is None else limit
+        ready = np.asarray(self.ready[:cut], dtype=np.int64)
+        self.ready = self.ready[cut:]
         cs = self.cs
         ready.sort()
         served = self.served[ready]
@@ -172,11 +189,28 @@ class UnmetExplainer:
             self.explained[di] = self._unmet(di, blocked, first[k], end[k])
         return True
 
-    def finish(self) -> list[Unmet]:
-        """Every unmet demand in district order (all parts must be done)."""
-        self.work()
-        assert not self.ready
+    def finish(self, deadline: float | None = None) -> list[Unmet]:
+        """Every unmet demand in district order (all parts must be done). Past ``deadline``
+        (``time.monotonic``) the demands not yet explained get a ``not_explained`` reason;
+        ``self.unexplained`` counts them."""
+        while self.ready and (deadline is None or time.monotonic() < deadline):
+            self.work(SLICE)
+        rest, self.ready = self.ready, []
+        for di in rest:
+            if self.served[di] < self.ppw[di]:
+                self.explained[di] = self._not_explained(di)
+                self.unexplained += 1
         return [self.explained[di] for di in sorted(self.explained)]
+
+    def _not_explained(self, di: int) -> Unmet:
+        d = self.demands[di]
+        return Unmet(
+            demand_id=d.id,
+            class_id=d.class_id,
+            subject=d.subject,
+            missing_periods=self.ppw[di] - int(self.served[di]),
+            reasons=[reason("not_explained", NOT_EXPLAINED)],
+        )
 
     def _unmet(self, di: int, blocked: _Blocked, first: int, end: int) -> Unmet:
         d = self.demands[di]
@@ -209,9 +243,10 @@ def explain_unmet(
     chosen: set[int],
     static: dict[int, list[Reason]] | None = None,
     index: RejectionIndex | None = None,
+    deadline: float | None = None,
 ) -> list[Unmet]:
     """Unmet demand with reasons for a whole solution; ``static`` holds precomputed
-    ``static_reasons``."""
+    ``static_reasons``; ``deadline`` as ``UnmetExplainer.finish``."""
     explainer = UnmetExplainer(
         cs,
         problem,
@@ -221,7 +256,7 @@ def explain_unmet(
         index or RejectionIndex(cs.district),
     )
     explainer.part_done(0, sorted(chosen))
-    return explainer.finish()
+    return explainer.finish(deadline)
 
 
 class _Blocked:
