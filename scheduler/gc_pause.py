@@ -36,9 +36,8 @@ def gc_paused() -> Iterator[None]:
         with _lock:
             _holders -= 1
             if _holders == 0 and _was_enabled[0]:
-                # What was built and is still held (a timetable, a cached candidate set, a
-                # district) goes to the permanent generation: the first collections after the
-                # pause would otherwise rescan those hundreds of thousands of objects. Frozen
-                # objects are still freed by reference counting; only the scans skip them.
-                gc.freeze()
+                # No gc.freeze() here: in ``sanke serve`` this process also runs the SFU, whose
+                # closed peer connections wait as reference cycles for the collector; frozen,
+                # they would never be freed. The one rescan of what a solve still holds costs
+                # less than that leak.
                 gc.enable()
