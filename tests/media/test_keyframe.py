@@ -41,10 +41,13 @@ async def test_late_subscriber_gets_a_keyframe_requested_upstream(clips: dict[st
         print(f"\nlate join: first decodable frame {first - joined:.2f} s after joining")
         assert first - joined < 1.0, f"first decodable frame after {first - joined:.2f} s"
         assert any(t >= joined for t in plis_at_publisher), "no PLI reached the publisher"
-        # the early subscriber kept decoding throughout
-        assert sum(r.frames for r in early.video("teacher")) > 100
+        # the early subscriber kept decoding throughout: nearly every frame the SFU got
+        # (counted against what arrived, not a number: the publisher encodes in this
+        # process, and a loaded machine encodes fewer frames)
         stats = await worker.stats()
         video = next(p for t in stats.rooms[0].transports for p in t.producers if p.kind == "video")
+        decoded = sum(r.frames for r in early.video("teacher"))
+        assert video.frames > 30 and decoded >= 0.8 * video.frames - 5, (decoded, video.frames)
         assert video.plis_sent >= 1 and video.keyframes >= 2
     finally:
         for p in (teacher, early, late):
