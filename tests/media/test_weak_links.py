@@ -43,10 +43,10 @@ from media.worker import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 SAMPLE_S = 0.25  # the pages' stats are sampled this often: a stall is known to this
-# A capped teacher's high layer collapses within ~2-5 s of the cap and the slideshow rule
-# needs its window and hold (media/frame_rate.py) on top: the classroom's frame rate is
-# judged from then on, until the cap is removed.
-STEADY_AFTER_CAP_S = 6.0
+# A capped teacher's high layer collapses within a few seconds of the cap and the slideshow
+# rule needs its window and hold (media/frame_rate.py) on top: it fired 3.2-6.3 s after the
+# cap in six runs at load 4-6. The classroom's frame rate is judged from then on.
+STEADY_AFTER_CAP_S = 8.0
 MOVING_FPS = 12.0  # what still reads as motion (the camera sends 30)
 
 
@@ -171,6 +171,7 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
                 "not on the low layer within 15 s",
                 await weak.latest(),
                 sfu_view(worker, weak.participant_id),
+                teacher_layers(publisher),
             )
             await asyncio.sleep(15)  # and it stays there, playing
             impaired = window(await weak.samples(), weak_t0)
