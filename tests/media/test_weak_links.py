@@ -283,7 +283,8 @@ async def test_a_capped_teacher_uplink_sends_within_the_cap_and_recovers_hd(
             )
             assert longest_freeze(window(await classroom.samples(), restored_t0)) <= 1.0
             print(
-                f"\nteacher uplink: {sent:.0f} kbps under the cap; the classroom at "
+                f"\nteacher uplink: {sent:.0f} kbps under the cap; the classroom froze "
+                f"{longest_freeze(watched):.2f} s at most, stalled {longest_stall(watched):.2f} s, at "
                 f"{fps:.1f} fps (lowest second {min(per_second, default=0):.1f}), the "
                 f"slideshow rule fired {switched if switched is None else round(switched, 1)} s "
                 f"after the cap; HD again after {back:.1f} s"
