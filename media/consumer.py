@@ -22,6 +22,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from contracts.layers import ReceivedLayer
 from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
+from media.frame_rate import best_layer
 from media.frames import EncodedFrame
 from media.instruments import TIME_TO_FIRST_FRAME
 from media.layers import Estimate, LayerChooser
@@ -149,7 +150,7 @@ class Consumer:
                 p.sinks.append(self)
         if self.kind != "video" or not producers:
             return
-        best = "high" if "high" in producers else "low"
+        best = best_layer({layer: p.slideshow for layer, p in producers.items()})
         if self.target != "audio" and self.target not in producers:
             self.set_target(best)
         elif not self._initialized:
@@ -262,6 +263,7 @@ class Consumer:
             for layer, p in self.producers.items()
             if layer != producer.layer
             and p.flowing()
+            and not p.slideshow.active
             and self.pinned in (None, layer)
             and (not p.broken() or p.bitrate_bps < producer.bitrate_bps)
         ]
@@ -364,7 +366,7 @@ class Consumer:
 
     async def stats(self) -> ConsumerStats:
         forwarded = self.producers.get(self.layer)
-        best = next((layer for layer in ("high", "low") if layer in self.producers), "audio")
+        best = best_layer({layer: p.slideshow for layer, p in self.producers.items()})
         s = ConsumerStats(
             id=self.id,
             subscriber_id=self.subscriber_id,

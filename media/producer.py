@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from media.frame_clock import FrameClock
+from media.frame_rate import FrameRateMeter, Slideshow
 from media.frames import FrameParser
 from media.origin import FrameOrigin
 from media.stats import ProducerStats
@@ -70,6 +71,9 @@ class Producer:
         self.width: int | None = None
         self.height: int | None = None
         self.clock = FrameClock()
+        self.rate = FrameRateMeter()
+        # the slideshow rule's verdict on this layer (media/frame_rate.py), kept by the router
+        self.slideshow = Slideshow()
         self.last_gap_at = -GAP_HOLD
         self._cut = False  # a frame was cut short: the next one must be a keyframe
         # the raw loss of each receiver report (what the link lost, recovered or not)
@@ -96,7 +100,10 @@ class Producer:
         frame = self._parser.parse(codec, data, timestamp)
         self.codec = codec
         self.frames += 1
-        self.clock.tick()
+        now = time.monotonic()
+        self.clock.tick(now)
+        if self.kind == "video":
+            self.rate.tick(now)
         self.bytes += len(frame.data)
         if frame.keyframe and self.kind == "video":
             self.keyframes += 1
@@ -209,6 +216,7 @@ class Producer:
             freezes=self.clock.freezes,
             freeze_seconds=self.clock.freeze_seconds,
             frozen=self.kind == "video" and self.clock.frozen(),
+            slideshow=self.slideshow.active,
         )
         inbound = await self.origin.inbound()
         stats.packets, stats.packets_lost = inbound.packets, inbound.packets_lost

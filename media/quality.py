@@ -11,6 +11,7 @@ people notice, each penalty on its own threshold:
 | video freezes in the last sample | any | frozen now | — |
 | up: the camera's high layer vs what the camera captures | < 3/4 | < 1/2 | — |
 | up, without a capture report: vs the largest it arrived at, once below 360p | < 3/4 | < 1/2 | — |
+| up: the camera's high layer is a slideshow (subscribers get the low layer) | — | yes | — |
 | down: a video held below the best layer its publisher sends, by the estimate | held | — | — |
 
 Loss counts most: at 10 % video breaks up and speech drops syllables. Jitter and RTT beyond
@@ -27,11 +28,16 @@ it text goes. A publisher without a report (an ingest, an older page) is compare
 largest picture its high layer had, and only once below 360p: a smaller camera does not
 count as a drop, and above 360p the SFU cannot tell adaptation from a smaller camera. The
 low layer is small on purpose and never counts; neither does a screen share (its size is
-the screen's).
+the screen's). A high layer that arrives at 720p but as a slideshow (``media/frame_rate.py``:
+a few frames a second next to a fluid low layer) is forwarded to nobody: the classrooms
+get the 320x180 low layer, a quarter of the camera's scale, so it costs what a picture
+below 1/2 costs.
 
 A subscriber held on the low layer or audio only because its downlink estimate carries no
 more loses one point: it gets working media, but not what its publisher sends. A layer the
-subscriber pinned itself (``set_layer``) is its choice, not a penalty.
+subscriber pinned itself (``set_layer``) is its choice, not a penalty; neither is the low
+layer given in place of a slideshow (the publisher's uplink is short, not the subscriber's
+link: its ``best_layer`` is then the low one).
 
 The result is clamped to 1..5. A direction's score is its worst stream.
 
@@ -60,6 +66,7 @@ SAMPLE_SECONDS = 2.0
 SCALE_MINUS_1 = 0.75  # the high layer's linear scale below which it loses a point ...
 SCALE_MINUS_2 = 0.5  # ... and below which two
 SMALL_HEIGHT = 360  # without a capture report, a drop counts only below this (short side)
+SLIDESHOW_PENALTY = 2  # the low layer instead: 1/4 of a 720p camera's scale, below 1/2
 Size = tuple[int, int]
 
 
@@ -245,14 +252,14 @@ class QualityMonitor:
             return
         received = _size(high.width, high.height)
         q.resolution = received
-        if received is None:
-            return
-        seen.add(high.id)
-        peak = self._peaks.get(high.id)
-        if peak is None or received[0] * received[1] > peak[0] * peak[1]:
-            self._peaks[high.id] = received
-        reference = q.capture if q.capture is not None else peak_reference(received, peak)
-        penalty = resolution_penalty(received, reference)
+        penalty = SLIDESHOW_PENALTY if high.slideshow else 0
+        if received is not None:
+            seen.add(high.id)
+            peak = self._peaks.get(high.id)
+            if peak is None or received[0] * received[1] > peak[0] * peak[1]:
+                self._peaks[high.id] = received
+            reference = q.capture if q.capture is not None else peak_reference(received, peak)
+            penalty = max(penalty, resolution_penalty(received, reference))
         if penalty and q.up is not None:
             q.up = max(1, q.up - penalty)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 
 from contracts.layers import ReceivedLayer
 from contracts.rooms import Participant, Role
 from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
+from media.frame_rate import without_slideshows
 from media.transport import Transport
 
 KINDS = ("audio", "video")
@@ -95,7 +97,7 @@ class Router:
             self._allocate_by_estimate(sub, videos, pinned)
             return
         for c in videos:
-            rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
+            rates = _usable(c)
             c.set_target(c.chooser.choose(_as_layer(c.target), rates, c.estimate.value(), pinned))
 
     def _allocate_by_estimate(
@@ -136,12 +138,26 @@ class Router:
         return 2 if source.participant.on_stage else 3
 
 
+def _usable(c: Consumer) -> dict[str, float]:
+    """The layers a consumer may get, by bitrate: not one that is a slideshow next to a
+    fluid smaller layer (media/frame_rate.py): a classroom's own estimate cannot see it."""
+    now = time.monotonic()
+    producers = c.producers
+    return without_slideshows(
+        {layer: p.bitrate_bps for layer, p in producers.items()},
+        {layer: p.rate.fps(now) for layer, p in producers.items()},
+        {layer: p.slideshow for layer, p in producers.items()},
+        now,
+    )
+
+
 def _rates(c: Consumer) -> dict[str, float]:
-    """The layers a consumer may get, by bitrate: not one that lost frames for good lately
-    while another did not; if all did, only the smallest (its keyframes get through a
-    congested publisher uplink first). It comes back up once the layer is clean."""
-    rates = {layer: p.bitrate_bps for layer, p in c.producers.items()}
-    broken = {layer for layer, p in c.producers.items() if p.broken()}
+    """The layers a consumer may get with a whole-link estimate: the usable ones (above),
+    and of them not one that lost frames for good lately while another did not; if all
+    did, only the smallest (its keyframes get through a congested publisher uplink first).
+    It comes back up once the layer is clean."""
+    rates = _usable(c)
+    broken = {layer for layer, p in c.producers.items() if layer in rates and p.broken()}
     if not broken:
         return rates
     if len(broken) < len(rates):

@@ -33,6 +33,7 @@ class ProducerStats(BaseModel):
     freezes: int = 0
     freeze_seconds: float = 0.0
     frozen: bool = False
+    slideshow: bool = False  # subscribers are kept off it (media/frame_rate.py)
 
 
 class ConsumerStats(BaseModel):
@@ -44,7 +45,7 @@ class ConsumerStats(BaseModel):
     target_layer: str
     paused: bool
     source: str = "camera"
-    best_layer: str = "audio"  # the best layer the source offers (contracts.layers.ReceivedLayer)
+    best_layer: str = "audio"  # the best fluid layer the source offers (a ReceivedLayer)
     pinned: str | None = None  # the subscriber's set_layer pin, if any
     # the picture size forwarded (the current layer's producer's)
     width: int | None = None

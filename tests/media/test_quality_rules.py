@@ -88,7 +88,10 @@ class SampledWorker:
 
 
 def teacher(
-    high: tuple[int, int] | None, capture: tuple[int, int] | None, reported: bool = True
+    high: tuple[int, int] | None,
+    capture: tuple[int, int] | None,
+    reported: bool = True,
+    slideshow: bool = False,
 ) -> TransportStats:
     producers = [
         ProducerStats(id="t/audio/main", participant_id="t", kind="audio", layer="main"),
@@ -100,6 +103,7 @@ def teacher(
             width=high[0] if high else None,
             height=high[1] if high else None,
             mid="1",
+            slideshow=slideshow,
         ),
         ProducerStats(
             id="t/video/low", participant_id="t", kind="video", layer="low", width=320, height=180
@@ -121,7 +125,9 @@ def teacher(
     )
 
 
-def classroom(layer: str, target: str, pinned: str | None = None) -> TransportStats:
+def classroom(
+    layer: str, target: str, pinned: str | None = None, best: str = "high"
+) -> TransportStats:
     video = ConsumerStats(
         id="c<t/video",
         subscriber_id="c",
@@ -130,7 +136,7 @@ def classroom(layer: str, target: str, pinned: str | None = None) -> TransportSt
         layer=layer,
         target_layer=target,
         paused=False,
-        best_layer="high",
+        best_layer=best,
         pinned=pinned,
     )
     return TransportStats(
@@ -156,6 +162,16 @@ async def test_a_180p_high_layer_of_a_720p_camera_scores_3() -> None:
     assert q.up == 5
     q = (await sample(worker, monitor, teacher((640, 360), CAMERA_720)))[("r", "t")]
     assert q.up == 4
+
+
+async def test_a_720p_slideshow_scores_as_the_low_layer_its_classrooms_get() -> None:
+    worker = SampledWorker()
+    monitor = QualityMonitor(worker)  # type: ignore[arg-type]
+    q = await sample(worker, monitor, teacher((1280, 720), CAMERA_720, slideshow=True))
+    assert q[("r", "t")].up == 3
+    # the classroom given the low layer in its place is not held down by its own link
+    q = await sample(worker, monitor, classroom("low", "low", best="low"))
+    assert q[("r", "c")].down == 5
 
 
 async def test_without_a_report_a_drop_below_360p_counts() -> None:

@@ -241,6 +241,13 @@ def rate_kbps(samples: list[Sample], field: str) -> float:
     return float(delta) * 8 / 1000 / (samples[-1].t - samples[0].t)
 
 
+def frame_rate(samples: list[Sample]) -> float:
+    """Frames decoded per second over the samples (what the classroom's screen shows)."""
+    if len(samples) < 2 or samples[-1].t <= samples[0].t:
+        return 0.0
+    return (samples[-1].frames - samples[0].frames) / (samples[-1].t - samples[0].t)
+
+
 async def wait_until(predicate: Any, timeout: float, step: float = 0.25) -> float | None:
     """Seconds until ``await predicate()`` held, None if it did not within ``timeout``."""
     start = time.monotonic()
