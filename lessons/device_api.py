@@ -23,6 +23,7 @@ from signaling.http_auth import (
     bearer_token,
     calendar_link_claims,
     read_json_model,
+    token_in_url,
 )
 from signaling.openapi import documented
 from signaling.ratelimit import RATE_LIMITS_KEY
@@ -146,7 +147,7 @@ async def _calendar_device(request: web.Request) -> Device:
     header), or whose credential the header does. The link reads this calendar only; the
     device's revocation ends it."""
     ctx = lessons_context(request)
-    if "token" not in request.query or "Authorization" in request.headers:
+    if not token_in_url(request):
         return await ctx.devices.authenticate(bearer_token(request))
     claims = calendar_link_claims(request, DEVICE_CALENDAR)
     device = await ctx.devices.get(claims.sub.removeprefix(device_subject("")))

@@ -26,9 +26,8 @@ def bearer_token(request: web.Request) -> str | None:
     """The request's token, from ``Authorization: Bearer``. A token in the URL ends up in
     history, bookmarks, proxy logs and Referer headers, so ``?token=`` is refused with a
     401 saying where the token goes; only calendar routes read one (``calendar_link``)."""
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
+    if _has_bearer(request):
+        return request.headers["Authorization"][7:].strip() or None
     if "token" in request.query:
         raise SankeError(
             ErrorCode.token_missing,
@@ -39,9 +38,13 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def _in_url(request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    return "token" in request.query and not header.lower().startswith("bearer ")
+def _has_bearer(request: web.Request) -> bool:
+    return request.headers.get("Authorization", "").lower().startswith("bearer ")
+
+
+def token_in_url(request: web.Request) -> bool:
+    """Whether the request's token is a ``?token=`` (no bearer header): a calendar app's."""
+    return "token" in request.query and not _has_bearer(request)
 
 
 def calendar_link_claims(request: web.Request, calendar: str) -> Claims:
@@ -49,7 +52,7 @@ def calendar_link_claims(request: web.Request, calendar: str) -> Claims:
     send one — from ``?token=``, where only a calendar link's token for ``calendar`` is
     taken (``TokenService.verify`` refuses it anywhere else)."""
     tokens = request.app[TOKENS_KEY]
-    if not _in_url(request):
+    if not token_in_url(request):
         return tokens.verify(bearer_token(request), calendar=calendar)
     token = request.query.get("token") or None
     if token is not None and token.startswith("dev."):

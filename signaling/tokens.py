@@ -141,7 +141,7 @@ class TokenService:
             exp=exp,
             iat=now,
         )
-        return jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
+        return self._sign(claims)
 
     def mint_calendar_link(
         self,
@@ -165,8 +165,10 @@ class TokenService:
             purpose=CALENDAR_PURPOSE,
             calendar=calendar,
         )
-        token = jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
-        return token, exp
+        return self._sign(claims), exp
+
+    def _sign(self, claims: Claims) -> str:
+        return jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
 
     def verify(self, token: str | None, *, calendar: str | None = None) -> Claims:
         """The token's claims. A calendar link's token verifies only where ``calendar`` is
