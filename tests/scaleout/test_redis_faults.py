@@ -45,16 +45,20 @@ def wait_status(base: str, status: int, timeout: float) -> dict[str, object]:
         time.sleep(0.2)
 
 
-def test_readyz_is_503_while_redis_is_down_and_recovers_by_itself(
-    throwaway: ThrowawayRedis, tmp_path: Path
-) -> None:
-    env = {
-        "REDIS_URL": throwaway.url,
+def server_env(redis: ThrowawayRedis, node_id: str) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis.url,
         "SANKE_TOKEN_SECRET": SECRET,
         "SANKE_RECORDS_KEY": "r" * 40,
         "SANKE_HOST": "127.0.0.1",
-        "SANKE_NODE_ID": "sig-faults",
+        "SANKE_NODE_ID": node_id,
     }
+
+
+def test_readyz_is_503_while_redis_is_down_and_recovers_by_itself(
+    throwaway: ThrowawayRedis, tmp_path: Path
+) -> None:
+    env = server_env(throwaway, "sig-faults")
     server = ServerProcess(["signaling"], env, free_port(), tmp_path / "sig.log")
     try:
         server.wait_ready()
@@ -96,13 +100,7 @@ async def _receive(
 def test_a_connection_closed_while_redis_is_down_leaves_the_room_once_it_is_back(
     throwaway: ThrowawayRedis, tmp_path: Path
 ) -> None:
-    env = {
-        "REDIS_URL": throwaway.url,
-        "SANKE_TOKEN_SECRET": SECRET,
-        "SANKE_RECORDS_KEY": "r" * 40,
-        "SANKE_HOST": "127.0.0.1",
-        "SANKE_NODE_ID": "serve-faults",
-    }
+    env = server_env(throwaway, "serve-faults")
     server = ServerProcess(["serve"], env, free_port(), tmp_path / "serve.log")
     tokens = TokenService(SECRET)
     admin = {"Authorization": f"Bearer {tokens.mint(subject='a', role=Role.admin)}"}

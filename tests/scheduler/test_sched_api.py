@@ -9,13 +9,12 @@ import time
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.scheduler_client import scheduler_client
 
 from contracts.rooms import Role
-from contracts.store.memory import MemoryStore
-from scheduler.api import setup_scheduler_routes
 from scheduler.cli import add_commands
 from scheduler.demo import demo_district
 from scheduler.domain import Policy
@@ -23,19 +22,7 @@ from scheduler.io import csvio
 from scheduler.solver.solve import SolveOptions, solve
 from scheduler.solver.verify import violations
 from scheduler.synthetic import province
-from signaling.http_auth import TOKENS_KEY, json_errors
-from signaling.tokens import TokenService
-
-
-async def _client() -> tuple[TestClient[web.Request, web.Application], dict[str, str]]:
-    app = web.Application(middlewares=[json_errors])
-    tokens = TokenService("x" * 32)
-    app[TOKENS_KEY] = tokens
-    setup_scheduler_routes(app, MemoryStore(), workers=0)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    token = tokens.mint(subject="coord", role=Role.coordinator)
-    return client, {"Authorization": f"Bearer {token}"}
+from signaling.http_auth import TOKENS_KEY
 
 
 async def _wait(
@@ -52,7 +39,7 @@ async def _wait(
 
 
 async def test_api_flow() -> None:
-    client, auth = await _client()
+    client, auth = await scheduler_client()
     base = "/api/v1/schedule"
     try:
         assert (await client.put(f"{base}/district", json={})).status == 401
@@ -231,7 +218,7 @@ def test_properties(
 
 async def test_one_solve_at_a_time() -> None:
     """Each solve takes the solver's worker processes: a second one waits for the first."""
-    client, auth = await _client()
+    client, auth = await scheduler_client()
     base = "/api/v1/schedule"
     try:
         await client.put(f"{base}/district", data=demo_district().model_dump_json(), headers=auth)
@@ -250,7 +237,7 @@ async def test_one_solve_at_a_time() -> None:
 
 async def test_a_pin_or_ban_with_an_impossible_id_is_422() -> None:
     """It was a 500 (the Pin model refused the id outside any error handling)."""
-    client, auth = await _client()
+    client, auth = await scheduler_client()
     base = "/api/v1/schedule"
     try:
         await client.put(f"{base}/district", data=demo_district().model_dump_json(), headers=auth)

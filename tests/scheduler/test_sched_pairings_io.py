@@ -6,19 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 from support.counties import A, B, C, serves, three_counties
+from support.scheduler_client import scheduler_client
 
-from contracts.rooms import Role
-from contracts.store.memory import MemoryStore
-from scheduler.api import setup_scheduler_routes
 from scheduler.domain import Pairing, parse_district
 from scheduler.io import csvio
 from scheduler.io.district_edits import ImportCsv, Rejected, apply
-from signaling.http_auth import TOKENS_KEY, json_errors
-from signaling.tokens import TokenService
 
 BASE = "/api/v1/schedule"
 RING = [
@@ -92,19 +86,8 @@ def test_sheet_errors_point_at_line_and_column() -> None:
     ]
 
 
-async def _client() -> tuple[TestClient[web.Request, web.Application], dict[str, str]]:
-    app = web.Application(middlewares=[json_errors])
-    tokens = TokenService("x" * 32)
-    app[TOKENS_KEY] = tokens
-    setup_scheduler_routes(app, MemoryStore(), workers=0)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    token = tokens.mint(subject="coord", role=Role.coordinator)
-    return client, {"Authorization": f"Bearer {token}"}
-
-
 async def test_pairings_over_http() -> None:
-    client, auth = await _client()
+    client, auth = await scheduler_client()
     try:
         assert (await client.post(f"{BASE}/pairings", json={})).status == 401
         put = await client.put(
