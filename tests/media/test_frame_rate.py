@@ -91,9 +91,22 @@ def test_a_brief_dip_or_a_slower_high_layer_changes_nothing() -> None:
     assert lesson.run(5, high_fps=30) == ["high"] * 5
     assert lesson.run(1, high_fps=5) == ["high"]  # one slow second
     assert lesson.run(5, high_fps=30) == ["high"] * 5
-    # 720p at 12 fps next to 180p at 30: a blackboard reads better at 720p
-    assert lesson.run(10, high_fps=12) == ["high"] * 10
+    # 720p at 20 fps next to 180p at 30: a blackboard reads better at 720p
+    assert lesson.run(10, high_fps=20) == ["high"] * 10
     assert lesson.verdicts["high"].changes == 0
+
+
+def test_the_rule_is_relative_to_what_the_camera_captures() -> None:
+    """A capped 720p layer wavers around 9-12 fps while low keeps 30: a slideshow next to
+    it (a fixed 10 fps floor rarely saw it). Next to a 15 fps camera the same 9 fps is not."""
+    capped = Lesson()
+    capped.run(10, high_fps=30)
+    after = capped.run(8, high_fps=11, low_fps=30)
+    assert after[-3:] == ["low"] * 3, after
+    slow_camera = Lesson()
+    slow_camera.run(10, high_fps=15, low_fps=15)
+    assert slow_camera.run(8, high_fps=9, low_fps=15) == ["high"] * 8
+    assert slow_camera.verdicts["high"].changes == 0
 
 
 def test_a_slow_camera_is_not_a_slideshow() -> None:
