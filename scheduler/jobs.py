@@ -12,6 +12,12 @@ else about the job lives in the store (keys in ``scheduler/repository.py``):
 - the district's **running** key, claimed with ``SET NX`` and renewed with the lease: one
   solve per district at a time, across replicas (a second POST gets 409 naming the job);
 - a **cancel** flag any replica sets; the owner's heartbeat sees it and stops the solve.
+
+When the time limit left unmet demands ``not_explained`` (a province: the largest parts solve
+right up to the limit), the job is ``done`` with its version at the limit, and then works out
+those reasons after the result (``explaining`` true, progress in phase ``explain``), replacing
+them in the stored version; the district's running key is free meanwhile. Cancelling stops
+that too, and an owner that dies leaves the rest ``not_explained`` (the status says so).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -29,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.errors import ErrorCode, SankeError
 from scheduler.domain import District
+from scheduler.gc_pause import gc_paused
 from scheduler.metrics import observe_solve
 from scheduler.repository import (
     RUNNING_JOB_KEY,
@@ -38,8 +46,9 @@ from scheduler.repository import (
     job_lease_key,
 )
 from scheduler.solver.parts import SolveCancelled
-from scheduler.solver.solve import SolveOptions, solve
-from scheduler.timetable import Progress, Timetable
+from scheduler.solver.solve import SolveOptions, solve_keeping_late
+from scheduler.solver.unmet import UnmetExplainer
+from scheduler.timetable import Progress, Timetable, Unmet
 
 log = logging.getLogger(__name__)
 KEEP_LOCAL = 20  # finished jobs a process still holds in memory
@@ -62,6 +71,9 @@ class JobStatus(BaseModel):
     node: str | None = None
     district_id: str | None = None
     created: datetime | None = None
+    # Done, and still working out the reasons of unmet demands the time limit left
+    # ``not_explained``: the stored version's unmet list is replaced when it finishes.
+    explaining: bool = False
 
 
 class Job:
@@ -109,11 +121,28 @@ class JobRunner:
         if raw is None:
             return None
         status = JobStatus.model_validate_json(raw)
-        if status.state == "running" and not await self.store.exists(job_lease_key(job_id)):
+        if (status.state == "running" or status.explaining) and not await self.store.exists(
+            job_lease_key(job_id)
+        ):
             status = await self._expired(status)
         return status
 
     async def _expired(self, status: JobStatus) -> JobStatus:
+        if status.state != "running":  # done: its late explanations stopped with the owner
+            stopped = status.model_copy(
+                update={
+                    "explaining": False,
+                    "progress": status.progress.model_copy(
+                        update={
+                            "phase": "done",
+                            "message": f"replica {status.node} stopped while explaining unmet "
+                            "demand after the result: the rest stay not_explained",
+                        }
+                    ),
+                }
+            )
+            await self.store.set(job_key(status.id), stopped.model_dump_json(), ttl=self.retention)
+            return stopped
         failed = status.model_copy(
             update={
                 "state": "failed",
@@ -173,19 +202,26 @@ class JobRunner:
     async def _run(
         self, job: Job, district: District, options: SolveOptions, previous: Timetable | None
     ) -> None:
-        beat = asyncio.create_task(self._heartbeat(job))
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(job, stop))
+        late: tuple[int, Timetable, UnmetExplainer] | None = None
         try:
-            timetable = await asyncio.to_thread(
-                solve,
+            solved = await asyncio.to_thread(
+                solve_keeping_late,
                 district,
                 options,
                 previous=previous,
                 progress=job.on_progress,
                 cancel=job.cancel,
             )
+            timetable = solved.timetable
             version = await self.repo.add(timetable)
             observe_solve(timetable)
-            job.status = job.status.model_copy(update={"state": "done", "version": version})
+            if solved.late is not None:
+                late = (version, timetable, solved.late)
+            job.status = job.status.model_copy(
+                update={"state": "done", "version": version, "explaining": late is not None}
+            )
         except SolveCancelled:
             job.status = job.status.model_copy(
                 update={"state": "cancelled", "progress": Progress(phase="cancelled")}
@@ -195,17 +231,63 @@ class JobRunner:
                 update={"state": "failed", "error": str(exc), "progress": Progress(phase="failed")}
             )
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            await self._finish(job)
+            await _stop(beat, stop)
+            await self._finish(job, keep_lease=late is not None)
+        if late is not None:
+            await self._explain_late(job, *late)
 
-    async def _heartbeat(self, job: Job) -> None:
+    async def _explain_late(
+        self, job: Job, version: int, timetable: Timetable, explainer: UnmetExplainer
+    ) -> None:
+        """The reasons the time limit cut short, after the result: the stored version's
+        unmet list is replaced once they are all worked out."""
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(job, stop, claim=False))
+        progress = job.status.progress
+
+        def on_slice(done: int, total: int) -> None:
+            job.on_progress(
+                progress.model_copy(
+                    update={
+                        "phase": "explain",
+                        "message": f"explaining after the result: {done} of {total} "
+                        "unmet demands the time limit left not_explained",
+                    }
+                )
+            )
+
+        try:
+            unmet = await asyncio.to_thread(_explain_late, explainer, on_slice, job.cancel.is_set)
+            if unmet is None:
+                message = (
+                    f"explaining stopped: {explainer.unexplained} unmet demands stay not_explained"
+                )
+            else:
+                await self.repo.replace_unmet(
+                    version, timetable.model_copy(update={"unmet": unmet})
+                )
+                message = "every unmet demand explained (after the result)"
+        except Exception as exc:  # the result stands; only its late reasons are missing
+            log.exception("explaining solve job %s after its result", job.id)
+            message = f"explaining after the result failed: {exc}"
+        finally:
+            await _stop(beat, stop)
+        job.status = job.status.model_copy(
+            update={
+                "explaining": False,
+                "progress": progress.model_copy(update={"phase": "done", "message": message}),
+            }
+        )
+        await self._finish(job)
+
+    async def _heartbeat(self, job: Job, stop: asyncio.Event, claim: bool = True) -> None:
         while True:
             await asyncio.sleep(self.beat)
+            if stop.is_set():
+                return
             try:
                 await self.store.set(job_lease_key(job.id), self.node_id, ttl=self.lease)
-                if await self.store.get(RUNNING_JOB_KEY) in (job.id, None):
+                if claim and await self.store.get(RUNNING_JOB_KEY) in (job.id, None):
                     await self.store.set(RUNNING_JOB_KEY, job.id, ttl=self.lease)
                 if await self.store.get(job_cancel_key(job.id)) is not None:
                     job.cancel.set()
@@ -216,14 +298,15 @@ class JobRunner:
     async def _write(self, job: Job) -> None:
         text = job.status.model_dump_json()
         if text != job.written:
-            ttl = None if job.status.state == "running" else self.retention
+            ttl = None if job.status.state == "running" or job.status.explaining else self.retention
             await self.store.set(job_key(job.id), text, ttl=ttl)
             job.written = text
 
-    async def _finish(self, job: Job) -> None:
+    async def _finish(self, job: Job, keep_lease: bool = False) -> None:
         await self._write(job)
-        await self.store.delete(job_lease_key(job.id))
-        await self.store.delete(job_cancel_key(job.id))
+        if not keep_lease:  # kept while explaining after the result: pollers see it alive
+            await self.store.delete(job_lease_key(job.id))
+            await self.store.delete(job_cancel_key(job.id))
         await self._release(job.id)
         # A replica runs for months: forget all but the last few finished jobs (the store
         # keeps their statuses for the retention).
@@ -243,6 +326,12 @@ class JobRunner:
         """Ask the owner to stop the job; its status once it stopped (or after a lease and
         a few seconds: the reply then says it still runs)."""
         status = await self.status(job_id)
+        if status is not None and status.explaining:  # the result stands; stop explaining it
+            if (local := self.jobs.get(job_id)) is not None:
+                local.cancel.set()
+            else:
+                await self.store.set(job_cancel_key(job_id), "1", ttl=self.retention)
+            return status
         if status is None or status.state != "running":
             return status
         local = self.jobs.get(job_id)
@@ -285,6 +374,22 @@ class JobRunner:
         tasks = [j.task for j in self.jobs.values() if j.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _stop(beat: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Stop a heartbeat without waiting on its cancellation alone: one that lands inside a
+    store command has been seen swallowed there under load (the beat went on renewing the
+    lease and the job waited for it for ever), so the beat also ends by itself at ``stop``."""
+    stop.set()
+    beat.cancel()
+    await asyncio.wait({beat}, timeout=5.0)
+
+
+def _explain_late(
+    explainer: UnmetExplainer, on_slice: Callable[[int, int], None], stop: Callable[[], bool]
+) -> list[Unmet] | None:
+    with gc_paused():  # as the solve itself: the heap it leaves behind is large
+        return explainer.explain_late(on_slice, stop)
 
 
 def _conflict(job_id: str) -> SankeError:

@@ -26,6 +26,7 @@ Since solve jobs live in the store (``scheduler/jobs.py``):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import zlib
 from datetime import UTC, datetime
@@ -139,6 +140,21 @@ class TimetableRepository:
                 await self._prune(set(existing) | {str(version)})
                 return version
             version += 1  # taken since we read: each retry means another solve got a number
+
+    async def replace_unmet(self, version: int, timetable: Timetable) -> bool:
+        """Store ``timetable``'s unmet demand (explained after the result, scheduler/jobs.py)
+        in version ``version``, which holds the same assignments; False if it is gone."""
+        raw = await self.store.hget(TIMETABLE_INFO, str(version))
+        if raw is None:
+            return False  # pruned meanwhile (50 newer versions): nothing to update
+        created = VersionInfo.model_validate_json(raw).created
+        stored = StoredTimetable(
+            created=created, timetable=timetable.model_copy(update={"version": version})
+        )
+        # A province's timetable is tens of MB of JSON: serialised off the event loop.
+        packed = await asyncio.to_thread(lambda: pack(stored.model_dump_json()))
+        await self.store.hset(TIMETABLES, str(version), packed)
+        return True
 
     async def _prune(self, versions: set[str]) -> None:
         """Keep the newest ``keep_versions`` and the published one."""

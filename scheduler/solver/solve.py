@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,6 +136,15 @@ def to_timetable(
     return Timetable(district_id=district.id, assignments=assignments, unmet=unmet, stats=stats)
 
 
+@dataclass
+class Solved:
+    """A solve's timetable and, when its time limit left unmet demands ``not_explained``,
+    the explainer that can still work out their reasons (``UnmetExplainer.explain_late``)."""
+
+    timetable: Timetable
+    late: UnmetExplainer | None
+
+
 def solve(
     district: District,
     options: SolveOptions | None = None,
@@ -143,6 +153,21 @@ def solve(
     progress: ProgressFn = _noop,
     cancel: CancelFlag | None = None,
 ) -> Timetable:
+    return solve_keeping_late(
+        district, options, previous=previous, progress=progress, cancel=cancel
+    ).timetable
+
+
+def solve_keeping_late(
+    district: District,
+    options: SolveOptions | None = None,
+    *,
+    previous: Timetable | None = None,
+    progress: ProgressFn = _noop,
+    cancel: CancelFlag | None = None,
+) -> Solved:
+    """``solve``, keeping what explaining the late demands after the result needs (a solve
+    job does that: scheduler/jobs.py)."""
     options = options or SolveOptions()
     with ExitStack() as stack:
         pool: WorkerSet | None = None
@@ -161,7 +186,7 @@ def _solve(
     progress: ProgressFn,
     cancel: CancelFlag | None,
     pool: WorkerSet | None,
-) -> Timetable:
+) -> Solved:
     t0 = time.perf_counter()
     # The limit bounds the whole job, explanations included (UnmetExplainer.finish). They get
     # EXPLAIN_GRACE of it past the MIP's deadline: the largest parts solve right up to it, so
@@ -304,4 +329,4 @@ def _solve(
         else ""
     )
     progress(Progress(phase="done", served=stats.served, bound=stats.bound, message=late))
-    return timetable
+    return Solved(timetable, explained if explained.late else None)

@@ -12,13 +12,15 @@ parts still solve (``UnmetExplainer``).
 
 The job's time limit bounds explaining too (at 80,000 classes explaining everything took
 longer than the solve): ``finish`` works a slice of demands at a time and, at the deadline,
-gives each demand still waiting one ``not_explained`` reason instead of its real ones.
+gives each demand still waiting one ``not_explained`` reason instead of its real ones. A solve
+job then explains those after its result is stored (``explain_late``), and replaces them.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -134,6 +136,7 @@ class UnmetExplainer:
         self.ready: list[int] = np.flatnonzero(self.left == 0).tolist()
         self.explained: dict[int, Unmet] = {}
         self.unexplained = 0
+        self.late: list[int] = []  # the demands ``finish`` left not_explained
 
     def part_done(self, part: int, chosen: list[int]) -> None:
         """Part ``part``'s final solution: ``chosen`` pairs."""
@@ -199,7 +202,25 @@ class UnmetExplainer:
         for di in rest:
             if self.served[di] < self.ppw[di]:
                 self.explained[di] = self._not_explained(di)
-                self.unexplained += 1
+                self.late.append(di)
+        self.unexplained = len(self.late)
+        return [self.explained[di] for di in sorted(self.explained)]
+
+    def explain_late(
+        self, on_slice: Callable[[int, int], None], stop: Callable[[], bool]
+    ) -> list[Unmet] | None:
+        """After the result: the demands ``finish`` left ``not_explained``, with their real
+        reasons, a slice at a time (``on_slice(done, total)`` after each); every unmet demand
+        in district order, or None if ``stop()`` said so first."""
+        total = len(self.late)
+        self.ready, self.late = self.late, []
+        while self.ready:
+            if stop():
+                self.late, self.ready = self.ready, []
+                return None
+            self.work(SLICE)
+            on_slice(total - len(self.ready), total)
+        self.unexplained = 0
         return [self.explained[di] for di in sorted(self.explained)]
 
     def _not_explained(self, di: int) -> Unmet:

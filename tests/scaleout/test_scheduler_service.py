@@ -180,6 +180,33 @@ def test_any_replica_polls_and_cancels_and_a_killed_owner_fails_its_job(
     call(b, "DELETE", f"/api/v1/schedule/jobs/{third['id']}")
 
 
+def test_reasons_the_limit_cut_short_are_explained_after_the_result(service: Service) -> None:
+    """A limit too short to explain unmet demand: the job is done with its version at the
+    limit, then explains the rest; any replica sees it, and the version's list is replaced."""
+    a, b = service.base(0), service.base(1)
+    assert call(a, "PUT", "/api/v1/schedule/district", DISTRICT.encode())[0] == 200
+    status, job, _ = call(a, "POST", "/api/v1/schedule/jobs", b'{"time_limit": 0.3}')
+    assert status == 202
+
+    seen: list[dict[str, Any]] = []
+
+    def explained() -> dict[str, Any] | None:
+        _, status, _ = call(b, "GET", f"/api/v1/schedule/jobs/{job['id']}")
+        seen.append(status)
+        return status if status["state"] != "running" and not status["explaining"] else None
+
+    try:
+        ended = wait_for(explained, 90)
+    except TimeoutError:
+        raise AssertionError(("not explained within 90 s", seen[-3:])) from None
+    assert ended["state"] == "done", ended
+    assert ended["progress"]["message"] == "every unmet demand explained (after the result)"
+    status, timetable, _ = call(b, "GET", f"/api/v1/schedule/timetables/{ended['version']}")
+    assert status == 200 and timetable["unmet"]
+    codes = {r["code"] for u in timetable["unmet"] for r in u["reasons"]}
+    assert "not_explained" not in codes, codes
+
+
 def test_signaling_serves_no_schedule_or_lessons_api(service: Service) -> None:
     sig = service.signaling.base
     for method, path in [

@@ -62,6 +62,25 @@ def test_with_time_left_the_explanations_are_the_full_ones(small: District) -> N
     assert explainer.unexplained == 0
 
 
+def test_what_the_deadline_left_is_explained_in_full_after_the_result(small: District) -> None:
+    explainer, chosen = _explainer(small)
+    full = explain_unmet(explainer.cs, explainer.problem, chosen)
+    explainer.finish(deadline=time.monotonic() - 1)
+    seen: list[tuple[int, int]] = []
+    late = explainer.explain_late(lambda done, total: seen.append((done, total)), lambda: False)
+    assert late == full
+    assert explainer.unexplained == 0 and explainer.late == []
+    assert seen[-1] == (len(full), len(full))
+
+
+def test_stopping_late_explanations_keeps_the_rest_not_explained(small: District) -> None:
+    explainer, _ = _explainer(small)
+    explainer.finish(deadline=time.monotonic() - 1)
+    waiting = len(explainer.late)
+    assert explainer.explain_late(lambda done, total: None, lambda: True) is None
+    assert len(explainer.late) == waiting == explainer.unexplained
+
+
 @pytest.mark.slow
 def test_a_province_solve_returns_within_its_limit_and_ten_percent() -> None:
     district = province(seed=1, offerings=2000, classes=8000, regions=8)

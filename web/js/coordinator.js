@@ -29,7 +29,7 @@ register({
     "coord.phase.queued": "排队中", "coord.phase.candidates": "生成候选", "coord.phase.greedy": "贪心初解", "coord.phase.mip": "整数规划求解",
     "coord.phase.explain": "生成说明", "coord.phase.done": "完成", "coord.phase.failed": "失败", "coord.phase.cancelled": "已取消",
     "coord.progressText": "{phase}：{done}/{total} 部分，已满足 {served}{bound}", "coord.boundText": "（上界 {n}）",
-    "coord.solved": "排课完成：版本 {v}，满足 {served}/{demanded} 课时。", "coord.published": "已发布版本 {v}。",
+    "coord.solved": "排课完成：版本 {v}，满足 {served}/{demanded} 课时。", "coord.explainingLate": "结果已保存；正在补充未满足需求的原因…", "coord.explainedLate": "未满足需求的原因已补充完整。", "coord.published": "已发布版本 {v}。",
     "coord.publishedBadge": "已发布", "coord.show": "查看", "coord.noVersion": "还没有课表，请先排课。",
     "coord.pinned": "已固定：{what}", "coord.unpinned": "已取消固定：{what}", "coord.banned": "已禁止：{what}，重新排课后生效。",
     "coord.gridCaption": "{what} 的周课表（版本 {v}）", "coord.none": "无", "coord.percent": "{n}%",
@@ -57,7 +57,7 @@ register({
     "coord.phase.queued": "Queued", "coord.phase.candidates": "Candidates", "coord.phase.greedy": "Greedy start", "coord.phase.mip": "MIP",
     "coord.phase.explain": "Explaining", "coord.phase.done": "Done", "coord.phase.failed": "Failed", "coord.phase.cancelled": "Cancelled",
     "coord.progressText": "{phase}: {done}/{total} parts, {served} served{bound}", "coord.boundText": " (bound {n})",
-    "coord.solved": "Solved: version {v}, {served}/{demanded} periods served.", "coord.published": "Published version {v}.",
+    "coord.solved": "Solved: version {v}, {served}/{demanded} periods served.", "coord.explainingLate": "Result saved; explaining the unmet demand…", "coord.explainedLate": "Every unmet demand is explained now.", "coord.published": "Published version {v}.",
     "coord.publishedBadge": "Published", "coord.show": "Show", "coord.noVersion": "No timetable yet: solve first.",
     "coord.pinned": "Pinned: {what}", "coord.unpinned": "Unpinned: {what}", "coord.banned": "Banned: {what}; takes effect at the next solve.",
     "coord.gridCaption": "Week of {what} (version {v})", "coord.none": "none", "coord.percent": "{n}%",
@@ -176,9 +176,20 @@ async function poll() {
     await selectVersion(job.version);
     const s = ui.timetable.stats;
     say($("#message"), t("coord.solved", { v: job.version, served: s.served, demanded: s.demanded }), "ok");
+    if (job.explaining) { $("#phase").textContent = t("coord.explainingLate"); setTimeout(() => pollLate(job.id, job.version), 1000); }
   } else if (job.state === "failed") {
     say($("#message"), errorText({ message: job.error }), "bad");
   }
+}
+
+// The time limit left some unmet demand unexplained: the job works out the reasons after
+// its result and replaces them in that version; the list is reloaded when they are in.
+async function pollLate(jobId, version) {
+  let job;
+  try { job = await call(`${S}/jobs/${jobId}`); } catch (err) { fail(err); return; }
+  if (job.explaining) { $("#phase").textContent = t("coord.explainingLate"); setTimeout(() => pollLate(jobId, version), 1000); return; }
+  progress(job);
+  if (ui.version === version) { await selectVersion(version); say($("#message"), t("coord.explainedLate"), "ok"); }
 }
 
 function progress(job) {
