@@ -23,6 +23,7 @@ import pytest
 from support.harness import SECRET
 from support.processes import ServerProcess, free_port
 from support.redis_helpers import fresh_prefix, purge_prefix
+from support.round_robin import RoundRobin
 
 from contracts.rooms import Role
 from scheduler.synthetic import province
@@ -205,6 +206,48 @@ def test_reasons_the_limit_cut_short_are_explained_after_the_result(service: Ser
     assert status == 200 and timetable["unmet"]
     codes = {r["code"] for u in timetable["unmet"] for r in u["reasons"]}
     assert "not_explained" not in codes, codes
+
+
+@pytest.mark.browser
+async def test_the_coordinator_page_solves_through_two_replicas_behind_one_address(
+    service: Service, tmp_path: Path
+) -> None:
+    """The page's POST, its progress polls and its reads alternate between the replicas
+    (round robin, no stickiness); the progress reaches 完成 and the unmet demand is shown
+    with its reasons, none left ``not_explained`` once the job explained them late."""
+    from support.browser import wait_js
+    from web.pages import Pages, browser, press
+
+    district = province(seed=2, offerings=1000, classes=4000, regions=4).model_dump_json()
+    assert call(service.base(0), "PUT", "/api/v1/schedule/district", district.encode())[0] == 200
+    front = RoundRobin([service.base(0), service.base(1)])
+    await front.start()
+    try:
+        async with browser() as chromium:
+            pages = Pages(chromium, tmp_path)
+            page = await pages.open(
+                "coordinator", f"{front.base}/web/coordinator.html?token={TOKEN}"
+            )
+            await press(page, "nav button[data-panel='solve']")
+            await page.fill("#time-limit", "1")
+            before = dict(front.served)
+            await press(page, "#run")
+            await page.wait_for_selector("#phase[data-phase='done']", timeout=60_000)
+            # explained late or in time: the version shown has every reason worked out
+            await wait_js(
+                page,
+                "window.sanke.timetable && window.sanke.timetable.unmet.length > 0 && "
+                "window.sanke.timetable.unmet.every(u => u.reasons.every("
+                "r => r.code !== 'not_explained'))",
+                timeout=60_000,
+            )
+            polls = {b: front.served[b] - before.get(b, 0) for b in front.backends}
+            assert all(n >= 2 for n in polls.values()), polls  # both replicas answered
+            await press(page, "nav button[data-panel='unmet']")
+            await page.wait_for_selector("#unmet tbody li[data-code]")
+            assert await page.locator("#unmet li[data-code='not_explained']").count() == 0
+    finally:
+        await front.close()
 
 
 def test_signaling_serves_no_schedule_or_lessons_api(service: Service) -> None:
