@@ -178,7 +178,13 @@ class Recorder:
             if frame.width is None or frame.height is None:
                 self.need_keyframe = True
                 return
-            self._open(frame, now)
+            try:
+                self._open(frame, now)
+            except OSError:
+                # No place to write (a read-only disk, no permission): the lesson goes on.
+                log.exception("recording %s cannot start", self.name)
+                self._failed = True
+                return
         assert self._video_line is not None
         self._last_at = now
         position = self._video_line.position(frame.timestamp)

@@ -9,11 +9,16 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
-from contracts.store import open_store
+from contracts.recording import RecordingHooks
+from contracts.store import Store, open_store
+from lessons.records import RecordLog
 from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
-from media.worker import Worker, WorkerSettings
+from media.worker import Worker
+from sanke.app import worker_settings
+from sanke.recording import lesson_recordings
+from sanke.records_key import records_keys
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
 from signaling.metrics_http import metrics_body, require_metrics_token
@@ -54,9 +59,19 @@ def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
     return app
 
 
+def _recording(settings: Settings, store: Store) -> RecordingHooks | None:
+    """A node records the rooms it hosts only where it was given a place for the files
+    (SANKE_RECORDINGS_DIR: a cluster decides its storage); it signs their hashes into the
+    shared chain, so it needs the records key every other process has."""
+    if not settings.recordings_dir:
+        log.info("SANKE_RECORDINGS_DIR is not set: this SFU node records no lesson")
+        return None
+    return lesson_recordings(settings, store, RecordLog(store, records_keys(settings)))
+
+
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker(WorkerSettings(ice=settings.ice_policy()))
+    worker = Worker(worker_settings(settings), _recording(settings, store))
     node = SfuNode(
         store,
         worker,
