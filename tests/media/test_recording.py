@@ -12,6 +12,7 @@ import pytest
 from media_peers import Clip, Peer, load_clip, wait_for
 from recording_probe import (
     KeepEverything,
+    decoded_sizes,
     largest_step,
     probe,
     strictly_increasing,
@@ -93,3 +94,103 @@ async def test_a_lesson_is_recorded_as_a_seekable_h264_aac_mp4(
     # faststart: the index (moov) before the media (mdat)
     head = path.read_bytes()[:4096]
     assert 0 <= head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
+
+
+async def test_a_resolution_change_mid_lesson_stays_in_one_playable_part(tmp_path: Path) -> None:
+    from support.clips import make_clip
+
+    big = load_clip(make_clip(tmp_path, "big.ts", size="640x360", seconds=4), "video")
+    small = load_clip(make_clip(tmp_path, "small.ts", size="320x180", seconds=4), "video")
+    hooks = KeepEverything()
+    worker = recording_worker(tmp_path / "recordings", hooks)
+    try:
+        await record_lesson(
+            worker, hooks, one_after_another(big, small), load_clip(_opus(tmp_path), "audio"), 7
+        )
+    finally:
+        await worker.close()
+    assert len(hooks.parts) == 1, hooks.parts
+    path = tmp_path / "recordings" / hooks.parts[0].file
+    found = probe(path)
+    assert found.errors == ""
+    sizes = decoded_sizes(path)
+    # the SPS in band: ffmpeg's decoder follows it from one size to the other
+    assert sizes[0] == (640, 360) and (320, 180) in sizes, sorted(set(sizes))
+    assert sizes.count((320, 180)) > 30
+    assert strictly_increasing(found.dts_seconds("video"))
+
+
+async def test_a_teacher_who_publishes_again_starts_a_new_part(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    hooks = KeepEverything()
+    worker = recording_worker(tmp_path, hooks)
+    video, audio = load_clip(clips["high"], "video"), load_clip(clips["opus"], "audio")
+    classroom = Peer(worker, "class-1", Role.classroom)  # keeps the room open meanwhile
+    try:
+        await classroom.connect()
+        for _ in range(2):
+            teacher = Peer(worker, "teacher", Role.teacher)
+            teacher.publish(audio, [(video, "video/H264")])
+            await teacher.connect()
+            assert await wait_for(lambda: len(classroom.video("teacher")) > 0, 20)
+            await asyncio.sleep(4)
+            await worker.leave("room-1", "teacher")
+            await teacher.close()
+        await worker.leave("room-1", "class-1")
+        await worker.recordings_finished()
+    finally:
+        await classroom.close()
+        await worker.close()
+    assert [p.part for p in hooks.parts] == [1, 2], hooks.parts
+    assert len({p.file for p in hooks.parts}) == 2
+    for part in hooks.parts:
+        found = probe(tmp_path / part.file)
+        assert found.errors == "" and found.duration > 2.0, (part.file, found.duration)
+
+
+async def test_the_recorder_asks_for_a_keyframe_when_the_last_is_two_seconds_old(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """A pre-encoded clip with a 20 s GOP ignores the requests: what counts is that they go
+    upstream as PLIs at the cadence (Chromium answers them)."""
+    hooks = KeepEverything()
+    worker = recording_worker(tmp_path, hooks)
+    teacher = Peer(worker, "teacher", Role.teacher)
+    teacher.publish(None, [(load_clip(clips["h264_long_gop"], "video"), "video/H264")])
+    try:
+        await teacher.connect()
+        transport = worker.transport("room-1", "teacher")
+        assert transport is not None
+        assert await wait_for(lambda: transport.producer_group("video").get("high"), 20)
+        producer = transport.producer_group("video")["high"]
+        router = worker.routers["room-1"]
+        assert router.recording is not None
+        assert await wait_for(
+            lambda: router.recording is not None and router.recording.recorder, 10
+        )
+        recorder = router.recording.recorder
+        assert recorder is not None
+        assert await wait_for(lambda: recorder.keyframes >= 1, 10)
+        plis_before = producer.plis_sent
+        await asyncio.sleep(1.5)
+        assert recorder.keyframes_asked == 0  # the last keyframe is not 2 s old yet
+        await asyncio.sleep(3.0)
+        # asked from 2 s on, and again every 0.5 s while none comes
+        assert 3 <= recorder.keyframes_asked <= 8, recorder.keyframes_asked
+        assert producer.plis_sent - plis_before >= 3
+    finally:
+        await teacher.close()
+        await worker.close()
+
+
+def _opus(directory: Path) -> Path:
+    import subprocess
+
+    out = directory / "voice.ogg"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-c:a", "libopus", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
