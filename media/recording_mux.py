@@ -60,7 +60,11 @@ class FragmentedMp4Writer:
 
     def __init__(self, path: Path, first_keyframe: bytes, width: int, height: int) -> None:
         self.path = path
-        self._out: Any = av.open(str(path), "w", format="mp4", options={"movflags": FRAGMENTED})
+        # flush_packets: each fragment reaches the file when it is complete, not when ffmpeg's
+        # 32 KB I/O buffer happens to fill (measured: a kill lost 2.4 s instead of < 2 s)
+        self._out: Any = av.open(
+            str(path), "w", format="mp4", options={"movflags": FRAGMENTED, "flush_packets": "1"}
+        )
         video: Any = self._out.add_stream("h264", rate=30)
         video.codec_context.extradata = parameter_sets(first_keyframe)
         video.codec_context.width, video.codec_context.height = width, height

@@ -194,3 +194,49 @@ def _opus(directory: Path) -> Path:
         check=True,
     )  # fmt: skip
     return out
+
+
+async def test_a_killed_process_leaves_a_fragmented_file_readable_up_to_the_last_seconds(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """kill -9 mid-lesson: no finishing, no remux; the `.partial` holds every complete
+    fragment (a keyframe every 2 s starts one)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    child = subprocess.Popen(
+        [sys.executable, str(here / "recording_child.py"), str(tmp_path), str(clips["high"]),
+         str(clips["opus"])],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
+        started = json.loads(line)
+        await asyncio.sleep(7)
+        child.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    partial = Path(started["partial"])
+    assert partial.name.endswith(PARTIAL) and partial.stat().st_size > 0
+    recorded_for = killed_at - started["started_at"]
+    found = probe(partial)
+    video = found.stream("video")
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
+    last = found.dts_seconds("video")[-1]
+    print(f"recorded {recorded_for:.2f} s before the kill, readable {last:.2f} s")
+    # lost: the fragment being written (≤ one 2 s GOP) and what was queued for the disk
+    assert last >= recorded_for - 2.5, (last, recorded_for, found.errors)
+    assert strictly_increasing(found.dts_seconds("video"))
+    assert found.dts_seconds("audio")[-1] >= recorded_for - 3.0
+    assert len(decoded_sizes(partial)) >= 25 * (recorded_for - 2.5)
