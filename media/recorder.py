@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from contracts.recording import RecordingFinished
+from media.instruments import RECORDING_DROPPED_FRAMES, RECORDING_PARTS, RECORDINGS_WRITING
 from media.recording_mux import (
     AUDIO_RATE,
     VIDEO_CLOCK,
@@ -202,6 +203,7 @@ class Recorder:
             target=self._write, args=(first, width, height), name=f"rec-{self.name}", daemon=True
         )
         self._thread.start()
+        RECORDINGS_WRITING.inc()
 
     def _put(self, item: _Queued) -> bool:
         try:
@@ -209,6 +211,7 @@ class Recorder:
             return True
         except queue.Full:
             self.dropped += 1
+            RECORDING_DROPPED_FRAMES.labels("video" if item.video else "audio").inc()
             return False
 
     def on_gap(self, producer: Producer) -> None:
@@ -254,7 +257,18 @@ class Recorder:
         if self._thread is None:
             return None
         ended_at = time.time()
-        return await asyncio.to_thread(self._finish_blocking, ended_at)
+        try:
+            finished = await asyncio.to_thread(self._finish_blocking, ended_at)
+        except Exception:
+            RECORDING_PARTS.labels("failed").inc()
+            raise
+        finally:
+            RECORDINGS_WRITING.dec()
+        if finished is None:
+            RECORDING_PARTS.labels("failed").inc()
+        else:
+            RECORDING_PARTS.labels("faststart" if finished.faststart else "fragmented").inc()
+        return finished
 
     def _finish_blocking(self, ended_at: float) -> RecordingFinished | None:
         assert self._thread is not None and self.started_at is not None

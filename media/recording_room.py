@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from contracts.recording import RecordingHooks
 from contracts.rooms import Role
-from media.recorder import Recorder, RecorderSettings
+from media.recorder import PARTIAL, Recorder, RecorderSettings
 
 if TYPE_CHECKING:
     from media.transport import Transport
@@ -80,6 +80,9 @@ class RoomRecording:
         if recorder is None:
             self.parts += 1
             name = part_name(self.room_id, teacher.id, self.parts, time.time())
+            while self._taken(name):  # the room was opened again within the same second
+                self.parts += 1
+                name = part_name(self.room_id, teacher.id, self.parts, time.time())
             recorder = self.recorder = Recorder(
                 self.directory,
                 name,
@@ -92,6 +95,10 @@ class RoomRecording:
             )
             log.info("recording %s: part %d to %s", self.room_id, self.parts, name)
         recorder.set_audio(audio)
+
+    def _taken(self, name: str) -> bool:
+        final = self.directory / name
+        return final.exists() or final.with_name(final.name + PARTIAL).exists()
 
     async def _ask(self) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from recording_probe import probe, strictly_increasing
 from support.clips import load_clip, make_clip
 from test_origin_and_sinks import ClipOrigin
@@ -25,6 +26,8 @@ async def test_a_burst_beyond_the_queue_drops_to_the_next_keyframe_and_the_file_
         RecorderSettings(queue_frames=8),
     )  # fmt: skip
     assert origin.on_frame is not None
+    metric = "sanke_recording_dropped_frames_total"
+    dropped_before = REGISTRY.get_sample_value(metric, {"kind": "video"}) or 0.0
     # 180 frames at once, faster than any disk: the writer thread cannot keep up
     for packet in clip.packets:
         origin.on_frame("H264", packet.data, packet.pts)
@@ -32,6 +35,7 @@ async def test_a_burst_beyond_the_queue_drops_to_the_next_keyframe_and_the_file_
     assert finished is not None
     assert recorder.dropped > 0 and finished.dropped_frames == recorder.dropped
     assert finished.video_frames + recorder.dropped <= len(clip.packets)
+    assert REGISTRY.get_sample_value(metric, {"kind": "video"}) == dropped_before + recorder.dropped
     path = tmp_path / finished.file
     found = probe(path)
     assert found.errors == "" and strictly_increasing(found.dts_seconds("video"))
