@@ -149,3 +149,16 @@ def _body(line: str) -> str:
     import json
 
     return json.dumps(json.loads(line)["body"])
+
+
+def test_an_sfu_node_records_only_where_it_was_given_a_directory(tmp_path: Path) -> None:
+    from sanke.app import worker_settings
+    from sanke.sfu_main import _recording
+
+    store = MemoryStore()
+    assert _recording(Settings(dev=True), store) is None
+    settings = Settings(dev=True, recordings_dir=str(tmp_path), records_key=KEY)
+    assert isinstance(_recording(settings, store), LessonRecordings)
+    assert worker_settings(settings).recordings_dir == tmp_path
+    with pytest.raises(SystemExit):  # it signs into the shared chain: it needs the shared key
+        _recording(Settings(recordings_dir=str(tmp_path), redis_url="redis://localhost:1"), store)
