@@ -118,7 +118,6 @@ class Recorder:
         self._failed = False
         self._start: float | None = None  # monotonic arrival of the first keyframe
         self.started_at: float | None = None  # its wall clock
-        self._last_at: float | None = None
         self._video_line: _Timeline | None = None
         self._audio_line: _Timeline | None = None
         self._last_keyframe_at = -math.inf
@@ -187,7 +186,6 @@ class Recorder:
                 self._failed = True
                 return
         assert self._video_line is not None
-        self._last_at = now
         position = self._video_line.position(frame.timestamp)
         if not self._put(_Queued(True, frame.data, position, frame.keyframe)):
             self.need_keyframe = True  # what follows cannot be decoded without the dropped one
