@@ -42,9 +42,29 @@ class RecordingFinished(BaseModel):
     )
 
 
+class RecordingCheckpoint(BaseModel):
+    """While a part is written: the SHA-256 of its working file's first ``bytes`` bytes (the
+    fragmented file only grows), so a part a crash cuts short is covered by the records too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["recording-checkpoint"] = "recording-checkpoint"
+    room_id: str = Field(max_length=128)
+    participant_id: str = Field(max_length=64)
+    part: int = Field(ge=1)
+    file: str = Field(
+        max_length=512, description="the part's final name (its working file: +.partial)"
+    )
+    bytes: int = Field(ge=0)
+    sha256: Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class RecordingHooks(Protocol):
     async def should_record(self, room_id: str) -> bool:
         """Whether the policy keeps this room's lesson (asked once per room)."""
+
+    async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        """A part being written reached another checkpoint: hash it into the records."""
 
     async def finished(self, recording: RecordingFinished) -> None:
         """A part is finished and in its final place: hash it into the records."""
@@ -55,6 +75,9 @@ class NoRecording:
 
     async def should_record(self, room_id: str) -> bool:
         return False
+
+    async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        return None
 
     async def finished(self, recording: RecordingFinished) -> None:
         return None

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.recording import RecordingFinished
+from contracts.recording import RecordingCheckpoint, RecordingFinished
 from contracts.rooms import RoomKind
-from lessons.records import Record, RecordedFile, RecordLog
+from lessons.records import Record, RecordedCheckpoint, RecordedFile, RecordLog
 from lessons.repository import SessionRepository
 from signaling.rooms import RoomRepository
 
@@ -47,6 +47,10 @@ class LessonRecordings:
         room = await self.rooms.get(room_id)
         return room is not None and room.kind in self.kinds
 
+    async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        body = RecordedCheckpoint.model_validate(checkpoint.model_dump())
+        await self.records.append(body, self.clock())
+
     async def finished(self, recording: RecordingFinished) -> None:
         session = await self.sessions.get(recording.room_id)
         body = RecordedFile(
@@ -72,36 +76,85 @@ class RecordingCheck(BaseModel):
     ok: bool
     file: str
     record: int | None = Field(default=None, description="the record naming this file")
+    covered_bytes: int | None = Field(
+        default=None, description="how much of it the record vouches for (a checkpoint: a prefix)"
+    )
     problem: str | None = None
 
 
-def file_sha256(path: Path) -> str:
+PARTIAL = ".partial"
+
+
+def file_sha256(path: Path, limit: int | None = None) -> str:
+    """The SHA-256 of the file, or of its first ``limit`` bytes."""
     digest = hashlib.sha256()
+    left = limit
     with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
+        while left is None or left > 0:
+            chunk = f.read(HASH_CHUNK if left is None else min(HASH_CHUNK, left))
+            if not chunk:
+                break
             digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
     return digest.hexdigest()
 
 
 def check_recording(lines: list[str], path: Path) -> RecordingCheck:
-    """Compare a file's SHA-256 with the newest record that names its file. Call it on a chain
-    that verified: a record is only as good as the chain."""
-    named: Record | None = None
-    for line in lines:
-        try:
-            record = Record.model_validate_json(line)
-        except ValidationError:
-            continue  # the chain's verification reports it
-        body = record.body
-        if isinstance(body, RecordedFile) and Path(body.file).name == path.name:
-            named = record
-    if named is None or not isinstance(named.body, RecordedFile):
+    """A finished file against the newest record of its SHA-256; a working file a crash left
+    (``….mp4.partial``) against its newest checkpoint that it is long enough for. Call it on a
+    chain that verified: a record is only as good as the chain."""
+    records = _records(lines)
+    if path.name.endswith(PARTIAL):
+        return _check_partial(records, path)
+    named = [
+        (r.seq, r.body)
+        for r in records
+        if isinstance(r.body, RecordedFile) and Path(r.body.file).name == path.name
+    ]
+    if not named:
         return RecordingCheck(ok=False, file=str(path), problem="no record names this file")
-    if named.body.sha256 != file_sha256(path):
+    seq, body = named[-1]
+    if body.sha256 != file_sha256(path):
         return RecordingCheck(
             ok=False,
             file=str(path),
-            record=named.seq,
+            record=seq,
             problem="the file's SHA-256 is not the recorded one: it was modified or replaced",
         )
-    return RecordingCheck(ok=True, file=str(path), record=named.seq)
+    return RecordingCheck(ok=True, file=str(path), record=seq, covered_bytes=body.bytes)
+
+
+def _check_partial(records: list[Record], path: Path) -> RecordingCheck:
+    final = path.name[: -len(PARTIAL)]
+    size = path.stat().st_size
+    named = [
+        (r.seq, r.body)
+        for r in records
+        if isinstance(r.body, RecordedCheckpoint)
+        and Path(r.body.file).name == final
+        and r.body.bytes <= size
+    ]
+    if not named:
+        return RecordingCheck(
+            ok=False, file=str(path), problem="no checkpoint covers this working file"
+        )
+    seq, body = named[-1]
+    if body.sha256 != file_sha256(path, body.bytes):
+        return RecordingCheck(
+            ok=False,
+            file=str(path),
+            record=seq,
+            problem=f"its first {body.bytes} bytes are not the checkpointed ones: modified",
+        )
+    return RecordingCheck(ok=True, file=str(path), record=seq, covered_bytes=body.bytes)
+
+
+def _records(lines: list[str]) -> list[Record]:
+    found = []
+    for line in lines:
+        try:
+            found.append(Record.model_validate_json(line))
+        except ValidationError:
+            continue  # the chain's verification reports it
+    return found

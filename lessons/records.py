@@ -99,7 +99,24 @@ class RecordedFile(BaseModel):
     duration_seconds: float = Field(ge=0)
 
 
-RecordBody = SessionOutcome | AuditEntry | RecordedFile
+class RecordedCheckpoint(BaseModel):
+    """A recording being written: the SHA-256 of its working file's first ``bytes`` bytes, so a
+    part a crash cut short (left as ``<file>.partial``) can be checked against the chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["recording-checkpoint"] = "recording-checkpoint"
+    room_id: str = Field(max_length=128)
+    participant_id: str = Field(max_length=64)
+    part: int = Field(ge=1)
+    file: str = Field(
+        max_length=512, description="the part's final name; its working file: +.partial"
+    )
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+RecordBody = SessionOutcome | AuditEntry | RecordedFile | RecordedCheckpoint
 
 
 class Record(BaseModel):

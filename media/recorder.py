@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from contracts.recording import RecordingFinished
+from contracts.recording import RecordingCheckpoint, RecordingFinished
 from media.instruments import RECORDING_DROPPED_FRAMES, RECORDING_PARTS, RECORDINGS_WRITING
 from media.recording_mux import (
     AUDIO_RATE,
@@ -57,6 +59,9 @@ class RecorderSettings(BaseModel):
     )
     queue_frames: int = Field(
         default=600, ge=8, description="frames waiting for the disk before dropping (~7 s)"
+    )
+    checkpoint_interval: float = Field(
+        default=60.0, ge=1, description="seconds between hashes of the file written so far"
     )
 
 
@@ -100,6 +105,7 @@ class Recorder:
         video: Producer,
         audio: Producer | None,
         settings: RecorderSettings | None = None,
+        on_checkpoint: Callable[[RecordingCheckpoint], None] = lambda checkpoint: None,
     ) -> None:
         self.directory = directory
         self.name = name  # the final file, relative to ``directory``
@@ -124,6 +130,10 @@ class Recorder:
         self._asked_at = -math.inf
         self.width: int | None = None
         self.height: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._on_checkpoint = on_checkpoint
+        self._prefix = hashlib.sha256()  # of the working file's bytes hashed so far
+        self._hashed = 0
         video.sinks.append(self)
         self.set_audio(audio)
         video.request_keyframe()  # the part starts at a keyframe
@@ -229,15 +239,37 @@ class Recorder:
     def _write(self, first: bytes, width: int, height: int) -> None:
         try:
             writer = self._writer = FragmentedMp4Writer(self.partial_path, first, width, height)
+            due = time.monotonic() + self.settings.checkpoint_interval
             while (item := self._queue.get()) is not None:
                 if item.video:
                     writer.video(item.data, item.position, item.keyframe)
                 else:
                     writer.audio(item.data, item.position)
+                if time.monotonic() >= due:
+                    due += self.settings.checkpoint_interval
+                    self._checkpoint()
             writer.close()
         except Exception:
             self._failed = True
             log.exception("recording %s failed", self.name)
+
+    def _checkpoint(self) -> None:
+        """Hash what was appended to the working file since the last checkpoint (it only
+        grows: fragments are appended, nothing before them is rewritten)."""
+        with self.partial_path.open("rb") as f:
+            f.seek(self._hashed)
+            while chunk := f.read(1 << 20):
+                self._prefix.update(chunk)
+                self._hashed += len(chunk)
+        checkpoint = RecordingCheckpoint(
+            room_id=self.room_id,
+            participant_id=self.participant_id,
+            part=self.part,
+            file=self.name,
+            bytes=self._hashed,
+            sha256=self._prefix.copy().hexdigest(),
+        )
+        self._loop.call_soon_threadsafe(self._on_checkpoint, checkpoint)
 
     # --- finishing ----------------------------------------------------------------------
 

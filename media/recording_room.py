@@ -12,11 +12,11 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from contracts.recording import RecordingHooks
+from contracts.recording import RecordingCheckpoint, RecordingHooks
 from contracts.rooms import Role
 from media.recorder import PARTIAL, Recorder, RecorderSettings
 
@@ -55,7 +55,7 @@ class RoomRecording:
         self.recorder: Recorder | None = None
         self.parts = 0
         self.closed = False
-        self._finishing: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[None]] = set()  # parts finishing, checkpoints
 
     def update(self) -> None:
         """Match the recording to who publishes now (the router calls it on every change)."""
@@ -92,6 +92,7 @@ class RoomRecording:
                 video,
                 audio,
                 self.settings,
+                on_checkpoint=self._checkpoint,
             )
             log.info("recording %s: part %d to %s", self.room_id, self.parts, name)
         recorder.set_audio(audio)
@@ -108,11 +109,23 @@ class RoomRecording:
             self.wanted = False
         self.update()
 
-    def _finish(self, recorder: Recorder) -> None:
-        recorder.detach()  # no frame more, now; the writing ends off the loop
-        task = asyncio.get_running_loop().create_task(self._finish_part(recorder))
+    def _checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        self._track(self._report_checkpoint(checkpoint))
+
+    async def _report_checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        try:
+            await self.hooks.checkpoint(checkpoint)
+        except Exception:
+            log.exception("a checkpoint of %s was not put in the records", checkpoint.file)
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+
+    def _finish(self, recorder: Recorder) -> None:
+        recorder.detach()  # no frame more, now; the writing ends off the loop
+        self._track(self._finish_part(recorder))
 
     async def _finish_part(self, recorder: Recorder) -> None:
         try:

@@ -91,7 +91,10 @@ def worker_settings(settings: Settings) -> Any:
     return WorkerSettings(
         ice=settings.ice_policy(),
         recordings_dir=settings.recordings_path(),
-        recorder=RecorderSettings(keyframe_interval=settings.recording_keyframe_seconds),
+        recorder=RecorderSettings(
+            keyframe_interval=settings.recording_keyframe_seconds,
+            checkpoint_interval=settings.recording_checkpoint_seconds,
+        ),
     )
 
 

@@ -215,6 +215,13 @@ class Settings(BaseSettings):
         description="while recording, the teacher's camera is asked for a keyframe this often "
         "(what a crash loses at most; docs/recording.md for its bitrate cost)",
     )
+    recording_checkpoint_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="while recording, the SHA-256 of the file written so far goes into the "
+        "teaching records this often (covers a part a crash cuts short)",
+    )
     tls_cert: str | None = Field(
         default=None,
         description="PEM certificate (with its chain): the app speaks HTTPS/WSS and sends HSTS "

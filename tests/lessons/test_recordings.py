@@ -162,3 +162,48 @@ def test_an_sfu_node_records_only_where_it_was_given_a_directory(tmp_path: Path)
     assert worker_settings(settings).recordings_dir == tmp_path
     with pytest.raises(SystemExit):  # it signs into the shared chain: it needs the shared key
         _recording(Settings(recordings_dir=str(tmp_path), redis_url="redis://localhost:1"), store)
+
+
+async def test_a_part_cut_short_is_checked_against_its_newest_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    from contracts.recording import RecordingCheckpoint
+    from sanke.cli import main
+
+    store = MemoryStore()
+    records = RecordLog(store, KEY)
+    hooks = LessonRecordings(RoomRepository(store), SessionRepository(store), records)
+    partial = tmp_path / "20261202T030000Z-teacher-part1.mp4.partial"
+    data = bytes(range(256)) * 64  # what the crash left: 16 KiB
+    partial.write_bytes(data)
+    for covered in (4096, 12288):  # two checkpoints as the file grew
+        await hooks.checkpoint(
+            RecordingCheckpoint(
+                room_id="room-1",
+                participant_id="teacher",
+                part=1,
+                file="room-1/20261202T030000Z-teacher-part1.mp4",
+                bytes=covered,
+                sha256=hashlib.sha256(data[:covered]).hexdigest(),
+            )
+        )
+    assert (await records.verify()).ok
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(await records.raw()) + "\n")
+    args = ["records", "verify", "--file", str(export), "--key", KEY, "--recording", str(partial)]
+
+    assert main(args) == 0
+    assert (
+        "its first 12288 of 16384 bytes are the ones checkpoint record 1" in capsys.readouterr().out
+    )
+    partial.write_bytes(data[:-1] + b"\x00")  # past the newest checkpoint: not covered
+    assert main(args) == 0
+    capsys.readouterr()
+    partial.write_bytes(data[:100] + b"\x00" + data[101:])  # inside it: detected
+    assert main(args) == 1
+    assert "not the checkpointed ones: modified" in capsys.readouterr().out
+    partial.write_bytes(data[:1000])  # shorter than any checkpoint
+    assert main(args) == 1
+    assert "no checkpoint covers" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 ``python recording_child.py DIRECTORY VIDEO AUDIO``: an SFU worker records an aiortc teacher;
 once the recording has started it prints one JSON line (the part's working file and when its
-first frame arrived) and records on until killed.
+first frame arrived), then a line per checkpoint (every 2 s), and records on until killed.
 """
 
 from __future__ import annotations
@@ -15,12 +15,27 @@ from pathlib import Path
 from media_peers import Peer, load_clip, wait_for
 from recording_probe import KeepEverything
 
+from contracts.recording import RecordingCheckpoint
 from contracts.rooms import Role
+from media.recorder import RecorderSettings
 from media.worker import Worker, WorkerSettings
+
+CHECKPOINT_SECONDS = 2.0
+
+
+class PrintedCheckpoints(KeepEverything):
+    """The checkpoints go to stdout: the records of a killed process are the parent's."""
+
+    async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        print(checkpoint.model_dump_json(), flush=True)
 
 
 async def main(directory: Path, video: Path, audio: Path) -> None:
-    worker = Worker(WorkerSettings(recordings_dir=directory), recording=KeepEverything())
+    settings = WorkerSettings(
+        recordings_dir=directory,
+        recorder=RecorderSettings(checkpoint_interval=CHECKPOINT_SECONDS),
+    )
+    worker = Worker(settings, recording=PrintedCheckpoints())
     teacher = Peer(worker, "teacher", Role.teacher)
     teacher.publish(load_clip(audio, "audio"), [(load_clip(video, "video"), "video/H264")])
     await teacher.connect()

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from contracts.recording import RecordingFinished
+from contracts.recording import RecordingCheckpoint, RecordingFinished
 
 
 @dataclass
@@ -73,11 +73,15 @@ class KeepEverything:
 
     def __init__(self) -> None:
         self.parts: list[RecordingFinished] = []
+        self.checkpoints: list[RecordingCheckpoint] = []
         self.asked: list[str] = []
 
     async def should_record(self, room_id: str) -> bool:
         self.asked.append(room_id)
         return True
+
+    async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        self.checkpoints.append(checkpoint)
 
     async def finished(self, recording: RecordingFinished) -> None:
         self.parts.append(recording)

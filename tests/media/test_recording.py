@@ -4,6 +4,7 @@ recorder writes fragmented MP4 from the encoded frames, and ffprobe judges the f
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from recording_probe import (
     strictly_increasing,
 )
 
+from contracts.recording import RecordingCheckpoint
 from contracts.rooms import Role
 from media.recorder import PARTIAL, RecorderSettings
 from media.worker import Worker, WorkerSettings
@@ -224,6 +226,9 @@ async def test_a_killed_process_leaves_a_fragmented_file_readable_up_to_the_last
         child.send_signal(signal.SIGKILL)
         killed_at = time.time()
         child.wait(10)
+        checkpoints = [
+            RecordingCheckpoint.model_validate_json(line) for line in child.stdout.readlines()
+        ]
     finally:
         if child.poll() is None:
             child.kill()
@@ -240,3 +245,11 @@ async def test_a_killed_process_leaves_a_fragmented_file_readable_up_to_the_last
     assert strictly_increasing(found.dts_seconds("video"))
     assert found.dts_seconds("audio")[-1] >= recorded_for - 3.0
     assert len(decoded_sizes(partial)) >= 25 * (recorded_for - 2.5)
+    # The checkpoints (every 2 s here) hash the file as it grew: the newest one still holds
+    # for what the crash left, and only the last seconds are not covered.
+    assert len(checkpoints) >= 2, checkpoints
+    newest = checkpoints[-1]
+    assert [c.bytes for c in checkpoints] == sorted(c.bytes for c in checkpoints)
+    assert newest.file + PARTIAL == str(partial.relative_to(tmp_path))
+    assert hashlib.sha256(partial.read_bytes()[: newest.bytes]).hexdigest() == newest.sha256
+    assert newest.bytes >= partial.stat().st_size * (recorded_for - 3.0) / recorded_for
