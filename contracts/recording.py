@@ -40,6 +40,11 @@ class RecordingFinished(BaseModel):
     faststart: bool = Field(
         default=True, description="remuxed with its index first; False: left fragmented"
     )
+    recovered: bool = Field(
+        default=False,
+        description="finished after a crash, from what its working file held (times: the "
+        "second its name gives, its file's last change)",
+    )
 
 
 class RecordingCheckpoint(BaseModel):

@@ -19,6 +19,7 @@ from media import aiortc_seams as seams
 from media.ice_policy import IcePolicy
 from media.layers import LayerChooser
 from media.recorder import RecorderSettings
+from media.recording_recovery import left_behind, recover
 from media.recording_room import RoomRecording
 from media.router import Router
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
@@ -170,6 +171,27 @@ class Worker:
 
     def peer_connection_count(self) -> int:
         return sum(len(r.transports) for r in self.routers.values())
+
+    async def recover_recordings(self) -> int:
+        """Finish the parts a crash of this node left behind (media/recording_recovery.py) and
+        report them; how many. Run once when the node starts."""
+        directory, hooks = self.settings.recordings_dir, self.recording_hooks
+        if directory is None or hooks is None:
+            return 0
+        recovered = 0
+        for partial in await asyncio.to_thread(left_behind, directory):
+            finished = await asyncio.to_thread(recover, directory, partial)
+            if finished is None:
+                continue
+            log.warning(
+                "finished %s, left by a crash (%.1f s)", finished.file, finished.duration_seconds
+            )
+            try:
+                await hooks.finished(finished)
+            except Exception:
+                log.exception("recovered %s but it was not put in the records", finished.file)
+            recovered += 1
+        return recovered
 
     async def recordings_finished(self) -> None:
         """Wait until every recording of a closed room is written, remuxed and reported."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,6 +97,20 @@ def worker_settings(settings: Settings) -> Any:
             checkpoint_interval=settings.recording_checkpoint_seconds,
         ),
     )
+
+
+async def recover_recordings(media: object) -> None:
+    """A local SFU worker finishes the recording parts its last crash left."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return  # no local worker (and aiortc is not imported for nothing)
+    from media.worker import Worker
+
+    if not isinstance(media, Worker):
+        return
+    try:
+        await media.recover_recordings()
+    except Exception:  # a recordings disk that fails must not keep the server from starting
+        log.exception("finishing the recordings a crash left failed")
 
 
 def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) -> Any:
@@ -246,11 +261,17 @@ def create_app(
         if observability is not None:
             await observability.start()
         heap.start()
+        # in the background: a long part's remux must not hold up serving
+        recovery = asyncio.create_task(
+            recover_recordings(local_node.worker if local_node is not None else media)
+        )
         if settings.demo and scheduling:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
+        if not recovery.done():
+            recovery.cancel()
         await heap.stop()
         if observability is not None:
             await observability.stop()

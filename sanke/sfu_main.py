@@ -69,6 +69,13 @@ def _recording(settings: Settings, store: Store) -> RecordingHooks | None:
     return lesson_recordings(settings, store, RecordLog(store, records_keys(settings)))
 
 
+async def _recover(worker: Worker) -> None:
+    try:
+        await worker.recover_recordings()
+    except Exception:  # a recordings disk that fails must not keep the node from serving
+        log.exception("finishing the recordings a crash left failed")
+
+
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
     worker = Worker(worker_settings(settings), _recording(settings, store))
@@ -85,6 +92,7 @@ async def run_sfu(settings: Settings) -> None:
     heap = HeapTrimmer(settings.heap_trim_seconds)
     heap.start()
     await node.start()
+    recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
     for host in settings.host:
@@ -105,6 +113,8 @@ async def run_sfu(settings: Settings) -> None:
     try:
         await node.stopped.wait()
     finally:
+        if not recovery.done():
+            recovery.cancel()
         await heap.stop()
         await observability.stop()
         await runner.cleanup()

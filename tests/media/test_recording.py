@@ -22,6 +22,7 @@ from recording_probe import (
 from contracts.recording import RecordingCheckpoint
 from contracts.rooms import Role
 from media.recorder import PARTIAL, RecorderSettings
+from media.recording_recovery import STALE_SECONDS
 from media.worker import Worker, WorkerSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -253,3 +254,26 @@ async def test_a_killed_process_leaves_a_fragmented_file_readable_up_to_the_last
     assert newest.file + PARTIAL == str(partial.relative_to(tmp_path))
     assert hashlib.sha256(partial.read_bytes()[: newest.bytes]).hexdigest() == newest.sha256
     assert newest.bytes >= partial.stat().st_size * (recorded_for - 3.0) / recorded_for
+
+    # The node starts again: a working file nobody writes any more is finished from what it
+    # holds (a live part's file grows every ~2 s and is never touched).
+    hooks = KeepEverything()
+    worker = recording_worker(tmp_path, hooks)
+    try:
+        assert await worker.recover_recordings() == 0  # just written: it may still be live
+        stale = time.time() - 2 * STALE_SECONDS
+        os.utime(partial, (stale, stale))
+        assert await worker.recover_recordings() == 1
+    finally:
+        await worker.close()
+    (part,) = hooks.parts
+    final = tmp_path / part.file
+    assert part.recovered and part.part == 1 and part.participant_id == "teacher"
+    assert final.name + PARTIAL == partial.name and not partial.exists()
+    recovered = probe(final)
+    assert recovered.errors == "" and abs(recovered.duration - last) < 0.5
+    assert strictly_increasing(recovered.dts_seconds("video"))
+    head = final.read_bytes()[:4096]
+    assert head.find(b"moov") >= 0 and (
+        b"mdat" not in head or head.find(b"moov") < head.find(b"mdat")
+    )
