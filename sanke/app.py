@@ -21,7 +21,7 @@ from lessons.records import RecordLog
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_recordings
+from sanke.recording import lesson_recordings, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -82,21 +82,6 @@ def media_observability(media: MediaPlane) -> Any:
     from media.metrics import MediaObservability
 
     return MediaObservability(media)
-
-
-def worker_settings(settings: Settings) -> Any:
-    """The SFU worker's settings from the process's (its ICE policy)."""
-    from media.recorder import RecorderSettings
-    from media.worker import WorkerSettings
-
-    return WorkerSettings(
-        ice=settings.ice_policy(),
-        recordings_dir=settings.recordings_path(),
-        recorder=RecorderSettings(
-            keyframe_interval=settings.recording_keyframe_seconds,
-            checkpoint_interval=settings.recording_checkpoint_seconds,
-        ),
-    )
 
 
 async def recover_recordings(media: object) -> None:

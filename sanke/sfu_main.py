@@ -16,8 +16,7 @@ from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker
-from sanke.app import worker_settings
-from sanke.recording import lesson_recordings
+from sanke.recording import lesson_recordings, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from signaling.http_auth import json_errors

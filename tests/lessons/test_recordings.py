@@ -152,7 +152,7 @@ def _body(line: str) -> str:
 
 
 def test_an_sfu_node_records_only_where_it_was_given_a_directory(tmp_path: Path) -> None:
-    from sanke.app import worker_settings
+    from sanke.recording import worker_settings
     from sanke.sfu_main import _recording
 
     store = MemoryStore()
