@@ -94,6 +94,13 @@ async def test_a_lesson_is_recorded_as_a_seekable_h264_aac_mp4(
         assert strictly_increasing(times), kind
         assert largest_step(times) < 0.25, (kind, largest_step(times))
         assert times[0] < 0.5 and times[-1] > length - 2.0, (kind, times[0], times[-1])
+    # aligned: both tracks start together and end together (audio is filled to the video's end)
+    video_times, audio_times = found.dts_seconds("video"), found.dts_seconds("audio")
+    print(
+        f"video {video_times[0]:.3f}-{video_times[-1]:.3f} s, audio {audio_times[0]:.3f}-{audio_times[-1]:.3f} s"
+    )
+    assert abs(video_times[0] - audio_times[0]) < 0.25
+    assert abs(video_times[-1] - audio_times[-1]) < 0.25
     # faststart: the index (moov) before the media (mdat)
     head = path.read_bytes()[:4096]
     assert 0 <= head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
