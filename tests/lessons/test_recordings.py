@@ -89,6 +89,7 @@ async def test_a_broadcast_lesson_in_the_embedded_server_is_recorded_and_verifie
         records_key=KEY,
         recordings_dir=str(recordings),
         host=["127.0.0.1"],
+        redis_url=None,  # embedded, also where `make test` sets REDIS_URL
     )
     store = MemoryStore()
     app = create_app(settings, store=store)
