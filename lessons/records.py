@@ -80,13 +80,53 @@ class SessionOutcome(BaseModel):
     classrooms: list[ClassroomAttendance] = Field(default_factory=list)
 
 
+class RecordedFile(BaseModel):
+    """A finished recording (media/recorder.py): the file and its SHA-256, so a copy can be
+    checked against the chain (``sanke records verify --recording FILE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["recording"] = "recording"
+    room_id: str = Field(max_length=128)
+    session_id: str | None = Field(default=None, max_length=128)
+    participant_id: str = Field(max_length=64)
+    part: int = Field(ge=1)
+    file: str = Field(max_length=512, description="relative to the recordings directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    started_at: float
+    ended_at: float
+    duration_seconds: float = Field(ge=0)
+
+
+class RecordedCheckpoint(BaseModel):
+    """A recording being written: the SHA-256 of its working file's first ``bytes`` bytes, so a
+    part a crash cut short (left as ``<file>.partial``) can be checked against the chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["recording-checkpoint"] = "recording-checkpoint"
+    room_id: str = Field(max_length=128)
+    participant_id: str = Field(max_length=64)
+    part: int = Field(ge=1)
+    file: str = Field(
+        max_length=512, description="the part's final name; its working file: +.partial"
+    )
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+RecordBody = SessionOutcome | AuditEntry | RecordedFile | RecordedCheckpoint
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seq: int = Field(ge=0)
     at: float
-    # A lesson's outcome, or a coordinator action (signaling.audit): one chain covers both.
-    body: SessionOutcome | AuditEntry
+    # A lesson's outcome, a coordinator action (signaling.audit) or a recording's hash: one
+    # chain covers them all.
+    body: RecordBody
     prev_hash: str
     hash: str
     signature: str
@@ -192,7 +232,7 @@ class RecordKeys:
 def digest(
     seq: int,
     at: float,
-    body: SessionOutcome | AuditEntry,
+    body: RecordBody,
     prev_hash: str,
     kid: str | None,
     alg: str | None = None,
@@ -241,7 +281,7 @@ class RecordLog:
         self.store = store
         self.keys = keys if isinstance(keys, RecordKeys) else RecordKeys(keys)
 
-    async def append(self, body: SessionOutcome | AuditEntry, at: float) -> Record:
+    async def append(self, body: RecordBody, at: float) -> Record:
         """Append a record and its signed head in one atomic step; a writer that lost the race
         to another process (the list grew meanwhile) links to the new newest record instead."""
         for attempt in range(APPEND_ATTEMPTS):

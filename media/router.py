@@ -10,6 +10,7 @@ from contracts.rooms import Participant, Role
 from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
 from media.frame_rate import without_slideshows
+from media.recording_room import RoomRecording
 from media.transport import Transport
 
 KINDS = ("audio", "video")
@@ -42,6 +43,7 @@ class Router:
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
         self.transports: dict[str, Transport] = {}
+        self.recording: RoomRecording | None = None  # when the node records
 
     def reconcile(self) -> None:
         """Create, pause, resume and remove consumers to match the rules; renegotiate."""
@@ -75,6 +77,8 @@ class Router:
                 changed = True
             if changed:
                 sub.schedule_renegotiation()
+        if self.recording is not None:
+            self.recording.update()
 
     def allocate_layers(self) -> None:
         """Choose every subscriber's video layers from its downlink estimate (and, as this

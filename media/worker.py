@@ -6,16 +6,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.layers import LayerPin
 from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.recording import RecordingHooks
 from contracts.rooms import Participant
 from media import aiortc_seams as seams
 from media.ice_policy import IcePolicy
 from media.layers import LayerChooser
+from media.recorder import RecorderSettings
+from media.recording_recovery import left_behind, recover
+from media.recording_room import RoomRecording
 from media.router import Router
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
 from media.transport import Transport
@@ -33,14 +38,21 @@ class WorkerSettings(BaseModel):
     ice: IcePolicy = Field(
         default_factory=IcePolicy, description="where ICE checks may go (media.ice_policy)"
     )
+    recordings_dir: Path | None = Field(
+        default=None, description="where recordings are written; None: this node records nothing"
+    )
+    recorder: RecorderSettings = Field(default_factory=RecorderSettings)
 
 
 class Worker:
     """Forwards encoded media between the participants of each room; never decodes."""
 
-    def __init__(self, settings: WorkerSettings | None = None) -> None:
+    def __init__(
+        self, settings: WorkerSettings | None = None, recording: RecordingHooks | None = None
+    ) -> None:
         seams.check_seams()
         self.settings = settings or WorkerSettings()
+        self.recording_hooks = recording
         self.routers: dict[str, Router] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -54,7 +66,7 @@ class Worker:
         if router is None:
             if len(self.routers) >= self.settings.max_rooms:
                 raise SankeError(ErrorCode.media_unavailable, "this media node is full", 503)
-            router = self.routers[participant.room_id] = Router(participant.room_id)
+            router = self.routers[participant.room_id] = self._new_router(participant.room_id)
         if participant.id in router.transports:
             await self.leave(participant.room_id, participant.id)
         if len(router.transports) >= self.settings.max_participants_per_room:
@@ -81,6 +93,7 @@ class Worker:
         router.reconcile()
         if not router.transports:
             self.routers.pop(room_id, None)
+            self._close_recording(router)
 
     async def offer(self, room_id: str, participant_id: str, sdp: str) -> str:
         return await self._transport(room_id, participant_id).handle_offer(sdp)
@@ -127,6 +140,7 @@ class Worker:
             del self.client_reports[key]
         if router is None:
             return
+        self._close_recording(router)
         transports = list(router.transports.values())
         router.transports.clear()
         await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
@@ -158,7 +172,57 @@ class Worker:
     def peer_connection_count(self) -> int:
         return sum(len(r.transports) for r in self.routers.values())
 
+    async def recover_recordings(self) -> int:
+        """Finish the parts a crash of this node left behind (media/recording_recovery.py) and
+        report them; how many. Run once when the node starts."""
+        directory, hooks = self.settings.recordings_dir, self.recording_hooks
+        if directory is None or hooks is None:
+            return 0
+        recovered = 0
+        for partial in await asyncio.to_thread(left_behind, directory):
+            finished = await asyncio.to_thread(recover, directory, partial)
+            if finished is None:
+                continue
+            log.warning(
+                "finished %s, left by a crash (%.1f s)", finished.file, finished.duration_seconds
+            )
+            try:
+                await hooks.finished(finished)
+            except Exception:
+                log.exception("recovered %s but it was not put in the records", finished.file)
+            recovered += 1
+        return recovered
+
+    async def recordings_finished(self) -> None:
+        """Wait until every recording of a closed room is written, remuxed and reported."""
+        while pending := [t for t in self._closing if t.get_name().startswith("recording:")]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     # --- internals ----------------------------------------------------------------------
+
+    def _new_router(self, room_id: str) -> Router:
+        router = Router(room_id)
+        directory, hooks = self.settings.recordings_dir, self.recording_hooks
+        if directory is not None and hooks is not None:
+            router.recording = RoomRecording(
+                room_id,
+                directory,
+                hooks,
+                lambda: list(router.transports.values()),
+                self.settings.recorder,
+            )
+        return router
+
+    def _close_recording(self, router: Router) -> None:
+        """Finish the room's recording off the request: a remux of a long lesson takes a while
+        (close() waits for it)."""
+        if router.recording is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            router.recording.close(), name=f"recording:{router.room_id}"
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _transport_stats(self, transport: Transport) -> TransportStats:
         """The transport's stats with what only the worker joins in: the m-line of each

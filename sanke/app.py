@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from contracts.media import MediaPlane, NullMediaPlane
+from contracts.recording import RecordingHooks
 from contracts.store import Store, new_store
 from contracts.store.watch import StoreWatch
 from lessons.api import setup_lesson_routes
@@ -19,6 +21,7 @@ from lessons.records import RecordLog
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from media.heap import HeapTrimmer
+from sanke.recording import lesson_recordings, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -59,13 +62,13 @@ LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", Les
 Serves = Literal["all", "signaling", "scheduler"]
 
 
-def default_media_plane(settings: Settings) -> MediaPlane:
+def default_media_plane(settings: Settings, recording: RecordingHooks | None = None) -> MediaPlane:
     """The in-process SFU worker when media is enabled (imported only then: aiortc is big)."""
     if not settings.media:
         return NullMediaPlane()
     from media.worker import Worker
 
-    return Worker(worker_settings(settings))
+    return Worker(worker_settings(settings), recording)
 
 
 def media_observability(media: MediaPlane) -> Any:
@@ -81,20 +84,27 @@ def media_observability(media: MediaPlane) -> Any:
     return MediaObservability(media)
 
 
-def worker_settings(settings: Settings) -> Any:
-    """The SFU worker's settings from the process's (its ICE policy)."""
-    from media.worker import WorkerSettings
+async def recover_recordings(media: object) -> None:
+    """A local SFU worker finishes the recording parts its last crash left."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return  # no local worker (and aiortc is not imported for nothing)
+    from media.worker import Worker
 
-    return WorkerSettings(ice=settings.ice_policy())
+    if not isinstance(media, Worker):
+        return
+    try:
+        await media.recover_recordings()
+    except Exception:  # a recordings disk that fails must not keep the server from starting
+        log.exception("finishing the recordings a crash left failed")
 
 
-def local_sfu_node(settings: Settings, store: Store) -> Any:
+def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) -> Any:
     from media.node import SfuNode
     from media.worker import Worker
 
     return SfuNode(
         store,
-        Worker(worker_settings(settings)),
+        Worker(worker_settings(settings), recording),
         f"{settings.node_id}-sfu",
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
@@ -129,15 +139,17 @@ def create_app(
     watch = StoreWatch(store)
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
+    records = RecordLog(store, records_keys(settings))
     if media is None:
+        recording = lesson_recordings(settings, store, records)
         if settings.redis_url:
             # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
             # process on Redis is also one of those nodes, so several of them form a cluster.
             media = remote_media = RemoteMediaPlane(store, hub, settings.node_id, watch)
             if settings.media:
-                local_node = local_sfu_node(settings, store)
+                local_node = local_sfu_node(settings, store, recording)
         else:
-            media = default_media_plane(settings)
+            media = default_media_plane(settings, recording)
     sweep = max(1.0, settings.heartbeat_seconds / 3)
     rights = Rights(store, sweep_seconds=sweep)
     service = RoomService(store, hub, media, settings.node_id, rights)
@@ -169,7 +181,7 @@ def create_app(
     )
     lessons = LessonService(
         service,
-        RecordLog(store, records_keys(settings)),
+        records,
         SessionWindow(
             open_before_minutes=settings.lesson_open_before_minutes,
             close_after_minutes=settings.lesson_close_after_minutes,
@@ -234,11 +246,17 @@ def create_app(
         if observability is not None:
             await observability.start()
         heap.start()
+        # in the background: a long part's remux must not hold up serving
+        recovery = asyncio.create_task(
+            recover_recordings(local_node.worker if local_node is not None else media)
+        )
         if settings.demo and scheduling:
             from sanke.demo import load_demo
 
             await load_demo(app)
         yield
+        if not recovery.done():
+            recovery.cancel()
         await heap.stop()
         if observability is not None:
             await observability.stop()

@@ -213,15 +213,15 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
                 "give --file RECORDS.jsonl (from GET /api/v1/records) or set REDIS_URL"
             )
 
-        async def from_store() -> tuple[VerifyReport, RecordsHead | None]:
+        async def from_store() -> tuple[VerifyReport, RecordsHead | None, list[str]]:
             store = await open_store(settings.redis_url, settings.key_prefix)
             try:
                 log = RecordLog(store, keys)
-                return await log.verify(anchor=anchor), await log.head()
+                return await log.verify(anchor=anchor), await log.head(), await log.raw()
             finally:
                 await store.close()
 
-        report, head = asyncio.run(from_store())
+        report, head, lines = asyncio.run(from_store())
     if not report.ok:
         print(f"BROKEN at record {report.first_broken} of {report.records}: {report.problem}")
         return 1
@@ -233,7 +233,31 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
         partial.write_text(head.model_dump_json() + "\n", encoding="utf-8")
         partial.replace(path)
     print(f"ok: {report.records} records, chain, signatures and signed head intact")
-    return 0
+    return _check_recordings(args.recording or [], lines)
+
+
+def _check_recordings(paths: list[str], lines: list[str]) -> int:
+    """Each recording file against the record of its hash (the chain verified just before)."""
+    from lessons.recordings import check_recording
+
+    broken = 0
+    for path in paths:
+        if not Path(path).is_file():
+            raise SystemExit(f"{path}: no such file")
+        check = check_recording(lines, Path(path))
+        if check.ok and path.endswith(".partial"):
+            size = Path(path).stat().st_size
+            print(
+                f"ok: {path} (cut short): its first {check.covered_bytes} of {size} bytes are "
+                f"the ones checkpoint record {check.record} holds"
+            )
+        elif check.ok:
+            print(f"ok: {path} is the recording of record {check.record}")
+        else:
+            broken += 1
+            where = f" (record {check.record})" if check.record is not None else ""
+            print(f"BROKEN: {path}{where}: {check.problem}")
+    return 1 if broken else 0
 
 
 def cmd_records_keygen(args: argparse.Namespace) -> int:
@@ -363,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--redis-url", dest="redis_url")
     verify.add_argument("--token-secret", dest="token_secret")
+    verify.add_argument(
+        "--recording",
+        action="append",
+        metavar="FILE",
+        help="a recording (MP4) to check against the SHA-256 the chain holds for it, repeatable",
+    )
     verify.set_defaults(func=cmd_records_verify)
     keygen = records_sub.add_parser("keygen", help="write a new records key to a file")
     keygen.add_argument("--gm", action="store_true", help="an SM2 key pair (SANKE_CRYPTO=gm)")

@@ -23,7 +23,7 @@ import secrets
 from pathlib import Path
 
 from lessons.records import RecordKeys
-from sanke.settings import Settings
+from sanke.settings import Settings, default_data_dir
 from signaling.gm import Sm2Error, Sm2PrivateKey, Sm2PublicKey
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ MIN_KEY_CHARS = 32
 
 
 def default_key_file() -> Path:
-    base = os.environ.get("XDG_DATA_HOME", "") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sanke" / "records.key"
+    return default_data_dir() / "records.key"
 
 
 def default_sm2_key_file() -> Path:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.rooms import RoomKind
 from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
 from media.ice_policy import IcePolicy, parse_networks
 
@@ -21,6 +23,13 @@ DEFAULT_TOKEN_SECRET = "sanke-insecure-dev-secret-change-me-0000"
 
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def default_data_dir() -> Path:
+    """Where one machine's server keeps its files: ``$XDG_DATA_HOME/sanke``
+    (~/.local/share/sanke)."""
+    base = os.environ.get("XDG_DATA_HOME", "") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sanke"
 
 
 class Settings(BaseSettings):
@@ -188,6 +197,31 @@ class Settings(BaseSettings):
         default=True,
         description="run the SFU worker in this process (with REDIS_URL and media off, use SFU nodes)",
     )
+    recordings_dir: str | None = Field(
+        default=None,
+        description="where an SFU writes lesson recordings (fragmented while written, "
+        "`.partial`; moved to `<room>/<time>-<teacher>-part<n>.mp4` when finished); "
+        "default ~/.local/share/sanke/recordings",
+    )
+    record_kinds: CommaList = Field(
+        default_factory=lambda: [RoomKind.master.value, RoomKind.broadcast.value],
+        description="room kinds whose lessons are recorded (comma-separated: master, "
+        "broadcast, dedicated; empty: none); 专递 (dedicated) is off by default",
+    )
+    recording_keyframe_seconds: float = Field(
+        default=2.0,
+        gt=0.2,
+        le=60,
+        description="while recording, the teacher's camera is asked for a keyframe this often "
+        "(what a crash loses at most; docs/recording.md for its bitrate cost)",
+    )
+    recording_checkpoint_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="while recording, the SHA-256 of the file written so far goes into the "
+        "teaching records this often (covers a part a crash cuts short)",
+    )
     tls_cert: str | None = Field(
         default=None,
         description="PEM certificate (with its chain): the app speaks HTTPS/WSS and sends HSTS "
@@ -258,6 +292,7 @@ class Settings(BaseSettings):
         "ice_remote_allow",
         "ice_remote_deny",
         "metrics_host",
+        "record_kinds",
         mode="before",
     )
     @classmethod
@@ -271,6 +306,23 @@ class Settings(BaseSettings):
     def _cidrs(cls, value: list[str]) -> list[str]:
         parse_networks(value)
         return value
+
+    @field_validator("record_kinds")
+    @classmethod
+    def _room_kinds(cls, value: list[str]) -> list[str]:
+        known = {k.value for k in RoomKind}
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            raise ValueError(f"unknown room kinds {unknown}: use {sorted(known)}")
+        return value
+
+    def recordings_path(self) -> Path:
+        return (
+            Path(self.recordings_dir) if self.recordings_dir else default_data_dir() / "recordings"
+        )
+
+    def recorded_kinds(self) -> list[RoomKind]:
+        return [RoomKind(k) for k in self.record_kinds]
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

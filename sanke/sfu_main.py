@@ -9,11 +9,15 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
-from contracts.store import open_store
+from contracts.recording import RecordingHooks
+from contracts.store import Store, open_store
+from lessons.records import RecordLog
 from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
-from media.worker import Worker, WorkerSettings
+from media.worker import Worker
+from sanke.recording import lesson_recordings, worker_settings
+from sanke.records_key import records_keys
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
 from signaling.metrics_http import metrics_body, require_metrics_token
@@ -54,9 +58,26 @@ def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
     return app
 
 
+def _recording(settings: Settings, store: Store) -> RecordingHooks | None:
+    """A node records the rooms it hosts only where it was given a place for the files
+    (SANKE_RECORDINGS_DIR: a cluster decides its storage); it signs their hashes into the
+    shared chain, so it needs the records key every other process has."""
+    if not settings.recordings_dir:
+        log.info("SANKE_RECORDINGS_DIR is not set: this SFU node records no lesson")
+        return None
+    return lesson_recordings(settings, store, RecordLog(store, records_keys(settings)))
+
+
+async def _recover(worker: Worker) -> None:
+    try:
+        await worker.recover_recordings()
+    except Exception:  # a recordings disk that fails must not keep the node from serving
+        log.exception("finishing the recordings a crash left failed")
+
+
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker(WorkerSettings(ice=settings.ice_policy()))
+    worker = Worker(worker_settings(settings), _recording(settings, store))
     node = SfuNode(
         store,
         worker,
@@ -70,6 +91,7 @@ async def run_sfu(settings: Settings) -> None:
     heap = HeapTrimmer(settings.heap_trim_seconds)
     heap.start()
     await node.start()
+    recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
     for host in settings.host:
@@ -90,6 +112,8 @@ async def run_sfu(settings: Settings) -> None:
     try:
         await node.stopped.wait()
     finally:
+        if not recovery.done():
+            recovery.cancel()
         await heap.stop()
         await observability.stop()
         await runner.cleanup()

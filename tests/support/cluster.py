@@ -73,13 +73,18 @@ def running_cluster(
     logs: Path,
     sfu_names: tuple[str, ...] = ("sfu-a", "sfu-b"),
     signaling_count: int = 2,
+    sfu_env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """SFU nodes ``sfu_names`` and ``signaling_count`` signaling processes, ready; stopped
-    afterwards (the caller owns the Redis keys under ``prefix``)."""
+    """SFU nodes ``sfu_names`` (with ``sfu_env`` added to their environment) and
+    ``signaling_count`` signaling processes, ready; stopped afterwards (the caller owns the
+    Redis keys under ``prefix``)."""
     env = cluster_env(redis_url, prefix)
     sfu = {
         name: ServerProcess(
-            ["sfu"], {**env, "SANKE_NODE_ID": name}, free_port(), logs / f"{name}.log"
+            ["sfu"],
+            {**env, **(sfu_env or {}), "SANKE_NODE_ID": name},
+            free_port(),
+            logs / f"{name}.log",
         )
         for name in sfu_names
     }

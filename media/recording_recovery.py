@@ -1,0 +1,101 @@
+"""Parts a crash left behind: a ``….mp4.partial`` that nobody writes any more is finished when
+the SFU starts again — what is readable of its fragments is remuxed with its index in front
+(no decode), moved to its final name and reported like any finished part.
+
+A part still being written is never touched: the file of a live part grows every fragment
+(~2 s), so only one unchanged for ``STALE_SECONDS`` counts as left behind (a directory
+shared by several nodes then stays safe).
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+
+from contracts.recording import RecordingFinished
+from media.recorder import PARTIAL
+from media.recording_mux import sha256_file
+
+log = logging.getLogger(__name__)
+
+STALE_SECONDS = 120.0
+FASTSTART = ".faststart" + PARTIAL
+# what media.recording_room.part_name writes: <UTC time>-<participant>-part<n>.mp4
+PART_NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+)-part(\d+)\.mp4$")
+
+
+def left_behind(directory: Path, now: float | None = None) -> list[Path]:
+    """Working files of parts nobody writes any more (oldest first)."""
+    if not directory.is_dir():
+        return []
+    now = time.time() if now is None else now
+    found = [
+        p
+        for p in directory.rglob(f"*.mp4{PARTIAL}")
+        if PART_NAME.match(p.name[: -len(PARTIAL)]) and now - p.stat().st_mtime >= STALE_SECONDS
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def remux_readable(fragmented: Path, target: Path) -> float:
+    """Remux every packet that can still be read (a cut-short last fragment ends the read) into
+    a faststart MP4; its duration in seconds."""
+    last = 0.0
+    with av.open(str(fragmented)) as source:
+        out: Any = av.open(str(target), "w", format="mp4", options={"movflags": "faststart"})
+        try:
+            streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
+            for index, stream in streams.items():
+                stream.codec_tag = source.streams[index].codec_tag
+            with contextlib.suppress(av.error.FFmpegError):
+                for packet in source.demux():
+                    if packet.dts is None:
+                        continue
+                    if packet.pts is not None and packet.time_base is not None:
+                        last = max(last, float(packet.pts * packet.time_base))
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
+        finally:
+            out.close()
+    return last
+
+
+def recover(directory: Path, partial: Path) -> RecordingFinished | None:
+    """Finish one part a crash left (blocking: run it in a thread). None when nothing of it
+    could be read (the working file is then kept, for a person to look at)."""
+    final = partial.with_name(partial.name[: -len(PARTIAL)])
+    match = PART_NAME.match(final.name)
+    if match is None or final.exists():
+        return None
+    stamp, participant, part = match.groups()
+    started_at = float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ")))
+    ended_at = partial.stat().st_mtime
+    faststart = final.with_name(final.name + FASTSTART)
+    try:
+        duration = remux_readable(partial, faststart)
+    except Exception:
+        log.exception("the recording %s left by a crash cannot be read", partial)
+        with contextlib.suppress(FileNotFoundError):
+            faststart.unlink()
+        return None
+    faststart.replace(final)
+    partial.unlink()
+    return RecordingFinished(
+        room_id=final.parent.name,
+        participant_id=participant[:64],
+        part=int(part),
+        file=str(final.relative_to(directory)),
+        sha256=sha256_file(final),
+        bytes=final.stat().st_size,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_seconds=duration,
+        recovered=True,
+    )

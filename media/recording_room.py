@@ -1,0 +1,159 @@
+"""When a room is recorded: from the teacher's camera appearing to the room closing.
+
+The policy (which rooms are kept) is not the SFU's: ``RecordingHooks.should_record`` answers
+once per room (sanke asks the room's kind). A part starts when the teacher's camera (its high
+layer) appears, ends when the teacher leaves or the room closes; a new part starts when the
+teacher publishes again (a new producer). Finished parts go to ``RecordingHooks.finished``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contracts.recording import RecordingCheckpoint, RecordingHooks
+from contracts.rooms import Role
+from media.recorder import PARTIAL, Recorder, RecorderSettings
+
+if TYPE_CHECKING:
+    from media.transport import Transport
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^\w.\-]")
+
+
+def part_name(room_id: str, participant_id: str, part: int, at: float) -> str:
+    """``<room>/<UTC time>-<participant>-part<n>.mp4``, safe as a path whatever the ids hold."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
+    room = _UNSAFE.sub("_", room_id)
+    who = _UNSAFE.sub("_", participant_id)
+    return f"{room}/{stamp}-{who}-part{part}.mp4"
+
+
+class RoomRecording:
+    def __init__(
+        self,
+        room_id: str,
+        directory: Path,
+        hooks: RecordingHooks,
+        transports: Callable[[], Iterable[Transport]],
+        settings: RecorderSettings | None = None,
+    ) -> None:
+        self.room_id = room_id
+        self.directory = directory
+        self.hooks = hooks
+        self.settings = settings or RecorderSettings()
+        self._transports = transports
+        self.wanted: bool | None = None  # the policy's answer, once asked
+        self._asking: asyncio.Task[None] | None = None
+        self.recorder: Recorder | None = None
+        self.parts = 0
+        self.closed = False
+        self._finishing: set[asyncio.Task[None]] = set()  # parts finishing, checkpoints
+
+    def update(self) -> None:
+        """Match the recording to who publishes now (the router calls it on every change)."""
+        if self.closed:
+            return
+        teacher = next(
+            (t for t in self._transports() if t.participant.role == Role.teacher and not t.closed),
+            None,
+        )
+        video = teacher.producer_group("video", "camera").get("high") if teacher else None
+        audio = teacher.producer_group("audio").get("main") if teacher else None
+        if self.wanted is None:
+            if video is not None and self._asking is None:
+                self._asking = asyncio.get_running_loop().create_task(self._ask())
+            return
+        recorder = self.recorder
+        if recorder is not None and (recorder.video is not video or recorder.video.closed):
+            self._finish(recorder)
+            recorder = self.recorder = None
+        if not self.wanted or video is None or teacher is None:
+            return
+        if recorder is None:
+            self.parts += 1
+            name = part_name(self.room_id, teacher.id, self.parts, time.time())
+            while self._taken(name):  # the room was opened again within the same second
+                self.parts += 1
+                name = part_name(self.room_id, teacher.id, self.parts, time.time())
+            recorder = self.recorder = Recorder(
+                self.directory,
+                name,
+                self.room_id,
+                teacher.id,
+                self.parts,
+                video,
+                audio,
+                self.settings,
+                on_checkpoint=self._checkpoint,
+            )
+            log.info("recording %s: part %d to %s", self.room_id, self.parts, name)
+        recorder.set_audio(audio)
+
+    def _taken(self, name: str) -> bool:
+        final = self.directory / name
+        return final.exists() or final.with_name(final.name + PARTIAL).exists()
+
+    async def _ask(self) -> None:
+        try:
+            self.wanted = await self.hooks.should_record(self.room_id)
+        except Exception:
+            log.exception("the recording policy of %s failed: not recording it", self.room_id)
+            self.wanted = False
+        self.update()
+
+    def _checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        self._track(self._report_checkpoint(checkpoint))
+
+    async def _report_checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
+        try:
+            await self.hooks.checkpoint(checkpoint)
+        except Exception:
+            log.exception("a checkpoint of %s was not put in the records", checkpoint.file)
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    def _finish(self, recorder: Recorder) -> None:
+        recorder.detach()  # no frame more, now; the writing ends off the loop
+        self._track(self._finish_part(recorder))
+
+    async def _finish_part(self, recorder: Recorder) -> None:
+        try:
+            finished = await recorder.finish()
+        except Exception:
+            log.exception("finishing the recording %s failed", recorder.name)
+            return
+        if finished is None:
+            return
+        log.info(
+            "recorded %s: %.1f s, %d bytes, %d frames dropped",
+            finished.file,
+            finished.duration_seconds,
+            finished.bytes,
+            finished.dropped_frames,
+        )
+        try:
+            await self.hooks.finished(finished)
+        except Exception:
+            log.exception("recording %s is finished but was not put in the records", finished.file)
+
+    async def close(self) -> None:
+        """The room closed: finish the part being written and wait for every part."""
+        self.closed = True
+        if self._asking is not None and not self._asking.done():
+            self._asking.cancel()
+        if self.recorder is not None:
+            self._finish(self.recorder)
+            self.recorder = None
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)

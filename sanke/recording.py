@@ -1,0 +1,35 @@
+"""What a process with an SFU worker gives it: its settings (where it records) and the
+recording hooks (the lessons' policy and records). Apart from sanke.app, so that `sanke sfu`
+does not import the whole application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.store import Store
+from lessons.recordings import LessonRecordings
+from lessons.records import RecordLog
+from lessons.repository import SessionRepository
+from sanke.settings import Settings
+from signaling.rooms import RoomRepository
+
+
+def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> LessonRecordings:
+    return LessonRecordings(
+        RoomRepository(store), SessionRepository(store), records, settings.recorded_kinds()
+    )
+
+
+def worker_settings(settings: Settings) -> Any:
+    """The SFU worker's settings from the process's: its ICE policy, where and how it records."""
+    from media.recorder import RecorderSettings
+    from media.worker import WorkerSettings
+
+    return WorkerSettings(
+        ice=settings.ice_policy(),
+        recordings_dir=settings.recordings_path(),
+        recorder=RecorderSettings(
+            keyframe_interval=settings.recording_keyframe_seconds,
+            checkpoint_interval=settings.recording_checkpoint_seconds,
+        ),
+    )
