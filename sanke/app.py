@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,9 @@ from lessons.devices import DeviceRegistry
 from lessons.records import RecordLog
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
+from lessons.source_api import setup_source_routes
+from lessons.sources import SourceRegistry
+from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
 from sanke.records_key import records_keys
 from sanke.settings import Settings
@@ -86,6 +89,14 @@ def worker_settings(settings: Settings) -> Any:
     from media.worker import WorkerSettings
 
     return WorkerSettings(ice=settings.ice_policy())
+
+
+def offer_check() -> Callable[[str], None]:
+    """The SFU's own check of a client's offer, for a WHIP offer checked before its source
+    joins the room (the same clear errors as a page's offer gets)."""
+    from media.sdp_check import check_sdp
+
+    return lambda sdp: check_sdp(sdp, "offer")
 
 
 def local_sfu_node(settings: Settings, store: Store) -> Any:
@@ -198,6 +209,12 @@ def create_app(
         )
         app[PUBLISH_HOOKS_KEY].append(lessons.publish)
         app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
+    sources = SourceRegistry(store, settings.crypto)
+    if scheduling:
+        setup_source_routes(app, sources)
+    if signaling:
+        # WHIP encoders join rooms: where the WebSockets are (the Ingress sends /whip there).
+        setup_whip_routes(app, WhipContext(service, sources, offer_check(), clock=lessons.clock))
     serve_metrics(
         app,
         token=settings.metrics_token,
