@@ -38,6 +38,7 @@ from lessons.whip import (
 from lessons.whip_sdp import check_whip_offer, parse_sdpfrag
 from signaling.bodies import read_body
 from signaling.http_auth import bearer_token
+from signaling.openapi import documented
 from signaling.service import RoomService
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,13 @@ async def _text(request: web.Request, max_bytes: int) -> str:
         raise SankeError(ErrorCode.invalid_sdp, "the body is not UTF-8 text", 400) from None
 
 
+@documented(
+    summary="WHIP publish (RFC 9725): the source's SDP offer → 201 with the answer and the "
+    "session's Location; the source becomes the teacher of its classroom's open lesson",
+    body_text=SDP,
+    status=201,
+    tag="whip",
+)
 async def publish(request: web.Request) -> web.StreamResponse:
     ctx = request.app[WHIP_KEY]
     source = await _source(request)
@@ -199,6 +207,7 @@ async def _session(request: web.Request) -> tuple[Source, WhipSession]:
     return source, session
 
 
+@documented(summary="End a WHIP publish (the classrooms see the teacher leave)", tag="whip")
 async def stop(request: web.Request) -> web.StreamResponse:
     ctx = request.app[WHIP_KEY]
     source, session = await _session(request)
@@ -211,6 +220,12 @@ async def stop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
+@documented(
+    summary="Trickle ICE candidates to a WHIP publish (ICE restart: 422, not supported)",
+    body_text=SDPFRAG,
+    status=204,
+    tag="whip",
+)
 async def trickle(request: web.Request) -> web.StreamResponse:
     ctx = request.app[WHIP_KEY]
     _, session = await _session(request)
@@ -234,6 +249,7 @@ async def trickle(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+@documented(summary="CORS preflight for browser WHIP clients", auth=False, status=204, tag="whip")
 async def preflight(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204, headers={"Accept-Post": SDP})
 

@@ -8,27 +8,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support.whip_client import static_offer
 from support.whip_lesson import LESSON, WhipLesson, whip_lesson
 
 from contracts.media import MAX_SDP_BYTES
 
 pytestmark = pytest.mark.timeout(60)
 
-# A well-formed offer that sends audio only (what an encoder with its video disabled sends).
-AUDIO_ONLY = (
-    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
-    "a=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
-    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
-    "a=rtpmap:111 opus/48000/2\r\n"
-)
-VIDEO_INACTIVE = AUDIO_ONLY.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1") + (
-    "m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive\r\n"
-    "a=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
-    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
-    "a=rtpmap:102 H264/90000\r\n"
-    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
-)
+AUDIO_ONLY = static_offer(video=None)
+VIDEO_INACTIVE = static_offer(video="inactive")
 
 
 async def post(
@@ -106,9 +94,7 @@ async def test_a_body_past_the_sdp_limit_is_413() -> None:
 
 async def test_no_open_lesson_is_409_with_a_code_and_when_to_retry() -> None:
     async with whip_lesson(open_now=False) as lesson:
-        status, error, headers = await post(
-            lesson, VIDEO_INACTIVE.replace("a=inactive", "a=sendonly")
-        )
+        status, error, headers = await post(lesson, static_offer())
         assert (status, error["code"]) == (409, "lesson_not_open"), error
         assert "retry" in error["message"]
         assert int(headers["Retry-After"]) > 0

@@ -14,6 +14,26 @@ from yarl import URL
 
 from support.clips import Clip, ClipTrack, prefer
 
+_MEDIA = (
+    "c=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na={direction}\r\na=rtcp-mux\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
+)
+
+
+def static_offer(*, video: str | None = "sendonly") -> str:
+    """A well-formed encoder offer (Opus, and H264 sent as ``video``; None: audio only),
+    for requests that never reach ICE."""
+    bundle = "0 1" if video else "0"
+    sdp = f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {bundle}\r\n"
+    sdp += "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" + _MEDIA.format(mid=0, direction="sendonly")
+    sdp += "a=rtpmap:111 opus/48000/2\r\n"
+    if video:
+        sdp += "m=video 9 UDP/TLS/RTP/SAVPF 102\r\n" + _MEDIA.format(mid=1, direction=video)
+        sdp += "a=rtpmap:102 H264/90000\r\n"
+        sdp += "a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n"
+    return sdp
+
 
 @dataclass
 class WhipReply:
