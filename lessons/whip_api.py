@@ -39,6 +39,7 @@ from lessons.whip_sdp import check_whip_offer, parse_sdpfrag
 from signaling.bodies import read_body
 from signaling.http_auth import bearer_token
 from signaling.openapi import documented
+from signaling.ratelimit import WindowLimit
 from signaling.service import RoomService
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ SOURCE_ID = re.compile(r"src[0-9a-f]{12}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # How soon an encoder should try again when no lesson is open (OBS retries on its own).
 RETRY_AFTER_SECONDS = 30
+# Each offer costs a peer connection: an encoder retrying in a tight loop is slowed down
+# (a reconnecting OBS waits seconds between tries).
+OFFERS_PER_MINUTE = 20
 CORS = {
     "Access-Control-Allow-Origin": "*",  # bearer tokens, no cookies: any origin may call
     "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
@@ -71,11 +75,13 @@ class WhipContext:
     silence_seconds: float = SILENCE_SECONDS
     sessions: WhipSessions = field(init=False)
     lessons: SessionRepository = field(init=False)
+    offers: WindowLimit = field(init=False)
     peers: dict[str, WhipPeer] = field(default_factory=dict)  # this process's, by source
 
     def __post_init__(self) -> None:
         self.sessions = WhipSessions(self.registry)
         self.lessons = SessionRepository(self.registry.store)
+        self.offers = WindowLimit(self.registry.store, "WHIP offers", OFFERS_PER_MINUTE)
 
 
 WHIP_KEY: web.AppKey[WhipContext] = web.AppKey("whip", WhipContext)
@@ -121,6 +127,7 @@ async def _text(request: web.Request, max_bytes: int) -> str:
 async def publish(request: web.Request) -> web.StreamResponse:
     ctx = request.app[WHIP_KEY]
     source = await _source(request)
+    await ctx.offers.take(source.id)
     try:
         _require_type(request, SDP)
         offer = await _text(request, MAX_SDP_BYTES)

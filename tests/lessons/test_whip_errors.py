@@ -12,6 +12,7 @@ from support.whip_client import static_offer
 from support.whip_lesson import LESSON, WhipLesson, whip_lesson
 
 from contracts.media import MAX_SDP_BYTES
+from lessons.whip_api import OFFERS_PER_MINUTE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -145,3 +146,16 @@ async def lesson_source(lesson: WhipLesson) -> str:
         assert reply.status == 201, await reply.text()
         token: str = json.loads(await reply.text())["token"]
         return token
+
+
+async def test_an_encoder_offering_in_a_tight_loop_is_slowed_down() -> None:
+    async with whip_lesson(open_now=False) as lesson:
+        # The budget is per clock minute: a minute may turn during the loop, so up to twice.
+        statuses = []
+        for _ in range(2 * OFFERS_PER_MINUTE + 1):
+            status, error, headers = await post(lesson, static_offer())
+            statuses.append(status)
+            if status == 429:
+                assert error["code"] == "rate_limited" and int(headers["Retry-After"]) > 0
+                break
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {409}, statuses
