@@ -27,8 +27,11 @@ def check_whip_offer(offer: str, check_offer: Callable[[str], None]) -> str | No
     ICE username fragment (to tell a later trickle from an ICE restart)."""
     if not offer.strip():
         raise _rejected("the body is empty: POST the encoder's SDP offer")
-    check_offer(offer)
     sections = _sections(offer.splitlines())
+    for header, lines in sections[1:]:
+        if header.startswith("m=video "):
+            _check_video_codecs(lines)
+    check_offer(offer)
     sends_video = False
     for header, lines in sections[1:]:
         parts = header[2:].split()
@@ -40,6 +43,38 @@ def check_whip_offer(offer: str, check_offer: Callable[[str], None]) -> str | No
     if not sends_video:
         raise _rejected("the offer sends no video: a lesson's source must send its picture")
     return _ufrag(sections)
+
+
+def _check_video_codecs(lines: list[str]) -> None:
+    """Name the encoder setting to change when its video codec is one the classrooms cannot
+    be sent as is (the SFU never transcodes): H.265/VP9/AV1 only, or H264 only in profiles
+    above constrained baseline (aiortc negotiates 42e01f/42001f only, for now)."""
+    names: dict[str, str] = {}  # payload type -> codec name
+    profiles: dict[str, str] = {}  # payload type -> profile-level-id
+    for line in lines:
+        if line.startswith("a=rtpmap:"):
+            pt, _, rest = line[len("a=rtpmap:") :].partition(" ")
+            names[pt] = rest.split("/", 1)[0].upper()
+        elif line.startswith("a=fmtp:"):
+            pt, _, params = line[len("a=fmtp:") :].partition(" ")
+            for param in params.split(";"):
+                key, _, value = param.strip().partition("=")
+                if key.lower() == "profile-level-id":
+                    profiles[pt] = value.lower()
+    codecs = set(names.values()) - {"RTX", "RED", "ULPFEC", "FLEXFEC-03"}
+    if not codecs or "VP8" in codecs:
+        return
+    if "H264" not in codecs:
+        raise _rejected(
+            f"the encoder offers {', '.join(sorted(codecs))}: set it to H.264 "
+            "(baseline or main profile, no B-frames); the SFU does not transcode"
+        )
+    h264 = [profiles.get(pt, "42001f") for pt, name in names.items() if name == "H264"]
+    if not any(profile.startswith("42") for profile in h264):
+        raise _rejected(
+            f"the encoder offers H.264 profile-level-id {', '.join(sorted(set(h264)))} only: "
+            "set its profile to baseline (profile-level-id 42e01f), no B-frames"
+        )
 
 
 def _sections(lines: list[str]) -> list[tuple[str, list[str]]]:

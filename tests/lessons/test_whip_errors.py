@@ -74,6 +74,12 @@ async def test_bad_offers_get_400_without_the_parsers_words() -> None:
             ("not UTF-8", b"v=0\r\n\xff\xfe\r\n", "UTF-8"),
             ("audio only", AUDIO_ONLY, "no video"),
             ("video inactive", VIDEO_INACTIVE, "no video"),
+            ("H.265", static_offer().replace("H264/90000", "H265/90000"), "set it to H.264"),
+            (
+                "H264 High profile only",
+                static_offer().replace("profile-level-id=42e01f", "profile-level-id=640028"),
+                "set its profile to baseline",
+            ),
         ]:
             status, error, _ = await post(lesson, body)
             assert (status, error["code"]) == (400, "invalid_sdp"), (what, error)
@@ -83,7 +89,7 @@ async def test_bad_offers_get_400_without_the_parsers_words() -> None:
         await nothing_changed(lesson)
         # after authentication, the operator sees what went wrong in the source's status
         last = (await lesson.status())["last_error"]
-        assert last["code"] == "invalid_sdp" and "no video" in last["message"]
+        assert last["code"] == "invalid_sdp" and "profile to baseline" in last["message"]
 
 
 async def test_a_body_past_the_sdp_limit_is_413() -> None:
