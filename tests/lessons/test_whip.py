@@ -16,6 +16,7 @@ from support.whip_client import WhipClient
 from support.whip_lesson import LESSON, WhipLesson, whip_lesson
 
 from contracts.rooms import Role
+from lessons.whip_api import WHIP_KEY
 from media.worker import Worker
 
 pytestmark = pytest.mark.timeout(120)
@@ -261,3 +262,27 @@ def _video_keyframes(worker: Worker) -> bool:
 
 async def _deleted(encoder: WhipClient) -> bool:
     return (await encoder.delete()).status == 404
+
+
+async def test_an_encoder_that_vanishes_without_a_delete_leaves_the_room(clip: Clip) -> None:
+    worker = Worker()
+    async with whip_lesson(media=worker) as lesson:
+        # the media reports come every 2 s; production waits 20 s without one
+        lesson.h.app[WHIP_KEY].silence_seconds = 6.0
+        room = await classroom(lesson)
+        encoder = WhipClient(lesson.h.session, lesson.endpoint(), lesson.token, clip)
+        try:
+            assert (await encoder.publish()).status == 201
+            await encoder.connected()
+            await until(lambda: room.frames > 10, what="the classroom decoding")
+            await asyncio.sleep(8)  # longer than the silence: a healthy publish stays
+            assert not messages(room, "participant_left")
+            await encoder.close()  # the encoder's process dies: no DELETE
+            await until(lambda: messages(room, "participant_left"), timeout=30, what="a leave")
+            assert (await lesson.status())["connected"] is False
+            assert (await encoder.delete()).status == 404
+            assert await lesson.h.rooms.list_participants(LESSON) != []  # the classroom stays
+        finally:
+            await encoder.close()
+            await room.close()
+        await worker.close()
