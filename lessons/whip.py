@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.protocol import Quality, ServerMessage
 from contracts.rooms import Participant, Role, RoomState
+from lessons.metrics import INGEST_PUBLISHING
 from lessons.models import LessonSession, SessionState
 from lessons.repository import SessionRepository
 from lessons.sessions import local_date
@@ -177,6 +178,7 @@ class WhipPeer:
         self.participant = participant
         self.participant_id = participant.id
         self._heard = time.monotonic()
+        INGEST_PUBLISHING.labels(self.source.kind.value, self.source.school).inc()
         self._spawn(self._watch())
 
     async def _watch(self) -> None:
@@ -196,6 +198,8 @@ class WhipPeer:
 
     async def _cleanup(self) -> None:
         participant = self.participant
+        if participant is not None:
+            INGEST_PUBLISHING.labels(self.source.kind.value, self.source.school).dec()
         try:
             if participant is not None:
                 await self.service.remove(participant, "left", kick=False)

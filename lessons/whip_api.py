@@ -24,6 +24,7 @@ from aiohttp import web
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.media import MAX_SDP_BYTES, IceCandidate
+from lessons.metrics import INGEST_OFFERS
 from lessons.repository import SessionRepository
 from lessons.sources import Source, SourceRegistry, whip_path
 from lessons.whip import (
@@ -127,15 +128,19 @@ async def _text(request: web.Request, max_bytes: int) -> str:
 async def publish(request: web.Request) -> web.StreamResponse:
     ctx = request.app[WHIP_KEY]
     source = await _source(request)
-    await ctx.offers.take(source.id)
     try:
+        await ctx.offers.take(source.id)
         _require_type(request, SDP)
         offer = await _text(request, MAX_SDP_BYTES)
         ufrag = check_whip_offer(offer, ctx.check_offer)
-        return await _publish(request, ctx, source, offer, ufrag)
+        reply = await _publish(request, ctx, source, offer, ufrag)
     except SankeError as exc:
-        await ctx.registry.record_error(source.id, exc.code, exc.message)
+        INGEST_OFFERS.labels(source.kind.value, exc.code.value).inc()
+        if exc.code is not ErrorCode.rate_limited:  # the last real problem stays visible
+            await ctx.registry.record_error(source.id, exc.code, exc.message)
         raise
+    INGEST_OFFERS.labels(source.kind.value, "accepted").inc()
+    return reply
 
 
 async def _publish(

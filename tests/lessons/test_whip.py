@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from support.clips import Clip, load_clip, make_clip
 from support.rtc_client import RtcClient
 from support.whip_client import WhipClient
@@ -67,8 +68,11 @@ async def test_a_whip_publish_is_the_teacher_classrooms_decode_and_delete_ends_i
         room = await classroom(lesson)
         encoder = WhipClient(lesson.h.session, lesson.endpoint(), lesson.token, clip)
         try:
+            publishing = {"kind": "whip", "school": "xian-shiyan"}
+            before = REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) or 0.0
             reply = await encoder.publish()
             assert reply.status == 201, reply.body
+            assert REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) == before + 1
             assert reply.headers["Content-Type"] == "application/sdp"
             assert reply.body.startswith("v=0")
             location = reply.headers["Location"]
@@ -121,6 +125,7 @@ async def test_a_whip_publish_is_the_teacher_classrooms_decode_and_delete_ends_i
             assert (await lesson.status())["connected"] is False
             assert (await encoder.delete()).status == 404
             await until(lambda: worker.peer_connection_count() == 1, what="the SFU freed it")
+            assert REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) == before
         finally:
             await encoder.close()
             await room.close()
