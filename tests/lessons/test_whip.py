@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -291,3 +292,40 @@ async def test_an_encoder_that_vanishes_without_a_delete_leaves_the_room(clip: C
             await encoder.close()
             await room.close()
         await worker.close()
+
+
+async def test_an_encoder_sending_two_video_m_lines_publishes_two_layers(
+    clip: Clip, tmp_path: Path
+) -> None:
+    low = load_clip(make_clip(tmp_path, "low.ts", size="320x180", seconds=4), "video")
+    worker = Worker()
+    async with whip_lesson(media=worker) as lesson:
+        room = await classroom(lesson)
+        encoder = WhipClient(lesson.h.session, lesson.endpoint(), lesson.token, clip, low=low)
+        try:
+            assert (await encoder.publish()).status == 201
+            await encoder.connected()
+
+            async def layers() -> dict[str, int | None]:
+                stats = await worker.stats()
+                return {
+                    p.layer: p.height
+                    for r in stats.rooms
+                    for t in r.transports
+                    if t.role == "teacher"
+                    for p in t.producers
+                    if p.kind == "video"
+                }
+
+            await until(
+                lambda: _two_layers(layers()), what="a high and a low layer from the bitstream"
+            )
+            await until(lambda: room.frames > 10, what="the classroom decoding a layer")
+        finally:
+            await encoder.close()
+            await room.close()
+        await worker.close()
+
+
+async def _two_layers(found: Any) -> bool:
+    return bool(await found == {"high": 360, "low": 180})

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from multidict import CIMultiDict
 from yarl import URL
@@ -55,7 +55,13 @@ class WhipClient:
     token: str
     clip: Clip
     audio: bool = True
-    pc: RTCPeerConnection = field(default_factory=RTCPeerConnection)
+    low: Clip | None = None  # a second video m-line: the encoder's low layer
+    # one transport for every m-line, as encoders (OBS's libdatachannel) bundle
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(
+            RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+    )
     location: str | None = None
 
     async def offer(self, *, without_candidates: bool = False) -> str:
@@ -63,6 +69,9 @@ class WhipClient:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         video = self.pc.addTransceiver(ClipTrack("video", self.clip), direction="sendonly")
         prefer(video, "video/H264")
+        if self.low is not None:
+            low = self.pc.addTransceiver(ClipTrack("video", self.low), direction="sendonly")
+            prefer(low, "video/H264")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         sdp = str(self.pc.localDescription.sdp)
         if without_candidates:  # for a trickle: the candidates come in PATCHes
