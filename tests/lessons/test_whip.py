@@ -104,6 +104,8 @@ async def test_a_whip_publish_is_the_teacher_classrooms_decode_and_delete_ends_i
                 "high",
             )
             assert video.keyframes >= 1 and whip.consumers == []
+            # the classroom's start asked the encoder for a keyframe (RTCP PLI), as a page's
+            assert video.plis_sent >= 1, video
             session = await lesson.h.sessions.get(LESSON)
             assert session is not None and session.state.value == "live"
             assert session.teacher_joined_at is not None
