@@ -67,24 +67,37 @@ class WhipSession(BaseModel):
     created_at: float
 
 
+class LessonLookup(BaseModel):
+    """The source's lesson open now, or when its next one opens (today or tonight)."""
+
+    open: LessonSession | None = None
+    next_opens_at: float | None = None
+
+
 async def open_lesson(
     sessions: SessionRepository, rooms: RoomRepository, source: Source, now: float
-) -> LessonSession | None:
+) -> LessonLookup:
     """The lesson of the source's master classroom whose room is open now, if one is: the
     room the teacher console's token names (``lessons.api.session_tokens``)."""
     days = sorted({local_date(now).isoformat(), local_date(now + LOOKAHEAD_SECONDS).isoformat()})
     candidates = [s for day in days for s in await sessions.list_on(day)]
+    found = LessonLookup()
     for session in sorted(candidates, key=lambda s: s.starts_at):
         if (session.master_school, session.master_classroom) != (source.school, source.classroom):
             continue
         if session.state is SessionState.cancelled or session.recorded:
             continue
-        if not session.opens_at <= now < session.closes_at:
+        if session.opens_at > now:
+            if found.next_opens_at is None:
+                found.next_opens_at = session.opens_at
+            continue
+        if now >= session.closes_at:
             continue
         room = await rooms.get(session.room_id)
         if room is not None and room.state is RoomState.open:
-            return session
-    return None
+            found.open = session
+            return found
+    return found
 
 
 def source_claims(source: Source, lesson: LessonSession, now: float) -> Claims:

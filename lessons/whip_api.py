@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from contracts.errors import ErrorCode, SankeError
 from contracts.media import MAX_SDP_BYTES, IceCandidate
 from lessons.metrics import INGEST_OFFERS
 from lessons.repository import SessionRepository
+from lessons.sessions import SHANGHAI
 from lessons.sources import Source, SourceRegistry, whip_path
 from lessons.whip import (
     SILENCE_SECONDS,
@@ -147,12 +149,18 @@ async def _publish(
     request: web.Request, ctx: WhipContext, source: Source, offer: str, ufrag: str | None
 ) -> web.StreamResponse:
     now = ctx.clock()
-    lesson = await open_lesson(ctx.lessons, ctx.service.repo, source, now)
+    lookup = await open_lesson(ctx.lessons, ctx.service.repo, source, now)
+    lesson = lookup.open
     if lesson is None:
+        when = (
+            f"; the next one opens at {datetime.fromtimestamp(lookup.next_opens_at, SHANGHAI):%H:%M}"
+            if lookup.next_opens_at is not None
+            else ""
+        )
         raise SankeError(
             ErrorCode.lesson_not_open,
-            f"no lesson of {source.school} {source.classroom} is open now: "
-            f"retry (lessons open before they start)",
+            f"no lesson of {source.school} {source.classroom} is open now{when}: retry "
+            "(lessons open before they start)",
             409,
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )

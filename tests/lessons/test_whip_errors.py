@@ -4,14 +4,18 @@ the lesson's room, the lesson does not go live. (The happy path is in test_whip.
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from support.sessions import english_lesson
 from support.whip_client import static_offer
-from support.whip_lesson import LESSON, WhipLesson, whip_lesson
+from support.whip_lesson import LESSON, MASTER_CLASSROOM, WhipLesson, whip_lesson
 
 from contracts.media import MAX_SDP_BYTES
+from lessons.sessions import SHANGHAI
 from lessons.whip_api import OFFERS_PER_MINUTE
 
 pytestmark = pytest.mark.timeout(60)
@@ -107,6 +111,20 @@ async def test_no_open_lesson_is_409_with_a_code_and_when_to_retry() -> None:
         assert int(headers["Retry-After"]) > 0
         assert headers["Access-Control-Allow-Origin"] == "*"  # errors carry CORS too
         assert (await lesson.status())["last_error"]["code"] == "lesson_not_open"
+
+        # a lesson of the classroom later today: the answer says when it opens
+        starts = time.time() + 3 * 3600
+        await lesson.h.sessions.put(
+            english_lesson(
+                "eng.later",
+                starts,
+                master_classroom=MASTER_CLASSROOM,
+                date=datetime.fromtimestamp(starts, SHANGHAI).date().isoformat(),
+            )
+        )
+        status, error, _ = await post(lesson, static_offer())
+        opens = datetime.fromtimestamp(starts - 600, SHANGHAI).strftime("%H:%M")
+        assert status == 409 and f"the next one opens at {opens}" in error["message"], error
 
 
 async def test_preflight_answers_cors_for_browser_whip_clients() -> None:
