@@ -115,6 +115,9 @@ class QualityReport(_Model):
     # source's status shows them; no page reports them for an encoder)
     bitrate_bps: Bps | None = None
     fps: float | None = Field(default=None, ge=0, le=240, allow_inf_nan=False)
+    # its camera's H264 has B-frames, which WebRTC receivers play out of order (stutter): the
+    # publisher's encoder must not send them (x264 bframes=0)
+    b_frames: bool = False
     # the lowest video layer the SFU forwards to it ("audio": its video is held back)
     layer: ReceivedLayer | None = None
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.errors import ErrorCode
 from contracts.protocol import Quality, ServerMessage
 from contracts.rooms import Participant, Role, RoomState
 from lessons.metrics import INGEST_PUBLISHING
@@ -49,6 +50,11 @@ LOOKAHEAD_SECONDS = 6 * 3600
 # publish without a report for this long lost its connection (the encoder went away
 # without a DELETE, its ICE consent expired) and leaves the room.
 SILENCE_SECONDS = 20.0
+B_FRAMES = (
+    "the encoder sends H.264 B-frames, which classrooms play out of order (stutter): turn "
+    "them off (OBS x264: Tune zerolatency or x264 options bframes=0; NVENC/QuickSync: Max "
+    "B-frames 0; a hardware encoder: B-frames / GOP structure IP only)"
+)
 
 
 class WhipSession(BaseModel):
@@ -167,6 +173,7 @@ class WhipPeer:
         self.ended = asyncio.Event()
         self._closing = False
         self._status_write: asyncio.Task[None] | None = None
+        self._told_b_frames = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- LocalPeer -----------------------------------------------------------
@@ -243,6 +250,10 @@ class WhipPeer:
         )
         with contextlib.suppress(Exception):
             await self.registry.set_live(self.source.id, live)
+            if quality.b_frames and not self._told_b_frames:
+                self._told_b_frames = True
+                log.warning("WHIP source %s sends B-frames: %s", self.source.id, B_FRAMES)
+                await self.registry.record_error(self.source.id, ErrorCode.media_error, B_FRAMES)
 
     async def mark_live(self) -> None:
         """Connected from the answer on, before the first quality sample arrives."""

@@ -5,6 +5,7 @@ the teacher; DELETE ends it. The teacher console still joins and controls the ro
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -331,3 +332,33 @@ async def test_an_encoder_sending_two_video_m_lines_publishes_two_layers(
 
 async def _two_layers(found: Any) -> bool:
     return bool(await found == {"high": 360, "low": 180})
+
+
+async def test_an_encoder_sending_b_frames_is_told_the_setting_to_change(tmp_path: Path) -> None:
+    path = tmp_path / "obs-default.ts"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=640x360:rate=30", "-t", "4", "-c:v", "libx264",
+         "-profile:v", "main", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    worker = Worker()
+    async with whip_lesson(media=worker) as lesson:
+        encoder = WhipClient(
+            lesson.h.session, lesson.endpoint(), lesson.token, load_clip(path, "video")
+        )
+        try:
+            assert (await encoder.publish()).status == 201
+            await encoder.connected()
+
+            async def told() -> bool:
+                error = (await lesson.status())["last_error"]
+                return bool(error and "B-frames" in error["message"])
+
+            await until(told, what="the B-frames named in the source's status")
+            status = await lesson.status()
+            assert status["connected"] is True  # reported, not cut off
+            assert "bframes=0" in status["last_error"]["message"]
+        finally:
+            await encoder.close()
+        await worker.close()
