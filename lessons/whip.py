@@ -190,7 +190,7 @@ class WhipPeer:
         self.end()
 
     # --- Holder (signaling.rights) ---------------------------------------------
-    async def end_right(self, code: object, message: str, close_code: int) -> None:
+    async def end_right(self, code: ErrorCode, message: str, close_code: int) -> None:
         self.end()
 
     # --- lifecycle -------------------------------------------------------------
@@ -225,6 +225,8 @@ class WhipPeer:
                 await self.service.remove(participant, "left", kick=False)
                 await self.service.hub.detach(participant.room_id, participant.id)
                 await self.sessions.discard(self.source.id, participant.id)
+                if self._status_write is not None:  # it would write "connected" back
+                    await asyncio.wait([self._status_write])
                 await self.registry.clear_live(self.source.id, participant.id)
         except Exception:
             log.exception("ending the WHIP publish of source %s failed", self.source.id)
