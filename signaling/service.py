@@ -50,6 +50,7 @@ def participant_info(p: Participant) -> ParticipantInfo:
         hand_raised=p.hand_raised,
         on_stage=p.on_stage,
         muted=p.muted,
+        publish_only=p.publish_only,
     )
 
 

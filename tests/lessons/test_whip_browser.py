@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from support.browser import chromium, wait_js
 from support.clips import load_clip, make_clip
+from support.rtc_client import RtcClient
 from support.whip_client import WhipClient
-from support.whip_lesson import whip_lesson
+from support.whip_lesson import LESSON, whip_lesson
 
+from contracts.rooms import Role
 from media.worker import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -85,6 +87,48 @@ async def test_a_kiosk_shows_the_whip_encoder_as_the_teacher(tmp_path: Any) -> N
             await wait_js(page, f"{STATUS} === '等待主讲教师进入…'", timeout=20_000)
             assert await page.evaluate("document.getElementById('teacher-video').srcObject") is None
         finally:
+            await encoder.close()
+        assert errors == []
+    await worker.close()
+
+
+async def test_a_teacher_console_beside_the_encoder_does_not_take_the_kiosks_picture(
+    tmp_path: Any,
+) -> None:
+    clip = load_clip(make_clip(tmp_path, "encoder.ts", size="640x360", seconds=4), "video")
+    console_camera = load_clip(make_clip(tmp_path, "webcam.ts", size="320x180", seconds=4), "video")
+    worker = Worker()
+    async with whip_lesson(media=worker) as lesson, chromium() as browser:
+        page: Any = await browser.new_page()  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(lesson.h.url(f"/web/kiosk.html?credential={await register_kiosk(lesson)}"))
+        await wait_js(page, f"{STATUS} === '等待主讲教师进入…'", timeout=20_000)
+        encoder = WhipClient(lesson.h.session, lesson.endpoint(), lesson.token, clip)
+        console = RtcClient(
+            lesson.h.session,
+            lesson.h.url("/ws").replace("http", "ws", 1),
+            lesson.h.tokens.mint(subject="teacher:张老师", role=Role.teacher, room=LESSON),
+            console_camera,
+        )
+        try:
+            assert (await encoder.publish()).status == 201
+            await wait_js(page, f"({MAIN_VIDEO})().then(s => s && s.frames > 10 && s.height)")
+            await console.start()  # the teacher's PC joins with its webcam
+            # its camera reaches the kiosk, in a side tile; the main picture stays the encoder's
+            await wait_js(page, "document.querySelectorAll('#side video').length >= 1")
+            await page.wait_for_timeout(3000)
+            main = await page.evaluate(f"({MAIN_VIDEO})()")
+            assert main is not None and (main["width"], main["height"]) == (640, 360), main
+
+            # the console leaves: the encoder is still the teacher, its picture stays
+            await console.close()
+            await page.wait_for_timeout(3000)
+            assert await page.evaluate(STATUS) == "上课中"
+            later = await page.evaluate(f"({MAIN_VIDEO})()")
+            assert later is not None and later["height"] == 360 and later["frames"] > main["frames"]
+        finally:
+            await console.close()
             await encoder.close()
         assert errors == []
     await worker.close()
