@@ -111,6 +111,13 @@ class QualityReport(_Model):
     # page says the camera captures: a 180p picture of a 720p camera scores low
     resolution: FrameSize | None = None
     capture: FrameSize | None = None
+    # the same high layer's bitrate and frame rate as the SFU receives them (an ingest
+    # source's status shows them; no page reports them for an encoder)
+    bitrate_bps: Bps | None = None
+    fps: float | None = Field(default=None, ge=0, le=240, allow_inf_nan=False)
+    # its camera's H264 has B-frames, which WebRTC receivers play out of order (stutter): the
+    # publisher's encoder must not send them (x264 bframes=0)
+    b_frames: bool = False
     # the lowest video layer the SFU forwards to it ("audio": its video is held back)
     layer: ReceivedLayer | None = None
 

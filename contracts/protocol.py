@@ -197,6 +197,9 @@ class ParticipantInfo(_Message):
     hand_raised: bool = False
     on_stage: bool = False
     muted: bool = False
+    # classroom hardware publishing as the teacher (a WHIP encoder): the lesson's picture,
+    # kept in the classrooms' main area when a teacher console joins beside it
+    publish_only: bool = False
 
 
 class IceServer(_Message):

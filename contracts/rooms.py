@@ -66,3 +66,6 @@ class Participant(BaseModel):
     hand_raised: bool = False
     on_stage: bool = False
     muted: bool = False
+    # An ingest source (a WHIP encoder, a camera): it only sends, so the SFU forwards it
+    # nothing (it could not answer a renegotiation) and tells it only its own quality.
+    publish_only: bool = False

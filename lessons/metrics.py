@@ -25,3 +25,15 @@ LESSONS_SCHEDULED_TODAY = Gauge(
     "Lesson sessions on today's timetable (Asia/Shanghai), by state",
     ["state"],
 )
+INGEST_OFFERS = Counter(
+    "sanke_ingest_offers_total",
+    "Offers of classroom-hardware sources (WHIP), by kind and outcome (accepted or the "
+    "error code: lesson_not_open, invalid_sdp, rate_limited, …)",
+    ["kind", "outcome"],
+)
+INGEST_PUBLISHING = Gauge(
+    "sanke_ingest_publishing",
+    "Classroom-hardware sources publishing as a lesson's teacher through this process, by "
+    "kind and master school",
+    ["kind", "school"],
+)

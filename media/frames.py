@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from media.aiortc_seams import packetize
 
 START_CODE = b"\x00\x00\x00\x01"
+H264_SLICE = 1  # a coded slice of a non-IDR picture
 H264_IDR = 5
 H264_SPS = 7
 H264_PPS = 8
@@ -101,6 +102,19 @@ def _rbsp(nal: bytes) -> bytes:
         out.append(b)
         zeros = zeros + 1 if b == 0 else 0
     return bytes(out)
+
+
+def h264_is_b_slice(nal: bytes) -> bool:
+    """Whether a non-IDR slice NAL unit is a B slice (H.264 7.3.3: first_mb_in_slice, then
+    slice_type; 1 and 6 are B). Reads a few bytes; garbage is not a B slice."""
+    if len(nal) < 2 or nal[0] & 0x1F != H264_SLICE:
+        return False
+    try:
+        bits = _Bits(_rbsp(nal[:16]))
+        bits.ue()  # first_mb_in_slice
+        return bits.ue() % 5 == 1
+    except _BitsExhausted:
+        return False
 
 
 def _skip_scaling_list(bits: _Bits, size: int) -> None:
@@ -214,6 +228,9 @@ class FrameParser:
         self._pps: bytes | None = None
         self._size: tuple[int, int] | None = None
         self._picture_id = 0
+        # B-frames (bidirectional prediction, x264's default): WebRTC receivers play frames
+        # in arrival order, so such a stream stutters; the publisher's encoder must not send them
+        self.b_frames = 0
 
     def parse(self, codec: str, data: bytes, timestamp: int) -> EncodedFrame:
         keyframe = True
@@ -229,6 +246,8 @@ class FrameParser:
                     elif unit and unit[0] & 0x1F == H264_PPS:
                         self._pps = unit
             keyframe = H264_IDR in types
+            if not keyframe and H264_SLICE in types and self._b_slice(data):
+                self.b_frames += 1
             if keyframe and H264_SPS not in types and self._sps and self._pps:
                 data = START_CODE + self._sps + START_CODE + self._pps + data
             # An IDR without any known parameter set cannot start a decoder.
@@ -241,3 +260,14 @@ class FrameParser:
             self._picture_id = (self._picture_id + 1) & 0x7FFF
         width, height = size if size is not None else (None, None)
         return EncodedFrame(codec, data, timestamp, keyframe, self._picture_id, width, height)
+
+    @staticmethod
+    def _b_slice(data: bytes) -> bool:
+        """The access unit's first slice decides (its slices share the picture's type in
+        the streams encoders make)."""
+        i = data.find(b"\x00\x00\x01")
+        while i != -1 and i + 3 < len(data):
+            if data[i + 3] & 0x1F == H264_SLICE:
+                return h264_is_b_slice(data[i + 3 : i + 3 + 16])
+            i = data.find(b"\x00\x00\x01", i + 3)
+        return False

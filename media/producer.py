@@ -217,6 +217,7 @@ class Producer:
             freeze_seconds=self.clock.freeze_seconds,
             frozen=self.kind == "video" and self.clock.frozen(),
             slideshow=self.slideshow.active,
+            b_frames=self._parser.b_frames,
         )
         inbound = await self.origin.inbound()
         stats.packets, stats.packets_lost = inbound.packets, inbound.packets_lost

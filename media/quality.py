@@ -134,6 +134,9 @@ class ParticipantQuality:
     up_loss: float = 0.0
     down_loss: float = 0.0
     resolution: Size | None = None  # the camera's high layer, as the SFU receives it
+    bitrate_bps: float | None = None  # that layer's bitrate and frame rate at the SFU
+    fps: float | None = None
+    b_frames: bool = False  # its camera's H264 carries B-frames
     capture: Size | None = None  # what the camera captures, from the page's report
     layer: ReceivedLayer | None = None  # the lowest video layer forwarded
 
@@ -252,6 +255,8 @@ class QualityMonitor:
             return
         received = _size(high.width, high.height)
         q.resolution = received
+        q.bitrate_bps, q.fps = min(high.bitrate_bps, 1e9), round(min(high.fps, 240.0), 1)
+        q.b_frames = any(p.b_frames for p in t.producers if p.kind == "video")
         penalty = SLIDESHOW_PENALTY if high.slideshow else 0
         if received is not None:
             seen.add(high.id)
@@ -282,6 +287,9 @@ class QualityMonitor:
                     down=q.down,
                     resolution=_frame(q.resolution),
                     capture=_frame(q.capture),
+                    bitrate_bps=q.bitrate_bps,
+                    fps=q.fps,
+                    b_frames=q.b_frames,
                     layer=q.layer,
                 )
                 # The teacher sees everyone's; a classroom its own and the teacher's.

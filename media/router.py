@@ -26,9 +26,10 @@ def forwards(source: Participant, subscriber: Participant, kind: str) -> bool:
     - the teacher receives every classroom's back-channel (video and audio);
     - a classroom (or a viewer brought on stage) reaches the others only while on stage;
     - a muted participant's audio is forwarded to no one;
-    - observers never publish and are never received.
+    - observers never publish and are never received;
+    - an ingest source (``publish_only``: a WHIP encoder) receives nothing.
     """
-    if source.id == subscriber.id or source.role == Role.observer:
+    if source.id == subscriber.id or source.role == Role.observer or subscriber.publish_only:
         return False
     if kind == "audio" and source.muted:
         return False

@@ -34,6 +34,7 @@ class ProducerStats(BaseModel):
     freeze_seconds: float = 0.0
     frozen: bool = False
     slideshow: bool = False  # subscribers are kept off it (media/frame_rate.py)
+    b_frames: int = 0  # H264 B-frames received: its encoder must not send them
 
 
 class ConsumerStats(BaseModel):

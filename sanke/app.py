@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,9 @@ from lessons.devices import DeviceRegistry
 from lessons.records import RecordLog
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
+from lessons.source_api import setup_source_routes
+from lessons.sources import SourceRegistry
+from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
 from sanke.recording import lesson_recordings, worker_settings
 from sanke.records_key import records_keys
@@ -96,6 +99,14 @@ async def recover_recordings(media: object) -> None:
         await media.recover_recordings()
     except Exception:  # a recordings disk that fails must not keep the server from starting
         log.exception("finishing the recordings a crash left failed")
+
+
+def offer_check() -> Callable[[str], None]:
+    """The SFU's own check of a client's offer, for a WHIP offer checked before its source
+    joins the room (the same clear errors as a page's offer gets)."""
+    from media.sdp_check import check_sdp
+
+    return lambda sdp: check_sdp(sdp, "offer")
 
 
 def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) -> Any:
@@ -210,6 +221,12 @@ def create_app(
         )
         app[PUBLISH_HOOKS_KEY].append(lessons.publish)
         app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
+    sources = SourceRegistry(store, settings.crypto)
+    if scheduling:
+        setup_source_routes(app, sources)
+    if signaling:
+        # WHIP encoders join rooms: where the WebSockets are (the Ingress sends /whip there).
+        setup_whip_routes(app, WhipContext(service, sources, offer_check(), clock=lessons.clock))
     serve_metrics(
         app,
         token=settings.metrics_token,

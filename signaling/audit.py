@@ -33,6 +33,8 @@ AuditAction = Literal[
     "calendar_link.minted",
     "room.created",
     "room.closed",
+    "source.registered",
+    "source.deleted",
 ]
 AUDIT_ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
 

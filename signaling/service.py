@@ -50,6 +50,7 @@ def participant_info(p: Participant) -> ParticipantInfo:
         hand_raised=p.hand_raised,
         on_stage=p.on_stage,
         muted=p.muted,
+        publish_only=p.publish_only,
     )
 
 
@@ -98,9 +99,16 @@ class RoomService:
         )
 
     async def join(
-        self, claims: Claims, room_id: str | None, name: str | None, peer: LocalPeer
+        self,
+        claims: Claims,
+        room_id: str | None,
+        name: str | None,
+        peer: LocalPeer,
+        *,
+        publish_only: bool = False,
     ) -> tuple[Participant, list[Participant]]:
-        """Admit ``peer`` to the token's room; returns it and who was there before."""
+        """Admit ``peer`` to the token's room; returns it and who was there before.
+        ``publish_only``: an ingest source, which the SFU forwards nothing to."""
         if claims.role not in ROOM_ROLES:
             raise SankeError(
                 ErrorCode.forbidden, f"role {claims.role.value} cannot join a room", 403
@@ -132,6 +140,7 @@ class RoomService:
             classroom_id=claims.classroom_id,
             school_id=claims.school_id,
             node_id=self.node_id,
+            publish_only=publish_only,
         )
         await self.repo.put_participant(participant)
         peer.participant_id = participant.id

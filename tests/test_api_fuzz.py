@@ -42,6 +42,12 @@ SEED = int(os.environ.get("SANKE_FUZZ_SEED", "15"))
 MIN = 60.0
 
 
+@schemathesis.serializer("application/sdp", "application/trickle-ice-sdpfrag")
+def _sdp_text(ctx: schemathesis.SerializationContext, value: Any) -> bytes:
+    """The WHIP bodies (an SDP offer, a trickle-ICE fragment) go on the wire as text."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def _schema() -> Any:
     """The document the running app serves (built the same way, before it runs)."""
     app = create_app(Settings(token_secret="x" * 40, dev=True, media=False))

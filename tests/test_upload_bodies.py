@@ -16,9 +16,12 @@ from datetime import date, timedelta
 import pytest
 from support.harness import Harness, running_app
 from support.raw_http import send_in_pieces
+from support.whip_client import static_offer
 
 from contracts.rooms import Role
 from lessons.models import LessonSession, RemoteClass
+from lessons.source_api import SOURCES_KEY
+from lessons.sources import SourceKind, SourceRegistration
 from scheduler.api import RUNNER_KEY
 from scheduler.demo import demo_district
 from scheduler.domain import District
@@ -63,6 +66,8 @@ class World:
     coordinator: dict[str, str]
     admin: dict[str, str]
     version: int
+    source_id: str  # a WHIP source of xian-shiyan 3年级(1)班 (no lesson of it is open)
+    source_token: str
 
 
 @pytest.fixture
@@ -83,7 +88,12 @@ async def world() -> AsyncIterator[World]:
             await h.sessions.put(_session(sid, soon))
         timetable = solve(district, SolveOptions(workers=0, time_limit=10))
         version = await h.app[RUNNER_KEY].repo.add(timetable)
-        yield World(h, coordinator, admin, version)
+        source = await h.app[SOURCES_KEY].register(
+            SourceRegistration(
+                kind=SourceKind.whip, name="录播", school="xian-shiyan", classroom="3年级(1)班"
+            )
+        )
+        yield World(h, coordinator, admin, version, source.source.id, source.token)
 
 
 def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
@@ -94,6 +104,7 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
     pairing = json.dumps({"serving": {"school": "xian-shiyan"}, "served": {"school": "jd-1"}})
     c = w.coordinator
     base = "/api/v1/schedule"
+    whip = {"Authorization": f"Bearer {w.source_token}", "Content-Type": "application/sdp"}
     return [
         (
             "POST",
@@ -149,6 +160,19 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
         ("POST", f"{base}/calendar-links", b'{"kind": "teacher", "key": "t-1"}', c, 201),
         ("POST", f"{base}/jobs", b'{"time_limit": 5}', c, 202),
         ("POST", f"{base}/timetables/{w.version}/publish", b"{}", c, 200),
+        (
+            "POST",
+            "/api/v1/sources",
+            json.dumps(
+                {"kind": "whip", "name": "录播", "school": "xian-shiyan", "classroom": "3年级(1)班"}
+            ).encode(),
+            c,
+            201,
+        ),
+        # The whole offer is read and checked, then: no lesson of the classroom is open.
+        ("POST", f"/whip/v1/{w.source_id}", static_offer().encode(), whip, 409),
+        # No publish in this world: refused before its body (test_whip.py trickles to one).
+        ("PATCH", f"/whip/v1/{w.source_id}/sessions/{'s' * 24}", b"a=end-of-candidates", whip, 404),
     ]
 
 
@@ -160,6 +184,8 @@ NO_BODY = {
     ("POST", "/api/v1/lessons/{session_id}/tokens"),
     ("POST", "/api/v1/device/join"),
     ("POST", "/api/v1/device/calendar-link"),
+    ("DELETE", "/api/v1/sources/{source_id}"),
+    ("DELETE", "/whip/v1/{source_id}/sessions/{session_id}"),
 }
 
 
@@ -196,7 +222,8 @@ async def test_bodies_sent_in_pieces_with_pauses_are_read_whole(world: World, fr
             method,
             path,
             body,
-            headers={**auth, "Content-Type": "application/octet-stream"},
+            # a case's own Content-Type (a WHIP offer is application/sdp) wins
+            headers={"Content-Type": "application/octet-stream", **auth},
             pieces=3,
             pause=0.03,
             chunked=framing == "chunked",

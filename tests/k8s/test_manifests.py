@@ -768,6 +768,7 @@ SCHEDULER_PREFIXES = (
     "/api/v1/device",
     "/api/v1/records",
     "/api/v1/audit",
+    "/api/v1/sources",
 )
 
 

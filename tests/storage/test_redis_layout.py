@@ -92,7 +92,7 @@ async def test_media_nodes_placements_and_revocations_keep_their_keys(
 def test_the_other_components_keep_their_key_names() -> None:
     """Keys written deep inside a flow (the lesson clock's lock, the records chain, the
     scheduler's documents) are pinned by name; their flows have their own tests."""
-    from lessons import attendance, devices, records, service
+    from lessons import attendance, devices, records, service, sources, whip
     from scheduler import repository
     from signaling import presence
 
@@ -101,6 +101,9 @@ def test_the_other_components_keep_their_key_names() -> None:
     assert service.notices_list("c") == "l:notices:c"
     assert attendance.attendance_list("s") == "l:attendance:s"
     assert devices.DEVICES == "h:devices"
+    assert (sources.SOURCES, sources.SOURCE_ERRORS) == ("h:sources", "h:source-errors")
+    assert sources.live_key("s") == "kv:source-live:s"
+    assert whip.WHIP_SESSIONS == "h:whip-sessions"
     assert presence.node_key("n") == "kv:node:signaling:n"
     assert (repository.DISTRICT_KEY, repository.DISTRICT_ID_KEY) == (
         "kv:schedule:district",

@@ -5,6 +5,7 @@
 import { $, $$, h, api, say, takeSecret } from "./dom.js";
 import { register, t, apply, langButton, onLang, errorText } from "./i18n.js";
 import { pairingsOf, pairingsSection, reasonItem } from "./coordinator-pairings.js";
+import { sourcesSection } from "./coordinator-sources.js";
 
 register({
   zh: {
@@ -79,6 +80,13 @@ const call = (path, opts = {}) => api(path, { token, ...opts });
 function show(panel) {
   for (const b of $$("nav button")) b.setAttribute("aria-pressed", String(b.dataset.panel === panel));
   for (const p of $$("section.panel")) p.hidden = p.id !== `panel-${panel}`;
+  if (panel === "sources") openSources();
+}
+
+// The sources panel needs the district's master classrooms: fetched when it opens.
+async function openSources() {
+  if (!ui.district) await loadDistrict().catch(() => {});
+  await sources.load();
 }
 for (const b of $$("nav button")) b.addEventListener("click", () => show(b.dataset.panel));
 
@@ -145,6 +153,8 @@ async function loadDistrict() {
     demands: d.demands.length, pins: d.pins.length, bans: d.bans.length, pairings: pairingsOf(d).length });
   pairings.render();
 }
+
+const sources = sourcesSection({ call, fail, district: () => ui.district });
 
 const pairings = pairingsSection({
   district: () => ui.district, call, reload: loadDistrict, fail, showErrors, markJson: () => { ui.lastJson = true; },
@@ -358,7 +368,7 @@ $("#load-stats").addEventListener("click", loadStats);
 $("#group-by").addEventListener("change", loadStats);
 $("#period").addEventListener("change", loadStats);
 $("#stats-csv").addEventListener("click", downloadCsv);
-onLang(() => { if (ui.timetable) { renderGrid(); renderUnmet(); } if (ui.district) pairings.render(); loadVersions().catch(() => {}); loadStats(); });
+onLang(() => { if (ui.timetable) { renderGrid(); renderUnmet(); } if (ui.district) pairings.render(); sources.render(); loadVersions().catch(() => {}); loadStats(); });
 
 async function init() {
   if (!token) { say($("#message"), t("common.noToken"), "bad"); return; }

@@ -187,8 +187,18 @@ async function connect(token, session) {
     if (msg.participant.role === "teacher") { state.teacherPresent = true; state.teacherId = msg.participant.id; }
   });
   client.on("participant_left", (msg) => {
-    if (msg.participant_id === state.teacherId) { state.teacherPresent = false; state.teacherId = null; clearMain(); }
-    dropTile(msg.participant_id);
+    // Two teachers (a 录播 host and a teacher console): the one who stays is the teacher, and
+    // its camera takes the main area if the one leaving had it.
+    const main = $("#teacher-video");
+    const hadMain = main.dataset.owner === msg.participant_id;
+    if (hadMain) clearMain();
+    if (msg.participant_id === state.teacherId || hadMain) {
+      const other = [...client.participants.values()].find((p) => p.role === "teacher" && p.id !== client.participantId);
+      state.teacherPresent = !!other; state.teacherId = other ? other.id : null;
+      if (!other) clearMain();
+      else if (hadMain) promoteCamera(other.id);
+    }
+    dropTile(msg.participant_id); dropTile(msg.participant_id + ":camera");
   });
   client.on("stage_changed", (msg) => { if (msg.participant_id !== client.participantId && !msg.on_stage) dropTile(msg.participant_id); });
   client.on("lesson_changed", () => refresh());
@@ -202,13 +212,7 @@ async function connect(token, session) {
     if (main.srcObject && main.srcObject.getTracks()[0] === track) {
       clearMain();
       // the screen share ended: the teacher's camera goes back to the main area
-      const camera = state.tiles.get(participantId + ":camera");
-      const video = camera && camera.stream.getVideoTracks()[0];
-      if (video && video.readyState === "live") {
-        dropTile(participantId + ":camera");
-        main.srcObject = new MediaStream([video]); main.dataset.source = "camera"; play(main);
-        $("#main-empty").hidden = true;
-      }
+      promoteCamera(participantId);
     }
   });
   client.on("mediaerror", () => { state.mediaProblem = { text: t("kiosk.media"), level: "warn", key: "kiosk.media" }; render(); });
@@ -257,11 +261,23 @@ function onTrack(client, { track, participantId, source }) {
     const main = $("#teacher-video");
     const current = main.srcObject && main.srcObject.getVideoTracks()[0];
     const currentIsScreen = main.dataset.source === "screen";
-    if (source === "screen" || !current || !currentIsScreen) {
+    // Classroom hardware (a 录播 host over WHIP) is the lesson's picture: a teacher console's
+    // camera beside it goes to a side tile, and the hardware's camera takes the main area back.
+    const ingest = !!(p && p.publish_only);
+    const mainIsIngest = main.dataset.ingest === "true" && !!current && current.readyState === "live";
+    if (source === "camera" && !currentIsScreen && mainIsIngest && !ingest) {
+      sideTile(participantId + ":camera", p ? p.name : "").addTrack(track);
+    } else if (source === "camera" && !currentIsScreen && current && ingest && main.dataset.ingest !== "true") {
+      sideTile(main.dataset.owner + ":camera", "").addTrack(current);
+      main.srcObject = new MediaStream([track]); main.dataset.source = source; play(main);
+    } else if (source === "screen" || !current || !currentIsScreen) {
       if (current && source === "screen") sideTile(participantId + ":camera", p ? p.name : "").addTrack(current);
       main.srcObject = new MediaStream([track]); main.dataset.source = source; play(main);
     } else {
       sideTile(participantId + ":camera", p ? p.name : "").addTrack(track);
+    }
+    if (main.srcObject && main.srcObject.getVideoTracks()[0] === track) {
+      main.dataset.ingest = String(ingest); main.dataset.owner = participantId;
     }
     $("#main-empty").hidden = true;
   } else if (fromTeacher) {
@@ -270,6 +286,20 @@ function onTrack(client, { track, participantId, source }) {
     audio.srcObject = new MediaStream([track]); play(audio);
   } else {
     sideTile(participantId, p ? p.name || p.classroom_id : "").addTrack(track);
+  }
+}
+
+// A teacher's camera waiting in a side tile goes to the main area.
+function promoteCamera(participantId) {
+  const main = $("#teacher-video");
+  const camera = state.tiles.get(participantId + ":camera");
+  const video = camera && camera.stream.getVideoTracks()[0];
+  if (video && video.readyState === "live") {
+    dropTile(participantId + ":camera");
+    main.srcObject = new MediaStream([video]); main.dataset.source = "camera"; play(main);
+    const p = state.client && state.client.participants.get(participantId);
+    main.dataset.ingest = String(!!(p && p.publish_only)); main.dataset.owner = participantId;
+    $("#main-empty").hidden = true;
   }
 }
 
@@ -283,7 +313,7 @@ function dropTile(id) { const tile = state.tiles.get(id); if (tile) { tile.remov
 
 function clearMain() {
   const main = $("#teacher-video");
-  main.srcObject = null; delete main.dataset.source;
+  main.srcObject = null; delete main.dataset.source; delete main.dataset.ingest; delete main.dataset.owner;
   $("#main-empty").hidden = false;
 }
 
