@@ -167,6 +167,15 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
                 ),
                 15,
             )
+            if took is None:  # the whole picture, untruncated, for finding the cause
+                recent = window(await weak.samples(), weak_t0)
+                print(
+                    "\nnot on low within 15 s; the weak classroom every second since the "
+                    f"impairment (t, height, frames decoded, freezes): "
+                    f"{[(round(x.t, 1), x.in_height, x.frames, x.freezes) for x in recent[::4]]}"
+                    f"\nSFU: {sfu_view(worker, weak.participant_id)}"
+                    f"\nteacher layers: {teacher_layers(publisher)}"
+                )
             assert took is not None, (
                 "not on the low layer within 15 s",
                 await weak.latest(),
