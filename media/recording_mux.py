@@ -18,6 +18,7 @@ an executor, never on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import hashlib
 from pathlib import Path
@@ -152,9 +153,12 @@ class FragmentedMp4Writer:
         self._out.close()
 
 
-def remux_faststart(fragmented: Path, target: Path) -> None:
+def remux_faststart(fragmented: Path, target: Path, *, readable_only: bool = False) -> float:
     """The same packets in a plain MP4 with its index (moov) in front: seeking an hour of
-    fragments without one reads the whole file. No packet is decoded."""
+    fragments without one reads the whole file. No packet is decoded. ``readable_only``: a
+    part a crash cut short, whose last fragment ends the read instead of failing it. Returns
+    the last packet's time in seconds."""
+    last = 0.0
     with av.open(str(fragmented)) as source:
         out: Any = av.open(str(target), "w", format="mp4", options={"movflags": "faststart"})
         try:
@@ -162,13 +166,17 @@ def remux_faststart(fragmented: Path, target: Path) -> None:
             for index, stream in streams.items():
                 # the template drops the sample entry: avc3 must stay (parameter sets in band)
                 stream.codec_tag = source.streams[index].codec_tag
-            for packet in source.demux():
-                if packet.dts is None:  # the demuxer's end-of-stream packets
-                    continue
-                packet.stream = streams[packet.stream.index]
-                out.mux(packet)
+            with contextlib.suppress(*((av.error.FFmpegError,) if readable_only else ())):
+                for packet in source.demux():
+                    if packet.dts is None:  # the demuxer's end-of-stream packets
+                        continue
+                    if packet.pts is not None and packet.time_base is not None:
+                        last = max(last, float(packet.pts * packet.time_base))
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
         finally:
             out.close()
+    return last
 
 
 def sha256_file(path: Path) -> str:

@@ -15,13 +15,10 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
-
-import av
 
 from contracts.recording import RecordingFinished
 from media.recorder import PARTIAL
-from media.recording_mux import sha256_file
+from media.recording_mux import remux_faststart, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +41,6 @@ def left_behind(directory: Path, now: float | None = None) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def remux_readable(fragmented: Path, target: Path) -> float:
-    """Remux every packet that can still be read (a cut-short last fragment ends the read) into
-    a faststart MP4; its duration in seconds."""
-    last = 0.0
-    with av.open(str(fragmented)) as source:
-        out: Any = av.open(str(target), "w", format="mp4", options={"movflags": "faststart"})
-        try:
-            streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
-            for index, stream in streams.items():
-                stream.codec_tag = source.streams[index].codec_tag
-            with contextlib.suppress(av.error.FFmpegError):
-                for packet in source.demux():
-                    if packet.dts is None:
-                        continue
-                    if packet.pts is not None and packet.time_base is not None:
-                        last = max(last, float(packet.pts * packet.time_base))
-                    packet.stream = streams[packet.stream.index]
-                    out.mux(packet)
-        finally:
-            out.close()
-    return last
-
-
 def recover(directory: Path, partial: Path) -> RecordingFinished | None:
     """Finish one part a crash left (blocking: run it in a thread). None when nothing of it
     could be read (the working file is then kept, for a person to look at)."""
@@ -79,7 +53,7 @@ def recover(directory: Path, partial: Path) -> RecordingFinished | None:
     ended_at = partial.stat().st_mtime
     faststart = final.with_name(final.name + FASTSTART)
     try:
-        duration = remux_readable(partial, faststart)
+        duration = remux_faststart(partial, faststart, readable_only=True)
     except Exception:
         log.exception("the recording %s left by a crash cannot be read", partial)
         with contextlib.suppress(FileNotFoundError):
