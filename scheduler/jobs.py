@@ -257,7 +257,9 @@ class JobRunner:
             )
 
         try:
-            unmet = await asyncio.to_thread(_explain_late, explainer, on_slice, job.cancel.is_set)
+            unmet = await asyncio.to_thread(
+                _explain_with_gc_paused, explainer, on_slice, job.cancel.is_set
+            )
             if unmet is None:
                 message = (
                     f"explaining stopped: {explainer.unexplained} unmet demands stay not_explained"
@@ -385,7 +387,7 @@ async def _stop(beat: asyncio.Task[None], stop: asyncio.Event) -> None:
     await asyncio.wait({beat}, timeout=5.0)
 
 
-def _explain_late(
+def _explain_with_gc_paused(
     explainer: UnmetExplainer, on_slice: Callable[[int, int], None], stop: Callable[[], bool]
 ) -> list[Unmet] | None:
     with gc_paused():  # as the solve itself: the heap it leaves behind is large
