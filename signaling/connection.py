@@ -70,6 +70,9 @@ from signaling.visibility import can_see
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Leaves still running after their handler was cancelled (strong references: the loop keeps
+# only weak ones to tasks).
+_LEAVING: set[asyncio.Task[None]] = set()
 
 # A frame this many times the message limit is abuse, not a mistake: the server
 # stops reading and closes with 1009 (aiohttp's max_msg_size).
@@ -216,7 +219,18 @@ class Connection:
             self._release_right()
             if isinstance(self.ws.exception(), TimeoutError):
                 self._leave_reason = "timeout"
+            # aiohttp cancels the handler of a socket whose peer went away, often while the
+            # leave is in a store command: leaving runs as its own task, or the room would
+            # keep a participant who is gone.
+            leaving = asyncio.get_running_loop().create_task(self._leave(writer), name="ws-leave")
+            _LEAVING.add(leaving)
+            leaving.add_done_callback(_LEAVING.discard)
+            await asyncio.shield(leaving)
+
+    async def _leave(self, writer: asyncio.Task[None]) -> None:
+        try:
             await self._cleanup()
+        finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer

@@ -22,6 +22,7 @@ from redis.backoff import ExponentialBackoff
 from contracts.store.base import HDel, HSet, Store, Subscription, Write, ZAdd, ZRem
 from contracts.store.fanout import Fanout, QueueSubscription
 from contracts.store.outage import OutageLog
+from contracts.store.redis_cancel import CancellableRedis, keeping_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class RedisStore(Store):
     def __init__(self, url: str, prefix: str = "sanke:") -> None:
         self.prefix = prefix
         self.url = url
-        self._redis: aioredis.Redis = aioredis.from_url(
+        self._redis: aioredis.Redis = CancellableRedis.from_url(
             url, decode_responses=True, health_check_interval=10, retry=_reconnecting()
         )
         self._pubsub: PubSub | None = None
@@ -150,7 +151,7 @@ class RedisStore(Store):
                         pipe.zrem(self._k(name), member)
                     case _:
                         pipe.delete(self._k(write.key))
-            return [int(result) for result in await pipe.execute()]
+            return [int(r) for r in await keeping_cancellation(pipe.execute())]
 
     # strings
     async def set(
