@@ -13,7 +13,8 @@ from contracts.rooms import Role
 from contracts.store.base import Store
 from scheduler.calendar_links import schedule_calendar, setup_calendar_link_routes
 from scheduler.district_api import PREFIX, setup_district_routes
-from scheduler.domain import District, check_references
+from scheduler.district_checks import check_references
+from scheduler.domain import District
 from scheduler.io import ical
 from scheduler.jobs import JobRequest, JobRunner, JobStatus
 from scheduler.offload import OFFLOAD_BYTES

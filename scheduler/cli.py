@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scheduler.domain import District, parse_district
+from scheduler.district_checks import parse_district
+from scheduler.domain import District
 from scheduler.io import ical
 from scheduler.solver.solve import SolveOptions, solve
 from scheduler.timetable import Timetable

@@ -32,6 +32,7 @@ FORBIDDEN_MODULES: dict[str, set[str]] = {
 # The scheduler's domain: districts, bell schedules and term calendars, and the timetable.
 SCHEDULER_DOMAIN = {
     "scheduler.domain",
+    "scheduler.district_checks",
     "scheduler.pairings",
     "scheduler.timetable",
     "scheduler.clock",

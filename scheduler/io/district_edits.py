@@ -15,7 +15,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from contracts.errors import ErrorDetail, error_details
-from scheduler.domain import Ban, District, Pairing, Pin, check_references
+from scheduler.district_checks import check_references
+from scheduler.domain import Ban, District, Pairing, Pin
 from scheduler.gc_pause import gc_paused
 from scheduler.io import csvio
 

@@ -11,7 +11,7 @@ from icalendar import Calendar
 from pydantic import ValidationError
 
 from scheduler.demo import demo_district
-from scheduler.domain import parse_district
+from scheduler.district_checks import parse_district
 from scheduler.io import csvio, ical
 from scheduler.solver.solve import SolveOptions, solve
 

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 from support.counties import A, B, C, serves, three_counties
 
-from scheduler.domain import Ban, District, Pairing, Party, parse_district
+from scheduler.district_checks import parse_district
+from scheduler.domain import Ban, District, Pairing, Party
 from scheduler.solver.candidates import build_candidates, candidates_for
 from scheduler.solver.solve import SolveOptions, solve
 from scheduler.solver.verify import violations

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from support.counties import A, B, C, serves, three_counties
 from support.scheduler_client import scheduler_client
 
-from scheduler.domain import Pairing, parse_district
+from scheduler.district_checks import parse_district
+from scheduler.domain import Pairing
 from scheduler.io import csvio
 from scheduler.io.district_edits import ImportCsv, Rejected, apply
 

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from scheduler.demo import demo_district
-from scheduler.domain import parse_district
+from scheduler.district_checks import parse_district
 from scheduler.gc_pause import gc_paused
 from scheduler.io.district_edits import Edited, Rejected, ReplaceDistrict, apply
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
+from scheduler.district_checks import parse_district
 from scheduler.domain import (
     BellSchedule,
     Demand,
@@ -22,7 +23,6 @@ from scheduler.domain import (
     Slot,
     TermCalendar,
     Weekday,
-    parse_district,
 )
 
 A, B, C = "41/4101/410101", "41/4101/410102", "41/4102/410201"
