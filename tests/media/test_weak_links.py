@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiortc import RTCRtpSender
 from support.harness import running_app
 from support.lesson_pages import (
     LessonPage,
@@ -92,9 +93,28 @@ def sfu_view(worker: Worker, participant_id: str) -> dict[str, object]:
                 "nacks": c.nacks,
                 "rtx": c.retransmissions,
                 "rtx_refused": c.retransmissions_refused,
+                "queued": len(c.queue),
+                **_sender_view(c.transceiver.sender if c.transceiver else None),
             }
             for c in transport.consumers.values()
         ],
+    }
+
+
+def _sender_view(sender: RTCRtpSender | None) -> dict[str, object]:
+    """The consumer's fast sender: packets sent, and whether the pacer or an async send
+    holds it (a held sender sends nothing until its timer or task resumes it)."""
+    fast = seams.fast_sender(sender) if sender is not None else None
+    if fast is None:
+        return {}
+    waiting = fast._waiting
+    return {
+        "packets": fast.packets_sent,
+        "held": fast._held is not None,
+        "waiting": type(waiting).__name__ if waiting is not None else None,
+        "due_in": round(waiting.when() - asyncio.get_running_loop().time(), 3)
+        if isinstance(waiting, asyncio.TimerHandle)
+        else None,
     }
 
 
@@ -175,6 +195,7 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
                     f"{[(round(x.t, 1), x.in_height, x.frames, x.freezes) for x in recent[::4]]}"
                     f"\nSFU: {sfu_view(worker, weak.participant_id)}"
                     f"\nteacher layers: {teacher_layers(publisher)}"
+                    f"\nthe weak classroom's inbound-rtp: {await weak.video_inbound()}"
                 )
             assert took is not None, (
                 "not on the low layer within 15 s",

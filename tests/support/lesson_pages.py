@@ -178,6 +178,20 @@ class LessonPage:
         t: float = await self.page.evaluate("performance.now() / 1000")
         return t
 
+    async def video_inbound(self) -> list[dict[str, Any]]:
+        """Every video ``inbound-rtp`` record of the page's connection, whole (for a failure's
+        message: packets lost, NACKs and PLIs sent, frames received, dropped and decoded)."""
+        found: list[dict[str, Any]] = await self.page.evaluate(
+            """async () => {
+              const out = [];
+              (await window.client.pc.getStats()).forEach((r) => {
+                if (r.type === 'inbound-rtp' && r.kind === 'video') out.push(r);
+              });
+              return out;
+            }"""
+        )
+        return found
+
     async def latest(self) -> Sample | None:
         got = await self.samples()
         return got[-1] if got else None
