@@ -45,7 +45,9 @@ class LessonRecordings:
 
     async def should_record(self, room_id: str) -> bool:
         room = await self.rooms.get(room_id)
-        return room is not None and room.kind in self.kinds
+        # ``room.recording``: the lesson's switch, off when the teacher or a coordinator
+        # stopped it (a room whose media starts again, on this node or another, stays off)
+        return room is not None and room.kind in self.kinds and room.recording
 
     async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
         body = RecordedCheckpoint.model_validate(checkpoint.model_dump())

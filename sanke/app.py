@@ -101,6 +101,23 @@ async def recover_recordings(media: object) -> None:
         log.exception("finishing the recordings a crash left failed")
 
 
+def records_here(settings: Settings, media: MediaPlane) -> bool:
+    """Whether lessons are recorded at all behind this media plane: the SFU nodes of a
+    cluster decide for themselves (a node without a recordings directory refuses a switch);
+    an in-process worker records where it was given a directory and hooks."""
+    if isinstance(media, RemoteMediaPlane):
+        return True
+    if isinstance(media, NullMediaPlane):
+        return False
+    from media.worker import Worker
+
+    return (
+        isinstance(media, Worker)
+        and media.settings.recordings_dir is not None
+        and media.recording_hooks is not None
+    )
+
+
 def offer_check() -> Callable[[str], None]:
     """The SFU's own check of a client's offer, for a WHIP offer checked before its source
     joins the room (the same clear errors as a page's offer gets)."""
@@ -163,7 +180,15 @@ def create_app(
             media = default_media_plane(settings, recording)
     sweep = max(1.0, settings.heartbeat_seconds / 3)
     rights = Rights(store, sweep_seconds=sweep)
-    service = RoomService(store, hub, media, settings.node_id, rights)
+    service = RoomService(
+        store,
+        hub,
+        media,
+        settings.node_id,
+        rights,
+        recorded_kinds=settings.recorded_kinds() if records_here(settings, media) else (),
+        audit=records,
+    )
     observability = media_observability(local_node.worker if local_node is not None else media)
     heap = HeapTrimmer(settings.heap_trim_seconds if observability is not None else 0)
     app[SERVICE_KEY] = service
