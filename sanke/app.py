@@ -24,7 +24,7 @@ from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_recordings, worker_settings
+from sanke.recording import lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -116,6 +116,17 @@ def records_here(settings: Settings, media: MediaPlane) -> bool:
         and media.settings.recordings_dir is not None
         and media.recording_hooks is not None
     )
+
+
+def recordings_directory(media: object) -> Path | None:
+    """Where the in-process SFU worker writes its recordings (None: it records nothing)."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    if not isinstance(media, Worker) or media.recording_hooks is None:
+        return None
+    return media.settings.recordings_dir
 
 
 def offer_check() -> Callable[[str], None]:
@@ -266,6 +277,9 @@ def create_app(
 
         app.router.add_get("/", index)
     presence = Presence(service, interval=sweep, watch=watch)
+    retention = retention_sweep(
+        settings, recordings_directory(local_node.worker if local_node else media), records
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -288,6 +302,8 @@ def create_app(
         if observability is not None:
             await observability.start()
         heap.start()
+        if retention is not None:
+            retention.start()
         # in the background: a long part's remux must not hold up serving
         recovery = asyncio.create_task(
             recover_recordings(local_node.worker if local_node is not None else media)
@@ -299,6 +315,8 @@ def create_app(
         yield
         if not recovery.done():
             recovery.cancel()
+        if retention is not None:
+            await retention.stop()
         await heap.stop()
         if observability is not None:
             await observability.stop()
