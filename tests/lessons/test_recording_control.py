@@ -261,3 +261,20 @@ async def test_a_server_that_records_nothing_answers_recording_unavailable() -> 
             h.url("/api/v1/rooms/famous-1/recording"), headers=_coordinator(h)
         )
         assert await got.json() == {"room_id": "famous-1", "on": False, "enabled": False}
+
+
+async def test_a_stopped_lesson_stays_stopped_when_its_media_starts_again() -> None:
+    """The policy the SFU asks when a room's media starts (again, or on another node after a
+    failover) reads the room's switch."""
+    from contracts.rooms import Room
+    from lessons.recordings import LessonRecordings
+    from lessons.repository import SessionRepository
+    from signaling.rooms import RoomRepository
+
+    store = MemoryStore()
+    rooms = RoomRepository(store)
+    await rooms.create(Room(id="on-1", kind=RoomKind.broadcast))
+    await rooms.create(Room(id="off-1", kind=RoomKind.broadcast, recording=False))
+    hooks = LessonRecordings(rooms, SessionRepository(store), RecordLog(store, KEY))
+    assert await hooks.should_record("on-1")
+    assert not await hooks.should_record("off-1")
