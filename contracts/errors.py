@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     invalid_request = "invalid_request"
     conflict = "conflict"
     lesson_not_open = "lesson_not_open"
+    recording_unavailable = "recording_unavailable"
     internal = "internal"
 
 

@@ -169,6 +169,10 @@ class MediaPlane(Protocol):
         """The publisher's own view of its sending (its estimate, what it captures and sends),
         kept for the quality score and the metrics; the latest report replaces the last."""
 
+    async def set_recording(self, room_id: str, on: bool) -> None:
+        """Stop (finish the part being written) or restart (a new part) the room's recording;
+        raises ``recording_unavailable`` where nothing records."""
+
     async def close_room(self, room_id: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -206,6 +210,11 @@ class NullMediaPlane:
 
     async def report_stats(self, room_id: str, participant_id: str, report: StatsReport) -> None:
         return None
+
+    async def set_recording(self, room_id: str, on: bool) -> None:
+        raise SankeError(
+            ErrorCode.recording_unavailable, "no media plane records on this server", 409
+        )
 
     async def close_room(self, room_id: str) -> None:
         return None

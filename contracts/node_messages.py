@@ -79,6 +79,11 @@ class ReportStatsRequest(_Request):
     stats: StatsReport
 
 
+class SetRecordingRequest(_Request):
+    op: Literal["set_recording"] = "set_recording"
+    on: bool
+
+
 class CloseRoomRequest(_Request):
     op: Literal["close_room"] = "close_room"
 
@@ -94,6 +99,7 @@ MediaRequest = Annotated[
     | SetLayerRequest
     | SetSourceRequest
     | ReportStatsRequest
+    | SetRecordingRequest
     | CloseRoomRequest,
     Field(discriminator="op"),
 ]

@@ -125,6 +125,14 @@ class SetSource(_ClientMessage):
     source: Source
 
 
+class SetRecording(_ClientMessage):
+    """The teacher stops (or restarts) the lesson's recording: stopping finishes the part
+    being written, starting opens a new part. Only in a room whose kind is recorded."""
+
+    type: Literal["set_recording"]
+    on: bool
+
+
 class EndLesson(_ClientMessage):
     """The teacher ends the lesson: the room closes for everyone and the lesson is recorded."""
 
@@ -158,6 +166,7 @@ ClientMessage = Annotated[
     | Kick
     | SetLayer
     | SetSource
+    | SetRecording
     | EndLesson
     | Ping
     | Stats,
@@ -177,6 +186,7 @@ CLIENT_MESSAGE_TYPES = frozenset(
         "kick",
         "set_layer",
         "set_source",
+        "set_recording",
         "end_lesson",
         "ping",
         "stats",
@@ -322,6 +332,17 @@ class LessonChanged(_Message):
     new_starts_at: float | None = None
 
 
+class Recording(_Message):
+    """Whether the lesson is recorded: sent after ``joined`` and to everyone when it changes,
+    so the pages show a recording indicator (people in the room should know).
+
+    ``enabled``: the room's kind is recorded at all (else ``on`` is false and cannot change)."""
+
+    type: Literal["recording"] = "recording"
+    on: bool
+    enabled: bool
+
+
 class RoomClosed(_Message):
     type: Literal["room_closed"] = "room_closed"
     room_id: str
@@ -344,6 +365,7 @@ ServerMessage = Annotated[
     | Rejoin
     | LessonChanged
     | Quality
+    | Recording
     | RoomClosed,
     Field(discriminator="type"),
 ]

@@ -49,6 +49,9 @@ class Room(BaseModel):
     state: RoomState = RoomState.open
     created_at: float = Field(default_factory=time.time)
     closed_at: float | None = None
+    # The per-lesson switch (signaling.recording_control): the teacher or a coordinator stops
+    # and restarts the recording. Only a room whose kind the policy records is recorded at all.
+    recording: bool = True
 
 
 class Participant(BaseModel):

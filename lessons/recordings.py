@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.recording import RecordingCheckpoint, RecordingFinished
 from contracts.rooms import RoomKind
-from lessons.records import Record, RecordedCheckpoint, RecordedFile, RecordLog
+from lessons.records import (
+    Record,
+    RecordedCheckpoint,
+    RecordedFile,
+    RecordingDeleted,
+    RecordLog,
+)
 from lessons.repository import SessionRepository
 from signaling.rooms import RoomRepository
 
@@ -45,7 +51,9 @@ class LessonRecordings:
 
     async def should_record(self, room_id: str) -> bool:
         room = await self.rooms.get(room_id)
-        return room is not None and room.kind in self.kinds
+        # ``room.recording``: the lesson's switch, off when the teacher or a coordinator
+        # stopped it (a room whose media starts again, on this node or another, stays off)
+        return room is not None and room.kind in self.kinds and room.recording
 
     async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
         body = RecordedCheckpoint.model_validate(checkpoint.model_dump())
@@ -123,6 +131,17 @@ def check_recording(lines: list[str], path: Path) -> RecordingCheck:
             problem="the file's SHA-256 is not the recorded one: it was modified or replaced",
         )
     return RecordingCheck(ok=True, file=str(path), record=seq, covered_bytes=body.bytes)
+
+
+def deletion_of(lines: list[str], path: Path) -> tuple[int, RecordingDeleted] | None:
+    """The newest record saying a file of this name was deleted (the retention sweep), with
+    its sequence number: for a file that is missing, whether the chain accounts for it."""
+    named = [
+        (r.seq, r.body)
+        for r in _records(lines)
+        if isinstance(r.body, RecordingDeleted) and Path(r.body.file).name == path.name
+    ]
+    return named[-1] if named else None
 
 
 def _check_partial(records: list[Record], path: Path) -> RecordingCheck:

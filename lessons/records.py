@@ -116,7 +116,23 @@ class RecordedCheckpoint(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-RecordBody = SessionOutcome | AuditEntry | RecordedFile | RecordedCheckpoint
+class RecordingDeleted(BaseModel):
+    """A finished recording deleted by the retention sweep (lessons/recording_retention.py):
+    which file, what it was (its SHA-256 and size then) and why, so that its absence is
+    accounted for (``sanke records verify --recording FILE``: deleted by retention)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["recording-deleted"] = "recording-deleted"
+    file: str = Field(max_length=512, description="relative to the recordings directory")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    modified_at: float = Field(description="its last change: when it was finished")
+    reason: Literal["retention"] = "retention"
+    retention_days: float = Field(gt=0)
+
+
+RecordBody = SessionOutcome | AuditEntry | RecordedFile | RecordedCheckpoint | RecordingDeleted
 
 
 class Record(BaseModel):

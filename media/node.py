@@ -34,6 +34,7 @@ from contracts.node_messages import (
     ReportStatsRequest,
     SetLayerRequest,
     SetMutedRequest,
+    SetRecordingRequest,
     SetSourceRequest,
     SetStageRequest,
     media_request_adapter,
@@ -233,6 +234,8 @@ class SfuNode:
                 await w.set_source(room, pid, r.mid, r.source)
             case ReportStatsRequest():
                 await w.report_stats(room, pid, r.stats)
+            case SetRecordingRequest():
+                await w.set_recording(room, r.on)
             case CloseRoomRequest():
                 await w.close_room(room)
         return None

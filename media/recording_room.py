@@ -4,6 +4,9 @@ The policy (which rooms are kept) is not the SFU's: ``RecordingHooks.should_reco
 once per room (sanke asks the room's kind). A part starts when the teacher's camera (its high
 layer) appears, ends when the teacher leaves or the room closes; a new part starts when the
 teacher publishes again (a new producer). Finished parts go to ``RecordingHooks.finished``.
+
+The per-lesson switch (``set_on``, the teacher's or a coordinator's): off finishes the part
+being written (its remux and hash, as when the teacher leaves), on again opens a new part.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class RoomRecording:
         self.settings = settings or RecorderSettings()
         self._transports = transports
         self.wanted: bool | None = None  # the policy's answer, once asked
+        self.on = True  # the per-lesson switch (signaling decides who may turn it)
         self._asking: asyncio.Task[None] | None = None
         self.recorder: Recorder | None = None
         self.parts = 0
@@ -72,10 +76,12 @@ class RoomRecording:
                 self._asking = asyncio.get_running_loop().create_task(self._ask())
             return
         recorder = self.recorder
-        if recorder is not None and (recorder.video is not video or recorder.video.closed):
+        if recorder is not None and (
+            not self.on or recorder.video is not video or recorder.video.closed
+        ):
             self._finish(recorder)
             recorder = self.recorder = None
-        if not self.wanted or video is None or teacher is None:
+        if not self.wanted or not self.on or video is None or teacher is None:
             return
         if recorder is None:
             self.parts += 1
@@ -96,6 +102,15 @@ class RoomRecording:
             )
             log.info("recording %s: part %d to %s", self.room_id, self.parts, name)
         recorder.set_audio(audio)
+
+    def set_on(self, on: bool) -> None:
+        """Stop (the part being written is finished) or restart (a new part) the recording.
+        Signaling allows it only in a room the policy records, so turning it on also answers
+        a policy that said no because the room's switch was off when it was asked."""
+        self.on = on
+        if on and self.wanted is False:
+            self.wanted = True
+        self.update()
 
     def _taken(self, name: str) -> bool:
         final = self.directory / name

@@ -134,6 +134,16 @@ class Worker:
                 received_at=time.monotonic(), stats=report
             )
 
+    async def set_recording(self, room_id: str, on: bool) -> None:
+        if self.settings.recordings_dir is None or self.recording_hooks is None:
+            raise SankeError(
+                ErrorCode.recording_unavailable, "this media node records nothing", 409
+            )
+        router = self.routers.get(room_id)
+        if router is not None and router.recording is not None:
+            # No router yet: the policy asks for the room's switch when its media starts.
+            router.recording.set_on(on)
+
     async def close_room(self, room_id: str) -> None:
         router = self.routers.pop(room_id, None)
         for key in [k for k in self.client_reports if k[0] == room_id]:

@@ -24,7 +24,7 @@ from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_recordings, worker_settings
+from sanke.recording import lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -101,6 +101,34 @@ async def recover_recordings(media: object) -> None:
         log.exception("finishing the recordings a crash left failed")
 
 
+def records_here(settings: Settings, media: MediaPlane) -> bool:
+    """Whether lessons are recorded at all behind this media plane: the SFU nodes of a
+    cluster decide for themselves (a node without a recordings directory refuses a switch);
+    an in-process worker records where it was given a directory and hooks."""
+    if isinstance(media, RemoteMediaPlane):
+        return True
+    if isinstance(media, NullMediaPlane):
+        return False
+    from media.worker import Worker
+
+    return (
+        isinstance(media, Worker)
+        and media.settings.recordings_dir is not None
+        and media.recording_hooks is not None
+    )
+
+
+def recordings_directory(media: object) -> Path | None:
+    """Where the in-process SFU worker writes its recordings (None: it records nothing)."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    if not isinstance(media, Worker) or media.recording_hooks is None:
+        return None
+    return media.settings.recordings_dir
+
+
 def offer_check() -> Callable[[str], None]:
     """The SFU's own check of a client's offer, for a WHIP offer checked before its source
     joins the room (the same clear errors as a page's offer gets)."""
@@ -163,7 +191,15 @@ def create_app(
             media = default_media_plane(settings, recording)
     sweep = max(1.0, settings.heartbeat_seconds / 3)
     rights = Rights(store, sweep_seconds=sweep)
-    service = RoomService(store, hub, media, settings.node_id, rights)
+    service = RoomService(
+        store,
+        hub,
+        media,
+        settings.node_id,
+        rights,
+        recorded_kinds=settings.recorded_kinds() if records_here(settings, media) else (),
+        audit=records,
+    )
     observability = media_observability(local_node.worker if local_node is not None else media)
     heap = HeapTrimmer(settings.heap_trim_seconds if observability is not None else 0)
     app[SERVICE_KEY] = service
@@ -241,6 +277,9 @@ def create_app(
 
         app.router.add_get("/", index)
     presence = Presence(service, interval=sweep, watch=watch)
+    retention = retention_sweep(
+        settings, recordings_directory(local_node.worker if local_node else media), records
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -263,6 +302,8 @@ def create_app(
         if observability is not None:
             await observability.start()
         heap.start()
+        if retention is not None:
+            retention.start()
         # in the background: a long part's remux must not hold up serving
         recovery = asyncio.create_task(
             recover_recordings(local_node.worker if local_node is not None else media)
@@ -274,6 +315,8 @@ def create_app(
         yield
         if not recovery.done():
             recovery.cancel()
+        if retention is not None:
+            await retention.stop()
         await heap.stop()
         if observability is not None:
             await observability.stop()

@@ -238,12 +238,20 @@ def cmd_records_verify(args: argparse.Namespace) -> int:
 
 def _check_recordings(paths: list[str], lines: list[str]) -> int:
     """Each recording file against the record of its hash (the chain verified just before)."""
-    from lessons.recordings import check_recording
+    from lessons.recordings import check_recording, deletion_of
 
     broken = 0
     for path in paths:
         if not Path(path).is_file():
-            raise SystemExit(f"{path}: no such file")
+            deleted = deletion_of(lines, Path(path))
+            if deleted is None:
+                raise SystemExit(f"{path}: no such file")
+            seq, body = deleted
+            print(
+                f"ok: {path} was deleted by retention ({body.retention_days:g} days; record "
+                f"{seq}): it was {body.bytes} bytes, SHA-256 {body.sha256}"
+            )
+            continue
         check = check_recording(lines, Path(path))
         if check.ok and path.endswith(".partial"):
             size = Path(path).stat().st_size

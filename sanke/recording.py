@@ -4,9 +4,11 @@ does not import the whole application."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from contracts.store import Store
+from lessons.recording_retention import RetentionSweep
 from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.repository import SessionRepository
@@ -18,6 +20,16 @@ def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> L
     return LessonRecordings(
         RoomRepository(store), SessionRepository(store), records, settings.recorded_kinds()
     )
+
+
+def retention_sweep(
+    settings: Settings, directory: Path | None, records: RecordLog
+) -> RetentionSweep | None:
+    """The retention sweep of the recordings this process writes, where retention is set."""
+    days = settings.recordings_retention_days
+    if directory is None or days is None:
+        return None
+    return RetentionSweep(directory, records, days)
 
 
 def worker_settings(settings: Settings) -> Any:

@@ -215,6 +215,13 @@ class Settings(BaseSettings):
         description="while recording, the teacher's camera is asked for a keyframe this often "
         "(what a crash loses at most; docs/recording.md for its bitrate cost)",
     )
+    recordings_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description="finished recordings older than this many days are deleted, each "
+        "deletion a teaching record (unset: kept until an operator deletes them)",
+    )
     recording_checkpoint_seconds: float = Field(
         default=60.0,
         ge=1,

@@ -16,7 +16,7 @@ from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker
-from sanke.recording import lesson_recordings, worker_settings
+from sanke.recording import lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
@@ -90,6 +90,12 @@ async def run_sfu(settings: Settings) -> None:
     await observability.start()
     heap = HeapTrimmer(settings.heap_trim_seconds)
     heap.start()
+    retention = None
+    if worker.recording_hooks is not None:
+        records = RecordLog(store, records_keys(settings))
+        retention = retention_sweep(settings, worker.settings.recordings_dir, records)
+    if retention is not None:
+        retention.start()
     await node.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
@@ -114,6 +120,8 @@ async def run_sfu(settings: Settings) -> None:
     finally:
         if not recovery.done():
             recovery.cancel()
+        if retention is not None:
+            await retention.stop()
         await heap.stop()
         await observability.stop()
         await runner.cleanup()

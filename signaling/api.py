@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from contracts.errors import ErrorCode, SankeError
-from contracts.protocol import IceServer
+from contracts.protocol import IceServer, Recording
 from contracts.rooms import ID_PATTERN, Participant, Role, Room, RoomKind
 from signaling.audit import audit
 from signaling.connection import HARD_SIZE_FACTOR, Connection, Limits
@@ -19,6 +19,7 @@ from signaling.http_auth import TOKENS_KEY, authorize, read_json_model
 from signaling.names import clean_name, name_problem
 from signaling.openapi import build_openapi, documented
 from signaling.ratelimit import RATE_LIMITS_KEY
+from signaling.recording_control import Switcher
 from signaling.service import RoomService
 from signaling.tokens import MAX_TTL_SECONDS, check_window, max_ttl
 
@@ -185,6 +186,47 @@ async def close_room(request: web.Request) -> web.Response:
     return web.json_response(room.model_dump(mode="json"))
 
 
+class RecordingSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: bool = Field(description="false stops the lesson's recording, true starts a new part")
+
+
+class RecordingStatus(BaseModel):
+    room_id: str
+    on: bool
+    enabled: bool = Field(description="the room's kind is recorded at all")
+
+
+@documented(
+    summary="Stop or restart a lesson's recording (409 recording_unavailable: not recorded)",
+    body=RecordingSwitch,
+    reply=RecordingStatus,
+    tag="rooms",
+)
+async def set_recording(request: web.Request) -> web.Response:
+    claims = authorize(request, Role.coordinator)
+    body = await read_json_model(request, RecordingSwitch)
+    who = Switcher(subject=claims.sub, role=claims.role, school_id=claims.school_id)
+    room_id = request.match_info["room_id"]
+    status, _ = await _ctx(request).service.recording.set(room_id, body.on, who)
+    return web.json_response(_recording_status(room_id, status).model_dump())
+
+
+@documented(summary="Whether a lesson is recorded", reply=RecordingStatus, tag="rooms")
+async def get_recording(request: web.Request) -> web.Response:
+    authorize(request, Role.coordinator)
+    room_id = request.match_info["room_id"]
+    status = await _ctx(request).service.recording.status_of(room_id)
+    if status is None:
+        raise SankeError(ErrorCode.room_not_found, "no such room", 404)
+    return web.json_response(_recording_status(room_id, status).model_dump())
+
+
+def _recording_status(room_id: str, status: Recording) -> RecordingStatus:
+    return RecordingStatus(room_id=room_id, on=status.on, enabled=status.enabled)
+
+
 @documented(
     summary="Mint an access token", body=TokenRequest, reply=TokenReply, status=201, tag="tokens"
 )
@@ -258,4 +300,6 @@ def setup_signaling_routes(app: web.Application, context: SignalingContext) -> N
     app.router.add_get("/api/v1/rooms", list_rooms)
     app.router.add_get("/api/v1/rooms/{room_id}", get_room)
     app.router.add_delete("/api/v1/rooms/{room_id}", close_room)
+    app.router.add_put("/api/v1/rooms/{room_id}/recording", set_recording)
+    app.router.add_get("/api/v1/rooms/{room_id}/recording", get_recording)
     app.router.add_post("/api/v1/tokens", mint_token)

@@ -35,6 +35,8 @@ AuditAction = Literal[
     "room.closed",
     "source.registered",
     "source.deleted",
+    "recording.started",
+    "recording.stopped",
 ]
 AUDIT_ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
 
@@ -76,14 +78,38 @@ async def audit(
 ) -> None:
     """Record a coordinator action that took effect. The action is done: a failure to record
     it is logged loudly, not turned into an error that would make the client repeat it."""
-    sink = request.app.get(AUDIT_KEY)
+    await record_audit(
+        request.app.get(AUDIT_KEY),
+        claims.sub,
+        claims.role,
+        claims.school_id,
+        action,
+        target,
+        school=school,
+        **detail,
+    )
+
+
+async def record_audit(
+    sink: AuditSink | None,
+    actor: str,
+    actor_role: Role,
+    actor_school: str | None,
+    action: AuditAction,
+    target: str,
+    *,
+    school: str | None = None,
+    **detail: DetailValue,
+) -> None:
+    """``audit`` where there is no request (a teacher's WebSocket message): the actor is the
+    subject of the participant's token."""
     if sink is None:
         return
     entry = AuditEntry(
         action=action,
-        actor=claims.sub,
-        actor_role=claims.role,
-        actor_school=claims.school_id,
+        actor=actor[:128],
+        actor_role=actor_role,
+        actor_school=actor_school,
         target=target[:200],
         school=school,
         detail={k: v[:200] if isinstance(v, str) else v for k, v in detail.items()},

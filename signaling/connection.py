@@ -49,9 +49,11 @@ from contracts.protocol import (
     Ping,
     Pong,
     RaiseHand,
+    Recording,
     ServerAnswer,
     ServerMessage,
     SetLayer,
+    SetRecording,
     SetSource,
     SetStage,
     StageChanged,
@@ -365,6 +367,8 @@ class Connection:
                 await self._media_call(
                     media.set_source(room, actor.id, message.mid, message.source)
                 )
+            case SetRecording():
+                await service.set_recording(actor, message.on)
             case EndLesson():
                 await service.end_lesson(actor)
             case Stats():
@@ -399,6 +403,9 @@ class Connection:
         self._held = []
         try:
             participant, others = await self.service.join(claims, None, message.name, self)
+            # Whether the lesson is recorded (people in the room should know: the pages show
+            # it), read while room events are held, so a change meanwhile comes after it.
+            recording = await self._recording_status(participant.room_id)
         except BaseException:
             self._release_right()
             self.claims = None
@@ -424,9 +431,18 @@ class Connection:
                 ice_servers=self.ice_servers(participant.id),
             )
         )
+        if recording is not None and recording.enabled:  # else: never recorded, nothing to show
+            self._outbound.put_nowait(recording)
         for event in held:
             self.deliver(event)
         JOIN_LATENCY.observe(time.perf_counter() - started)
+
+    async def _recording_status(self, room_id: str) -> Recording | None:
+        try:
+            return await self.service.recording.status_of(room_id)
+        except Exception:  # the join stands; the next change tells the page
+            log.exception("reading the recording status of %s failed", room_id)
+            return None
 
     async def _drain_and_close(self) -> None:
         self._closing = True

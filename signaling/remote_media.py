@@ -37,6 +37,7 @@ from contracts.node_messages import (
     ReportStatsRequest,
     SetLayerRequest,
     SetMutedRequest,
+    SetRecordingRequest,
     SetSourceRequest,
     SetStageRequest,
     reply_channel,
@@ -57,6 +58,10 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 REAP_INTERVAL_SECONDS = 0.5
 # While the store settles, how often a join looks whether its room's node re-claimed it.
 SETTLE_POLL_SECONDS = 0.2
+
+
+# The HTTP status of a node's refusal (the reply carries only its code).
+_STATUS = {ErrorCode.recording_unavailable: 409}
 
 
 class Envelope(TypedDict):
@@ -154,6 +159,13 @@ class RemoteMediaPlane:
             ReportStatsRequest(**self._envelope(room_id, participant_id), stats=report)
         )
 
+    async def set_recording(self, room_id: str, on: bool) -> None:
+        """On the room's node (it refuses when it records nothing); a room no node hosts yet
+        gets the switch from the room's state when its media starts."""
+        node = await self.directory.room_node(room_id)
+        if node is not None:
+            await self._call(node, SetRecordingRequest(**self._envelope(room_id, None), on=on))
+
     async def close_room(self, room_id: str) -> None:
         await self._room_call(CloseRoomRequest(**self._envelope(room_id, None)))
         await self.directory.release(room_id)
@@ -218,7 +230,8 @@ class RemoteMediaPlane:
         finally:
             self._pending.pop(request.id, None)
         if not reply.ok:
-            raise SankeError(reply.code or ErrorCode.media_error, reply.message or "media error")
+            code = reply.code or ErrorCode.media_error
+            raise SankeError(code, reply.message or "media error", _STATUS.get(code, 400))
         return reply
 
     async def _read_replies(self) -> None:

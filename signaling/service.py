@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from contracts.errors import ErrorCode, SankeError
@@ -26,12 +26,14 @@ from contracts.protocol import (
     RoomClosed,
     StageChanged,
 )
-from contracts.rooms import ROOM_ROLES, Participant, Role, RoomState
+from contracts.rooms import ROOM_ROLES, Participant, Role, RoomKind, RoomState
 from contracts.store import Store
+from signaling.audit import AuditSink
 from signaling.hub import LocalPeer, RoomHub
 from signaling.media_messages import protocol_message
 from signaling.metrics import JOINS, LEFT, PARTICIPANTS
 from signaling.names import display_name
+from signaling.recording_control import RecordingControl, Switcher
 from signaling.removals import PendingRemovals
 from signaling.rights import Rights
 from signaling.rooms import RoomRepository
@@ -72,6 +74,9 @@ class RoomService:
         media: MediaPlane,
         node_id: str,
         rights: Rights | None = None,
+        *,
+        recorded_kinds: Iterable[RoomKind] = (),
+        audit: AuditSink | None = None,
     ) -> None:
         self.store = store
         self.repo = RoomRepository(store)
@@ -79,6 +84,7 @@ class RoomService:
         self.media = media
         self.node_id = node_id
         self.rights = rights if rights is not None else Rights(store)
+        self.recording = RecordingControl(self.repo, hub, media, recorded_kinds, audit)
         self.observers: list[RoomObserver] = []
         self.pending_removals = PendingRemovals(lambda p, r: self.remove(p, r, kick=False))
 
@@ -284,6 +290,17 @@ class RoomService:
                 )
             )
         return len(targets)
+
+    async def set_recording(self, actor: Participant, on: bool) -> None:
+        """The teacher stops or restarts the lesson's recording (signaling.recording_control);
+        when nothing changes the teacher alone is told how it stands."""
+        self._require(actor, Role.teacher)
+        who = Switcher(subject=actor.subject, role=actor.role, school_id=actor.school_id)
+        status, changed = await self.recording.set(actor.room_id, on, who)
+        if not changed:
+            await self.hub.publish(
+                RoomEvent(room_id=actor.room_id, message=status, target=actor.id)
+            )
 
     async def end_lesson(self, actor: Participant) -> None:
         self._require(actor, Role.teacher)

@@ -127,6 +127,8 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
             c,
             201,
         ),
+        # Read whole, then refused: nothing records in this world (no media plane).
+        ("PUT", "/api/v1/rooms/room-1/recording", b'{"on": false}', c, 409),
         ("POST", "/api/v1/lessons/off-1.cancel/cancel", '{"reason": "雪天"}'.encode(), c, 200),
         (
             "POST",

@@ -199,7 +199,7 @@ def test_only_known_kinds(objects: tuple[dict[str, Any], ...]) -> None:
     known = {
         "Namespace", "ConfigMap", "Secret", "Service", "Deployment", "StatefulSet",
         "DaemonSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
-        "Ingress", *CRD_KINDS,
+        "Ingress", "PersistentVolumeClaim", *CRD_KINDS,
     }  # fmt: skip
     assert {o["kind"] for o in objects} <= known
 
@@ -552,6 +552,27 @@ def test_sfu_runs_on_the_host_network_and_drains(objects: tuple[dict[str, Any], 
     assert int(env["SANKE_SFU_CAPACITY"]["value"]) >= 1
     cpu = container["resources"]["limits"]["cpu"]
     assert 1 <= float(cpu) <= 4
+
+
+def test_sfu_records_to_a_shared_volume(objects: tuple[dict[str, Any], ...]) -> None:
+    """Every SFU pod records to one claim (ReadWriteMany in production) at
+    SANKE_RECORDINGS_DIR, writable for the image's user, and signs with the records key."""
+    (sfu,) = [w for w in workloads(objects) if any(a == "sfu" for a in _args(w))]
+    spec = pod_spec(sfu)
+    (container,) = [c for c in spec["containers"] if c["args"][0] == "sfu"]
+    env = container_env(objects, container)
+    directory = env["SANKE_RECORDINGS_DIR"]["value"]
+    assert "secretKeyRef" in env["SANKE_RECORDS_KEY"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    claim = named(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] in (["ReadWriteMany"], ["ReadWriteOnce"])
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+
+
+def test_production_records_to_read_write_many() -> None:
+    claims = [o for o in render("overlays/production") if o["kind"] == "PersistentVolumeClaim"]
+    assert [c["spec"]["accessModes"] for c in claims] == [["ReadWriteMany"]]
 
 
 def _args(workload: dict[str, Any]) -> list[str]:

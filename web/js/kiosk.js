@@ -102,6 +102,8 @@ function render() {
   const problems = [state.cameraProblem, state.mediaProblem].filter(Boolean);
   say($("#notice"), state.joinedSession ? problems.map((p) => p.text).join(" ") : "", problems.length ? "warn" : "");
   updateBars(qualityBars, state.joinedSession ? state.quality : undefined);
+  // people in the room should know the lesson is recorded
+  $("#rec").hidden = !(state.joinedSession && state.client && state.client.recording && state.client.recording.on);
 }
 
 async function api(path, method = "GET") {

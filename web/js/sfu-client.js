@@ -145,6 +145,8 @@ export class SfuClient extends EventTarget {
         this.roomId = msg.room_id;
         this.iceServers = (msg.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username || undefined, credential: s.credential || undefined }));
         this.participants = new Map(msg.participants.map((p) => [p.id, { ...p }]));
+        // a room whose kind is recorded says so right after joined; no word: never recorded
+        this.recording = { on: false, enabled: false };
         if (!this.participants.has(msg.participant_id)) this.participants.set(msg.participant_id, { id: msg.participant_id, role: msg.role, self: true });
         if (this.onJoined) { this.onJoined(msg); this.onJoined = this.onJoinError = null; }
         break;
@@ -160,6 +162,7 @@ export class SfuClient extends EventTarget {
       case "hand_raised": this.patch(msg.participant_id, { hand_raised: msg.raised }); break;
       case "stage_changed": this.patch(msg.participant_id, msg.on_stage ? { on_stage: true, hand_raised: false } : { on_stage: false }); break;
       case "muted": this.patch(msg.participant_id, { muted: msg.muted }); break;
+      case "recording": this.recording = { on: !!msg.on, enabled: !!msg.enabled }; break;
       case "tracks":
         for (const t of msg.tracks) { this.owners.set(t.track_id, t.participant_id); this.sources.set(t.track_id, t.source); }
         break;
@@ -371,6 +374,8 @@ export class SfuClient extends EventTarget {
   mute(participantId, muted = true) { this.send({ type: "mute", ...(participantId ? { participant_id: participantId } : {}), muted }); }
   kick(participantId, reason = "") { this.send({ type: "kick", participant_id: participantId, reason }); }
   setLayer(layer) { this.send({ type: "set_layer", layer }); }
+  /** Teacher: stop (the part is finished) or restart (a new part) the lesson's recording. */
+  setRecording(on) { this.send({ type: "set_recording", on: !!on }); }
 
   /** Leave the room (the server answers `left` and closes the socket). */
   /** Teacher: end the lesson for everyone (the room closes and the lesson is recorded). */

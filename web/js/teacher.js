@@ -21,6 +21,7 @@ register({
     "teacher.stage": "上台", "teacher.stageLabel": "让 {name} 上台（全体可听见）", "teacher.mute": "静音",
     "teacher.muteLabel": "将 {name} 静音", "teacher.lowerHand": "放下手", "teacher.lowerHandLabel": "放下 {name} 的手",
     "teacher.handRaised": "{name} 举手了", "teacher.shareFailed": "无法共享屏幕：{message}", "teacher.noMic": "（无麦克风）",
+    "teacher.stopRecording": "停止录制", "teacher.startRecording": "开始录制",
     "tile.onStage": "台上", "tile.muted": "已静音",
   },
   en: {
@@ -36,6 +37,7 @@ register({
     "teacher.stage": "On stage", "teacher.stageLabel": "Put {name} on stage (heard by everyone)", "teacher.mute": "Mute",
     "teacher.muteLabel": "Mute {name}", "teacher.lowerHand": "Lower hand", "teacher.lowerHandLabel": "Lower {name}'s hand",
     "teacher.handRaised": "{name} raised a hand", "teacher.shareFailed": "Cannot share the screen: {message}", "teacher.noMic": "(no microphone)",
+    "teacher.stopRecording": "Stop recording", "teacher.startRecording": "Start recording",
     "tile.onStage": "On stage", "tile.muted": "Muted",
   },
 });
@@ -165,6 +167,20 @@ function countViewers() {
   $("#viewers").textContent = n ? t("teacher.viewers", { n }) : "";
 }
 
+// --- the recording -------------------------------------------------------------------------
+
+// The badge while the lesson is recorded; the toggle only in a room whose kind is recorded.
+function showRecording() {
+  const rec = (ui.client && ui.client.recording) || { on: false, enabled: false };
+  const live = !!ui.startedAt;
+  $("#rec").hidden = !(live && rec.on);
+  const toggle = $("#rectoggle");
+  toggle.hidden = !(live && rec.enabled);
+  toggle.disabled = !live;
+  toggle.setAttribute("aria-pressed", String(rec.on));
+  toggle.textContent = t(rec.on ? "teacher.stopRecording" : "teacher.startRecording");
+}
+
 // --- the lesson --------------------------------------------------------------------------
 
 async function start() {
@@ -197,6 +213,8 @@ async function start() {
   client.on("trackended", ({ track, participantId }) => { const e = ui.tiles.get(participantId); if (e) e.tile.removeTrack(track); });
   // The SFU's own 1–5 score (loss, jitter, RTT, freezes as it sees them) for each classroom.
   client.on("quality", (msg) => ui.serverQuality.set(msg.participant_id, msg));
+  client.on("recording", showRecording);
+  client.on("joined", showRecording);
   client.on("error", (msg) => say(message, errorText(msg), "bad"));
   client.on("mediaerror", ({ error }) => say(message, errorText(error), "warn"));
   client.on("reconnecting", () => say($("#status"), t("common.reconnecting"), "warn"));
@@ -211,6 +229,7 @@ async function start() {
   }
   ui.startedAt = Date.now();
   for (const id of ["#end", "#share", "#muteall", "#unmuteall"]) $(id).disabled = false;
+  showRecording();
   $("#start").hidden = true;
   $("#end").focus();
 }
@@ -218,6 +237,7 @@ async function start() {
 function stopped() {
   for (const id of ["#end", "#share", "#muteall", "#unmuteall"]) $(id).disabled = true;
   ui.startedAt = null;
+  showRecording();
   say($("#status"), t("teacher.ended"), "");
   for (const id of [...ui.tiles.keys()]) dropTile(id);
 }
@@ -264,6 +284,9 @@ async function stopScreen() {
 $("#start").addEventListener("click", start);
 $("#end").addEventListener("click", end);
 $("#share").addEventListener("click", toggleShare);
+$("#rectoggle").addEventListener("click", () => {
+  if (ui.client) ui.client.setRecording(!(ui.client.recording && ui.client.recording.on));
+});
 $("#muteall").addEventListener("click", () => ui.client.mute(null, true));
 $("#unmuteall").addEventListener("click", () => ui.client.mute(null, false));
 $("#selfmute").addEventListener("click", () => {
@@ -277,7 +300,7 @@ $("#picture").addEventListener("change", () => {
   openDevices({ release: true });
 });
 $("#mic").addEventListener("change", openDevices);
-onLang(() => { if (ui.client) countViewers(); });
+onLang(() => { if (ui.client) countViewers(); showRecording(); });
 
 setInterval(() => { $("#timer").textContent = clock(ui.startedAt ? (Date.now() - ui.startedAt) / 1000 : 0); }, 500);
 setInterval(async () => {
