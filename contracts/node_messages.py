@@ -16,7 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.errors import ErrorCode
 from contracts.layers import LayerPin
-from contracts.media import IceCandidate, Source, StatsReport
+from contracts.media import IceCandidate, PullRequest, PullStatus, Source, StatsReport
 from contracts.rooms import Participant
 
 
@@ -79,6 +79,15 @@ class ReportStatsRequest(_Request):
     stats: StatsReport
 
 
+class PullCameraRequest(_Request):
+    op: Literal["pull"] = "pull"
+    pull: PullRequest
+
+
+class PullStatusRequest(_Request):
+    op: Literal["pull_status"] = "pull_status"
+
+
 class CloseRoomRequest(_Request):
     op: Literal["close_room"] = "close_room"
 
@@ -94,6 +103,8 @@ MediaRequest = Annotated[
     | SetLayerRequest
     | SetSourceRequest
     | ReportStatsRequest
+    | PullCameraRequest
+    | PullStatusRequest
     | CloseRoomRequest,
     Field(discriminator="op"),
 ]
@@ -106,6 +117,7 @@ class MediaReply(BaseModel):
     id: str
     ok: bool
     sdp: str | None = None
+    pulls: list[PullStatus] | None = Field(default=None, max_length=2)  # a pull_status reply
     code: ErrorCode | None = None
     message: str | None = None
 

@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.layers import LayerPin
-from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.media import (
+    IceCandidate,
+    PullRequest,
+    PullStatus,
+    SendToParticipant,
+    Source,
+    StatsReport,
+)
 from contracts.recording import RecordingHooks
 from contracts.rooms import Participant
 from media import aiortc_seams as seams
@@ -133,6 +140,13 @@ class Worker:
             self.client_reports[(room_id, participant_id)] = ClientReport(
                 received_at=time.monotonic(), stats=report
             )
+
+    async def pull(self, room_id: str, participant_id: str, request: PullRequest) -> None:
+        self._transport(room_id, participant_id).pull(request)
+
+    async def pull_status(self, room_id: str, participant_id: str) -> list[PullStatus]:
+        transport = self._find(room_id, participant_id)
+        return [] if transport is None else transport.pull_status()
 
     async def close_room(self, room_id: str) -> None:
         router = self.routers.pop(room_id, None)
