@@ -5,7 +5,8 @@ classroom has a lesson whose room is open (``lessons.whip.open_lesson``, the sam
 WHIP publish), it joins that room as the teacher (``publish_only``, as a WHIP encoder) and
 asks the media plane to pull the camera (``MediaPlane.pull``: local, or on the SFU node that
 hosts the room). When the lesson's room closes, the room hub ends the participant; a
-lesson that is no longer open, or a source deleted, ends it here too.
+lesson that is no longer open, or a source deleted, ends it here too; a pull the SFU no
+longer has (its node failed) is started again.
 
 The SFU's pull status (connected, reconnecting, refused with the camera setting to change,
 unauthorized) becomes the source's status: live while connected (bitrate, resolution,
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from contracts.errors import ErrorCode
 from contracts.media import PullStatus
 from contracts.protocol import ServerMessage
+from contracts.store.outage import OutageLog
 from lessons.repository import SessionRepository
 from lessons.sources import Source, SourceKind, SourceLive, SourceRegistry
 from lessons.whip import WhipPeer, WhipSessions, open_lesson, source_claims
@@ -90,11 +92,13 @@ class RtspSupervisor:
         self.peers.clear()
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "supervising RTSP sources")  # a store outage: logged once
         while True:
             try:
                 await self.look()
-            except Exception:
-                log.exception("supervising RTSP sources failed")
+                outage.ok()
+            except Exception as exc:
+                outage.failed(exc)
             await asyncio.sleep(self.interval)
 
     async def look(self) -> None:
@@ -169,6 +173,10 @@ class RtspSupervisor:
         statuses = await self.service.media.pull_status(participant.room_id, participant.id)
         high = next((s for s in statuses if s.layer == "high"), None)
         if high is None:
+            # the SFU lost it (its node failed, the room moved): pulled anew at the next look
+            log.info("RTSP source %s: the SFU has no pull of it, pulling again", source.id)
+            self.peers.pop(source.id, None)
+            peer.end()
             return
         if high.state == "connected":
             await self.registry.set_live(
