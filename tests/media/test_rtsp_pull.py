@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -13,12 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from media_peers import Peer, wait_for
+from media_peers import DecodeErrors, Peer, wait_for
 from support.processes import free_port
 from support.rtsp_server import RtspCamera
 
 from contracts.media import PullRequest, PullStatus
 from contracts.rooms import Participant, Role
+from media.rtsp_origin import QUEUE_FRAMES
 from media.worker import Worker
 
 pytestmark = pytest.mark.timeout(90)
@@ -235,3 +237,32 @@ async def test_a_stalled_or_garbage_camera_blocks_neither_the_loop_nor_other_roo
         await worker.leave("room-bad", "camera")
     finally:
         bad.close()
+
+
+async def test_a_stalled_event_loop_drops_to_the_next_idr_bounded(
+    worker: Worker, camera: RtspCamera
+) -> None:
+    """Frames wait for the loop in a bounded hand-over: a loop stalled for 4 s (120 camera
+    frames) drops what does not fit up to the next IDR, and the classroom's picture resumes
+    there, decodable."""
+    await camera_teacher(worker, PullRequest(url=camera.url()))
+    classroom = Peer(worker, "class-1", Role.classroom)
+    errors = DecodeErrors()
+    logging.getLogger("aiortc").addHandler(errors)
+    try:
+        await classroom.connect()
+        assert await wait_for(lambda: any(r.frames >= 30 for r in classroom.video("camera")), 30)
+        transport = worker.transport("room-1", "camera")
+        assert transport is not None
+        pull = transport.pulls["high"]
+        time.sleep(4.0)  # the loop stalls (a blocking call somewhere): the thread goes on
+        assert pull._pending <= QUEUE_FRAMES
+        await asyncio.sleep(0.5)
+        assert (await status_of(worker)).dropped > 0
+        (video,) = classroom.video("camera")
+        frames = video.frames
+        assert await wait_for(lambda: video.frames >= frames + 30, 20)
+        assert errors.count == 0
+    finally:
+        logging.getLogger("aiortc").removeHandler(errors)
+        await classroom.close()
