@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from support.processes import free_port
 from support.rtc_client import RtcClient
 from support.rtsp_server import RtspCamera
@@ -146,6 +147,44 @@ async def test_a_wrong_password_is_the_sources_last_error(tmp_path: Path) -> Non
             assert status["connected"] is False
             assert "password" in status["last_error"]["message"]
             assert "wrong" not in status["last_error"]["message"]
+    finally:
+        camera.stop()
+        await worker.close()
+
+
+async def test_deleting_the_source_stops_its_pull(tmp_path: Path) -> None:
+    worker = Worker()
+    camera = RtspCamera(free_port(), tmp_path / "camera.log")
+    camera.start()
+    try:
+        async with whip_lesson(media=worker) as lesson:
+            registered = await register_source(
+                lesson.h, lesson.coordinator, kind="rtsp", rtsp={"url": camera.url()}
+            )
+            source_id = registered["source"]["id"]
+            supervisor = lesson.h.app[RTSP_KEY]
+            publishing = {"kind": "rtsp", "school": "xian-shiyan"}
+            before = REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) or 0.0
+            await supervisor.look()
+            assert REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) == before + 1
+
+            def pulling() -> bool:
+                router = worker.routers.get(LESSON)
+                return router is not None and any(
+                    t.pulls and t.participant.subject == f"source:{source_id}"
+                    for t in router.transports.values()
+                )
+
+            await until(pulling, what="the camera pulled")
+            async with lesson.h.session.delete(
+                lesson.h.url(f"/api/v1/sources/{source_id}"),
+                headers={"Authorization": f"Bearer {lesson.coordinator}"},
+            ) as reply:
+                assert reply.status == 200
+            await until(lambda: not pulling(), what="the pull stopped")
+            await supervisor.look()
+            assert source_id not in supervisor.peers
+            assert REGISTRY.get_sample_value("sanke_ingest_publishing", publishing) == before
     finally:
         camera.stop()
         await worker.close()
