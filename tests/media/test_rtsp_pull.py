@@ -119,8 +119,13 @@ async def test_the_sub_stream_is_the_low_layer(worker: Worker, camera: RtspCamer
         await classroom.close()
 
 
-async def test_a_wrong_password_gets_its_status(worker: Worker, tmp_path: Path) -> None:
-    with RtspCamera(free_port(), tmp_path / "c.log", user="admin", password="right") as camera:
+@pytest.mark.parametrize("digest", [False, True])
+async def test_a_wrong_password_gets_its_status(
+    worker: Worker, tmp_path: Path, digest: bool
+) -> None:
+    with RtspCamera(
+        free_port(), tmp_path / "c.log", user="admin", password="right", digest=digest
+    ) as camera:
         await camera_teacher(worker, PullRequest(url=camera.url(user="admin", password="wrong")))
         status = await wait_state(worker, "unauthorized", 20)
         assert status.state == "unauthorized", status

@@ -6,7 +6,7 @@ smaller ``/sub``, a camera's sub-stream) encoded live by x264enc like an IP came
 profile, an IDR every ``key-int-max`` frames, no B-frames, SPS/PPS only in the SDP
 (``sprop-parameter-sets``). Variants send what a camera must not: ``h265`` (x265enc),
 ``bframes`` (x264 main profile with B-frames). With a user and password the
-server asks for basic authentication. The packages: scripts/system-deps.sh.
+server asks for basic authentication (``digest``: digest authentication). The packages: scripts/system-deps.sh.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class RtspCamera:
         sub_size: tuple[int, int] | None = (352, 288),
         user: str | None = None,
         password: str | None = None,
+        digest: bool = False,
     ) -> None:
         self.port = port
         self.log_path = log
@@ -60,6 +61,7 @@ class RtspCamera:
         self.size = size
         self.sub_size = sub_size
         self.user, self.password = user, password
+        self.digest = digest
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str = "main", user: str | None = None, password: str | None = None) -> str:
@@ -73,6 +75,8 @@ class RtspCamera:
             args += ["--sub-size", f"{self.sub_size[0]}x{self.sub_size[1]}"]
         if self.user is not None and self.password is not None:
             args += ["--user", self.user, "--password", self.password]
+            if self.digest:
+                args.append("--digest")
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
@@ -129,13 +133,15 @@ def main() -> None:  # runs under the system python3 (gi)
     parser.add_argument("--gop", type=int, default=30)
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
+    parser.add_argument("--digest", action="store_true", help="digest, not basic, auth")
     args = parser.parse_args()
 
     import gi
 
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
+    gi.require_version("GstRtsp", "1.0")
+    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -150,7 +156,11 @@ def main() -> None:  # runs under the system python3 (gi)
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string("media.factory.role", args.user)
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        if args.digest:
+            auth.add_digest(args.user, args.password, token)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        else:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_role_from_structure(
