@@ -17,6 +17,10 @@ setting to change: H.265/HEVC, MJPEG (or anything but H.264), and H.264 with B-f
 (WebRTC receivers play frames in arrival order). A refused camera is retried at the longest
 backoff, so fixing its setting brings the lesson's picture back.
 
+A camera's audio (AAC, G.711, whatever FFmpeg decodes) is the one transcode allowed: decoded
+and encoded to Opus (48 kHz, 20 ms frames) in the same thread, a few percent of a core, and
+given to its own producer (``RtspAudio``). Audio that fails is dropped; the video goes on.
+
 A camera cannot make a keyframe on demand over RTSP: ``request_keyframe`` says so, and a
 classroom waits for the camera's next IDR (its GOP setting, 1–2 s, bounds that wait).
 """
@@ -93,6 +97,73 @@ def _b_frame(units: list[bytes]) -> bool:
     return any(u and u[0] & 0x1F == H264_SLICE and h264_is_b_slice(u[:16]) for u in units[:4])
 
 
+OPUS_RATE = 48000
+OPUS_BITRATE = 64000
+
+
+class RtspAudio:
+    """A pulled camera's audio as a ``FrameOrigin``: Opus frames its ``RtspPull`` makes.
+    ``on_first`` runs on the loop at its first frame (a camera without a microphone never
+    makes the room's classrooms an audio track)."""
+
+    def __init__(self) -> None:
+        self.on_first: Callable[[], None] = lambda: None
+        self._on_frame: OnFrame = lambda codec, data, timestamp: None
+        self.frames = 0
+
+    def start(
+        self,
+        on_frame: OnFrame,
+        on_gap: Callable[[], None],
+        on_cut: Callable[[], None],
+        downstream_loss: Callable[[], int],
+        on_link_loss: Callable[[int], None],
+    ) -> None:
+        self._on_frame = on_frame
+
+    async def request_keyframe(self) -> bool:
+        return False
+
+    def forget_missing(self) -> None:
+        return None
+
+    async def inbound(self) -> InboundStats:
+        return InboundStats(packets=self.frames)
+
+    def deliver(self, data: bytes, timestamp: int) -> None:
+        """On the loop."""
+        self.frames += 1
+        if self.frames == 1:
+            self.on_first()
+        self._on_frame("opus", data, timestamp)
+
+
+class _Transcoder:
+    """A camera's audio stream to Opus packets (the thread's; PyAV objects stay in it)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.encoder: Any = av.CodecContext.create("libopus", "w")
+        self.encoder.sample_rate = OPUS_RATE
+        self.encoder.layout = "stereo"
+        self.encoder.format = "s16"
+        self.encoder.bit_rate = OPUS_BITRATE
+        self.encoder.open()
+        self.resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE)
+        self.fifo = av.AudioFifo()
+
+    def packets(self, packet: Any) -> list[bytes]:
+        out: list[bytes] = []
+        size = self.encoder.frame_size or 960
+        for frame in self.stream.codec_context.decode(packet):
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = None
+                self.fifo.write(resampled)
+            while self.fifo.samples >= size:
+                out.extend(bytes(p) for p in self.encoder.encode(self.fifo.read(size)))
+        return out
+
+
 class RtspPull:
     """One RTSP stream as a ``FrameOrigin``: a thread reads it while the producer lives."""
 
@@ -105,8 +176,11 @@ class RtspPull:
         open_timeout: float = OPEN_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
+        audio: RtspAudio | None = None,
     ) -> None:
         self.url = url
+        self.audio = audio
+        self._audio_ts = 0  # 48 kHz, continuous over reconnects
         self.layer = layer
         self.transport = transport
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
@@ -237,6 +311,7 @@ class RtspPull:
                 raise Refused(HEVC)
             if codec != "h264":
                 raise Refused(MJPEG.format(codec=codec.upper()))
+            transcoder = self._transcoder(container)
             writer = AnnexBWriter(stream.codec_context.extradata)
             time_base = stream.time_base
             first_pts: int | None = None
@@ -244,10 +319,14 @@ class RtspPull:
             last_pts: int | None = None
             need_idr = True
             self._set("connected", None)
-            for packet in container.demux(stream):
+            streams = [stream] if transcoder is None else [stream, transcoder.stream]
+            for packet in container.demux(*streams):
                 if self._stop.is_set():
                     break
                 if packet.size == 0:
+                    continue
+                if transcoder is not None and packet.stream is transcoder.stream:
+                    transcoder = self._transcode(transcoder, packet)
                     continue
                 data, idr = writer.access_unit(bytes(packet))
                 if not data:
@@ -277,6 +356,47 @@ class RtspPull:
         finally:
             container.close()
         return delivered
+
+    def _transcoder(self, container: Any) -> _Transcoder | None:
+        if self.audio is None or not container.streams.audio:
+            return None
+        try:
+            return _Transcoder(container.streams.audio[0])
+        except Exception as exc:
+            log.warning("RTSP %s: its audio cannot be transcoded: %r", redacted(self.url), exc)
+            return None
+
+    def _transcode(self, transcoder: _Transcoder, packet: Any) -> _Transcoder | None:
+        """The packet's Opus frames to the loop; a failing audio stream is dropped (None)."""
+        try:
+            frames = transcoder.packets(packet)
+        except Exception as exc:
+            log.warning("RTSP %s: dropping its audio: %r", redacted(self.url), exc)
+            return None
+        for data in frames:
+            self._hand_audio(data, self._audio_ts & 0xFFFFFFFF)
+            self._audio_ts += transcoder.encoder.frame_size or 960
+        return transcoder
+
+    def _hand_audio(self, data: bytes, timestamp: int) -> None:
+        loop, audio = self._loop, self.audio
+        if loop is None or audio is None or loop.is_closed():
+            return
+        with self._lock:
+            if self._pending >= QUEUE_FRAMES:
+                self.dropped += 1
+                return
+            self._pending += 1
+        try:
+            loop.call_soon_threadsafe(self._deliver_audio, audio, data, timestamp)
+        except RuntimeError:
+            self._stop.set()
+
+    def _deliver_audio(self, audio: RtspAudio, data: bytes, timestamp: int) -> None:
+        with self._lock:
+            self._pending -= 1
+        if not self._stop.is_set():
+            audio.deliver(data, timestamp)
 
     def _hand(self, data: bytes, timestamp: int, idr: bool) -> None:
         """To the event loop, bounded: a full hand-over drops frames up to the next IDR."""

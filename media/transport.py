@@ -54,7 +54,7 @@ from media.publisher_mlines import (
     producer_payload_types,
 )
 from media.remb import UplinkRemb
-from media.rtsp_origin import RtspPull
+from media.rtsp_origin import RtspAudio, RtspPull
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
@@ -221,8 +221,22 @@ class Transport:
         streams: list[tuple[SimulcastLayer, str]] = [("high", request.url)]
         if request.low_url is not None:
             streams.append(("low", request.low_url))
+        audio = RtspAudio()  # the main stream's audio, transcoded to Opus
+        mic = Producer(self.id, "audio", "main", audio)
+        mic.negotiated_mime = "audio/opus"
+        mic.active = False  # until the camera's first audio frame: one without none
+
+        def heard() -> None:
+            if not mic.closed and not self.closed:
+                mic.active = True
+                self._on_change(self)
+
+        audio.on_first = heard
+        self.producers["rtsp-audio"] = mic
         for layer, url in streams:
-            origin = RtspPull(url, layer, request.transport)
+            origin = RtspPull(
+                url, layer, request.transport, audio=audio if layer == "high" else None
+            )
             producer = Producer(self.id, "video", layer, origin, source="camera")
             producer.negotiated_mime = "video/h264"
             self.pulls[layer] = origin
@@ -242,6 +256,9 @@ class Transport:
         return statuses
 
     def _stop_pulls(self) -> None:
+        mic = self.producers.pop("rtsp-audio", None)
+        if mic is not None:
+            mic.close()
         for layer, origin in self.pulls.items():
             origin.close()
             p = self.producers.pop(f"rtsp-{layer}", None)

@@ -271,3 +271,41 @@ async def test_a_stalled_event_loop_drops_to_the_next_idr_bounded(
     finally:
         logging.getLogger("aiortc").removeHandler(errors)
         await classroom.close()
+
+
+async def test_the_cameras_aac_audio_reaches_the_classroom_as_opus(
+    worker: Worker, tmp_path: Path
+) -> None:
+    with RtspCamera(free_port(), tmp_path / "c.log", audio=True, sub_size=None) as camera:
+        await camera_teacher(worker, PullRequest(url=camera.url()))
+        classroom = Peer(worker, "class-1", Role.classroom)
+        try:
+            await classroom.connect()
+            assert await wait_for(
+                lambda: (
+                    any(r.frames >= 50 for r in classroom.audio("camera"))
+                    and any(r.frames >= 30 for r in classroom.video("camera"))
+                ),
+                30,
+            ), classroom.received
+            (video,) = classroom.video("camera")
+            assert video.sizes == {(1280, 720)}
+            transport = worker.transport("room-1", "camera")
+            assert transport is not None
+            assert transport.producers["rtsp-audio"].codec == "opus"
+        finally:
+            await classroom.close()
+
+
+async def test_a_camera_without_audio_gives_the_classroom_no_audio_track(
+    worker: Worker, camera: RtspCamera
+) -> None:
+    await camera_teacher(worker, PullRequest(url=camera.url()))
+    classroom = Peer(worker, "class-1", Role.classroom)
+    try:
+        await classroom.connect()
+        assert await wait_for(lambda: any(r.frames >= 30 for r in classroom.video("camera")), 30)
+        assert classroom.audio("camera") == []
+        assert all(m.kind == "video" for t in classroom.tracks_msgs for m in t.tracks)
+    finally:
+        await classroom.close()

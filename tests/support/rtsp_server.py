@@ -24,6 +24,11 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 VIDEO = (
     "videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={fps}/1"
 )
+# a camera's microphone: AAC (mpeg4-generic), as IP cameras send it
+AUDIO = (
+    "audiotestsrc is-live=true wave=sine freq=440 ! audio/x-raw,rate=48000,channels=1 "
+    "! audioconvert ! avenc_aac bitrate=64000 ! rtpmp4gpay name=pay1 pt=97"
+)
 ENCODERS = {
     "h264": (
         "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bframes=0 "
@@ -54,6 +59,7 @@ class RtspCamera:
         user: str | None = None,
         password: str | None = None,
         digest: bool = False,
+        audio: bool = False,
     ) -> None:
         self.port = port
         self.log_path = log
@@ -62,6 +68,7 @@ class RtspCamera:
         self.sub_size = sub_size
         self.user, self.password = user, password
         self.digest = digest
+        self.audio = audio
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str = "main", user: str | None = None, password: str | None = None) -> str:
@@ -77,6 +84,8 @@ class RtspCamera:
             args += ["--user", self.user, "--password", self.password]
             if self.digest:
                 args.append("--digest")
+        if self.audio:
+            args.append("--audio")
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
@@ -113,15 +122,10 @@ class RtspCamera:
         self.stop()
 
 
-def _pipeline(variant: str, size: str, gop: int, kbps: int) -> str:
+def _pipeline(variant: str, size: str, gop: int, kbps: int, audio: bool = False) -> str:
     w, h = size.split("x")
-    return (
-        "( "
-        + VIDEO.format(w=w, h=h, fps=30)
-        + " ! "
-        + ENCODERS[variant].format(gop=gop, kbps=kbps)
-        + " )"
-    )
+    video = VIDEO.format(w=w, h=h, fps=30) + " ! " + ENCODERS[variant].format(gop=gop, kbps=kbps)
+    return "( " + video + (" " + AUDIO if audio else "") + " )"
 
 
 def main() -> None:  # runs under the system python3 (gi)
@@ -134,6 +138,7 @@ def main() -> None:  # runs under the system python3 (gi)
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
     parser.add_argument("--digest", action="store_true", help="digest, not basic, auth")
+    parser.add_argument("--audio", action="store_true", help="AAC audio on /main")
     args = parser.parse_args()
 
     import gi
@@ -171,7 +176,9 @@ def main() -> None:  # runs under the system python3 (gi)
         )
     for path, (size, kbps) in streams.items():
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(_pipeline(args.variant, size, args.gop, kbps))
+        factory.set_launch(
+            _pipeline(args.variant, size, args.gop, kbps, args.audio and path == "/main")
+        )
         factory.set_shared(True)
         if permissions is not None:
             factory.set_permissions(permissions)
