@@ -71,6 +71,37 @@ class StatsReport(_Model):
     capture: FrameSize | None = None  # the camera track's getSettings()
 
 
+class PullRequest(_Model):
+    """Pull an RTSP camera (or a 录播 host's RTSP output) as the participant's camera: its
+    H.264 passed through, never decoded. Credentials go in the URL (basic or digest)."""
+
+    url: str = Field(pattern=r"^rtsps?://", max_length=2048)
+    # the camera's sub-stream: the ``low`` layer (switched to at its own keyframes)
+    low_url: str | None = Field(default=None, pattern=r"^rtsps?://", max_length=2048)
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+PullState = Literal["connecting", "connected", "reconnecting", "refused", "unauthorized", "stopped"]
+
+
+class PullStatus(_Model):
+    """One pulled stream (the camera's main stream: ``high``; its sub-stream: ``low``)."""
+
+    layer: Literal["high", "low"]
+    state: PullState
+    # why it is not connected: what the camera's operator has to change
+    message: str | None = Field(default=None, max_length=500)
+    codec: str | None = None
+    width: Pixels | None = None
+    height: Pixels | None = None
+    fps: float | None = Field(default=None, ge=0, le=240, allow_inf_nan=False)
+    bitrate_bps: Bps | None = None
+    frames: int = Field(default=0, ge=0)
+    dropped: int = Field(default=0, ge=0)
+    reconnects: int = Field(default=0, ge=0)
+    connected_since: float | None = None  # unix time
+
+
 # --- what the media plane tells a participant -------------------------------------
 
 
@@ -173,6 +204,13 @@ class MediaPlane(Protocol):
         """Stop (finish the part being written) or restart (a new part) the room's recording;
         raises ``recording_unavailable`` where nothing records."""
 
+    async def pull(self, room_id: str, participant_id: str, request: PullRequest) -> None:
+        """The participant's camera is an RTSP source the SFU pulls (it replaces an earlier
+        pull; the participant's leave stops it)."""
+
+    async def pull_status(self, room_id: str, participant_id: str) -> list[PullStatus]:
+        """The participant's pulled streams, as the SFU receives them (none: it pulls none)."""
+
     async def close_room(self, room_id: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -215,6 +253,12 @@ class NullMediaPlane:
         raise SankeError(
             ErrorCode.recording_unavailable, "no media plane records on this server", 409
         )
+
+    async def pull(self, room_id: str, participant_id: str, request: PullRequest) -> None:
+        raise SankeError(ErrorCode.media_unavailable, "no media plane is attached to this server")
+
+    async def pull_status(self, room_id: str, participant_id: str) -> list[PullStatus]:
+        return []
 
     async def close_room(self, room_id: str) -> None:
         return None

@@ -16,7 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter
 
 from contracts.errors import ErrorCode
 from contracts.layers import LayerPin
-from contracts.media import IceCandidate, Source, StatsReport
+from contracts.media import IceCandidate, PullRequest, PullStatus, Source, StatsReport
 from contracts.rooms import Participant
 
 
@@ -84,6 +84,15 @@ class SetRecordingRequest(_Request):
     on: bool
 
 
+class PullCameraRequest(_Request):
+    op: Literal["pull"] = "pull"
+    pull: PullRequest
+
+
+class PullStatusRequest(_Request):
+    op: Literal["pull_status"] = "pull_status"
+
+
 class CloseRoomRequest(_Request):
     op: Literal["close_room"] = "close_room"
 
@@ -100,6 +109,8 @@ MediaRequest = Annotated[
     | SetSourceRequest
     | ReportStatsRequest
     | SetRecordingRequest
+    | PullCameraRequest
+    | PullStatusRequest
     | CloseRoomRequest,
     Field(discriminator="op"),
 ]
@@ -112,6 +123,7 @@ class MediaReply(BaseModel):
     id: str
     ok: bool
     sdp: str | None = None
+    pulls: list[PullStatus] | None = Field(default=None, max_length=2)  # a pull_status reply
     code: ErrorCode | None = None
     message: str | None = None
 

@@ -2,8 +2,10 @@
 
 A coordinator registers a source (kind, name, the master classroom it teaches from); when a
 lesson of that classroom is open, the source becomes the room's teacher (``lessons.whip``).
-Only ``whip`` is accepted today; ``rtsp``, ``rtmp`` and ``srt`` are kinds of the model
-already, so a pulled source adds its URL fields without a new store layout.
+``whip`` and ``rtsp`` are accepted today (``rtmp`` and ``srt`` are kinds of the model
+already). An RTSP source is pulled by the SFU while its classroom's lesson is open
+(``lessons.rtsp``); its camera's password is kept in the store (the pull needs it in the
+clear) and never shown by the API (``SourceView`` says only whether there is one).
 
 A WHIP source's bearer token (``whip.<id>.<secret>``) is shown once at registration; the
 store keeps only its SHA-256 (SM3 with ``SANKE_CRYPTO=gm``), as for classroom devices.
@@ -22,10 +24,12 @@ import secrets
 import time
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.errors import ErrorCode, SankeError
+from contracts.media import PullRequest
 from contracts.store import Store
 from signaling.gm import sm3_hex
 
@@ -47,21 +51,78 @@ def source_subject(source_id: str) -> str:
 
 class SourceKind(StrEnum):
     whip = "whip"  # an encoder (OBS ≥ 30, a hardware encoder) publishes WebRTC to Sanke
-    rtsp = "rtsp"  # Sanke pulls an IP camera or a 录播 host (not yet)
+    rtsp = "rtsp"  # Sanke pulls an IP camera or a 录播 host
     rtmp = "rtmp"  # a 录播 host pushes RTMP with a stream key (not yet)
     srt = "srt"  # SRT listener or caller (not yet)
+
+
+RTSP_URL = r"^rtsps?://[^/@\s]+(/\S*)?$"  # no credentials in it: they have their own fields
+
+
+class RtspSettings(BaseModel):
+    """Where an RTSP source's camera is, and how to log in to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=RTSP_URL, max_length=1024, description="rtsp://host:554/path")
+    sub_url: str | None = Field(
+        default=None,
+        pattern=RTSP_URL,
+        max_length=1024,
+        description="the camera's sub-stream (CIF/D1 H.264): the classrooms' low layer",
+    )
+    transport: Literal["tcp", "udp"] = Field(
+        default="tcp", description="tcp (interleaved; through firewalls) or udp"
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+    password: str | None = Field(default=None, max_length=128)
+
+    def pull_request(self) -> PullRequest:
+        return PullRequest(
+            url=self._with_credentials(self.url),
+            low_url=self._with_credentials(self.sub_url) if self.sub_url else None,
+            transport=self.transport,
+        )
+
+    def _with_credentials(self, url: str) -> str:
+        if self.username is None:
+            return url
+        parts = urlsplit(url)
+        auth = quote(self.username, safe="")
+        if self.password is not None:
+            auth += ":" + quote(self.password, safe="")
+        return urlunsplit(
+            (parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment)
+        )
+
+
+class RtspView(BaseModel):
+    url: str
+    sub_url: str | None = None
+    transport: Literal["tcp", "udp"]
+    username: str | None = None
+    has_password: bool = Field(description="the password itself is never shown")
 
 
 class SourceRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Only WHIP is ingested today; the other kinds are refused with a clear 422.
-    kind: Literal[SourceKind.whip] = Field(description="whip (rtsp, rtmp and srt: not yet)")
+    # WHIP and RTSP are ingested today; the other kinds are refused with a clear 422.
+    kind: Literal[SourceKind.whip, SourceKind.rtsp] = Field(
+        description="whip or rtsp (rtmp and srt: not yet)"
+    )
     name: str = Field(min_length=1, max_length=100, description="e.g. 录播主机 3楼")
     school: str = Field(min_length=1, max_length=128, description="the master school")
     classroom: str = Field(
         min_length=1, max_length=100, description="the master classroom its lessons teach from"
     )
+    rtsp: RtspSettings | None = Field(default=None, description="an rtsp source's camera")
+
+    @model_validator(mode="after")
+    def _rtsp_settings(self) -> SourceRegistration:
+        if (self.kind is SourceKind.rtsp) != (self.rtsp is not None):
+            raise ValueError("an rtsp source needs its rtsp settings (url), and only it has them")
+        return self
 
 
 class Source(BaseModel):
@@ -75,6 +136,7 @@ class Source(BaseModel):
     # A WHIP source: exactly one of them, its token's SHA-256 (default) or SM3 (gm mode).
     secret_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     secret_sm3: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    rtsp: RtspSettings | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: float
 
     @model_validator(mode="after")
@@ -83,6 +145,8 @@ class Source(BaseModel):
             self.secret_sm3 is None
         ):
             raise ValueError("a WHIP source has exactly one of secret_sha256, secret_sm3")
+        if (self.kind is SourceKind.rtsp) != (self.rtsp is not None):
+            raise ValueError("an RTSP source has its rtsp settings, and only it")
         return self
 
     def matches(self, secret: str) -> bool:
@@ -135,12 +199,13 @@ class SourceView(BaseModel):
     classroom: str
     created_at: float
     whip_url: str | None = Field(default=None, description="where a WHIP encoder POSTs")
+    rtsp: RtspView | None = None
     status: SourceStatus | None = None
 
 
 class RegisteredSource(BaseModel):
     source: SourceView
-    token: str = Field(description="shown once: the encoder's bearer token")
+    token: str | None = Field(default=None, description="shown once: a WHIP encoder's bearer token")
 
 
 class SourceList(BaseModel):
@@ -152,9 +217,19 @@ def whip_path(source_id: str) -> str:
 
 
 def view(source: Source, status: SourceStatus | None = None) -> SourceView:
+    rtsp = source.rtsp
     return SourceView(
-        **source.model_dump(exclude={"secret_sha256", "secret_sm3"}),
+        **source.model_dump(exclude={"secret_sha256", "secret_sm3", "rtsp"}),
         whip_url=whip_path(source.id) if source.kind is SourceKind.whip else None,
+        rtsp=RtspView(
+            url=rtsp.url,
+            sub_url=rtsp.sub_url,
+            transport=rtsp.transport,
+            username=rtsp.username,
+            has_password=rtsp.password is not None,
+        )
+        if rtsp is not None
+        else None,
         status=status,
     )
 
@@ -172,6 +247,7 @@ class SourceRegistry:
         if len(await self.store.hkeys(SOURCES)) >= MAX_SOURCES:
             raise SankeError(ErrorCode.conflict, f"at most {MAX_SOURCES} sources", 409)
         source_id = "src" + secrets.token_hex(6)
+        whip = body.kind is SourceKind.whip
         secret = secrets.token_urlsafe(32)
         source = Source(
             id=source_id,
@@ -179,12 +255,14 @@ class SourceRegistry:
             name=body.name,
             school=body.school,
             classroom=body.classroom,
-            secret_sha256=_sha256(secret) if self.crypto != "gm" else None,
-            secret_sm3=sm3_hex(secret.encode()) if self.crypto == "gm" else None,
+            secret_sha256=_sha256(secret) if whip and self.crypto != "gm" else None,
+            secret_sm3=sm3_hex(secret.encode()) if whip and self.crypto == "gm" else None,
+            rtsp=body.rtsp,
             created_at=time.time(),
         )
         await self.store.hset(SOURCES, source_id, source.model_dump_json())
-        return RegisteredSource(source=view(source), token=f"{TOKEN_PREFIX}.{source_id}.{secret}")
+        token = f"{TOKEN_PREFIX}.{source_id}.{secret}" if whip else None
+        return RegisteredSource(source=view(source), token=token)
 
     async def get(self, source_id: str) -> Source | None:
         raw = await self.store.hget(SOURCES, source_id)

@@ -31,6 +31,8 @@ from contracts.node_messages import (
     MediaReply,
     MediaRequest,
     OfferRequest,
+    PullCameraRequest,
+    PullStatusRequest,
     ReportStatsRequest,
     SetLayerRequest,
     SetMutedRequest,
@@ -168,8 +170,12 @@ class SfuNode:
 
     async def _answer(self, request: MediaRequest) -> None:
         try:
-            sdp = await self._apply(request)
-            reply = MediaReply(id=request.id, ok=True, sdp=sdp)
+            if isinstance(request, PullStatusRequest):
+                pulls = await self.worker.pull_status(request.room_id, request.participant_id or "")
+                reply = MediaReply(id=request.id, ok=True, pulls=pulls)
+            else:
+                sdp = await self._apply(request)
+                reply = MediaReply(id=request.id, ok=True, sdp=sdp)
         except SankeError as exc:
             reply = MediaReply(id=request.id, ok=False, code=exc.code, message=exc.message)
         except Exception as exc:
@@ -236,6 +242,10 @@ class SfuNode:
                 await w.report_stats(room, pid, r.stats)
             case SetRecordingRequest():
                 await w.set_recording(room, r.on)
+            case PullCameraRequest():
+                await w.pull(room, pid, r.pull)
+            case PullStatusRequest():
+                pass  # answered with its statuses (_answer)
             case CloseRoomRequest():
                 await w.close_room(room)
         return None

@@ -32,6 +32,8 @@ from contracts.layers import SimulcastLayer
 from contracts.media import (
     IceCandidate,
     OfferToParticipant,
+    PullRequest,
+    PullStatus,
     SendToParticipant,
     TrackInfo,
     TracksChanged,
@@ -52,6 +54,7 @@ from media.publisher_mlines import (
     producer_payload_types,
 )
 from media.remb import UplinkRemb
+from media.rtsp_origin import RtspAudio, RtspPull
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
@@ -101,6 +104,7 @@ class Transport:
         # payload types and extension ids of this connection's BUNDLE (the client's first)
         self._numbers = seams.BundleNumbers()
         self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
+        self.pulls: dict[str, RtspPull] = {}  # by layer: an RTSP camera it publishes
         self.uplink = UplinkFeedback(self.pc)
         self.remb = UplinkRemb(self._video_receivers)  # for a client without transport-cc
         self.downlink = DownlinkControl(self.pc, on_estimate=lambda: on_estimate(self))
@@ -204,6 +208,63 @@ class Transport:
             codecs = seams.negotiated_codecs(t)
             producer.negotiated_mime = codecs[0].mimeType.lower() if codecs else None
             self.producers[str(t.mid)] = producer
+
+    def pull(self, request: PullRequest) -> None:
+        """Its camera is an RTSP source the SFU pulls (media.rtsp_origin): a Producer per
+        stream, the main stream ``high`` and a sub-stream ``low``, on pseudo m-lines no
+        client negotiates. It replaces an earlier pull."""
+        if self.closed:
+            raise SankeError(ErrorCode.media_error, "the media connection is closed")
+        if self.participant.role == Role.observer:
+            raise SankeError(ErrorCode.forbidden, "observers never publish", 403)
+        self._stop_pulls()
+        streams: list[tuple[SimulcastLayer, str]] = [("high", request.url)]
+        if request.low_url is not None:
+            streams.append(("low", request.low_url))
+        audio = RtspAudio()  # the main stream's audio, transcoded to Opus
+        mic = Producer(self.id, "audio", "main", audio)
+        mic.negotiated_mime = "audio/opus"
+        mic.active = False  # until the camera's first audio frame: one without none
+
+        def heard() -> None:
+            if not mic.closed and not self.closed:
+                mic.active = True
+                self._on_change(self)
+
+        audio.on_first = heard
+        self.producers["rtsp-audio"] = mic
+        for layer, url in streams:
+            origin = RtspPull(
+                url, layer, request.transport, audio=audio if layer == "high" else None
+            )
+            producer = Producer(self.id, "video", layer, origin, source="camera")
+            producer.negotiated_mime = "video/h264"
+            self.pulls[layer] = origin
+            self.producers[f"rtsp-{layer}"] = producer
+        self._on_change(self)
+
+    def pull_status(self) -> list[PullStatus]:
+        statuses = []
+        for layer, origin in self.pulls.items():
+            status = origin.status()
+            p = self.producers.get(f"rtsp-{layer}")
+            if p is not None and status.state == "connected":
+                status.width, status.height = p.width, p.height
+                status.fps = min(240.0, p.clock.current_fps())
+                status.bitrate_bps = p.bitrate_bps
+            statuses.append(status)
+        return statuses
+
+    def _stop_pulls(self) -> None:
+        mic = self.producers.pop("rtsp-audio", None)
+        if mic is not None:
+            mic.close()
+        for layer, origin in self.pulls.items():
+            origin.close()
+            p = self.producers.pop(f"rtsp-{layer}", None)
+            if p is not None:
+                p.close()
+        self.pulls.clear()
 
     def set_source(self, mid: str, source: str) -> None:
         """The client says what its m-line ``mid`` carries (before or after offering it)."""
@@ -387,6 +448,8 @@ class Transport:
         self.uplink.close()
         self.remb.close()
         self.downlink.close()
+        for origin in self.pulls.values():
+            origin.close()
         for p in self.producers.values():
             p.close()
         for c in self.consumers.values():

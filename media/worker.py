@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.layers import LayerPin
-from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.media import (
+    IceCandidate,
+    PullRequest,
+    PullStatus,
+    SendToParticipant,
+    Source,
+    StatsReport,
+)
 from contracts.recording import RecordingHooks
 from contracts.rooms import Participant
 from media import aiortc_seams as seams
@@ -143,6 +150,13 @@ class Worker:
         if router is not None and router.recording is not None:
             # No router yet: the policy asks for the room's switch when its media starts.
             router.recording.set_on(on)
+
+    async def pull(self, room_id: str, participant_id: str, request: PullRequest) -> None:
+        self._transport(room_id, participant_id).pull(request)
+
+    async def pull_status(self, room_id: str, participant_id: str) -> list[PullStatus]:
+        transport = self._find(room_id, participant_id)
+        return [] if transport is None else transport.pull_status()
 
     async def close_room(self, room_id: str) -> None:
         router = self.routers.pop(room_id, None)

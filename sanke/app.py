@@ -18,6 +18,7 @@ from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
 from lessons.records import RecordLog
+from lessons.rtsp import RtspSupervisor
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from lessons.source_api import setup_source_routes
@@ -56,6 +57,7 @@ SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
 LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
+RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
 
 # What a process serves (docs/architecture.md, "Which process runs which"):
 # - all: everything (``sanke serve``);
@@ -263,6 +265,10 @@ def create_app(
     if signaling:
         # WHIP encoders join rooms: where the WebSockets are (the Ingress sends /whip there).
         setup_whip_routes(app, WhipContext(service, sources, offer_check(), clock=lessons.clock))
+    # RTSP cameras are pulled where rooms are joined too (a lease picks one process a source).
+    rtsp = RtspSupervisor(service, sources, clock=lessons.clock) if signaling else None
+    if rtsp is not None:
+        app[RTSP_KEY] = rtsp
     serve_metrics(
         app,
         token=settings.metrics_token,
@@ -296,6 +302,8 @@ def create_app(
         await rights.start()  # every process applies revocations (docs/security.md)
         if signaling:
             await presence.start()
+        if rtsp is not None:
+            await rtsp.start()
         if scheduling:
             # The lesson clock: one tick at a time across replicas (the tick lock).
             await lessons.start(settings.lesson_tick_seconds)
@@ -323,6 +331,8 @@ def create_app(
         if scheduling:
             await lessons.stop()
         await rights.stop()
+        if rtsp is not None:
+            await rtsp.stop()
         if signaling:
             await presence.stop()
         await service.pending_removals.close()

@@ -24,7 +24,14 @@ from pydantic import ValidationError
 from contracts.errors import ErrorCode, SankeError
 from contracts.events import RoomEvent
 from contracts.layers import LayerPin
-from contracts.media import IceCandidate, SendToParticipant, Source, StatsReport
+from contracts.media import (
+    IceCandidate,
+    PullRequest,
+    PullStatus,
+    SendToParticipant,
+    Source,
+    StatsReport,
+)
 from contracts.node_messages import (
     AnswerRequest,
     CandidateRequest,
@@ -34,6 +41,8 @@ from contracts.node_messages import (
     MediaReply,
     MediaRequest,
     OfferRequest,
+    PullCameraRequest,
+    PullStatusRequest,
     ReportStatsRequest,
     SetLayerRequest,
     SetMutedRequest,
@@ -165,6 +174,19 @@ class RemoteMediaPlane:
         node = await self.directory.room_node(room_id)
         if node is not None:
             await self._call(node, SetRecordingRequest(**self._envelope(room_id, None), on=on))
+
+    async def pull(self, room_id: str, participant_id: str, request: PullRequest) -> None:
+        node = await self._ensure_joined(room_id, participant_id)
+        envelope = self._envelope(room_id, participant_id)
+        await self._call(node, PullCameraRequest(**envelope, pull=request))
+
+    async def pull_status(self, room_id: str, participant_id: str) -> list[PullStatus]:
+        node = self._joined.get((room_id, participant_id))
+        if node is None:
+            return []
+        envelope = self._envelope(room_id, participant_id)
+        reply = await self._call(node, PullStatusRequest(**envelope))
+        return reply.pulls or []
 
     async def close_room(self, room_id: str) -> None:
         await self._room_call(CloseRoomRequest(**self._envelope(room_id, None)))

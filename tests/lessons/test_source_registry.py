@@ -100,8 +100,8 @@ async def test_status_is_live_while_refreshed_and_keeps_the_last_error(store: St
     assert (await registry.status(source_id)).connected is False
 
 
-def test_only_whip_is_registered_today() -> None:
-    for kind in ("rtsp", "rtmp", "srt", "webrtc"):
+def test_only_whip_and_rtsp_with_its_camera_are_registered_today() -> None:
+    for kind in ("rtsp", "rtmp", "srt", "webrtc"):  # an rtsp source without its camera's URL
         with pytest.raises(ValidationError):
             SourceRegistration.model_validate(
                 {"kind": kind, "name": "n", "school": "s", "classroom": "c"}

@@ -34,6 +34,7 @@ class RtcClient:
         self.inbox: list[dict[str, Any]] = []
         self.frames = 0
         self.frame_times: list[float] = []
+        self.last_size: tuple[int, int] | None = None  # of the last decoded video frame
         self.rejoins: list[float] = []
         self.errors: list[dict[str, Any]] = []
         self._answered = asyncio.Event()
@@ -79,7 +80,8 @@ class RtcClient:
     async def _decode(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
-                await track.recv()
+                frame = await track.recv()
+                self.last_size = (frame.width, frame.height)
                 self.frames += 1
                 self.frame_times.append(time.monotonic())
 

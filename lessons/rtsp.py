@@ -1,0 +1,211 @@
+"""An RTSP camera as the teacher of the lesson its master classroom has open now.
+
+The supervisor looks at the RTSP sources every ``interval`` seconds. When a source's
+classroom has a lesson whose room is open (``lessons.whip.open_lesson``, the same rule as a
+WHIP publish), it joins that room as the teacher (``publish_only``, as a WHIP encoder) and
+asks the media plane to pull the camera (``MediaPlane.pull``: local, or on the SFU node that
+hosts the room). When the lesson's room closes, the room hub ends the participant; a
+lesson that is no longer open, or a source deleted, ends it here too; a pull the SFU no
+longer has (its node failed) is started again.
+
+The SFU's pull status (connected, reconnecting, refused with the camera setting to change,
+unauthorized) becomes the source's status: live while connected (bitrate, resolution,
+fps), its last error otherwise.
+
+Several processes may run a supervisor (signaling replicas): a lease per source in the store
+(``kv:rtsp-pull:<id>``, renewed each look, expiring after ``LEASE_SECONDS``) lets one pull it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from contracts.errors import ErrorCode
+from contracts.media import PullStatus
+from contracts.protocol import ServerMessage
+from contracts.store.outage import OutageLog
+from lessons.repository import SessionRepository
+from lessons.sources import Source, SourceKind, SourceLive, SourceRegistry
+from lessons.whip import WhipPeer, WhipSessions, open_lesson, source_claims
+from signaling.service import RoomService
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 2.0
+LEASE_SECONDS = 10.0
+
+
+def lease_key(source_id: str) -> str:
+    return f"kv:rtsp-pull:{source_id}"
+
+
+class RtspPeer(WhipPeer):
+    """A pulled camera in the room: ``WhipPeer``'s lifecycle (rights, leave, metrics); its
+    status comes from the SFU's pull status, not from quality reports."""
+
+    def deliver(self, message: ServerMessage) -> None:
+        return None
+
+    async def _watch(self) -> None:
+        return None  # a camera reconnecting sends nothing for a while: the pull says so
+
+
+class RtspSupervisor:
+    def __init__(
+        self,
+        service: RoomService,
+        registry: SourceRegistry,
+        *,
+        clock: Callable[[], float] = time.time,
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
+        self.service = service
+        self.registry = registry
+        self.clock = clock
+        self.interval = interval
+        self.sessions = WhipSessions(registry)
+        self.lessons = SessionRepository(registry.store)
+        self.holder = secrets.token_hex(8)
+        self.peers: dict[str, RtspPeer] = {}  # this process's pulls, by source
+        self._errors: dict[str, str] = {}  # the last error written, by source
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rtsp-supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for peer in list(self.peers.values()):
+            peer.end()
+            await peer.ended.wait()
+            with contextlib.suppress(Exception):
+                await self.registry.store.delete(lease_key(peer.source.id))
+        self.peers.clear()
+
+    async def _run(self) -> None:
+        outage = OutageLog(log, "supervising RTSP sources")  # a store outage: logged once
+        while True:
+            try:
+                await self.look()
+                outage.ok()
+            except Exception as exc:
+                outage.failed(exc)
+            await asyncio.sleep(self.interval)
+
+    async def look(self) -> None:
+        """One look at every RTSP source: start, keep or end its pull."""
+        sources = {s.id: s for s in await self.registry.list() if s.kind is SourceKind.rtsp}
+        for source_id in [i for i in self.peers if i not in sources]:
+            self.peers.pop(source_id).end()  # deleted (its rights end it too)
+        for source in sources.values():
+            try:
+                await self._supervise(source)
+            except Exception:
+                log.exception("supervising RTSP source %s failed", source.id)
+
+    async def _supervise(self, source: Source) -> None:
+        peer = self.peers.get(source.id)
+        if peer is not None and peer.ended.is_set():
+            del self.peers[source.id]
+            peer = None
+        now = self.clock()
+        lesson = (await open_lesson(self.lessons, self.service.repo, source, now)).open
+        if peer is not None:
+            if (
+                lesson is None
+                or peer.participant is None
+                or (peer.participant.room_id != lesson.room_id)
+            ):
+                log.info("RTSP source %s: its lesson is over, stopping the pull", source.id)
+                self.peers.pop(source.id).end()
+                await self.registry.store.delete(lease_key(source.id))
+                return
+            await self.registry.store.set(lease_key(source.id), self.holder, ttl=LEASE_SECONDS)
+            await self._write_status(source, peer)
+            return
+        if lesson is None or source.rtsp is None:
+            return
+        store = self.registry.store
+        key = lease_key(source.id)
+        if (
+            not await store.set(key, self.holder, ttl=LEASE_SECONDS, nx=True)
+            and await store.get(key) != self.holder
+        ):
+            return  # another process pulls it
+        claims = source_claims(source, lesson, now)
+        peer = RtspPeer(self.service, self.registry, self.sessions, source, claims.iat)
+        self.service.rights.hold(claims.sub, peer)
+        try:
+            participant, _ = await self.service.join(claims, None, None, peer, publish_only=True)
+        except BaseException:
+            self.service.rights.release(claims.sub, peer)
+            await store.delete(lease_key(source.id))
+            raise
+        peer.joined(participant)
+        self.peers[source.id] = peer
+        try:
+            await self.service.media.pull(
+                participant.room_id, participant.id, source.rtsp.pull_request()
+            )
+        except Exception as exc:
+            self.peers.pop(source.id, None)
+            peer.end()
+            await store.delete(lease_key(source.id))
+            await self.registry.record_error(
+                source.id, ErrorCode.media_unavailable, f"the SFU could not pull it: {exc}"
+            )
+            raise
+        log.info("RTSP source %s pulled into %s as %s", source.id, lesson.room_id, participant.id)
+
+    async def _write_status(self, source: Source, peer: RtspPeer) -> None:
+        participant = peer.participant
+        if participant is None:
+            return
+        statuses = await self.service.media.pull_status(participant.room_id, participant.id)
+        high = next((s for s in statuses if s.layer == "high"), None)
+        if high is None:
+            # the SFU lost it (its node failed, the room moved): pulled anew at the next look
+            log.info("RTSP source %s: the SFU has no pull of it, pulling again", source.id)
+            self.peers.pop(source.id, None)
+            peer.end()
+            return
+        if high.state == "connected":
+            await self.registry.set_live(
+                source.id,
+                SourceLive(
+                    room_id=participant.room_id,
+                    participant_id=participant.id,
+                    since=high.connected_since or peer.since,
+                    updated_at=time.time(),
+                    bitrate_bps=high.bitrate_bps,
+                    width=high.width,
+                    height=high.height,
+                    fps=high.fps,
+                ),
+            )
+        else:
+            await self.registry.clear_live(source.id, participant.id)
+        problem = _problem(statuses)
+        if problem is not None and self._errors.get(source.id) != problem:
+            self._errors[source.id] = problem
+            await self.registry.record_error(source.id, ErrorCode.media_error, problem)
+        elif problem is None:
+            self._errors.pop(source.id, None)
+
+
+def _problem(statuses: list[PullStatus]) -> str | None:
+    """What the source's operator should know: a stream not connected, and why."""
+    for s in statuses:
+        if s.state in ("refused", "unauthorized", "reconnecting") and s.message:
+            name = "the camera" if s.layer == "high" else "its sub-stream"
+            return f"{name} ({s.state}): {s.message}"[:500]
+    return None
