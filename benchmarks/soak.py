@@ -27,6 +27,7 @@ import contextlib
 import json
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,11 @@ async def run(args: argparse.Namespace) -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    # A SIGTERM (a CI timeout, `kill`) cancels the run, so the finally below stops the server
+    # instead of leaving it serving after the benchmark is gone.
+    this = asyncio.current_task()
+    if this is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
     base = f"http://127.0.0.1:{port}"
     proc = psutil.Process(server.pid)
     samples: list[Sample] = []
@@ -260,7 +266,10 @@ def main() -> None:
     parser.add_argument("--churn-seconds", type=float, default=10.0)
     parser.add_argument("--sample-seconds", type=float, default=15.0)
     parser.add_argument("--warmup-minutes", type=float, default=1.0)
-    sys.exit(asyncio.run(run(parser.parse_args())))
+    try:
+        sys.exit(asyncio.run(run(parser.parse_args())))
+    except asyncio.CancelledError:
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":
