@@ -7,13 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from media_peers import Peer, load_clip, prefer, wait_for
 from recording_probe import probe, strictly_increasing
-from support.clips import ClipTrack, make_clip
+from support.clips import Clip, ClipTrack, make_clip
 
 from contracts.recording import RecordingCheckpoint, RecordingFinished
 from contracts.rooms import Role, Room, RoomKind
@@ -22,7 +29,8 @@ from lessons.recordings import LessonRecordings, check_recording
 from lessons.records import RecordedFile, RecordLog
 from lessons.repository import SessionRepository
 from media.recorder import PARTIAL, RecorderSettings
-from media.recording_recovery import PART_NAME
+from media.recording_mux import FragmentedMp4Writer
+from media.recording_recovery import PART_NAME, recover
 from media.recording_room import part_name
 from media.worker import Worker, WorkerSettings
 from signaling.rooms import RoomRepository
@@ -65,11 +73,7 @@ def moov_first(path: Path) -> bool:
     return moov >= 0 and (mdat < 0 or moov < mdat)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-async def test_each_screen_share_is_a_video_only_part_of_its_own_in_the_records(
-    clips: dict[str, Path], tmp_path: Path
-) -> None:
+async def recorded_worker(tmp_path: Path) -> tuple[Worker, ChainedRecordings, Path]:
     store = MemoryStore()
     await RoomRepository(store).create(Room(id="room-1", kind=RoomKind.broadcast))
     hooks = ChainedRecordings(store)
@@ -78,6 +82,19 @@ async def test_each_screen_share_is_a_video_only_part_of_its_own_in_the_records(
         WorkerSettings(recordings_dir=recordings, recorder=RecorderSettings(checkpoint_interval=2)),
         recording=hooks,
     )
+    return worker, hooks, recordings
+
+
+def screen_clip(tmp_path: Path) -> Clip:
+    size = f"{SCREEN[0]}x{SCREEN[1]}"
+    return load_clip(make_clip(tmp_path, "screen.ts", size=size, seconds=6), "video")
+
+
+async def sharing_teacher(
+    worker: Worker, clips: dict[str, Path], tmp_path: Path
+) -> tuple[Peer, RTCRtpTransceiver]:
+    """A teacher publishing camera, microphone and an H264 screen share (its m-line labelled
+    ``screen`` before the offer, as the client does)."""
     teacher = Peer(worker, "teacher", Role.teacher)
     # one transport for every m-line, as browsers do (tests/media/test_screen_share.py)
     teacher.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -85,32 +102,50 @@ async def test_each_screen_share_is_a_video_only_part_of_its_own_in_the_records(
     teacher.publish(
         load_clip(clips["opus"], "audio"), [(load_clip(clips["high"], "video"), "video/H264")]
     )
-    size = f"{SCREEN[0]}x{SCREEN[1]}"
-    screen_clip = load_clip(make_clip(tmp_path, "screen.ts", size=size, seconds=6), "video")
-    screen_t = teacher.pc.addTransceiver(ClipTrack("video", screen_clip), direction="sendonly")
+    screen_t = teacher.pc.addTransceiver(
+        ClipTrack("video", screen_clip(tmp_path)), direction="sendonly"
+    )
     prefer(screen_t, "video/H264")
+    await worker.join(teacher.participant, teacher._send)
+    await teacher.pc.setLocalDescription(await teacher.pc.createOffer())
+    await worker.set_source("room-1", "teacher", str(screen_t.mid), "screen")
+    answer = await worker.offer("room-1", "teacher", teacher.pc.localDescription.sdp)
+    await teacher.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    teacher._answered.set()
+    return teacher, screen_t
+
+
+def writing_both(worker: Worker) -> Callable[[], bool]:
+    """Whether the camera part and a screen part both got their first keyframe."""
+
+    def writing() -> bool:
+        router = worker.routers.get("room-1")
+        rec = router.recording if router is not None else None
+        return bool(
+            rec is not None
+            and rec.recorder is not None
+            and rec.recorder.started_at is not None
+            and rec.screen_recorder is not None
+            and rec.screen_recorder.started_at is not None
+        )
+
+    return writing
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_each_screen_share_is_a_video_only_part_of_its_own_in_the_records(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    worker, hooks, recordings = await recorded_worker(tmp_path)
+    teacher: Peer | None = None
     shares: list[float] = []
     try:
-        await worker.join(teacher.participant, teacher._send)
-        await teacher.pc.setLocalDescription(await teacher.pc.createOffer())
-        await worker.set_source("room-1", "teacher", str(screen_t.mid), "screen")
-        answer = await worker.offer("room-1", "teacher", teacher.pc.localDescription.sdp)
-        await teacher.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        teacher._answered.set()
+        teacher, screen_t = await sharing_teacher(worker, clips, tmp_path)
         transport = worker.transport("room-1", "teacher")
         assert transport is not None
         router = worker.routers["room-1"]
-
-        def writing() -> bool:
-            rec = router.recording
-            return bool(
-                rec is not None
-                and rec.recorder is not None
-                and rec.recorder.started_at is not None
-                and rec.screen_recorder is not None
-                and rec.screen_recorder.started_at is not None
-            )
-
+        writing = writing_both(worker)
         assert await wait_for(writing, 20)
         lesson_started = time.monotonic()
         share_started = time.monotonic()
@@ -140,7 +175,8 @@ async def test_each_screen_share_is_a_video_only_part_of_its_own_in_the_records(
         assert await wait_for(lambda: len(hooks.parts) == 3, 30), hooks.parts
         await worker.leave("room-1", "teacher")
     finally:
-        await teacher.close()
+        if teacher is not None:
+            await teacher.close()
         await worker.recordings_finished()
         await worker.close()
 
@@ -227,3 +263,53 @@ def test_a_camera_record_hashes_as_it_did_before_the_track_field() -> None:
     assert RecordedFile.model_validate(fields).track == "camera"
     screen = RecordedFile.model_validate({**fields, "track": "screen"})
     assert screen.model_dump(mode="json")["track"] == "screen"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_the_screen_part_ends_when_the_teacher_leaves(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    worker, hooks, recordings = await recorded_worker(tmp_path)
+    teacher: Peer | None = None
+    try:
+        teacher, _ = await sharing_teacher(worker, clips, tmp_path)
+        assert await wait_for(writing_both(worker), 20)
+        started = time.monotonic()
+        await asyncio.sleep(3)
+        await worker.leave("room-1", "teacher")  # the room closes with its only participant
+        shared = time.monotonic() - started
+        await worker.recordings_finished()
+    finally:
+        if teacher is not None:
+            await teacher.close()
+        await worker.close()
+    assert sorted((p.track, p.part) for p in hooks.parts) == [("camera", 1), ("screen", 1)]
+    (screen,) = [p for p in hooks.parts if p.track == "screen"]
+    found = probe(recordings / screen.file)
+    assert found.errors == "" and [s["codec_type"] for s in found.streams] == ["video"]
+    assert abs(found.duration - shared) < 1.5, (found.duration, shared)
+    lines = await hooks.records.raw()
+    assert check_recording(lines, recordings / screen.file).ok
+
+
+def test_a_screen_part_a_crash_left_is_recovered_as_the_screen_track(tmp_path: Path) -> None:
+    """A video-only working file (what a screen part writes) named as a screen part: the
+    recovery finishes it with its index in front and reports it as the screen track."""
+    clip = screen_clip(tmp_path)
+    partial = tmp_path / "room-1" / ("20261202T030000Z-teacher-part2-screen.mp4" + PARTIAL)
+    partial.parent.mkdir()
+    first = next(p for p in clip.packets if p.keyframe)
+    writer = FragmentedMp4Writer(partial, first.data, *SCREEN, audio=False)
+    for packet in clip.packets[:90]:  # 3 s
+        writer.video(packet.data, round(packet.pts * clip.time_base * 90_000), packet.keyframe)
+    writer.close()
+    finished = recover(tmp_path, partial)
+    assert finished is not None and finished.recovered
+    assert (finished.track, finished.part, finished.participant_id) == ("screen", 2, "teacher")
+    final = tmp_path / finished.file
+    assert final.name == "20261202T030000Z-teacher-part2-screen.mp4" and not partial.exists()
+    found = probe(final)
+    assert found.errors == "" and [s["codec_type"] for s in found.streams] == ["video"]
+    assert (found.stream("video")["width"], found.stream("video")["height"]) == SCREEN
+    assert abs(found.duration - 3.0) < 0.5 and moov_first(final)
