@@ -13,17 +13,25 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 Sha256Hex = str
+# Which of the teacher's tracks a part holds: the camera (with the microphone) or the screen
+# share (video only, its own file, parts of its own).
+RecordedTrack = Literal["camera", "screen"]
 
 
 class RecordingFinished(BaseModel):
-    """One finished part of a lesson's recording: a seekable MP4 (H264 + AAC) on the node."""
+    """One finished part of a lesson's recording: a seekable MP4 on the node, H264 + AAC (the
+    camera and microphone) or H264 alone (the screen share, ``track="screen"``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["recording"] = "recording"
     room_id: str = Field(max_length=128)
     participant_id: str = Field(max_length=64, description="whose camera and microphone")
-    part: int = Field(ge=1, description="1, then 2… when the teacher published again")
+    part: int = Field(
+        ge=1,
+        description="1, then 2… when the teacher published again (a screen share: each share)",
+    )
+    track: RecordedTrack = "camera"
     file: str = Field(max_length=512, description="path relative to the recordings directory")
     sha256: Sha256Hex = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -57,6 +65,7 @@ class RecordingCheckpoint(BaseModel):
     room_id: str = Field(max_length=128)
     participant_id: str = Field(max_length=64)
     part: int = Field(ge=1)
+    track: RecordedTrack = "camera"
     file: str = Field(
         max_length=512, description="the part's final name (its working file: +.partial)"
     )

@@ -66,6 +66,7 @@ class LessonRecordings:
             session_id=session.id if session is not None else None,
             participant_id=recording.participant_id,
             part=recording.part,
+            track=recording.track,
             file=recording.file,
             sha256=recording.sha256,
             bytes=recording.bytes,

@@ -50,6 +50,12 @@ def _absent(value: object) -> bool:
     return value is None
 
 
+def _camera(value: object) -> bool:
+    """A recording record's default track: left out of its body (and so of its hash), so the
+    records written before screen shares were recorded hash as they did."""
+    return value == "camera"
+
+
 class ClassroomAttendance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,6 +97,7 @@ class RecordedFile(BaseModel):
     session_id: str | None = Field(default=None, max_length=128)
     participant_id: str = Field(max_length=64)
     part: int = Field(ge=1)
+    track: Literal["camera", "screen"] = Field(default="camera", exclude_if=_camera)
     file: str = Field(max_length=512, description="relative to the recordings directory")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -109,6 +116,7 @@ class RecordedCheckpoint(BaseModel):
     room_id: str = Field(max_length=128)
     participant_id: str = Field(max_length=64)
     part: int = Field(ge=1)
+    track: Literal["camera", "screen"] = Field(default="camera", exclude_if=_camera)
     file: str = Field(
         max_length=512, description="the part's final name; its working file: +.partial"
     )

@@ -1,5 +1,6 @@
 """A Recorder: one part of a lesson's recording, a FrameSink on the teacher's camera (its high
-layer) and microphone producers.
+layer) and microphone producers — or, for the screen share (``track="screen"``), on the screen
+producer alone: a video-only file of its own.
 
 It gets the same shared encoded frames a browser's Consumer gets (never decoded) and hands
 them to its own writer thread through a bounded queue, so the SFU never waits for the disk:
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from contracts.recording import RecordingCheckpoint, RecordingFinished
+from contracts.recording import RecordedTrack, RecordingCheckpoint, RecordingFinished
 from media.instruments import RECORDING_DROPPED_FRAMES, RECORDING_PARTS, RECORDINGS_WRITING
 from media.recording_mux import (
     AUDIO_RATE,
@@ -106,8 +107,10 @@ class Recorder:
         audio: Producer | None,
         settings: RecorderSettings | None = None,
         on_checkpoint: Callable[[RecordingCheckpoint], None] = lambda checkpoint: None,
+        track: RecordedTrack = "camera",
     ) -> None:
         self.directory = directory
+        self.track: RecordedTrack = track  # "screen": video only, no audio track at all
         self.name = name  # the final file, relative to ``directory``
         self.room_id, self.participant_id, self.part = room_id, participant_id, part
         self.settings = settings or RecorderSettings()
@@ -144,6 +147,8 @@ class Recorder:
 
     def set_audio(self, audio: Producer | None) -> None:
         """The teacher's microphone (again, or a new one after a republish)."""
+        if self.track == "screen":
+            audio = None  # the teacher's voice is in the camera's part
         if audio is self.audio:
             return
         if self.audio is not None and self in self.audio.sinks:
@@ -238,7 +243,9 @@ class Recorder:
 
     def _write(self, first: bytes, width: int, height: int) -> None:
         try:
-            writer = self._writer = FragmentedMp4Writer(self.partial_path, first, width, height)
+            writer = self._writer = FragmentedMp4Writer(
+                self.partial_path, first, width, height, audio=self.track == "camera"
+            )
             due = time.monotonic() + self.settings.checkpoint_interval
             while (item := self._queue.get()) is not None:
                 if item.video:
@@ -265,6 +272,7 @@ class Recorder:
             room_id=self.room_id,
             participant_id=self.participant_id,
             part=self.part,
+            track=self.track,
             file=self.name,
             bytes=self._hashed,
             sha256=self._prefix.copy().hexdigest(),
@@ -327,6 +335,7 @@ class Recorder:
             room_id=self.room_id,
             participant_id=self.participant_id,
             part=self.part,
+            track=self.track,
             file=self.name,
             sha256=sha256_file(final),
             bytes=final.stat().st_size,

@@ -59,8 +59,13 @@ def _silence(samples: int) -> Any:
 class FragmentedMp4Writer:
     """One part of a recording, fragment by fragment (not thread-safe: its writer thread's)."""
 
-    def __init__(self, path: Path, first_keyframe: bytes, width: int, height: int) -> None:
+    def __init__(
+        self, path: Path, first_keyframe: bytes, width: int, height: int, *, audio: bool = True
+    ) -> None:
+        """``audio=False``: a video-only file (a screen share: the teacher's voice is in the
+        camera's part), no AAC track, no silence."""
         self.path = path
+        self.with_audio = audio
         # flush_packets: each fragment reaches the file when it is complete, not when ffmpeg's
         # 32 KB I/O buffer happens to fill (measured: a kill lost 2.4 s instead of < 2 s)
         self._out: Any = av.open(
@@ -72,11 +77,13 @@ class FragmentedMp4Writer:
         video.codec_tag = "avc3"
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self._video = video
-        audio: Any = self._out.add_stream("aac", rate=AUDIO_RATE)
-        audio.codec_context.layout = "stereo"
-        audio.codec_context.format = "fltp"
-        audio.codec_context.bit_rate = AAC_BITRATE
-        self._audio = audio
+        self._audio: Any = None
+        if audio:
+            aac: Any = self._out.add_stream("aac", rate=AUDIO_RATE)
+            aac.codec_context.layout = "stereo"
+            aac.codec_context.format = "fltp"
+            aac.codec_context.bit_rate = AAC_BITRATE
+            self._audio = aac
         self._opus: Any = av.CodecContext.create("opus", "r")
         self._resampler: Any = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
         self._fifo: Any = av.AudioFifo()
@@ -102,12 +109,16 @@ class FragmentedMp4Writer:
         packet.is_keyframe = keyframe
         self._out.mux(packet)
         self.video_frames += 1
+        if self._audio is None:
+            return
         behind = pts / VIDEO_CLOCK - self._audio_written / AUDIO_RATE
         if behind > AUDIO_LAG_FILL_SECONDS:
             self._fill_silence(int((pts / VIDEO_CLOCK - AUDIO_LAG_FILL_SECONDS / 2) * AUDIO_RATE))
 
     def audio(self, opus: bytes, position: int) -> None:
         """An Opus packet whose first sample is at ``position`` (48 kHz from the part's start)."""
+        if self._audio is None:
+            return
         if position < self._audio_written - AUDIO_HOLE_SAMPLES:
             return  # overlaps what was already written (late, or silence filled its place)
         if position > self._audio_written + AUDIO_HOLE_SAMPLES:
@@ -147,6 +158,9 @@ class FragmentedMp4Writer:
 
     def close(self) -> None:
         """Audio as long as the video, the last fragment written."""
+        if self._audio is None:
+            self._out.close()
+            return
         end = (self._last_video_pts + VIDEO_CLOCK // 30) * AUDIO_RATE // VIDEO_CLOCK
         self._fill_silence(end)
         self._encode_audio(flush=True)

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 STALE_SECONDS = 120.0
 FASTSTART = ".faststart" + PARTIAL
-# what media.recording_room.part_name writes: <UTC time>-<participant>-part<n>.mp4
-PART_NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+)-part(\d+)\.mp4$")
+# what media.recording_room.part_name writes: <UTC time>-<participant>-part<n>.mp4, and
+# <UTC time>-<participant>-part<n>-screen.mp4 for a screen share's part
+PART_NAME = re.compile(r"^(\d{8}T\d{6}Z)-(.+)-part(\d+)(-screen)?\.mp4$")
 
 
 def left_behind(directory: Path, now: float | None = None) -> list[Path]:
@@ -48,7 +49,7 @@ def recover(directory: Path, partial: Path) -> RecordingFinished | None:
     match = PART_NAME.match(final.name)
     if match is None or final.exists():
         return None
-    stamp, participant, part = match.groups()
+    stamp, participant, part, screen = match.groups()
     started_at = float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ")))
     ended_at = partial.stat().st_mtime
     faststart = final.with_name(final.name + FASTSTART)
@@ -65,6 +66,7 @@ def recover(directory: Path, partial: Path) -> RecordingFinished | None:
         room_id=final.parent.name,
         participant_id=participant[:64],
         part=int(part),
+        track="screen" if screen else "camera",
         file=str(final.relative_to(directory)),
         sha256=sha256_file(final),
         bytes=final.stat().st_size,

@@ -5,6 +5,11 @@ once per room (sanke asks the room's kind). A part starts when the teacher's cam
 layer) appears, ends when the teacher leaves or the room closes; a new part starts when the
 teacher publishes again (a new producer). Finished parts go to ``RecordingHooks.finished``.
 
+The teacher's screen share (the producer of source ``screen``) is recorded as its own track
+while a camera part is written: a video-only file per share (``…-part<n>-screen.mp4``, its own
+part numbers), finished when the share stops or when the camera part ends (the switch, the
+teacher leaving, the room closing); a share started again is a new screen part.
+
 The per-lesson switch (``set_on``, the teacher's or a coordinator's): off finishes the part
 being written (its remux and hash, as when the teacher leaves), on again opens a new part.
 """
@@ -19,7 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contracts.recording import RecordingCheckpoint, RecordingHooks
+from contracts.recording import RecordedTrack, RecordingCheckpoint, RecordingHooks
 from contracts.rooms import Role
 from media.recorder import PARTIAL, Recorder, RecorderSettings
 
@@ -31,12 +36,16 @@ log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^\w.\-]")
 
 
-def part_name(room_id: str, participant_id: str, part: int, at: float) -> str:
-    """``<room>/<UTC time>-<participant>-part<n>.mp4``, safe as a path whatever the ids hold."""
+def part_name(
+    room_id: str, participant_id: str, part: int, at: float, track: RecordedTrack = "camera"
+) -> str:
+    """``<room>/<UTC time>-<participant>-part<n>.mp4`` (a screen share's part:
+    ``…-part<n>-screen.mp4``), safe as a path whatever the ids hold."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
     room = _UNSAFE.sub("_", room_id)
     who = _UNSAFE.sub("_", participant_id)
-    return f"{room}/{stamp}-{who}-part{part}.mp4"
+    suffix = "-screen" if track == "screen" else ""
+    return f"{room}/{stamp}-{who}-part{part}{suffix}.mp4"
 
 
 class RoomRecording:
@@ -58,6 +67,8 @@ class RoomRecording:
         self._asking: asyncio.Task[None] | None = None
         self.recorder: Recorder | None = None
         self.parts = 0
+        self.screen_recorder: Recorder | None = None  # the screen share, while a part runs
+        self.screen_parts = 0
         self.closed = False
         self._finishing: set[asyncio.Task[None]] = set()  # parts finishing, checkpoints
 
@@ -71,6 +82,7 @@ class RoomRecording:
         )
         video = teacher.producer_group("video", "camera").get("high") if teacher else None
         audio = teacher.producer_group("audio").get("main") if teacher else None
+        screen = teacher.producer_group("video", "screen").get("high") if teacher else None
         if self.wanted is None:
             if video is not None and self._asking is None:
                 self._asking = asyncio.get_running_loop().create_task(self._ask())
@@ -81,14 +93,17 @@ class RoomRecording:
         ):
             self._finish(recorder)
             recorder = self.recorder = None
+        sharing = self.screen_recorder
+        if sharing is not None and (
+            recorder is None or sharing.video is not screen or sharing.video.closed
+        ):
+            # the share stopped, or the camera part it goes with ended
+            self._finish(sharing)
+            self.screen_recorder = None
         if not self.wanted or not self.on or video is None or teacher is None:
             return
         if recorder is None:
-            self.parts += 1
-            name = part_name(self.room_id, teacher.id, self.parts, time.time())
-            while self._taken(name):  # the room was opened again within the same second
-                self.parts += 1
-                name = part_name(self.room_id, teacher.id, self.parts, time.time())
+            self.parts, name = self._free(teacher.id, self.parts + 1, "camera")
             recorder = self.recorder = Recorder(
                 self.directory,
                 name,
@@ -102,6 +117,21 @@ class RoomRecording:
             )
             log.info("recording %s: part %d to %s", self.room_id, self.parts, name)
         recorder.set_audio(audio)
+        if screen is not None and self.screen_recorder is None:
+            self.screen_parts, name = self._free(teacher.id, self.screen_parts + 1, "screen")
+            self.screen_recorder = Recorder(
+                self.directory,
+                name,
+                self.room_id,
+                teacher.id,
+                self.screen_parts,
+                screen,
+                None,  # video only: the teacher's voice is in the camera's part
+                self.settings,
+                on_checkpoint=self._checkpoint,
+                track="screen",
+            )
+            log.info("recording %s: screen part %d to %s", self.room_id, self.screen_parts, name)
 
     def set_on(self, on: bool) -> None:
         """Stop (the part being written is finished) or restart (a new part) the recording.
@@ -111,6 +141,15 @@ class RoomRecording:
         if on and self.wanted is False:
             self.wanted = True
         self.update()
+
+    def _free(self, participant_id: str, part: int, track: RecordedTrack) -> tuple[int, str]:
+        """The first part number from ``part`` on whose name is not taken (the room was
+        opened again within the same second), and that name."""
+        name = part_name(self.room_id, participant_id, part, time.time(), track)
+        while self._taken(name):
+            part += 1
+            name = part_name(self.room_id, participant_id, part, time.time(), track)
+        return part, name
 
     def _taken(self, name: str) -> bool:
         final = self.directory / name
@@ -167,8 +206,9 @@ class RoomRecording:
         self.closed = True
         if self._asking is not None and not self._asking.done():
             self._asking.cancel()
-        if self.recorder is not None:
-            self._finish(self.recorder)
-            self.recorder = None
+        for recorder in (self.recorder, self.screen_recorder):
+            if recorder is not None:
+                self._finish(recorder)
+        self.recorder = self.screen_recorder = None
         while self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
