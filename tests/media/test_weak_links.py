@@ -170,6 +170,15 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
             for page in (strong, weak):
                 started = await wait_until(lambda p=page: receives_teachers_high(p, teacher), 30)
                 assert started is not None, (await page.latest(), await teacher.latest())
+            # A lesson under way, not its first second (as test 2): the failing run with the
+            # full print impaired the link when the weak classroom had decoded 11 frames (the
+            # HD check can pass on the first keyframe's burst), and the earlier failures' final
+            # 455-460 frames decoded (15 s at 30 fps) fit the same start. Then the SFU moved it to low and
+            # Chromium went on decoding the low layer's 1-2 packet frames at 30 fps while
+            # reporting 1280x720, never a 180p frame: a switch in a stream's first second is
+            # an open bug of its own (issue 13's note), not this test's link degrading
+            # mid-lesson.
+            await asyncio.sleep(3)
             high = await sent_high(teacher)
             publisher = worker.transport("room-1", teacher.participant_id)
             assert publisher is not None and publisher.uplink.transport_cc
