@@ -21,13 +21,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lessons.recordings import file_sha256
 from lessons.records import RecordingDeleted, RecordLog
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
 SWEEP_INTERVAL_SECONDS = DAY
-HASH_CHUNK = 1 << 20
 
 __all__ = ["RecordingDeleted", "RetentionSweep", "expired"]
 
@@ -53,16 +53,6 @@ def expired(directory: Path, days: float, now: float) -> list[Path]:
         except FileNotFoundError:
             continue  # swept meanwhile (a directory shared by nodes)
     return [path for _, path in sorted(found)]
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class RetentionSweep:
@@ -106,7 +96,7 @@ class RetentionSweep:
         stat = path.stat()
         body = RecordingDeleted(
             file=name,
-            sha256=_sha256(path),
+            sha256=file_sha256(path),
             bytes=stat.st_size,
             modified_at=stat.st_mtime,
             retention_days=self.days,
