@@ -23,7 +23,7 @@ from contracts.layers import ReceivedLayer
 from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
 from media.frame_rate import best_layer
-from media.frames import EncodedFrame
+from media.frames import EncodedFrame, h264_rtp_has_parameter_sets
 from media.instruments import TIME_TO_FIRST_FRAME
 from media.layers import Estimate, LayerChooser
 from media.origin import CLOCK_RATE
@@ -74,6 +74,9 @@ class ConsumerTrack(MediaStreamTrack):
         if not c.queue:
             return None
         producer, frame = c.queue.popleft()
+        if frame.keyframe and c.transceiver is not None:
+            # the sender asks for the next frame once the last one's packets are all out
+            c.keyframe_seq = seams.sender_next_sequence(c.transceiver.sender)
         return seams.OutFrame(frame.payloads, c.rebase(producer, frame))
 
     async def recv(self) -> Any:
@@ -132,6 +135,10 @@ class Consumer:
         self._rtx_at = self.created_at
         self.retransmissions = self.retransmissions_refused = 0
         self._asked_at = -math.inf  # when a keyframe was last asked for
+        # the first packet of the newest keyframe sent (None: not known), and how often a
+        # lost parameter set made the consumer start again at a new keyframe
+        self.keyframe_seq: int | None = None
+        self.rekeys = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -318,6 +325,7 @@ class Consumer:
 
     def filter_nack(self, lost: list[int]) -> list[int]:
         """Which NACKed packets to resend now (see RTX_SPACING_MIN and RTX_SHARE)."""
+        self._rekey_if_parameter_sets_lost(lost)
         now = time.monotonic()
         rtt = seams.sender_rtt(self.transceiver.sender) if self.transceiver else None
         spacing = max(RTX_SPACING_MIN, 1.2 * (rtt or 0.1))
@@ -344,6 +352,38 @@ class Consumer:
                 del self._resent[seq]
         self.retransmissions += len(resend)
         return resend
+
+    def _rekey_if_parameter_sets_lost(self, lost: list[int]) -> None:
+        """The subscriber lost the packet with the SPS/PPS of the keyframe it decodes from:
+        start again at a new keyframe. Chromium's packet buffer hands out an H264 IDR whose
+        parameter-set packet is missing (it takes the frame to begin where the gap ends),
+        its decoder then decodes that IDR and every frame after it with the parameter sets
+        it had: after a switch to low, the old layer's 1280x720 SPS, a garbage picture
+        reported as 720p until the next keyframe, which a Chromium publisher sends only
+        when asked (measured: one such packet lost left a classroom so for good). The
+        retransmission comes after that frame went to the decoder, so only a keyframe
+        mends it; the frames until then are not forwarded (they would decode to garbage)."""
+        if self.kind != "video" or self.transceiver is None or self.need_keyframe:
+            return
+        newest = self.keyframe_seq
+        sender = self.transceiver.sender
+        for seq in lost:
+            if newest is not None and (seq - newest) & 0xFFFF >= 0x8000:
+                continue  # a keyframe before the newest one: replaced already
+            payload = seams.sender_sent_payload(sender, seq)
+            if payload is None or not h264_rtp_has_parameter_sets(payload):
+                continue
+            if not self._sends_h264():
+                return
+            self.rekeys += 1
+            self.need_keyframe = True
+            self.queue.clear()
+            self._request_keyframe()
+            return
+
+    def _sends_h264(self) -> bool:
+        p = self.producers.get(self.layer)
+        return p is not None and (p.mime or "").lower() == "video/h264"
 
     def on_remb_share(self, bps: float) -> None:
         self.remb_bps = bps
@@ -387,6 +427,7 @@ class Consumer:
             keyframes_sent=self.keyframes_sent,
             frames_dropped=self.frames_dropped,
             layer_switches=self.layer_switches,
+            rekeys=self.rekeys,
             remb_bps=self.remb_bps,
             fraction_lost=self.fraction_lost / 256.0,
             fps=self.clock.current_fps(),
