@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role, RoomKind
@@ -36,8 +36,10 @@ from lessons.replay_catalogue import (
 from signaling.audit import audit
 from signaling.http_auth import TOKENS_KEY, authorize, bearer_token, read_json_model
 from signaling.openapi import documented
-from signaling.tokens import REPLAY_PURPOSE, Claims, require_role
+from signaling.tokens import REPLAY_PURPOSE, Claims
 
+# Who has a replay library at all (and admins): a classroom device has none.
+READERS = (Role.coordinator, Role.teacher, Role.viewer, Role.observer)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 10_000
@@ -64,7 +66,7 @@ class ReplayList(BaseModel):
 class PublishRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    published: bool
+    published: StrictBool
 
 
 def can_see(claims: Claims, replay: Replay) -> bool:
@@ -80,7 +82,7 @@ def can_see(claims: Claims, replay: Replay) -> bool:
 
 
 def _reader(claims: Claims) -> Claims:
-    if claims.role is Role.classroom:
+    if claims.role not in (*READERS, Role.admin):
         raise SankeError(ErrorCode.forbidden, "a classroom device has no replay library", 403)
     return claims
 
@@ -147,7 +149,7 @@ def replays(request: web.Request) -> ReplayContext:
     tag="replays",
 )
 async def list_replays(request: web.Request) -> web.Response:
-    claims = _reader(authorize(request))
+    claims = _reader(authorize(request, *READERS))
     wanted, page, size = _filter(request)
     found = [
         r
@@ -172,7 +174,7 @@ async def _visible(request: web.Request, claims: Claims) -> Replay:
     tag="replays",
 )
 async def get_replay(request: web.Request) -> web.Response:
-    claims = _reader(authorize(request))
+    claims = _reader(authorize(request, *READERS))
     replay = await _visible(request, claims)
     link, _ = request.app[TOKENS_KEY].mint_replay_link(claims, replay.id)
     base = f"/api/v1/replays/{quote(replay.id, safe='')}/parts"
@@ -246,7 +248,6 @@ def _inside(directory: Path, file: str) -> Path | None:
 )
 async def publish_replay(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
-    require_role(claims, Role.coordinator)
     body = await read_json_model(request, PublishRequest)
     replay = await _visible(request, claims)
     context = replays(request)
