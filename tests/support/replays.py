@@ -74,6 +74,7 @@ async def part(
     n: int = 1,
     started_at: float | None = None,
     age_days: float = 0.0,
+    seconds: float = 60.0,
 ) -> RecordingFinished:
     """A finished part of ``room_id``'s lesson on disk, told to the hooks as the SFU does."""
     at = started_at if started_at is not None else time.time() - age_days * DAY
@@ -83,7 +84,7 @@ async def part(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     if age_days:
-        os.utime(path, (at + 60, at + 60))
+        os.utime(path, (at + seconds, at + seconds))
     finished = RecordingFinished(
         room_id=room_id,
         participant_id="p_teacher",
@@ -93,8 +94,8 @@ async def part(
         sha256=hashlib.sha256(data).hexdigest(),
         bytes=len(data),
         started_at=at,
-        ended_at=at + 60,
-        duration_seconds=60,
+        ended_at=at + seconds,
+        duration_seconds=seconds,
     )
     await hooks(store).finished(finished)
     return finished
