@@ -121,5 +121,17 @@ async def test_search_play_both_tracks_seek_and_publish(tmp_path: Path) -> None:
             assert await page.text_content("h1") == "Replay library"
             assert await page.text_content("#publish") == "Withdraw"
             await pages.screenshot(page, "replay-library")
+
+            # the coordinator page links to it, with the same token
+            coordinator = await pages.open(
+                "coordinator", h.url(f"/web/coordinator.html?token={token}")
+            )
+            await coordinator.focus("#replay-link")
+            assert await coordinator.text_content("#replay-link") == "录播回放"
+            async with coordinator.expect_navigation():
+                await coordinator.keyboard.press("Enter")
+            await coordinator.wait_for_load_state()
+            await wait_js(coordinator, "document.querySelectorAll('#results button').length === 2")
+            assert token not in coordinator.url and coordinator.url.endswith("/web/replay.html")
             pages.assert_no_console_errors()
             await pages.close()
