@@ -63,7 +63,7 @@ class ReplayList(BaseModel):
     replays: list[Replay] = Field(description="newest first; parts without play links")
 
 
-class PublishRequest(BaseModel):
+class ReplayPublication(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     published: StrictBool
@@ -242,13 +242,13 @@ def _inside(directory: Path, file: str) -> Path | None:
 
 @documented(
     summary="Publish a recorded lesson for viewers, or withdraw it (coordinator, admin)",
-    body=PublishRequest,
+    body=ReplayPublication,
     reply=Replay,
     tag="replays",
 )
 async def publish_replay(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
-    body = await read_json_model(request, PublishRequest)
+    body = await read_json_model(request, ReplayPublication)
     replay = await _visible(request, claims)
     context = replays(request)
     if replay.published is not body.published:
