@@ -100,6 +100,8 @@ async def test_search_play_both_tracks_seek_and_publish(tmp_path: Path) -> None:
             offset = await page.evaluate(f"{CAMERA_T} - {SCREEN_T}")
             assert abs(offset - 5.0) < 0.8, offset  # in step: the share started 5 s in
             assert await page.evaluate(f"{SCREEN_T}") > 6.0  # and it plays on
+            await page.evaluate("window.scrollTo(0, 0)")  # the docs' screenshot: from the top
+            await pages.screenshot(page, "replay-library")
 
             # the slider by keyboard: Home is the lesson's start
             await page.focus("#seek")
@@ -120,7 +122,6 @@ async def test_search_play_both_tracks_seek_and_publish(tmp_path: Path) -> None:
             await press(page, "#lang")
             assert await page.text_content("h1") == "Replay library"
             assert await page.text_content("#publish") == "Withdraw"
-            await pages.screenshot(page, "replay-library")
 
             # the coordinator page links to it, with the same token
             coordinator = await pages.open(
