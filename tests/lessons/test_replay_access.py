@@ -15,6 +15,7 @@ from support.replays import KEY, lesson, part
 from contracts.rooms import Role, RoomKind
 from contracts.store import Store
 from lessons.records import RecordLog
+from lessons.replay_catalogue import ReplayCatalogue
 
 A = "famous-a.2026-11-02"  # sch-a, teacher wang, broadcast, published
 B = "master-b.2026-11-03"  # sch-b, teacher li, master, not published
@@ -229,3 +230,25 @@ async def test_a_play_link_plays_its_own_lesson_only_and_never_stands_for_a_bear
     for query in (f"play={token}", f"token={token}", "play="):
         status, body = await _get(h, f"/api/v1/replays/{A}/parts/1?{query}", {})
         assert status == 401, (query, body)
+
+
+async def test_the_parts_of_a_lesson_from_two_nodes_are_one_lesson_in_order(
+    store: Store, tmp_path: Path
+) -> None:
+    """A failover: the lesson's camera part 1 on one node, its part 1 again on the node that
+    took the room over, and a share in between: one entry, its parts in time order."""
+    recordings = tmp_path / "recordings"
+    room = "famous-f.2026-11-04"
+    await lesson(store, room, day="2026-11-04")
+    second = await part(store, recordings, room, data=b"22", started_at=1_700_000_700, seconds=50)
+    first = await part(store, recordings, room, data=b"1", started_at=1_700_000_000, seconds=600)
+    share = await part(
+        store, recordings, room, data=b"s", track="screen", started_at=1_700_000_100, seconds=30
+    )
+    replay = await ReplayCatalogue(store).get(room)
+    assert replay is not None
+    assert [p.file for p in replay.parts] == [first.file, share.file, second.file]
+    assert [p.n for p in replay.parts] == [1, 2, 3]
+    assert replay.duration_seconds == 750 and replay.bytes == 4
+    assert replay.date == "2026-11-04"  # the session's day, whenever its parts ran
+    assert len(await ReplayCatalogue(store).all()) == 1
