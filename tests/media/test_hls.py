@@ -1,0 +1,118 @@
+"""Live HLS through the real SFU: an aiortc teacher publishes H264 high (640x360) and low
+(320x180) layers and Opus; the packager writes CMAF segments and playlists from the encoded
+frames, and ffprobe judges them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from hls_support import (
+    PackageEverything,
+    hls_worker,
+    joined,
+    layers,
+    live_teacher,
+    parse_master,
+    parse_media,
+    wait_for_segments,
+)
+from recording_probe import decoded_sizes, largest_step, probe, strictly_increasing
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    hooks = PackageEverything()
+    out = tmp_path / "hls"
+    worker = hls_worker(out, hooks, window=4)
+    lesson = layers(tmp_path, clips["low"])
+    try:
+        async with live_teacher(worker, lesson):
+            master_path = out / "room-1" / "master.m3u8"
+            started = time.monotonic()
+            assert await wait_for_segments_of_master(master_path, 4, 25)
+            print(f"first segments of both variants after {time.monotonic() - started:.1f} s")
+            master = master_path.read_text()
+            variants = parse_master(master)
+            live = {uri: parse_media((master_path.parent / uri).read_text()) for _, uri in variants}
+    finally:
+        await worker.close()
+    assert hooks.asked == ["room-1"]
+    assert [a["RESOLUTION"] for a, _ in variants] == ["640x360", "320x180"], master
+    high, low = (a for a, _ in variants)
+    assert int(high["BANDWIDTH"]) > int(low["BANDWIDTH"]) > 20_000, master
+    for attrs, uri in variants:
+        assert attrs["CODECS"].startswith("avc3.42") and attrs["CODECS"].endswith(",mp4a.40.2")
+        playlist = live[uri]
+        # a sliding window, still live: no end, a target of 1-2 s
+        assert not playlist.ended and len(playlist.segments) <= 4 and playlist.target <= 2
+        assert playlist.dates, "EXT-X-PROGRAM-DATE-TIME lets players measure latency"
+    for attrs, uri in variants:
+        variant = (master_path.parent / uri).parent
+        final = parse_media((variant / "index.m3u8").read_text())
+        assert final.ended  # the teacher left: the playlist says the stream ended
+        durations = [d for d, _ in final.segments]
+        assert all(0.9 <= d <= 2.1 for d in durations[:-1]), durations
+        found = probe(joined(variant, final, tmp_path / f"{attrs['RESOLUTION']}.mp4"))
+        assert found.errors == "", found.errors
+        video, audio = found.stream("video"), found.stream("audio")
+        assert (video["codec_name"], video["codec_tag_string"]) == ("h264", "avc3")
+        assert f"{video['width']}x{video['height']}" == attrs["RESOLUTION"]
+        assert audio["codec_name"] == "aac" and int(audio["sample_rate"]) == 48000
+        for kind in ("video", "audio"):
+            times = found.dts_seconds(kind)
+            assert strictly_increasing(times), kind
+            # continuous across segment boundaries
+            assert largest_step(times) < 0.25, (kind, largest_step(times))
+        span = found.dts_seconds("video")[-1] - found.dts_seconds("video")[0]
+        # the playlist's EXTINFs add up to what the segments hold
+        assert abs(sum(durations) - span) < 0.5, (sum(durations), span)
+
+
+async def wait_for_segments_of_master(master: Path, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if master.exists() and len(parse_master(master.read_text())) == 2:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        return False
+    return all(
+        [
+            await wait_for_segments(
+                master.parent / uri, count, max(0.1, deadline - time.monotonic())
+            )
+            for _, uri in parse_master(master.read_text())
+        ]
+    )
+
+
+async def test_a_resolution_change_mid_lesson_stays_one_playable_stream(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    hooks = PackageEverything()
+    out = tmp_path / "hls"
+    worker = hls_worker(out, hooks, playlist_type="event")
+    lesson = layers(tmp_path, clips["low"], resolution_change=True)
+    try:
+        async with live_teacher(worker, lesson):
+            master = out / "room-1" / "master.m3u8"
+            assert await wait_for_segments_of_master(master, 1, 20)
+            high = master.parent / parse_master(master.read_text())[0][1]
+            assert await wait_for_segments(high, 8, 25)  # past the change at 5 s
+    finally:
+        await worker.close()
+    playlist = parse_media(high.read_text())
+    assert playlist.ended and playlist.sequence == 0  # an event playlist keeps every segment
+    found = probe(joined(high.parent, playlist, tmp_path / "high.mp4"))
+    assert found.errors == ""
+    sizes = decoded_sizes(tmp_path / "high.mp4")
+    assert sizes[0] == (640, 360) and sizes.count((480, 270)) > 30, sorted(set(sizes))
+    assert strictly_increasing(found.dts_seconds("video"))
+    # the master playlist says the variant's resolution as it is now
+    assert "RESOLUTION=480x270" in master.read_text(), master.read_text()
