@@ -6,7 +6,16 @@ processes together (sanke) answers from the room's kind (``SANKE_HLS_KINDS``).
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+_UNSAFE = re.compile(r"[^\w.\-]")
+
+
+def room_directory_name(room_id: str) -> str:
+    """The room's directory under the HLS directory, and its URL path segment
+    (``/hls/<this>/master.m3u8``): safe as a path whatever the id holds."""
+    return _UNSAFE.sub("_", room_id)
 
 
 class HlsHooks(Protocol):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import shutil
 import threading
 import time
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contracts.hls import HlsHooks
+from contracts.hls import HlsHooks, room_directory_name
 from contracts.rooms import Role
 from media.hls_packager import HlsPackager, HlsSettings
 from media.hls_playlist import MASTER
@@ -30,13 +29,6 @@ if TYPE_CHECKING:
     from media.transport import Transport
 
 log = logging.getLogger(__name__)
-
-_UNSAFE = re.compile(r"[^\w.\-]")
-
-
-def room_directory_name(room_id: str) -> str:
-    """The room's directory under the HLS directory (and its URL path segment)."""
-    return _UNSAFE.sub("_", room_id)
 
 
 class RoomHls:
