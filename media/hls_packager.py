@@ -45,6 +45,8 @@ Layer = Literal["high", "low"]
 # Audio this far behind the newest video (no microphone, DTX) is caught up with silence, so
 # the muxer's interleaving never holds the video back waiting for sound.
 AUDIO_LAG_FILL_SECONDS = 0.3
+# The master playlist waits this long for every layer's first segment before it lists fewer.
+MASTER_WAIT_SECONDS = 5.0
 
 
 class HlsSettings(BaseModel):
@@ -299,6 +301,10 @@ class HlsPackager:
                 infos.append(info)
         if not infos or not self._changed(infos):
             return
+        expected = set(self.layers)  # a snapshot of the loop's (a dict's keys: atomic)
+        waited = time.monotonic() - (self._start or 0.0)
+        if len(infos) < len(expected) and waited < MASTER_WAIT_SECONDS:
+            return  # a player reads the master once: wait for every layer's first segment
         self._published = infos
         write_atomically(self.directory / MASTER, master_playlist(self.stream, infos))
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -137,6 +138,12 @@ def recordings_directory(media: object) -> Path | None:
     return media.settings.recordings_dir
 
 
+def hls_origins(settings: Settings) -> tuple[str, ...]:
+    """The CDN's origin when viewers fetch live HLS from one (the pages' CSP allows it)."""
+    parsed = urlsplit(settings.hls_public_base)
+    return (f"{parsed.scheme}://{parsed.netloc}",) if parsed.scheme and parsed.netloc else ()
+
+
 def hls_here(media: object) -> Path | None:
     """Where the in-process SFU worker writes live HLS (None: it packages none)."""
     if isinstance(media, RemoteMediaPlane | NullMediaPlane):
@@ -185,7 +192,7 @@ def create_app(
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
-    install_security_headers(app)
+    install_security_headers(app, media_origins=hls_origins(settings))
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(
