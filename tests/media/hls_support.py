@@ -62,8 +62,8 @@ class Layers:
 def layers(directory: Path, low: Path, *, resolution_change: bool = False) -> Layers:
     """``low``: the conftest's 320x180 clip at 120 kbit/s (a keyframe every 2 s)."""
     if resolution_change:
-        big = load_clip(make_clip(directory, "big.ts", size="640x360", seconds=5), "video")
-        small = load_clip(make_clip(directory, "small.ts", size="480x270", seconds=5), "video")
+        big = load_clip(make_clip(directory, "big.ts", size="640x360", seconds=3), "video")
+        small = load_clip(make_clip(directory, "small.ts", size="480x270", seconds=3), "video")
         high = one_after_another(big, small)
     else:
         high = load_clip(make_clip(directory, "high.ts", size="640x360", seconds=10), "video")

@@ -29,13 +29,13 @@ async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
 ) -> None:
     hooks = PackageEverything()
     out = tmp_path / "hls"
-    worker = hls_worker(out, hooks, window=4)
+    worker = hls_worker(out, hooks, window=3)
     lesson = layers(tmp_path, clips["low"])
     try:
         async with live_teacher(worker, lesson):
             master_path = out / "room-1" / "master.m3u8"
             started = time.monotonic()
-            assert await wait_for_segments_of_master(master_path, 4, 25)
+            assert await wait_for_segments_of_master(master_path, 3, 25)
             print(f"first segments of both variants after {time.monotonic() - started:.1f} s")
             master = master_path.read_text()
             variants = parse_master(master)
@@ -50,7 +50,7 @@ async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
         assert attrs["CODECS"].startswith("avc3.42") and attrs["CODECS"].endswith(",mp4a.40.2")
         playlist = live[uri]
         # a sliding window, still live: no end, a target of 1-2 s
-        assert not playlist.ended and len(playlist.segments) <= 4 and playlist.target <= 2
+        assert not playlist.ended and len(playlist.segments) <= 3 and playlist.target <= 2
         assert playlist.dates, "EXT-X-PROGRAM-DATE-TIME lets players measure latency"
     for attrs, uri in variants:
         variant = (master_path.parent / uri).parent
@@ -104,7 +104,7 @@ async def test_a_resolution_change_mid_lesson_stays_one_playable_stream(
             master = out / "room-1" / "master.m3u8"
             assert await wait_for_segments_of_master(master, 1, 20)
             high = master.parent / parse_master(master.read_text())[0][1]
-            assert await wait_for_segments(high, 8, 25)  # past the change at 5 s
+            assert await wait_for_segments(high, 5, 25)  # past the change at 3 s
     finally:
         await worker.close()
     playlist = parse_media(high.read_text())
