@@ -21,7 +21,7 @@ from hls_support import (
 )
 from recording_probe import decoded_sizes, largest_step, probe, strictly_increasing
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(120)]
 
 
 async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
@@ -116,3 +116,58 @@ async def test_a_resolution_change_mid_lesson_stays_one_playable_stream(
     assert strictly_increasing(found.dts_seconds("video"))
     # the master playlist says the variant's resolution as it is now
     assert "RESOLUTION=480x270" in master.read_text(), master.read_text()
+    await _chromium_follows_the_change(out, high.relative_to(out))
+
+
+PAGE = """<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
+<script src="/web/vendor/hls.js/hls.min.js"></script>
+<script>
+  const v = document.getElementById("v");
+  window.widths = [];
+  window.failure = null;
+  v.addEventListener("resize", () => window.widths.push(v.videoWidth));
+  v.addEventListener("error", () => window.failure = String(v.error && v.error.message));
+  const url = "/hls/{playlist}";
+  if (location.hash === "#hlsjs") {
+    const hls = new Hls({ enableWorker: false });
+    hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.failure = d.details; });
+    hls.loadSource(url); hls.attachMedia(v);
+  } else { v.src = url; }
+  v.play().catch(() => {});
+</script></body></html>"""
+
+
+async def _chromium_follows_the_change(directory: Path, playlist: Path) -> None:
+    """Chromium plays the variant through its new SPS (avc3: one init segment), natively and
+    with hls.js, and its picture follows: 640 wide, then 480."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from support.browser import chromium, wait_js
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(
+            text=PAGE.replace("{playlist}", str(playlist)), content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_static("/hls", directory)
+    app.router.add_static("/web", Path(__file__).resolve().parents[2] / "web")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with chromium() as browser:
+            for how in ("native", "hlsjs"):
+                tab = await browser.new_page()  # type: ignore[attr-defined]
+                await tab.goto(str(server.make_url("/")) + f"#{how}")
+                video = "document.getElementById('v')"
+                assert await wait_js(tab, f"{video}.videoWidth === 640", 20_000), how
+                assert await wait_js(tab, f"{video}.videoWidth === 480", 20_000), (
+                    how,
+                    await tab.evaluate("[window.widths, window.failure]"),
+                )
+                assert await tab.evaluate("window.failure") is None, how
+                print(how, "widths Chromium showed:", await tab.evaluate("window.widths"))
+                await tab.close()
+    finally:
+        await server.close()
