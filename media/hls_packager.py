@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from media.aac import AUDIO_RATE, OpusToAac
 from media.hls_playlist import MASTER, VariantInfo, master_playlist, write_atomically
 from media.hls_variant import HlsVariant, PlaylistType
+from media.instruments import HLS_DROPPED_FRAMES, HLS_SEGMENT_DELAY, HLS_SEGMENTS, HLS_STREAMS
 from media.recorder import Timeline
 from media.recording_mux import VIDEO_CLOCK
 
@@ -117,6 +118,7 @@ class HlsPackager:
         self._audio_line: Timeline | None = None
         self.closed = False
         self.dropped = 0
+        self.keyframes_asked = 0
         self._start: float | None = None
         self.started_at: float | None = None
         self._queue: queue.Queue[_Item | None] = queue.Queue(self.settings.queue_frames)
@@ -192,6 +194,7 @@ class HlsPackager:
             and now - layer.asked_at >= self.settings.keyframe_interval / 4
         ):
             layer.asked_at = now
+            self.keyframes_asked += 1
             layer.producer.request_keyframe()
         if layer.need_keyframe:
             if not frame.keyframe or frame.width is None or frame.height is None:
@@ -213,6 +216,7 @@ class HlsPackager:
         self._start, self.started_at = now, time.time()
         self._thread = threading.Thread(target=self._write, name=f"hls-{self.room_id}", daemon=True)
         self._thread.start()
+        HLS_STREAMS.inc()
 
     def _put(self, item: _Item) -> bool:
         try:
@@ -220,6 +224,7 @@ class HlsPackager:
             return True
         except queue.Full:
             self.dropped += 1
+            HLS_DROPPED_FRAMES.inc()
             return False
 
     def on_gap(self, producer: Producer) -> None:
@@ -257,10 +262,16 @@ class HlsPackager:
                 lag = newest_video * AUDIO_RATE // VIDEO_CLOCK - aac.written
                 if lag > AUDIO_LAG_FILL_SECONDS * AUDIO_RATE:
                     aac.fill_to(newest_video * AUDIO_RATE // VIDEO_CLOCK - AUDIO_RATE // 10)
+                before = (variant.width, variant.height)
                 if variant.video(item.data, item.position, item.keyframe, item.size):
-                    self.segment_latencies.append(time.monotonic() - item.arrived)
+                    delay = time.monotonic() - item.arrived
+                    self.segment_latencies.append(delay)
                     del self.segment_latencies[:-100]
+                    HLS_SEGMENT_DELAY.observe(delay)
+                    HLS_SEGMENTS.labels(item.layer).inc()
                     self._write_master()
+                elif (variant.width, variant.height) != before:
+                    self._write_master()  # a new resolution: RESOLUTION says it
             aac.flush()
         except Exception:
             self.failed = True
@@ -333,5 +344,7 @@ class HlsPackager:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
+            self._thread = None
+            HLS_STREAMS.dec()
         if remove:
             shutil.rmtree(self.stream_directory, ignore_errors=True)

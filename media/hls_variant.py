@@ -109,7 +109,6 @@ class HlsVariant:
             cut = True
         if keyframe and size is not None and size != (self.width, self.height):
             self.width, self.height = size  # a new SPS: in band (avc3), the player follows
-            cut = True
         packet = av.Packet(data)
         packet.stream = self._video
         packet.pts = packet.dts = pts

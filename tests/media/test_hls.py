@@ -171,3 +171,34 @@ async def _chromium_follows_the_change(directory: Path, playlist: Path) -> None:
                 await tab.close()
     finally:
         await server.close()
+
+
+async def test_the_packager_asks_each_layer_for_a_keyframe_every_second(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    """A pre-encoded clip with a 20 s GOP ignores the requests: what counts is that they go
+    upstream as PLIs at the cadence (Chromium answers them: docs/recording.md measured it)."""
+    from media_peers import Peer, load_clip, wait_for
+
+    from contracts.rooms import Role
+
+    hooks = PackageEverything()
+    worker = hls_worker(tmp_path / "hls", hooks)
+    teacher = Peer(worker, "teacher", Role.teacher)
+    teacher.publish(None, [(load_clip(clips["h264_long_gop"], "video"), "video/H264")])
+    try:
+        await teacher.connect()
+        router = worker.routers["room-1"]
+        assert await wait_for(lambda: router.hls is not None and router.hls.packager, 20)
+        assert router.hls is not None and router.hls.packager is not None
+        packager = router.hls.packager
+        producer = packager.layers["high"].producer
+        assert await wait_for(lambda: bool(packager.variants), 10)  # its first keyframe came
+        plis_before, asked_before = producer.plis_sent, packager.keyframes_asked
+        await asyncio.sleep(3.0)
+        # asked from 1 s on, and again every 0.25 s while none comes (throttled to 2/s)
+        assert packager.keyframes_asked - asked_before >= 6, packager.keyframes_asked
+        assert producer.plis_sent - plis_before >= 4, producer.plis_sent
+    finally:
+        await teacher.close()
+        await worker.close()
