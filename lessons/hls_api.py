@@ -36,7 +36,7 @@ CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".m4s": "video/iso.segment", ".mp4": "v
 PLAYLIST_CACHE = "public, max-age=1, s-maxage=1"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 # what the packager writes (media/hls_room.py, media/hls_variant.py), nothing else
-_ROOM = r"[\w.\-]{1,128}"
+_ROOM = r"(?!\.{1,2}/)[\w.\-]{1,128}"  # never "." or "..": nothing outside the directory
 _FILE = re.compile(
     rf"^(?P<room>{_ROOM})/(?:master\.m3u8|[\w\-]{{1,64}}/(?:high|low)/"
     r"(?:index\.m3u8|init\.mp4|seg\d{1,9}\.m4s))$"

@@ -67,3 +67,14 @@ def test_a_served_playlist_signs_each_inner_uri_for_its_own_path() -> None:
         assert verdict == Verdict.ok, uri
         # a signature for one segment does not open another
         assert signer.check("/hls/room-1/S1/high/seg000009.m4s", auth)[0] == Verdict.wrong
+
+
+def test_only_what_the_packager_writes_can_be_named() -> None:
+    from lessons.hls_api import _FILE
+
+    served = ["room-1/master.m3u8", "r/20261203T131747Z-1/low/index.m3u8", "r/S-1/high/init.mp4"]
+    served.append("r/S-1/high/seg000001.m4s")
+    refused = ["../master.m3u8", "./master.m3u8", "r/../high/init.mp4", "r/S/mid/init.mp4"]
+    refused += ["r/S-1/high/seg000001.m4s.tmp", "r/S-1/high/index.m3u8.tmp", "r/x.txt", ""]
+    assert all(_FILE.match(path) for path in served)
+    assert not any(_FILE.match(path) for path in refused)
