@@ -19,6 +19,25 @@ from media.ice_policy import IcePolicy, parse_networks
 # Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
 CommaList = Annotated[list[str], NoDecode]
 
+
+def parse_kind_days(items: list[str]) -> dict[RoomKind, float]:
+    """``["broadcast:365", "dedicated:7"]`` as days per room kind; ValueError naming a bad one."""
+    found: dict[RoomKind, float] = {}
+    for item in items:
+        kind, sep, days = item.partition(":")
+        try:
+            room_kind = RoomKind(kind.strip())
+            value = float(days)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not kind:days (kinds {[k.value for k in RoomKind]})"
+            ) from None
+        if not sep or not 0 < value <= 36500:
+            raise ValueError(f"{item!r}: days must be 0 < days <= 36500")
+        found[room_kind] = value
+    return found
+
+
 # Known to everyone: the server refuses it unless in demo/dev mode.
 DEFAULT_TOKEN_SECRET = "sanke-insecure-dev-secret-change-me-0000"
 
@@ -224,6 +243,11 @@ class Settings(BaseSettings):
         description="finished recordings older than this many days are deleted, each "
         "deletion a teaching record (unset: kept until an operator deletes them)",
     )
+    recordings_retention_days_by_kind: CommaList = Field(
+        default_factory=list,
+        description="retention per room kind, overriding recordings_retention_days for those "
+        "kinds (comma-separated kind:days, e.g. broadcast:365,dedicated:7)",
+    )
     recording_checkpoint_seconds: float = Field(
         default=60.0,
         ge=1,
@@ -337,6 +361,7 @@ class Settings(BaseSettings):
         "metrics_host",
         "record_kinds",
         "hls_kinds",
+        "recordings_retention_days_by_kind",
         mode="before",
     )
     @classmethod
@@ -359,6 +384,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown room kinds {unknown}: use {sorted(known)}")
         return value
+
+    @field_validator("recordings_retention_days_by_kind")
+    @classmethod
+    def _kind_days(cls, value: list[str]) -> list[str]:
+        parse_kind_days(value)
+        return value
+
+    def retention_by_kind(self) -> dict[RoomKind, float]:
+        return parse_kind_days(self.recordings_retention_days_by_kind)
 
     def recordings_path(self) -> Path:
         return (
