@@ -82,6 +82,12 @@ class RoomHls:
                 self.directory, stream, self.room_id, high, low, audio, self.settings
             )
             log.info("HLS of %s: stream %s", self.room_id, stream)
+            if self.streams == 1 and self.settings.playlist_type == "live":
+                # a live window a previous process left (it stopped before its linger
+                # ended): a room is hosted by one node at a time, so nobody plays it now
+                threading.Thread(
+                    target=_remove_others, args=(self.directory, stream), daemon=True
+                ).start()
             return
         packager.set_layers(high, low)
         packager.set_audio(audio)
@@ -127,6 +133,16 @@ class RoomHls:
 
 def _remove_in_thread(packager: HlsPackager) -> None:
     threading.Thread(target=_remove_stream, args=(packager,), daemon=True).start()
+
+
+def _remove_others(directory: Path, keep: str) -> None:
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir() and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _remove_stream(packager: HlsPackager) -> None:

@@ -31,6 +31,10 @@ async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
     out = tmp_path / "hls"
     worker = hls_worker(out, hooks, window=3)
     lesson = layers(tmp_path, clips["low"])
+    # a live window a previous process left behind (it stopped before its linger ended)
+    left = out / "room-1" / "20200101T000000Z-1" / "high"
+    left.mkdir(parents=True)
+    (left / "seg000001.m4s").write_bytes(b"old")
     try:
         async with live_teacher(worker, lesson):
             master_path = out / "room-1" / "master.m3u8"
@@ -39,6 +43,7 @@ async def test_a_live_lesson_is_two_variants_of_cmaf_segments(
             print(f"first segments of both variants after {time.monotonic() - started:.1f} s")
             master = master_path.read_text()
             variants = parse_master(master)
+            assert not left.exists()  # removed when the room's first stream started
             live = {uri: parse_media((master_path.parent / uri).read_text()) for _, uri in variants}
     finally:
         await worker.close()
