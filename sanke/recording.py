@@ -65,6 +65,7 @@ def worker_settings(settings: Settings, *, hls: bool = True) -> Any:
         hls_dir=settings.hls_path() if hls else None,
         hls=HlsSettings(
             segment_seconds=settings.hls_segment_seconds,
+            keyframe_interval=settings.hls_keyframe_seconds,
             window=settings.hls_window,
             playlist_type=settings.hls_playlist_type,
         ),

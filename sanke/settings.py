@@ -285,6 +285,13 @@ class Settings(BaseSettings):
     hls_segment_seconds: float = Field(
         default=1.0, ge=0.5, le=10, description="HLS segments are cut at a keyframe this long"
     )
+    hls_keyframe_seconds: float = Field(
+        default=1.0,
+        gt=0.2,
+        le=10,
+        description="while HLS runs, each camera layer is asked for a keyframe this often "
+        "(segments are cut at keyframes; docs/hls.md for its cost)",
+    )
     hls_window: int = Field(default=6, ge=3, le=60, description="segments in a live playlist")
     hls_playlist_type: Literal["live", "event"] = Field(
         default="live", description="live: a sliding window; event: every segment kept"
