@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from contracts.hls import HlsHooks
 from contracts.media import MediaPlane, NullMediaPlane
 from contracts.recording import RecordingHooks
 from contracts.store import Store, new_store
@@ -17,6 +19,8 @@ from contracts.store.watch import StoreWatch
 from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
+from lessons.hls_api import setup_hls_routes
+from lessons.hls_signing import UrlSigner
 from lessons.records import RecordLog
 from lessons.replay_api import ReplayContext, setup_replay_routes
 from lessons.replay_catalogue import ReplayCatalogue, recorded_files
@@ -27,7 +31,7 @@ from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_recordings, retention_sweep, worker_settings
+from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -48,6 +52,7 @@ from signaling.presence import Presence
 from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
 from signaling.rights import Rights
+from signaling.rooms import RoomRepository
 from signaling.service import RoomService
 from signaling.tokens import TokenService
 from signaling.web_security import install_security_headers
@@ -69,13 +74,15 @@ RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
 Serves = Literal["all", "signaling", "scheduler"]
 
 
-def default_media_plane(settings: Settings, recording: RecordingHooks | None = None) -> MediaPlane:
+def default_media_plane(
+    settings: Settings, recording: RecordingHooks | None = None, hls: HlsHooks | None = None
+) -> MediaPlane:
     """The in-process SFU worker when media is enabled (imported only then: aiortc is big)."""
     if not settings.media:
         return NullMediaPlane()
     from media.worker import Worker
 
-    return Worker(worker_settings(settings), recording)
+    return Worker(worker_settings(settings), recording, hls)
 
 
 def media_observability(media: MediaPlane) -> Any:
@@ -133,6 +140,23 @@ def recordings_directory(media: object) -> Path | None:
     return media.settings.recordings_dir
 
 
+def hls_origins(settings: Settings) -> tuple[str, ...]:
+    """The CDN's origin when viewers fetch live HLS from one (the pages' CSP allows it)."""
+    parsed = urlsplit(settings.hls_public_base)
+    return (f"{parsed.scheme}://{parsed.netloc}",) if parsed.scheme and parsed.netloc else ()
+
+
+def hls_here(media: object) -> Path | None:
+    """Where the in-process SFU worker writes live HLS (None: it packages none)."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    if not isinstance(media, Worker) or media.hls_hooks is None:
+        return None
+    return media.settings.hls_dir
+
+
 async def index_replays(
     catalogue: ReplayCatalogue, records: RecordLog, directory: Path | None
 ) -> None:
@@ -157,13 +181,15 @@ def offer_check() -> Callable[[str], None]:
     return lambda sdp: check_sdp(sdp, "offer")
 
 
-def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) -> Any:
+def local_sfu_node(
+    settings: Settings, store: Store, recording: RecordingHooks, hls: HlsHooks | None = None
+) -> Any:
     from media.node import SfuNode
     from media.worker import Worker
 
     return SfuNode(
         store,
-        Worker(worker_settings(settings), recording),
+        Worker(worker_settings(settings), recording, hls),
         f"{settings.node_id}-sfu",
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
@@ -184,7 +210,7 @@ def create_app(
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
-    install_security_headers(app)
+    install_security_headers(app, media_origins=hls_origins(settings))
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(
@@ -201,14 +227,15 @@ def create_app(
     records = RecordLog(store, records_keys(settings))
     if media is None:
         recording = lesson_recordings(settings, store, records)
+        hls = lesson_hls(settings, store)
         if settings.redis_url:
             # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
             # process on Redis is also one of those nodes, so several of them form a cluster.
             media = remote_media = RemoteMediaPlane(store, hub, settings.node_id, watch)
             if settings.media:
-                local_node = local_sfu_node(settings, store, recording)
+                local_node = local_sfu_node(settings, store, recording, hls)
         else:
-            media = default_media_plane(settings, recording)
+            media = default_media_plane(settings, recording, hls)
     sweep = max(1.0, settings.heartbeat_seconds / 3)
     rights = Rights(store, sweep_seconds=sweep)
     service = RoomService(
@@ -293,6 +320,17 @@ def create_app(
         port=settings.metrics_port,
         hosts=settings.metrics_host or settings.host,
     )
+    hls_directory = hls_here(local_node.worker if local_node else media)
+    if signaling and hls_directory is not None:
+        # the files this process's SFU worker writes (a CDN or nginx in front: docs/hls.md)
+        setup_hls_routes(
+            app,
+            hls_directory,
+            UrlSigner(settings.hls_signing_key(), settings.hls_url_ttl_seconds),
+            RoomRepository(store),
+            settings.hls_room_kinds(),
+            settings.hls_public_base,
+        )
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 

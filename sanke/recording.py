@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.store import Store
+from lessons.hls import LessonHls
 from lessons.recording_retention import RetentionSweep
 from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
@@ -15,6 +16,12 @@ from lessons.replay_catalogue import ReplayCatalogue
 from lessons.repository import SessionRepository
 from sanke.settings import Settings
 from signaling.rooms import RoomRepository
+
+
+def lesson_hls(settings: Settings, store: Store) -> LessonHls | None:
+    """The HLS policy (by room kind), where any kind is packaged."""
+    kinds = settings.hls_room_kinds()
+    return LessonHls(RoomRepository(store), kinds) if kinds else None
 
 
 def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> LessonRecordings:
@@ -42,8 +49,9 @@ def retention_sweep(
     return RetentionSweep(directory, records, days, by_kind=by_kind, catalogue=catalogue)
 
 
-def worker_settings(settings: Settings) -> Any:
+def worker_settings(settings: Settings, *, hls: bool = True) -> Any:
     """The SFU worker's settings from the process's: its ICE policy, where and how it records."""
+    from media.hls_packager import HlsSettings
     from media.recorder import RecorderSettings
     from media.worker import WorkerSettings
 
@@ -53,5 +61,12 @@ def worker_settings(settings: Settings) -> Any:
         recorder=RecorderSettings(
             keyframe_interval=settings.recording_keyframe_seconds,
             checkpoint_interval=settings.recording_checkpoint_seconds,
+        ),
+        hls_dir=settings.hls_path() if hls else None,
+        hls=HlsSettings(
+            segment_seconds=settings.hls_segment_seconds,
+            keyframe_interval=settings.hls_keyframe_seconds,
+            window=settings.hls_window,
+            playlist_type=settings.hls_playlist_type,
         ),
     )

@@ -17,7 +17,7 @@ from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.worker import Worker
-from sanke.recording import lesson_recordings, retention_sweep, worker_settings
+from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
@@ -78,7 +78,13 @@ async def _recover(worker: Worker) -> None:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker(worker_settings(settings), _recording(settings, store))
+    # a node packages HLS only where it was given a place for the files (SANKE_HLS_DIR)
+    packages = bool(settings.hls_dir)
+    worker = Worker(
+        worker_settings(settings, hls=packages),
+        _recording(settings, store),
+        lesson_hls(settings, store) if packages else None,
+    )
     node = SfuNode(
         store,
         worker,
