@@ -187,8 +187,8 @@ class RtmpIngest:
         if connection is not self._connection:
             return
         self._connection = None
-        if self.state == "refused" and message is None:
-            return
+        if self.state == "refused":
+            return  # it stays refused, with the setting to change, until the next push
         self._set("reconnecting", message or "the encoder stopped pushing; waiting for it")
 
     def refuse(self, connection: PushConnection, message: str) -> None:

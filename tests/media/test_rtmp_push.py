@@ -5,6 +5,7 @@ classroom that decodes it at 1280x720, the audio arrives as Opus."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -104,3 +105,137 @@ async def test_a_push_reaches_the_classroom_as_h264_at_720p_with_opus(
             )
         finally:
             await classroom.close()
+
+
+async def test_b_frames_are_refused_naming_the_encoder_setting(
+    worker: Worker, server: RtmpServer, tmp_path: Path
+) -> None:
+    await push_teacher(worker, "key-b")
+    push = FfmpegPush(url(server, "key-b"), tmp_path / "ffmpeg.log", bframes=2, audio=False)
+    with push:
+        status = await wait_state(worker, "refused", 20)
+        assert status.state == "refused", status
+        assert status.message is not None and "B-frames" in status.message
+        assert "bframes=0" in status.message  # the OBS setting to change
+        assert await wait_for(push.exited, 10), "the refused push was not cut off"
+        assert "B-frames" in push.output()  # FFmpeg prints the server's error status
+        transport = worker.transport("room-1", "encoder")
+        assert transport is not None
+        assert transport.producers["rtsp-high"].frames == 0  # nothing reached the room
+
+
+async def test_a_wrong_key_is_refused_and_changes_nothing(
+    worker: Worker, server: RtmpServer, tmp_path: Path
+) -> None:
+    await push_teacher(worker, "the-right-key")
+    with FfmpegPush(url(server, "a-wrong-key"), tmp_path / "ffmpeg.log", audio=False) as push:
+        assert await wait_for(push.exited, 15), "a push with a wrong key was let in"
+        assert "no lesson is open for this stream key" in push.output()
+    status = await status_of(worker)
+    assert (status.state, status.frames) == ("connecting", 0)
+    assert not server.sessions
+
+
+async def test_pulling_the_plug_and_pushing_again_resumes_the_picture(
+    worker: Worker, server: RtmpServer, tmp_path: Path
+) -> None:
+    await push_teacher(worker, "key-plug")
+    classroom = Peer(worker, "class-1", Role.classroom)
+    try:
+        await classroom.connect()
+        with FfmpegPush(url(server, "key-plug"), tmp_path / "one.log", audio=False) as push:
+            assert await wait_for(lambda: any(r.frames >= 20 for r in classroom.video()), 30)
+            push.kill()
+            status = await wait_state(worker, "reconnecting", 10)
+            assert status.state == "reconnecting", status
+        (video,) = classroom.video("encoder")
+        frames = video.frames
+        with FfmpegPush(url(server, "key-plug"), tmp_path / "two.log", audio=False):
+            assert (await wait_state(worker, "connected", 15)).state == "connected"
+            assert await wait_for(lambda: video.frames >= frames + 25, 20), video
+        assert video.last_size == (1280, 720)
+        assert (await status_of(worker)).reconnects == 1
+    finally:
+        await classroom.close()
+
+
+def _handshake(sock: socket.socket) -> None:
+    sock.sendall(b"\x03" + bytes(1536))
+    received = b""
+    while len(received) < 1 + 2 * 1536:
+        chunk = sock.recv(8192)
+        assert chunk, "the server closed during the handshake"
+        received += chunk
+    sock.sendall(received[1:1537])  # C2: S1 echoed
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (TimeoutError, OSError) as exc:
+        return not isinstance(exc, TimeoutError)
+
+
+@pytest.mark.parametrize("bad", ["garbage", "truncated-handshake", "oversized-message"])
+async def test_a_bad_publisher_is_cut_off_and_another_goes_on(
+    worker: Worker, tmp_path: Path, bad: str
+) -> None:
+    settings = RtmpSettings(port=0, hosts=["127.0.0.1"], handshake_timeout=2.0)
+    server = RtmpServer(worker.pushes, settings)
+    await server.start()
+    await push_teacher(worker, "good-key")
+    classroom = Peer(worker, "class-1", Role.classroom)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        await classroom.connect()
+        with FfmpegPush(url(server, "good-key"), tmp_path / "ffmpeg.log", audio=False):
+            assert await wait_for(lambda: any(r.frames >= 10 for r in classroom.video()), 30)
+            (video,) = classroom.video("encoder")
+            if bad == "garbage":
+                sock.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)) * 64)
+            elif bad == "truncated-handshake":
+                sock.sendall(b"\x03" + bytes(700))
+            else:
+                await asyncio.to_thread(_handshake, sock)
+                # a full chunk header announcing a ~16 MB message on chunk stream 3
+                header = bytes([0x03]) + bytes(3) + (0xFFFFF0).to_bytes(3, "big")
+                sock.sendall(header + bytes([20]) + bytes(4) + bytes(128))
+            assert await asyncio.to_thread(_closed_by_server, sock, 6.0)
+            frames = video.frames
+            assert await wait_for(lambda: video.frames >= frames + 25, 10), video
+            assert (await status_of(worker)).state == "connected"
+    finally:
+        sock.close()
+        await classroom.close()
+        await server.stop()
+
+
+async def test_two_pushes_at_once_each_to_its_room(
+    worker: Worker, server: RtmpServer, tmp_path: Path
+) -> None:
+    await push_teacher(worker, "key-a", "room-a")
+    await push_teacher(worker, "key-b", "room-b")
+    a = Peer(worker, "class-a", Role.classroom, room="room-a")
+    b = Peer(worker, "class-b", Role.classroom, room="room-b")
+    try:
+        await a.connect()
+        await b.connect()
+        with (
+            FfmpegPush(url(server, "key-a"), tmp_path / "a.log", audio=False),
+            FfmpegPush(url(server, "key-b", "::1"), tmp_path / "b.log", size="640x360"),
+        ):
+            assert await wait_for(
+                lambda: (
+                    any(r.frames >= 20 for r in a.video())
+                    and any(r.frames >= 20 for r in b.video())
+                ),
+                30,
+            )
+            assert a.video()[0].sizes == {(1280, 720)}
+            assert b.video()[0].sizes == {(640, 360)}
+    finally:
+        await a.close()
+        await b.close()
