@@ -35,7 +35,11 @@ PORTS = {"sfu-a": free_port(), "sfu-b": free_port()}
 @pytest.fixture
 def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     prefix = fresh_prefix()
-    env = {name: {"SANKE_RTMP_PORT": str(port)} for name, port in PORTS.items()}
+    # its own RTMP port each; no drain at the end (the test's room would hold it 10 s)
+    env = {
+        name: {"SANKE_RTMP_PORT": str(port), "SANKE_DRAIN_GRACE_SECONDS": "0"}
+        for name, port in PORTS.items()
+    }
     try:
         with running_cluster(
             redis_url, prefix, tmp_path, signaling_count=1, node_env=env
