@@ -87,7 +87,8 @@ class ChunkReader:
 
     async def read(self, n: int) -> bytes:
         try:
-            data = await asyncio.wait_for(self.reader.readexactly(n), self.idle_timeout)
+            async with asyncio.timeout(self.idle_timeout):  # no task per read (wait_for's)
+                data = await self.reader.readexactly(n)
         except TimeoutError as exc:
             raise ChunkError(f"nothing received for {self.idle_timeout:.0f} s") from exc
         self.bytes_read += n

@@ -5,6 +5,7 @@ classroom that decodes it at 1280x720, the audio arrives as Opus."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,16 @@ from support.rtmp_push import FfmpegPush, key_sha256
 
 from contracts.media import PullRequest, PullStatus
 from contracts.rooms import Participant, Role
+from media import amf0
+from media.rtmp_chunk import (
+    COMMAND_AMF0,
+    DATA_AMF0,
+    SET_CHUNK_SIZE,
+    VIDEO,
+    ChunkReader,
+    ChunkWriter,
+    Message,
+)
 from media.rtmp_server import RtmpServer, RtmpSettings
 from media.worker import Worker
 
@@ -243,3 +254,82 @@ async def test_two_pushes_at_once_each_to_its_room(
     finally:
         await a.close()
         await b.close()
+
+
+class RawPublisher:
+    """A minimal RTMP publisher (for what FFmpeg will not send: H.265 in FLV, a flood)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def publish(self, key: str) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(b"\x03" + bytes(1536))
+        s0s1s2 = await self.reader.readexactly(1 + 2 * 1536)
+        self.writer.write(s0s1s2[1:1537])
+        self.out = ChunkWriter(self.writer)
+        self.chunks = ChunkReader(self.reader, max_message=1 << 20, idle_timeout=5)
+        self.command("connect", 1.0, {"app": "live", "tcUrl": "rtmp://127.0.0.1/live"})
+        self.command("createStream", 2.0, None)
+        self.command("publish", 3.0, None, key, "live", stream=1)
+        await self.writer.drain()
+        while True:
+            message = await self.chunks.message()
+            if message.type_id == SET_CHUNK_SIZE:
+                self.chunks.set_chunk_size(int.from_bytes(message.body[:4], "big"))
+            if message.type_id == COMMAND_AMF0 and "NetStream.Publish" in str(
+                amf0.decode_all(message.body)
+            ):
+                return
+
+    def command(self, name: str, *values: amf0.AmfValue, stream: int = 0) -> None:
+        self.out.write(3, Message(COMMAND_AMF0, stream, 0, amf0.encode(name, *values)))
+
+    def send(self, type_id: int, body: bytes, timestamp: int = 0) -> None:
+        self.out.write(6, Message(type_id, 1, timestamp, body))
+
+    async def closed_by_server(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(65536):
+                    pass
+            return True
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+
+
+async def test_h265_in_flv_is_refused_naming_the_setting(
+    worker: Worker, server: RtmpServer
+) -> None:
+    await push_teacher(worker, "key-hevc")
+    publisher = RawPublisher(server.port)
+    await publisher.publish("key-hevc")
+    assert (await status_of(worker)).state == "connected"
+    publisher.send(VIDEO, bytes([0x1C, 0, 0, 0, 0]) + bytes(64))  # keyframe, codec id 12
+    assert await publisher.closed_by_server(5)
+    status = await status_of(worker)
+    assert status.state == "refused", status
+    assert status.message is not None and "H.265" in status.message and "H.264" in status.message
+
+
+async def test_a_publisher_over_its_bitrate_cap_is_cut_off(worker: Worker) -> None:
+    settings = RtmpSettings(port=0, hosts=["127.0.0.1"], max_bitrate_bps=400_000)
+    server = RtmpServer(worker.pushes, settings)
+    await server.start()
+    try:
+        await push_teacher(worker, "key-flood")
+        publisher = RawPublisher(server.port)
+        await publisher.publish("key-flood")
+        for i in range(600):  # ~2.4 MB at once: 50 kB/s with 200 kB of burst allowed
+            publisher.send(DATA_AMF0, bytes(4000), i)
+            if i % 50 == 0:
+                with contextlib.suppress(ConnectionError):
+                    await publisher.writer.drain()
+        assert await publisher.closed_by_server(5)
+        status = await status_of(worker)
+        assert status.state == "reconnecting" and status.message is not None
+        assert "400 kbps" in status.message
+    finally:
+        await server.stop()
