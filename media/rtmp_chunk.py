@@ -1,8 +1,9 @@
 """RTMP's chunk stream (Adobe RTMP specification 1.0, 5.3): messages cut into chunks.
 
 ``ChunkReader`` reassembles a publisher's messages from its chunks, bounded: a chunk size
-the peer sets is capped (``MAX_CHUNK_SIZE``), a message longer than ``max_message`` and
-more open chunk streams than ``MAX_CHUNK_STREAMS`` are errors (``ChunkError``: the
+the peer sets is capped (``MAX_CHUNK_SIZE``), a message longer than ``max_message``, more
+open chunk streams than ``MAX_CHUNK_STREAMS`` and more than two messages' worth of partial
+messages at once are errors (``ChunkError``: the
 connection is cut), every read has an idle timeout, and the bytes read are metered by a
 token bucket (``ReadBudget``) so a publisher that floods is cut off, not buffered.
 ``ChunkWriter`` sends the server's few messages (whole, one chunk stream each).
@@ -84,6 +85,7 @@ class ChunkReader:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.bytes_read = 0
         self._streams: dict[int, _Stream] = {}
+        self._buffered = 0  # bytes of messages not yet whole, over every chunk stream
 
     async def read(self, n: int) -> bytes:
         try:
@@ -104,7 +106,8 @@ class ChunkReader:
 
     def abort(self, csid: int) -> None:
         stream = self._streams.get(csid)
-        if stream is not None:
+        if stream is not None and stream.buffer is not None:
+            self._buffered -= len(stream.buffer)
             stream.buffer = None
 
     async def message(self) -> Message:
@@ -166,9 +169,13 @@ class ChunkReader:
         assert buffer is not None
         n = min(self.chunk_size, stream.length - len(buffer))
         if n > 0:
+            if self._buffered + n > 2 * self.max_message:
+                raise ChunkError("too many partial messages at once")
             buffer += await self.read(n)
+            self._buffered += n
         if len(buffer) < stream.length:
             return None
+        self._buffered -= len(buffer)
         stream.buffer = None
         return Message(stream.type_id, stream.stream_id, stream.timestamp, bytes(buffer))
 

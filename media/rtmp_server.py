@@ -10,7 +10,8 @@ A publish is accepted only if its stream key's SHA-256 is one the SFU expects
 lessons side through ``MediaPlane.pull``); anything else gets an RTMP error status
 (``NetStream.Publish.BadName``) and the connection is closed. Bounded per connection: the
 handshake must finish within ``handshake_timeout``, nothing received for ``idle_timeout``
-closes it, a message is at most ``max_message_bytes``, a chunk size at most
+closes it, a publisher must publish within ``publish_timeout`` of connecting, a message is
+at most ``COMMAND_BYTES`` until then and ``max_message_bytes`` after, a chunk size at most
 ``rtmp_chunk.MAX_CHUNK_SIZE``, and the bytes read at most ``max_bitrate_bps`` (token
 bucket, a few seconds of burst): past it the publisher is cut off with a status. At most
 ``max_connections`` connections at once. A connection's fault never reaches another's.
@@ -57,6 +58,7 @@ HANDSHAKE_BYTES = 1536
 OUT_CHUNK_SIZE = 4096
 WINDOW = 2_500_000
 BURST_SECONDS = 4.0  # a keyframe burst over the cap is fine; a sustained flood is not
+COMMAND_BYTES = 64 * 1024  # a message before the publish is accepted (commands only)
 
 NO_LESSON = (
     "no lesson is open for this stream key (or the key is wrong): push once the "
@@ -74,6 +76,7 @@ class RtmpSettings(BaseModel):
     max_bitrate_bps: int = Field(default=20_000_000, ge=10_000)
     handshake_timeout: float = Field(default=10.0, gt=0)
     idle_timeout: float = Field(default=10.0, gt=0)
+    publish_timeout: float = Field(default=20.0, gt=0, description="connect to publish")
 
 
 class _Cut(Exception):
@@ -159,7 +162,7 @@ class _Session:
         rate = self.settings.max_bitrate_bps / 8
         self.chunks = ChunkReader(
             reader,
-            max_message=self.settings.max_message_bytes,
+            max_message=COMMAND_BYTES,
             idle_timeout=self.settings.idle_timeout,
             budget=ReadBudget(rate, rate * BURST_SECONDS),
         )
@@ -190,7 +193,15 @@ class _Session:
         self._task = asyncio.current_task()
         reason: str | None = None
         try:
-            await asyncio.wait_for(self._handshake(), self.settings.handshake_timeout)
+            async with asyncio.timeout(self.settings.handshake_timeout):
+                await self._handshake()
+            try:
+                async with asyncio.timeout(self.settings.publish_timeout):
+                    while self.ingest is None:
+                        await self._handle(await self.chunks.message())
+            except TimeoutError as exc:
+                raise _Cut("no publish in time") from exc
+            self.chunks.max_message = self.settings.max_message_bytes
             while True:
                 await self._handle(await self.chunks.message())
         except TimeoutError:
