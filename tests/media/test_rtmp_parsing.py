@@ -97,3 +97,15 @@ def test_messages_written_in_chunks_read_back(sent: list[tuple[int, int, bytes]]
         writer.write(csid, Message(9, 1, timestamp, body))
     got = asyncio.run(_read_all(bytes(sink.data)))
     assert [(m.timestamp, m.body) for m in got] == [(t, b) for _, t, b in sent]
+
+
+def test_the_rtmp_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sanke.settings import Settings
+
+    monkeypatch.setenv("SANKE_RTMP_PORT", "")
+    off = Settings()
+    assert off.rtmp_port == 0  # empty: no RTMP listener
+    monkeypatch.setenv("SANKE_RTMP_PORT", "1936")
+    assert Settings().rtmp_server_url() == "rtmp://localhost:1936/live"
+    monkeypatch.setenv("SANKE_RTMP_PUBLIC_URL", "rtmp://sanke.example.com:1936/live")
+    assert Settings().rtmp_server_url() == "rtmp://sanke.example.com:1936/live"
