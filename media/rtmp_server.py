@@ -314,7 +314,11 @@ class _Session:
             self._publish(stream_id or 1, key)
         elif name == "deleteStream":
             raise _Cut(None)
-        await self.writer.drain()
+        try:
+            async with asyncio.timeout(self.settings.idle_timeout):
+                await self.writer.drain()
+        except TimeoutError as exc:
+            raise _Cut("the encoder reads nothing the server sends") from exc
 
     def _publish(self, stream_id: int, key: str) -> None:
         self.publish_stream = stream_id
