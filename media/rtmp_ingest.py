@@ -112,6 +112,8 @@ class RtmpIngest:
         self.pushes = 0
         self.connected_since: float | None = None
         self.closed = False
+        # at the first frame ever delivered: until a push, classrooms get no video track
+        self.on_first: Callable[[], None] = lambda: None
         table.expect(self)
 
     # --- FrameOrigin ---------------------------------------------------------------
@@ -220,6 +222,8 @@ class RtmpIngest:
         timestamp = (self._base + (timestamp_ms - self._first_ms) * 90) & 0xFFFFFFFF
         self._next_ts = timestamp + FRAME_STEP
         self.frames += 1
+        if self.frames == 1:
+            self.on_first()
         self._on_frame("H264", data, timestamp)
 
     def audio_tag(self, tag: AudioTag) -> None:

@@ -11,6 +11,7 @@ impolite peer: a client offer while a server offer is outstanding gets a ``confl
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -229,9 +230,9 @@ class Transport:
         mic.negotiated_mime = "audio/opus"
         mic.active = False  # until the source's first audio frame: one without none
 
-        def heard() -> None:
-            if not mic.closed and not self.closed:
-                mic.active = True
+        def heard(producer: Producer = mic) -> None:
+            if not producer.closed and not self.closed:
+                producer.active = True
                 self._on_change(self)
 
         audio.on_first = heard
@@ -246,6 +247,9 @@ class Transport:
         for layer, origin in origins:
             producer = Producer(self.id, "video", layer, origin, source="camera")
             producer.negotiated_mime = "video/h264"
+            if isinstance(origin, RtmpIngest):  # no picture before the encoder pushes one
+                producer.active = False
+                origin.on_first = functools.partial(heard, producer)
             self.pulls[layer] = origin
             self.producers[f"rtsp-{layer}"] = producer
         self._on_change(self)

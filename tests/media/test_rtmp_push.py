@@ -200,12 +200,14 @@ async def test_bad_publishers_are_cut_off_and_another_goes_on(
     await server.start()
     await push_teacher(worker, "good-key")
     classroom = Peer(worker, "class-1", Role.classroom)
-    bad = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+    bad: list[socket.socket] = []
     try:
         await classroom.connect()
         with FfmpegPush(url(server, "good-key"), tmp_path / "ffmpeg.log", audio=False):
             assert await wait_for(lambda: any(r.frames >= 10 for r in classroom.video()), 30)
             (video,) = classroom.video("encoder")
+            # connected now: the handshake timeout (2 s) runs from here
+            bad += [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
             garbage, truncated, oversized = bad
             garbage.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)) * 64)
             truncated.sendall(b"\x03" + bytes(700))
