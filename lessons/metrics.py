@@ -37,3 +37,10 @@ INGEST_PUBLISHING = Gauge(
     "kind and master school",
     ["kind", "school"],
 )
+RECORDINGS_BYTES = Gauge(
+    "sanke_recordings_bytes",
+    "Bytes the finished recordings of the replay library take, by master school ('-': none "
+    "known); from the shared catalogue, so every process recording or sweeping reports the "
+    "same total (take max, not sum, across processes)",
+    ["school"],
+)

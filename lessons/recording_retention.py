@@ -1,8 +1,15 @@
-"""The retention sweep: finished recordings older than ``SANKE_RECORDINGS_RETENTION_DAYS`` are
+"""The retention sweep: finished recordings older than their room kind's retention are
 deleted (off by default: a district keeps its recordings until it decides), and each deletion
 is a record of the teaching-record chain (``RecordingDeleted``: the file, its SHA-256 and
 size when it was deleted, why), so ``sanke records verify --recording FILE`` reports a swept
 file as deleted by retention rather than missing, and an auditor sees what went when.
+
+How long: ``SANKE_RECORDINGS_RETENTION_DAYS`` for every room kind, and
+``SANKE_RECORDINGS_RETENTION_DAYS_BY_KIND`` (``broadcast:365,dedicated:7``) for the kinds that
+keep theirs longer or shorter. A file's kind is its lesson's in the replay library's
+catalogue; a file the catalogue does not know gets the days for every kind (none set: kept).
+A swept file's part leaves the catalogue (its lesson with its last part), and the storage
+metric (``sanke_recordings_bytes``) is refreshed.
 
 Only finished files (``*.mp4``, by their last change: when they were finished) are swept;
 a part being written (``*.partial``) never is. The sweep runs where the files are: the
@@ -16,13 +23,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.rooms import RoomKind
 from lessons.recordings import file_sha256
 from lessons.records import RecordingDeleted, RecordLog
+from lessons.replay_catalogue import ReplayCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +48,24 @@ class SweepReport(BaseModel):
     failed: list[str] = Field(default_factory=list)
 
 
-def expired(directory: Path, days: float, now: float) -> list[Path]:
-    """Finished recordings under ``directory`` last changed more than ``days`` ago, oldest
-    first (working files, ``….partial``, are never among them)."""
+def finished(directory: Path, before: float) -> list[tuple[float, Path]]:
+    """Finished recordings under ``directory`` last changed before ``before``, with that
+    time, oldest first (working files, ``….partial``, are never among them)."""
     if not directory.is_dir():
         return []
-    cutoff = now - days * DAY
     found: list[tuple[float, Path]] = []
     for path in directory.rglob("*.mp4"):
         try:
-            if path.is_file() and (changed := path.stat().st_mtime) < cutoff:
+            if path.is_file() and (changed := path.stat().st_mtime) < before:
                 found.append((changed, path))
         except FileNotFoundError:
             continue  # swept meanwhile (a directory shared by nodes)
-    return [path for _, path in sorted(found)]
+    return sorted(found)
+
+
+def expired(directory: Path, days: float, now: float) -> list[Path]:
+    """Finished recordings under ``directory`` last changed more than ``days`` ago."""
+    return [path for _, path in finished(directory, now - days * DAY)]
 
 
 class RetentionSweep:
@@ -60,24 +73,53 @@ class RetentionSweep:
         self,
         directory: Path,
         records: RecordLog,
-        days: float,
+        days: float | None,
         clock: Callable[[], float] = time.time,
         interval: float = SWEEP_INTERVAL_SECONDS,
+        *,
+        by_kind: Mapping[RoomKind, float] | None = None,
+        catalogue: ReplayCatalogue | None = None,
     ) -> None:
         self.directory = directory
         self.records = records
-        self.days = days
+        self.days = days  # every room kind's, unless ``by_kind`` says otherwise
+        self.by_kind = dict(by_kind or {})
+        self.catalogue = catalogue
         self.clock = clock
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
+    async def days_of(self, name: str) -> float | None:
+        """How long the file ``name`` (relative to the directory) is kept: its lesson's kind's
+        days, or every kind's (None: kept)."""
+        if not self.by_kind or self.catalogue is None:
+            return self.days
+        part = await self.catalogue.part_of_file(name)
+        lesson = await self.catalogue.lesson(part.replay_id) if part is not None else None
+        if lesson is None:
+            return self.days
+        return self.by_kind.get(lesson.kind, self.days)
+
     async def sweep(self) -> SweepReport:
         """Delete what is past its retention, each with its record; what was swept."""
         report = SweepReport()
-        for path in await asyncio.to_thread(expired, self.directory, self.days, self.clock()):
+        kept = [d for d in (self.days, *self.by_kind.values()) if d is not None]
+        if not kept:
+            return report
+        now = self.clock()
+        # the shortest retention bounds what can be expired: only those files are looked up
+        candidates = await asyncio.to_thread(finished, self.directory, now - min(kept) * DAY)
+        for changed, path in candidates:
             name = path.relative_to(self.directory).as_posix()
             try:
-                body = await asyncio.to_thread(self._delete, path, name)
+                days = await self.days_of(name)
+            except Exception:  # the catalogue's store is down: sweep it next time
+                log.exception("retention: the kind of %s is unknown now; kept", name)
+                continue
+            if days is None or changed >= now - days * DAY:
+                continue
+            try:
+                body = await asyncio.to_thread(self._delete, path, name, days)
             except FileNotFoundError:
                 continue  # another node sharing the directory swept it first
             except OSError:
@@ -88,18 +130,25 @@ class RetentionSweep:
                 await self.records.append(body, self.clock())
             except Exception:
                 log.exception("RETENTION DELETION NOT RECORDED: %s", body.model_dump_json())
-            log.info("retention: deleted %s (older than %g days)", name, self.days)
+            if self.catalogue is not None:
+                try:
+                    await self.catalogue.remove_file(name)
+                except Exception:
+                    log.exception("retention: %s deleted but still in the catalogue", name)
+            log.info("retention: deleted %s (older than %g days)", name, days)
             report.deleted.append(name)
+        if self.catalogue is not None and report.deleted:
+            await self.catalogue.refresh_metrics()
         return report
 
-    def _delete(self, path: Path, name: str) -> RecordingDeleted:
+    def _delete(self, path: Path, name: str, days: float) -> RecordingDeleted:
         stat = path.stat()
         body = RecordingDeleted(
             file=name,
             sha256=file_sha256(path),
             bytes=stat.st_size,
             modified_at=stat.st_mtime,
-            retention_days=self.days,
+            retention_days=days,
         )
         path.unlink()
         with contextlib.suppress(OSError):

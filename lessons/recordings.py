@@ -10,6 +10,7 @@ a file is the one the SFU wrote.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,9 +26,11 @@ from lessons.records import (
     RecordingDeleted,
     RecordLog,
 )
+from lessons.replay_catalogue import ReplayCatalogue
 from lessons.repository import SessionRepository
 from signaling.rooms import RoomRepository
 
+log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
 DEFAULT_RECORDED_KINDS = frozenset({RoomKind.master, RoomKind.broadcast})
 
@@ -42,22 +45,37 @@ class LessonRecordings:
         records: RecordLog,
         kinds: Iterable[RoomKind] = DEFAULT_RECORDED_KINDS,
         clock: Callable[[], float] = time.time,
+        catalogue: ReplayCatalogue | None = None,
     ) -> None:
         self.rooms = rooms
         self.sessions = sessions
         self.records = records
         self.kinds = frozenset(kinds)
         self.clock = clock
+        # The replay library: each finished part is catalogued after its record.
+        self.catalogue = catalogue
 
     async def should_record(self, room_id: str) -> bool:
         room = await self.rooms.get(room_id)
         # ``room.recording``: the lesson's switch, off when the teacher or a coordinator
         # stopped it (a room whose media starts again, on this node or another, stays off)
-        return room is not None and room.kind in self.kinds and room.recording
+        recorded = room is not None and room.kind in self.kinds and room.recording
+        if recorded:
+            await self._noting_teachers(room_id)
+        return recorded
+
+    async def _noting_teachers(self, room_id: str) -> None:
+        if self.catalogue is None:
+            return
+        try:
+            await self.catalogue.note_teachers(room_id)
+        except Exception:  # the library's nicety must not stop a recording
+            log.exception("replay: the teachers of %s could not be noted", room_id)
 
     async def checkpoint(self, checkpoint: RecordingCheckpoint) -> None:
         body = RecordedCheckpoint.model_validate(checkpoint.model_dump())
         await self.records.append(body, self.clock())
+        await self._noting_teachers(checkpoint.room_id)
 
     async def finished(self, recording: RecordingFinished) -> None:
         session = await self.sessions.get(recording.room_id)
@@ -75,6 +93,11 @@ class LessonRecordings:
             duration_seconds=recording.duration_seconds,
         )
         await self.records.append(body, self.clock())
+        if self.catalogue is not None:
+            try:
+                await self.catalogue.add(recording)
+            except Exception:  # in the records already: indexing it again at start finds it
+                log.exception("replay: %s could not be catalogued", recording.file)
 
 
 class RecordingCheck(BaseModel):

@@ -277,6 +277,13 @@ def sender_next_sequence(sender: RTCRtpSender) -> int | None:
     return (newest + 1) & 0xFFFF
 
 
+def sender_sent_payload(sender: RTCRtpSender, sequence_number: int) -> bytes | None:
+    """The payload of a packet the sender's fast sender sent and still keeps for
+    retransmission (None for an aiortc sender or a packet gone from the history)."""
+    fast = fast_sender(sender)
+    return fast.sent_payload(sequence_number) if fast is not None else None
+
+
 def sender_rtt(sender: RTCRtpSender) -> float | None:
     """The round-trip time aiortc measured from the subscriber's receiver reports."""
     rtt = getattr(sender, _S + "rtt", None)

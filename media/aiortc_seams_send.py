@@ -306,6 +306,13 @@ class FastSender:
         """The sequence number the next packet gets (None before the first)."""
         return self._seq if self._sent_any else None
 
+    def sent_payload(self, sequence_number: int) -> bytes | None:
+        """The payload of a packet still in the retransmission history (None if gone)."""
+        entry = self._history.get(sequence_number % RTP_HISTORY_SIZE)
+        if entry is None or entry[0] != sequence_number:
+            return None
+        return entry[2]
+
     # -- sending ------------------------------------------------------------------------
 
     def pump(self) -> None:

@@ -23,7 +23,7 @@ from contracts.layers import ReceivedLayer
 from media import aiortc_seams as seams
 from media.frame_clock import FrameClock
 from media.frame_rate import best_layer
-from media.frames import EncodedFrame
+from media.frames import EncodedFrame, h264_rtp_has_parameter_sets
 from media.instruments import TIME_TO_FIRST_FRAME
 from media.layers import Estimate, LayerChooser
 from media.origin import CLOCK_RATE
@@ -41,7 +41,12 @@ RTX_MIN_PPS = 8.0
 RTX_PACKET_BYTES = 1000  # for turning a bitrate into packets
 RESENT_MEMORY = 512
 TS_STEP = {"audio": 960, "video": 3000}  # one frame, at 48 kHz / 90 kHz
-KEYFRAME_RETRY = 1.0  # a consumer still waiting for a keyframe this long asks again
+# A consumer still waiting for a keyframe this long asks again, on a timer of its own: a
+# classroom moved to the low layer because the high one lost frames shows a frozen picture
+# until that keyframe comes, and one lost on the teacher's congested uplink was asked for
+# again only at the router's next one-second round (measured: 1.4 s frozen). Not sooner
+# than the producer's PLI interval, which would hold the request back anyway.
+KEYFRAME_RETRY = 0.5
 
 
 class ConsumerTrack(MediaStreamTrack):
@@ -74,6 +79,9 @@ class ConsumerTrack(MediaStreamTrack):
         if not c.queue:
             return None
         producer, frame = c.queue.popleft()
+        if frame.keyframe and c.transceiver is not None:
+            # the sender asks for the next frame once the last one's packets are all out
+            c.keyframe_seq = seams.sender_next_sequence(c.transceiver.sender)
         return seams.OutFrame(frame.payloads, c.rebase(producer, frame))
 
     async def recv(self) -> Any:
@@ -132,6 +140,11 @@ class Consumer:
         self._rtx_at = self.created_at
         self.retransmissions = self.retransmissions_refused = 0
         self._asked_at = -math.inf  # when a keyframe was last asked for
+        self._retry: asyncio.TimerHandle | None = None
+        # the first packet of the newest keyframe sent (None: not known), and how often a
+        # lost parameter set made the consumer start again at a new keyframe
+        self.keyframe_seq: int | None = None
+        self.rekeys = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -188,6 +201,13 @@ class Consumer:
         if p is not None and not self.paused:
             self._asked_at = time.monotonic()
             p.request_keyframe()
+            if self._retry is not None:
+                self._retry.cancel()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a unit test driving it by hand): no timer
+                return
+            self._retry = loop.call_later(KEYFRAME_RETRY, self.ask_again)
 
     def ask_again(self, now: float | None = None) -> None:
         """Still waiting for a keyframe (to start, resume or switch) KEYFRAME_RETRY after
@@ -205,7 +225,7 @@ class Consumer:
             and not self.closed
             and self.target != "audio"
             and waiting
-            and now - self._asked_at >= KEYFRAME_RETRY
+            and now - self._asked_at >= 0.9 * KEYFRAME_RETRY  # a timer may fire a hair early
         ):
             self._request_keyframe()
 
@@ -318,6 +338,7 @@ class Consumer:
 
     def filter_nack(self, lost: list[int]) -> list[int]:
         """Which NACKed packets to resend now (see RTX_SPACING_MIN and RTX_SHARE)."""
+        self._rekey_if_parameter_sets_lost(lost)
         now = time.monotonic()
         rtt = seams.sender_rtt(self.transceiver.sender) if self.transceiver else None
         spacing = max(RTX_SPACING_MIN, 1.2 * (rtt or 0.1))
@@ -345,12 +366,47 @@ class Consumer:
         self.retransmissions += len(resend)
         return resend
 
+    def _rekey_if_parameter_sets_lost(self, lost: list[int]) -> None:
+        """The subscriber lost the packet with the SPS/PPS of the keyframe it decodes from:
+        start again at a new keyframe. Chromium's packet buffer hands out an H264 IDR whose
+        parameter-set packet is missing (it takes the frame to begin where the gap ends),
+        its decoder then decodes that IDR and every frame after it with the parameter sets
+        it had: after a switch to low, the old layer's 1280x720 SPS, a garbage picture
+        reported as 720p until the next keyframe, which a Chromium publisher sends only
+        when asked (measured: one such packet lost left a classroom so for good). The
+        retransmission comes after that frame went to the decoder, so only a keyframe
+        mends it; the frames until then are not forwarded (they would decode to garbage)."""
+        if self.kind != "video" or self.transceiver is None or self.need_keyframe:
+            return
+        newest = self.keyframe_seq
+        sender = self.transceiver.sender
+        for seq in lost:
+            if newest is not None and (seq - newest) & 0xFFFF >= 0x8000:
+                continue  # a keyframe before the newest one: replaced already
+            payload = seams.sender_sent_payload(sender, seq)
+            if payload is None or not h264_rtp_has_parameter_sets(payload):
+                continue
+            if not self._sends_h264():
+                return
+            self.rekeys += 1
+            self.need_keyframe = True
+            self.queue.clear()
+            self._request_keyframe()
+            return
+
+    def _sends_h264(self) -> bool:
+        p = self.producers.get(self.layer)
+        return p is not None and (p.mime or "").lower() == "video/h264"
+
     def on_remb_share(self, bps: float) -> None:
         self.remb_bps = bps
         self.estimate.on_remb(bps)
 
     def close(self) -> None:
         self.closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         for p in self.producers.values():
             if self in p.sinks:
                 p.sinks.remove(self)
@@ -387,6 +443,7 @@ class Consumer:
             keyframes_sent=self.keyframes_sent,
             frames_dropped=self.frames_dropped,
             layer_switches=self.layer_switches,
+            rekeys=self.rekeys,
             remb_bps=self.remb_bps,
             fraction_lost=self.fraction_lost / 256.0,
             fps=self.clock.current_fps(),

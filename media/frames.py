@@ -46,6 +46,34 @@ def h264_nal_units(data: bytes) -> list[bytes]:
     return units
 
 
+H264_STAP_A = 24  # RFC 6184 5.7.1: several NAL units in one packet, each after a 16-bit size
+H264_FU_A = 28  # RFC 6184 5.8: one fragment of a NAL unit
+
+
+def h264_rtp_has_parameter_sets(payload: bytes) -> bool:
+    """Whether an H264 RTP payload (RFC 6184) carries an SPS or a PPS: alone, in a STAP-A,
+    or as the first fragment of one."""
+    if not payload:
+        return False
+    kind = payload[0] & 0x1F
+    if kind in (H264_SPS, H264_PPS):
+        return True
+    if kind == H264_FU_A:
+        return (
+            len(payload) > 1
+            and payload[1] & 0x80 != 0
+            and payload[1] & 0x1F in (H264_SPS, H264_PPS)
+        )
+    if kind == H264_STAP_A:
+        i = 1
+        while i + 2 < len(payload):
+            size = int.from_bytes(payload[i : i + 2], "big")
+            if payload[i + 2] & 0x1F in (H264_SPS, H264_PPS):
+                return True
+            i += 2 + size
+    return False
+
+
 def vp8_is_keyframe(data: bytes) -> bool:
     # RFC 6386 9.1: the frame tag's first bit is 0 for a key frame.
     return len(data) >= 3 and (data[0] & 0x01) == 0

@@ -64,6 +64,7 @@ class ConsumerStats(BaseModel):
     keyframes_sent: int = 0
     frames_dropped: int = 0
     layer_switches: int = 0
+    rekeys: int = 0  # restarts at a new keyframe after the subscriber lost its SPS/PPS
     remb_bps: float | None = None
     fps: float = 0.0
     freezes: int = 0

@@ -18,6 +18,8 @@ from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
 from lessons.records import RecordLog
+from lessons.replay_api import ReplayContext, setup_replay_routes
+from lessons.replay_catalogue import ReplayCatalogue, recorded_files
 from lessons.rtmp import RtmpSupervisor
 from lessons.rtsp import RtspSupervisor
 from lessons.service import LessonService
@@ -144,6 +146,22 @@ def recordings_directory(media: object) -> Path | None:
     if not isinstance(media, Worker) or media.recording_hooks is None:
         return None
     return media.settings.recordings_dir
+
+
+async def index_replays(
+    catalogue: ReplayCatalogue, records: RecordLog, directory: Path | None
+) -> None:
+    """At start: the finished parts the records name that are on this process's disk join the
+    replay library if they are not in it (recorded before it existed, or a failed catalogue
+    write); then the storage metric. In the background: a long chain takes a while."""
+    try:
+        if directory is not None:
+            recorded = await asyncio.to_thread(recorded_files, await records.raw())
+            if added := await catalogue.index_recorded(recorded, directory):
+                log.info("replay library: %d recorded parts indexed from the records", added)
+        await catalogue.refresh_metrics()
+    except Exception:  # the library is a view: it must not keep the server from starting
+        log.exception("indexing the replay library from the records failed")
 
 
 def offer_check() -> Callable[[str], None]:
@@ -306,9 +324,14 @@ def create_app(
 
         app.router.add_get("/", index)
     presence = Presence(service, interval=sweep, watch=watch)
-    retention = retention_sweep(
-        settings, recordings_directory(local_node.worker if local_node else media), records
-    )
+    catalogue = ReplayCatalogue(store)
+    written_here = recordings_directory(local_node.worker if local_node else media)
+    retention = retention_sweep(settings, written_here, records, catalogue)
+    # The replay library serves the files from where they are: this process's recordings, or
+    # a directory it shares with the SFU nodes (SANKE_RECORDINGS_DIR on a shared volume).
+    replay_files = written_here or (settings.recordings_path() if settings.recordings_dir else None)
+    if scheduling:
+        setup_replay_routes(app, ReplayContext(catalogue, replay_files, clock=lessons.clock))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -339,6 +362,7 @@ def create_app(
         heap.start()
         if retention is not None:
             retention.start()
+        indexing = asyncio.create_task(index_replays(catalogue, records, replay_files))
         # in the background: a long part's remux must not hold up serving
         recovery = asyncio.create_task(
             recover_recordings(local_node.worker if local_node is not None else media)
@@ -350,6 +374,8 @@ def create_app(
         yield
         if not recovery.done():
             recovery.cancel()
+        if not indexing.done():
+            indexing.cancel()
         if retention is not None:
             await retention.stop()
         await heap.stop()

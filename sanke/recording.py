@@ -11,6 +11,7 @@ from contracts.store import Store
 from lessons.recording_retention import RetentionSweep
 from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
+from lessons.replay_catalogue import ReplayCatalogue
 from lessons.repository import SessionRepository
 from sanke.settings import Settings
 from signaling.rooms import RoomRepository
@@ -18,18 +19,27 @@ from signaling.rooms import RoomRepository
 
 def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> LessonRecordings:
     return LessonRecordings(
-        RoomRepository(store), SessionRepository(store), records, settings.recorded_kinds()
+        RoomRepository(store),
+        SessionRepository(store),
+        records,
+        settings.recorded_kinds(),
+        catalogue=ReplayCatalogue(store),
     )
 
 
 def retention_sweep(
-    settings: Settings, directory: Path | None, records: RecordLog
+    settings: Settings,
+    directory: Path | None,
+    records: RecordLog,
+    catalogue: ReplayCatalogue | None = None,
 ) -> RetentionSweep | None:
-    """The retention sweep of the recordings this process writes, where retention is set."""
+    """The retention sweep of the recordings this process writes, where retention is set
+    (for every room kind or for some)."""
     days = settings.recordings_retention_days
-    if directory is None or days is None:
+    by_kind = settings.retention_by_kind()
+    if directory is None or (days is None and not by_kind):
         return None
-    return RetentionSweep(directory, records, days)
+    return RetentionSweep(directory, records, days, by_kind=by_kind, catalogue=catalogue)
 
 
 def worker_settings(settings: Settings) -> Any:

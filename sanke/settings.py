@@ -17,6 +17,25 @@ from media.ice_policy import IcePolicy, parse_networks
 # Lists come from the environment comma-separated (SANKE_HOST=0.0.0.0,::).
 CommaList = Annotated[list[str], NoDecode]
 
+
+def parse_kind_days(items: list[str]) -> dict[RoomKind, float]:
+    """``["broadcast:365", "dedicated:7"]`` as days per room kind; ValueError naming a bad one."""
+    found: dict[RoomKind, float] = {}
+    for item in items:
+        kind, sep, days = item.partition(":")
+        try:
+            room_kind = RoomKind(kind.strip())
+            value = float(days)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not kind:days (kinds {[k.value for k in RoomKind]})"
+            ) from None
+        if not sep or not 0 < value <= 36500:
+            raise ValueError(f"{item!r}: days must be 0 < days <= 36500")
+        found[room_kind] = value
+    return found
+
+
 # Known to everyone: the server refuses it unless in demo/dev mode.
 DEFAULT_TOKEN_SECRET = "sanke-insecure-dev-secret-change-me-0000"
 
@@ -241,6 +260,11 @@ class Settings(BaseSettings):
         description="finished recordings older than this many days are deleted, each "
         "deletion a teaching record (unset: kept until an operator deletes them)",
     )
+    recordings_retention_days_by_kind: CommaList = Field(
+        default_factory=list,
+        description="retention per room kind, overriding recordings_retention_days for those "
+        "kinds (comma-separated kind:days, e.g. broadcast:365,dedicated:7)",
+    )
     recording_checkpoint_seconds: float = Field(
         default=60.0,
         ge=1,
@@ -319,6 +343,7 @@ class Settings(BaseSettings):
         "ice_remote_deny",
         "metrics_host",
         "record_kinds",
+        "recordings_retention_days_by_kind",
         mode="before",
     )
     @classmethod
@@ -350,6 +375,15 @@ class Settings(BaseSettings):
     def rtmp_server_url(self) -> str:
         """What encoders are told to push to (OBS: Server); the stream key goes after it."""
         return self.rtmp_public_url or f"rtmp://localhost:{self.rtmp_port or 1935}/live"
+
+    @field_validator("recordings_retention_days_by_kind")
+    @classmethod
+    def _kind_days(cls, value: list[str]) -> list[str]:
+        parse_kind_days(value)
+        return value
+
+    def retention_by_kind(self) -> dict[RoomKind, float]:
+        return parse_kind_days(self.recordings_retention_days_by_kind)
 
     def recordings_path(self) -> Path:
         return (

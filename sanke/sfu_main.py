@@ -12,6 +12,7 @@ from prometheus_client import Gauge
 from contracts.recording import RecordingHooks
 from contracts.store import Store, open_store
 from lessons.records import RecordLog
+from lessons.replay_catalogue import ReplayCatalogue
 from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
@@ -94,7 +95,9 @@ async def run_sfu(settings: Settings) -> None:
     retention = None
     if worker.recording_hooks is not None:
         records = RecordLog(store, records_keys(settings))
-        retention = retention_sweep(settings, worker.settings.recordings_dir, records)
+        retention = retention_sweep(
+            settings, worker.settings.recordings_dir, records, ReplayCatalogue(store)
+        )
     if retention is not None:
         retention.start()
     await node.start()

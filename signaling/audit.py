@@ -37,6 +37,8 @@ AuditAction = Literal[
     "source.deleted",
     "recording.started",
     "recording.stopped",
+    "replay.published",
+    "replay.unpublished",
 ]
 AUDIT_ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
 

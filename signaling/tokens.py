@@ -50,6 +50,10 @@ MAX_TTL_SECONDS: dict[Role, int] = {
 # its token sits in a URL (history, proxy logs): so it reads one calendar and nothing else.
 CALENDAR_PURPOSE: Literal["calendar"] = "calendar"
 CALENDAR_LINK_TTL_SECONDS = 200 * 86400
+# A replay link (the URL a <video> element plays a recording from: it cannot send a header)
+# plays one recorded lesson's files and nothing else, for a few hours.
+REPLAY_PURPOSE: Literal["replay"] = "replay"
+REPLAY_LINK_TTL_SECONDS = 4 * HOUR
 # A token may be minted ahead of its window (a lesson later in the term), not further.
 MAX_NOT_BEFORE_AHEAD_SECONDS = 366 * 86400
 
@@ -89,9 +93,11 @@ class Claims(BaseModel):
     exp: int
     iat: int
     jti: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    # Set on calendar links only: the token reads the calendar ``calendar`` names.
-    purpose: Literal["calendar"] | None = None
+    # Set on calendar links only: the token reads the calendar ``calendar`` names. On replay
+    # links: the token plays the recorded lesson ``replay`` names.
+    purpose: Literal["calendar", "replay"] | None = None
     calendar: str | None = Field(default=None, max_length=300)
+    replay: str | None = Field(default=None, max_length=128)
 
 
 class TokenService:
@@ -167,16 +173,41 @@ class TokenService:
         )
         return self._sign(claims), exp
 
+    def mint_replay_link(self, claims: Claims, replay: str) -> tuple[str, int]:
+        """A token that plays only ``replay``'s files, for the holder of ``claims`` (its
+        subject, role and school, so access is checked again at each request), ending with
+        ``claims`` or after ``REPLAY_LINK_TTL_SECONDS``, whichever comes first."""
+        now = int(time.time())
+        exp = min(claims.exp, now + REPLAY_LINK_TTL_SECONDS)
+        link = Claims(
+            sub=claims.sub,
+            role=claims.role,
+            school_id=claims.school_id,
+            nbf=now,
+            exp=max(exp, now + 1),
+            iat=now,
+            purpose=REPLAY_PURPOSE,
+            replay=replay,
+        )
+        return self._sign(link), link.exp
+
     def _sign(self, claims: Claims) -> str:
         return jwt.encode(claims.model_dump(exclude_none=True), self._secret, self.algorithm)
 
-    def verify(self, token: str | None, *, calendar: str | None = None) -> Claims:
+    def verify(
+        self, token: str | None, *, calendar: str | None = None, replay: str | None = None
+    ) -> Claims:
         """The token's claims. A calendar link's token verifies only where ``calendar`` is
-        the one it reads: everywhere else (a room, an API route) it is refused."""
+        the one it reads, a replay link's only where ``replay`` is the lesson it plays:
+        everywhere else (a room, an API route) they are refused."""
         claims = self._decode(token)
         if claims.purpose == CALENDAR_PURPOSE and (calendar is None or claims.calendar != calendar):
             raise SankeError(
                 ErrorCode.forbidden, "a calendar link's token only reads its own calendar", 403
+            )
+        if claims.purpose == REPLAY_PURPOSE and (replay is None or claims.replay != replay):
+            raise SankeError(
+                ErrorCode.forbidden, "a replay link's token only plays its own recording", 403
             )
         return claims
 

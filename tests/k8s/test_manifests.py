@@ -790,6 +790,7 @@ SCHEDULER_PREFIXES = (
     "/api/v1/records",
     "/api/v1/audit",
     "/api/v1/sources",
+    "/api/v1/replays",
 )
 
 

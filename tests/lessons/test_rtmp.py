@@ -28,7 +28,9 @@ from sanke.app import RTMP_KEY, RTMP_LISTENER_KEY, SERVICE_KEY
 pytestmark = pytest.mark.timeout(120)
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> None:
+async def until(
+    predicate: Callable[[], Any], timeout: float = 30, what: str | Callable[[], str] = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -37,7 +39,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 30, what: str = "
         if value:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"still not {what or predicate}")
+            raise TimeoutError(f"still not {what() if callable(what) else what or predicate}")
         await asyncio.sleep(0.2)
 
 
@@ -94,7 +96,10 @@ async def test_a_push_is_the_teacher_of_its_classrooms_open_lesson(tmp_path: Pat
             try:
                 await lesson.h.app[RTMP_KEY].look()  # the supervisor's next look, now
                 with FfmpegPush(registered["rtmp_url"], tmp_path / "ffmpeg.log") as push:
-                    await until(lambda: room.frames >= 30, what="the push's picture decoded")
+                    await until(
+                        lambda: room.frames >= 30,
+                        what=lambda: f"the picture decoded ({room.errors}, {push.output()})",
+                    )
                     assert room.last_size == (1280, 720)
 
                     async def connected() -> bool:
@@ -103,7 +108,10 @@ async def test_a_push_is_the_teacher_of_its_classrooms_open_lesson(tmp_path: Pat
                         size = (s["width"], s["height"])
                         return bool(s["connected"] and size == (1280, 720) and s["fps"])
 
-                    await until(connected, what="the source's status connected at 1280x720")
+                    await until(
+                        connected,
+                        what=lambda: f"connected at 1280x720 ({worker.pushes}, {push.output()})",
+                    )
                     status = await get(lesson, f"/api/v1/sources/{source_id}/status")
                     assert status["room_id"] == LESSON and status["last_error"] is None
                     # FFmpeg sends 25 fps at ~1.5 Mbps; a loaded machine encodes fewer

@@ -24,6 +24,7 @@ from media.frames import (
     START_CODE,
     FrameParser,
     h264_nal_units,
+    h264_rtp_has_parameter_sets,
     h264_sps_size,
     vp8_size,
 )
@@ -262,3 +263,36 @@ def test_a_huge_garbage_nal_is_read_only_as_far_as_an_sps_goes() -> None:
     junk = b"\x67" + bytes(rng.getrandbits(8) for _ in range(1 << 20))
     h264_sps_size(junk)  # returns (something or None) without reading a megabyte of bits
     assert h264_sps_size(b"\x67" + b"\x00" * 4096) is None  # endless leading zeros
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 180), (1280, 720)])
+def test_the_packets_with_parameter_sets_are_found_in_the_sfus_own_packetization(
+    width: int, height: int
+) -> None:
+    """The SFU restarts a classroom that lost the packet with a keyframe's SPS/PPS
+    (media/consumer.py): that packet is found among a real keyframe's packets, as the SFU
+    packetizes them (aiortc: SPS and PPS in a STAP-A, then the IDR), and in no P-frame's."""
+    parser = FrameParser()
+    frames = [
+        parser.parse("H264", data, 3000 * i)
+        for i, data in enumerate(
+            encode("libx264", width, height, profile="baseline", tune="zerolatency")
+        )
+    ]
+    assert frames[0].keyframe and not any(f.keyframe for f in frames[1:])
+    key = [h264_rtp_has_parameter_sets(p) for p in frames[0].payloads]
+    assert key[0] and not any(key[1:]), key
+    assert frames[0].payloads[0][0] & 0x1F == 24  # a STAP-A
+    assert not any(h264_rtp_has_parameter_sets(p) for f in frames[1:] for p in f.payloads)
+    sps = next(u for u in h264_nal_units(frames[0].data) if u[0] & 0x1F == 7)
+    pps = next(u for u in h264_nal_units(frames[0].data) if u[0] & 0x1F == 8)
+    assert h264_rtp_has_parameter_sets(sps) and h264_rtp_has_parameter_sets(pps)  # alone
+    fu_start = bytes([0x7C, 0x80 | 7]) + sps[1:40]
+    assert h264_rtp_has_parameter_sets(fu_start)
+    assert not h264_rtp_has_parameter_sets(bytes([0x7C, 7]) + sps[1:40])  # a later fragment
+
+
+@settings(max_examples=300, deadline=timedelta(milliseconds=200))
+@given(st.binary(max_size=64))
+def test_any_bytes_as_a_payload_never_raise_looking_for_parameter_sets(data: bytes) -> None:
+    assert h264_rtp_has_parameter_sets(data) in (True, False)

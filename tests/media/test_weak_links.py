@@ -1,8 +1,8 @@
 """Weak links, with real impairment: Chromium pages in network namespaces behind capped,
 lossy veth links (tbf and nftables; see support/netns.py), the SFU on the host.
 
-1. One classroom behind 600 kbps with 5 % loss gets the low layer within 10 s (the test
-   holds 15 s, see below) with no freeze over 2 s while another classroom keeps HD; its link
+1. One classroom behind 600 kbps with 5 % loss gets the low layer within 10 s with no
+   freeze over 2 s while another classroom keeps HD; its link
    restored, it is back on the high layer within 30 s (the SFU probes: going up needs
    evidence).
 2. The teacher's uplink capped at 1 Mbps: within 10 s the teacher sends at most 1 Mbps, no
@@ -89,6 +89,7 @@ def sfu_view(worker: Worker, participant_id: str) -> dict[str, object]:
                 "need_keyframe": c.need_keyframe,
                 "sent": c.frames_sent,
                 "dropped": c.frames_dropped,
+                "rekeys": c.rekeys,
                 "plis": c.plis,
                 "nacks": c.nacks,
                 "rtx": c.retransmissions,
@@ -170,15 +171,6 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
             for page in (strong, weak):
                 started = await wait_until(lambda p=page: receives_teachers_high(p, teacher), 30)
                 assert started is not None, (await page.latest(), await teacher.latest())
-            # A lesson under way, not its first second (as test 2): the failing run with the
-            # full print impaired the link when the weak classroom had decoded 11 frames (the
-            # HD check can pass on the first keyframe's burst), and the earlier failures' final
-            # 455-460 frames decoded (15 s at 30 fps) fit the same start. Then the SFU moved it to low and
-            # Chromium went on decoding the low layer's 1-2 packet frames at 30 fps while
-            # reporting 1280x720, never a 180p frame: a switch in a stream's first second is
-            # an open bug of its own (issue 13's note), not this test's link degrading
-            # mid-lesson.
-            await asyncio.sleep(3)
             high = await sent_high(teacher)
             publisher = worker.transport("room-1", teacher.participant_id)
             assert publisher is not None and publisher.uplink.transport_cc
@@ -187,19 +179,19 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
             ns.limit(downlink_kbps=600)
             ns.loss(5, direction="both")
             weak_t0, strong_t0 = await weak.now(), await strong.now()
-            # The issue's target is 10 s; one full run in about eight today took longer (the
-            # SFU had switched, the classroom's picture followed late): until that is found,
-            # the test holds 15 s and the gap is stated in the issue note.
+            # The SFU switches within a second; the rest of the 10 s is for a loaded machine.
+            # (This test's rare failure, a classroom left showing garbage at 720p after the
+            # switch, was a lost SPS/PPS packet: test_lost_parameter_sets.py.)
             took = await wait_until(
                 lambda: _both(
                     at_height(weak, 180), _true(video_layer(worker, weak.participant_id) == "low")
                 ),
-                15,
+                10,
             )
             if took is None:  # the whole picture, untruncated, for finding the cause
                 recent = window(await weak.samples(), weak_t0)
                 print(
-                    "\nnot on low within 15 s; the weak classroom every second since the "
+                    "\nnot on low within 10 s; the weak classroom every second since the "
                     f"impairment (t, height, frames decoded, freezes): "
                     f"{[(round(x.t, 1), x.in_height, x.frames, x.freezes) for x in recent[::4]]}"
                     f"\nSFU: {sfu_view(worker, weak.participant_id)}"
@@ -207,7 +199,7 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
                     f"\nthe weak classroom's inbound-rtp: {await weak.video_inbound()}"
                 )
             assert took is not None, (
-                "not on the low layer within 15 s",
+                "not on the low layer within 10 s",
                 await weak.latest(),
                 sfu_view(worker, weak.participant_id),
                 teacher_layers(publisher),
@@ -235,9 +227,14 @@ async def test_a_weak_classroom_drops_to_low_and_comes_back_while_another_keeps_
                 30,
             )
             assert back is not None, ("not back on high within 30 s", await weak.latest())
+            weak_transport = worker.transport("room-1", weak.participant_id)
+            rekeys = (
+                sum(c.rekeys for c in weak_transport.consumers.values()) if weak_transport else 0
+            )
             print(
                 f"\nweak link (teacher at {high}p): low after {took:.1f} s, "
-                f"high again {back:.1f} s after restoring"
+                f"high again {back:.1f} s after restoring; {rekeys} restarts at a keyframe "
+                "after a lost SPS/PPS"
             )
         finally:
             await here.close()

@@ -77,6 +77,7 @@ async def test_every_page_runs_under_its_csp_and_drops_secrets_from_the_url(
             "patrol": (f"/web/patrol.html?token={coordinator}", coordinator),
             "kiosk": (f"/web/kiosk.html?credential={credential}", credential),
             "sfu-demo": (f"/web/sfu-demo.html?token={viewer}", viewer),
+            "replay": (f"/web/replay.html?token={coordinator}", coordinator),
         }
         found: dict[str, list[str]] = {}
         for name, (path, secret) in pages.items():

@@ -9,7 +9,7 @@ import { sourcesSection } from "./coordinator-sources.js";
 
 register({
   zh: {
-    "coord.title": "三课 · 区县排课", "coord.heading": "区县排课与开课统计", "coord.nav": "功能",
+    "coord.replays": "录播回放", "coord.title": "三课 · 区县排课", "coord.heading": "区县排课与开课统计", "coord.nav": "功能",
     "coord.data": "数据上传", "coord.solve": "排课", "coord.timetable": "课表", "coord.unmet": "未满足需求", "coord.stats": "开课率",
     "coord.jsonFile": "区县数据（JSON）", "coord.upload": "上传", "coord.csvKind": "表格类型", "coord.bells": "作息时间",
     "coord.offerings": "主讲课程", "coord.demands": "远端需求", "coord.csvFile": "CSV 文件", "coord.errors": "数据错误（按行/字段）",
@@ -37,7 +37,7 @@ register({
     "weekday.mon": "周一", "weekday.tue": "周二", "weekday.wed": "周三", "weekday.thu": "周四", "weekday.fri": "周五", "weekday.sat": "周六", "weekday.sun": "周日",
   },
   en: {
-    "coord.title": "Sanke · District timetable", "coord.heading": "District timetable and 开课率", "coord.nav": "Sections",
+    "coord.replays": "Replay library", "coord.title": "Sanke · District timetable", "coord.heading": "District timetable and 开课率", "coord.nav": "Sections",
     "coord.data": "Data upload", "coord.solve": "Solve", "coord.timetable": "Timetable", "coord.unmet": "Unmet demand", "coord.stats": "Lessons held",
     "coord.jsonFile": "District data (JSON)", "coord.upload": "Upload", "coord.csvKind": "Sheet", "coord.bells": "Bell schedules",
     "coord.offerings": "Master lessons", "coord.demands": "Remote demand", "coord.csvFile": "CSV file", "coord.errors": "Data errors (by row / field)",
@@ -74,6 +74,12 @@ window.sanke = ui;
 apply();
 langButton($("#lang"));
 const call = (path, opts = {}) => api(path, { token, ...opts });
+// The replay library takes the same token from its link (and drops it from the address bar).
+$("#replay-link").addEventListener("click", (e) => {
+  if (!token) return;
+  e.preventDefault();
+  location.assign(`replay.html?token=${encodeURIComponent(token)}`);
+});
 
 // --- panels ------------------------------------------------------------------------------
 
