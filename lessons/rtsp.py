@@ -41,10 +41,6 @@ INTERVAL_SECONDS = 2.0
 LEASE_SECONDS = 10.0
 
 
-def lease_key(source_id: str) -> str:
-    return f"kv:rtsp-pull:{source_id}"
-
-
 class RtspPeer(WhipPeer):
     """A pulled camera in the room: ``WhipPeer``'s lifecycle (rights, leave, metrics); its
     status comes from the SFU's pull status, not from quality reports."""
