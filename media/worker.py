@@ -32,6 +32,7 @@ from media.recorder import RecorderSettings
 from media.recording_recovery import left_behind, recover
 from media.recording_room import RoomRecording
 from media.router import Router
+from media.rtmp_ingest import PushTable
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
 from media.transport import Transport
 
@@ -76,6 +77,8 @@ class Worker:
         self._closing: set[asyncio.Task[None]] = set()
         # the publishers' own reports, by (room, participant); kept here, not on the Transport
         self.client_reports: dict[tuple[str, str], ClientReport] = {}
+        # the RTMP pushes its participants expect (media.rtmp_server accepts them)
+        self.pushes = PushTable()
 
     # --- MediaPlane ------------------------------------------------------------------
 
@@ -96,6 +99,7 @@ class Worker:
             on_failed=self._transport_failed,
             on_estimate=router.allocate,
             ice_policy=self.settings.ice,
+            pushes=self.pushes,
         )
         self._ensure_ticker()
 

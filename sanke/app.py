@@ -24,6 +24,7 @@ from lessons.hls_signing import UrlSigner
 from lessons.records import RecordLog
 from lessons.replay_api import ReplayContext, setup_replay_routes
 from lessons.replay_catalogue import ReplayCatalogue, recorded_files
+from lessons.rtmp import RtmpSupervisor
 from lessons.rtsp import RtspSupervisor
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
@@ -33,6 +34,7 @@ from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
 from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
+from sanke.rtmp import RtmpListener, rtmp_listener
 from sanke.settings import Settings
 from scheduler.api import (
     PUBLISH_CHECKS_KEY,
@@ -65,6 +67,8 @@ STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
 LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
 RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
+RTMP_KEY: web.AppKey[RtmpSupervisor] = web.AppKey("rtmp", RtmpSupervisor)
+RTMP_LISTENER_KEY: web.AppKey[RtmpListener] = web.AppKey("rtmp_listener", RtmpListener)
 
 # What a process serves (docs/architecture.md, "Which process runs which"):
 # - all: everything (``sanke serve``);
@@ -127,6 +131,17 @@ def records_here(settings: Settings, media: MediaPlane) -> bool:
         and media.settings.recordings_dir is not None
         and media.recording_hooks is not None
     )
+
+
+def local_worker(local_node: Any, media: object) -> Any:
+    """The SFU worker in this process, if there is one (None: media is elsewhere)."""
+    if local_node is not None:
+        return local_node.worker
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    return media if isinstance(media, Worker) else None
 
 
 def recordings_directory(media: object) -> Path | None:
@@ -304,7 +319,7 @@ def create_app(
         )
         app[PUBLISH_HOOKS_KEY].append(lessons.publish)
         app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
-    sources = SourceRegistry(store, settings.crypto)
+    sources = SourceRegistry(store, settings.crypto, settings.rtmp_server_url())
     if scheduling:
         setup_source_routes(app, sources)
     if signaling:
@@ -314,6 +329,14 @@ def create_app(
     rtsp = RtspSupervisor(service, sources, clock=lessons.clock) if signaling else None
     if rtsp is not None:
         app[RTSP_KEY] = rtsp
+    # RTMP pushes: expected by the SFU hosting the room (the same supervision as RTSP) and
+    # accepted by the RTMP listener of a process with an SFU worker.
+    rtmp = RtmpSupervisor(service, sources, clock=lessons.clock) if signaling else None
+    if rtmp is not None:
+        app[RTMP_KEY] = rtmp
+    rtmp_in = rtmp_listener(settings, local_worker(local_node, media), store)
+    if rtmp_in is not None:
+        app[RTMP_LISTENER_KEY] = rtmp_in
     serve_metrics(
         app,
         token=settings.metrics_token,
@@ -360,11 +383,15 @@ def create_app(
             await remote_media.start()
         if local_node is not None:
             await local_node.start()
+        if rtmp_in is not None:
+            await rtmp_in.start()
         await rights.start()  # every process applies revocations (docs/security.md)
         if signaling:
             await presence.start()
         if rtsp is not None:
             await rtsp.start()
+        if rtmp is not None:
+            await rtmp.start()
         if scheduling:
             # The lesson clock: one tick at a time across replicas (the tick lock).
             await lessons.start(settings.lesson_tick_seconds)
@@ -397,6 +424,10 @@ def create_app(
         await rights.stop()
         if rtsp is not None:
             await rtsp.stop()
+        if rtmp is not None:
+            await rtmp.stop()
+        if rtmp_in is not None:
+            await rtmp_in.stop()
         if signaling:
             await presence.stop()
         await service.pending_removals.close()

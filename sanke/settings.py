@@ -195,6 +195,25 @@ class Settings(BaseSettings):
     sfu_address: str = Field(
         default="", description="the SFU node's public address (informational, for operators)"
     )
+    rtmp_port: int = Field(
+        default=1935,
+        ge=0,
+        le=65535,
+        description="RTMP port a process with an SFU listens on for pushes (OBS, 录播 hosts; "
+        "binds the addresses of SANKE_HOST); 0: no RTMP",
+    )
+    rtmp_public_url: str = Field(
+        default="",
+        pattern=r"^(rtmp://\S+)?$",
+        description="the RTMP server URL encoders are given, e.g. rtmp://sanke.example.com:1935"
+        "/live (default: rtmp://localhost:<rtmp_port>/live)",
+    )
+    rtmp_max_bitrate_kbps: int = Field(
+        default=20_000, ge=100, description="an RTMP publisher sending more is cut off"
+    )
+    rtmp_max_connections: int = Field(
+        default=200, ge=1, description="RTMP connections one process takes at once"
+    )
     heap_trim_seconds: float = Field(
         default=60,
         ge=0,
@@ -391,6 +410,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown room kinds {unknown}: use {sorted(known)}")
         return value
+
+    @field_validator("rtmp_port", mode="before")
+    @classmethod
+    def _rtmp_off(cls, value: object) -> object:
+        return 0 if isinstance(value, str) and not value.strip() else value  # empty: off
+
+    def rtmp_server_url(self) -> str:
+        """What encoders are told to push to (OBS: Server); the stream key goes after it."""
+        return self.rtmp_public_url or f"rtmp://localhost:{self.rtmp_port or 1935}/live"
 
     @field_validator("recordings_retention_days_by_kind")
     @classmethod

@@ -19,6 +19,7 @@ from media.node import SfuNode
 from media.worker import Worker
 from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
+from sanke.rtmp import rtmp_listener
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
 from signaling.metrics_http import metrics_body, require_metrics_token
@@ -106,6 +107,10 @@ async def run_sfu(settings: Settings) -> None:
     if retention is not None:
         retention.start()
     await node.start()
+    # RTMP pushes for the rooms this node hosts (each node accepts only the keys it expects)
+    rtmp = rtmp_listener(settings, worker, store)
+    if rtmp is not None:
+        await rtmp.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
@@ -134,4 +139,6 @@ async def run_sfu(settings: Settings) -> None:
         await heap.stop()
         await observability.stop()
         await runner.cleanup()
+        if rtmp is not None:
+            await rtmp.stop()
         await store.close()
