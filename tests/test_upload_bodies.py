@@ -173,6 +173,8 @@ def _cases(w: World) -> list[tuple[str, str, bytes, dict[str, str], int]]:
         ),
         # The whole offer is read and checked, then: no lesson of the classroom is open.
         ("POST", f"/whip/v1/{w.source_id}", static_offer().encode(), whip, 409),
+        # Read whole, then refused: no lesson is recorded in this world.
+        ("PUT", "/api/v1/replays/no-such-lesson/published", b'{"published": true}', c, 404),
         # No publish in this world: refused before its body (test_whip.py trickles to one).
         ("PATCH", f"/whip/v1/{w.source_id}/sessions/{'s' * 24}", b"a=end-of-candidates", whip, 404),
     ]
