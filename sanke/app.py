@@ -17,6 +17,7 @@ from contracts.store.watch import StoreWatch
 from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
+from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_api import ReplayContext, setup_replay_routes
 from lessons.replay_catalogue import ReplayCatalogue, recorded_files
@@ -27,7 +28,12 @@ from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_recordings, retention_sweep, worker_settings
+from sanke.recording import (
+    lesson_recordings,
+    recording_store,
+    retention_sweep,
+    worker_settings,
+)
 from sanke.records_key import records_keys
 from sanke.settings import Settings
 from scheduler.api import (
@@ -199,6 +205,7 @@ def create_app(
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
     records = RecordLog(store, records_keys(settings))
+    recording: LessonRecordings | None = None
     if media is None:
         recording = lesson_recordings(settings, store, records)
         if settings.redis_url:
@@ -307,8 +314,13 @@ def create_app(
     # The replay library serves the files from where they are: this process's recordings, or
     # a directory it shares with the SFU nodes (SANKE_RECORDINGS_DIR on a shared volume).
     replay_files = written_here or (settings.recordings_path() if settings.recordings_dir else None)
+    # Finished parts uploaded to a bucket (SANKE_RECORDINGS_S3_*): this process retries the
+    # uploads of the parts it wrote, and its replay library redirects to the bucket.
+    uploads = recording.uploads if recording is not None and written_here is not None else None
+    bucket = recording_store(settings)
     if scheduling:
-        setup_replay_routes(app, ReplayContext(catalogue, replay_files, clock=lessons.clock))
+        context = ReplayContext(catalogue, replay_files, clock=lessons.clock, bucket=bucket)
+        setup_replay_routes(app, context)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -335,7 +347,11 @@ def create_app(
         heap.start()
         if retention is not None:
             retention.start()
-        indexing = asyncio.create_task(index_replays(catalogue, records, replay_files))
+        if uploads is not None:
+            uploads.start()
+        # with a bucket, a finished part on disk is one waiting for its upload: not listed
+        indexed = replay_files if bucket is None else None
+        indexing = asyncio.create_task(index_replays(catalogue, records, indexed))
         # in the background: a long part's remux must not hold up serving
         recovery = asyncio.create_task(
             recover_recordings(local_node.worker if local_node is not None else media)
@@ -351,6 +367,8 @@ def create_app(
             indexing.cancel()
         if retention is not None:
             await retention.stop()
+        if uploads is not None:
+            await uploads.stop()
         await heap.stop()
         if observability is not None:
             await observability.stop()

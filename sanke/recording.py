@@ -9,6 +9,8 @@ from typing import Any
 
 from contracts.store import Store
 from lessons.recording_retention import RetentionSweep
+from lessons.recording_store import S3RecordingStore
+from lessons.recording_uploads import RecordingUploads
 from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_catalogue import ReplayCatalogue
@@ -17,13 +19,34 @@ from sanke.settings import Settings
 from signaling.rooms import RoomRepository
 
 
+def recording_store(settings: Settings) -> S3RecordingStore | None:
+    """The bucket finished recordings go to (SANKE_RECORDINGS_S3_*), None: the directory."""
+    s3 = settings.recordings_s3()
+    return S3RecordingStore(s3) if s3 is not None else None
+
+
 def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> LessonRecordings:
+    catalogue = ReplayCatalogue(store)
+    bucket = recording_store(settings)
+    uploads = (
+        RecordingUploads(
+            bucket,
+            settings.recordings_path(),
+            records,
+            catalogue,
+            keep_local=settings.recordings_s3_keep_local,
+            retry_seconds=settings.recordings_s3_retry_seconds,
+        )
+        if bucket is not None
+        else None
+    )
     return LessonRecordings(
         RoomRepository(store),
         SessionRepository(store),
         records,
         settings.recorded_kinds(),
-        catalogue=ReplayCatalogue(store),
+        catalogue=catalogue,
+        uploads=uploads,
     )
 
 
@@ -33,13 +56,20 @@ def retention_sweep(
     records: RecordLog,
     catalogue: ReplayCatalogue | None = None,
 ) -> RetentionSweep | None:
-    """The retention sweep of the recordings this process writes, where retention is set
-    (for every room kind or for some)."""
+    """The retention sweep of the recordings this process writes (and of the bucket they go
+    to), where retention is set (for every room kind or for some)."""
     days = settings.recordings_retention_days
     by_kind = settings.retention_by_kind()
     if directory is None or (days is None and not by_kind):
         return None
-    return RetentionSweep(directory, records, days, by_kind=by_kind, catalogue=catalogue)
+    return RetentionSweep(
+        directory,
+        records,
+        days,
+        by_kind=by_kind,
+        catalogue=catalogue,
+        bucket=recording_store(settings),
+    )
 
 
 def worker_settings(settings: Settings) -> Any:

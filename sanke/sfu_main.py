@@ -9,8 +9,8 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
-from contracts.recording import RecordingHooks
 from contracts.store import Store, open_store
+from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_catalogue import ReplayCatalogue
 from media.heap import HeapTrimmer
@@ -59,7 +59,7 @@ def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
     return app
 
 
-def _recording(settings: Settings, store: Store) -> RecordingHooks | None:
+def _recording(settings: Settings, store: Store) -> LessonRecordings | None:
     """A node records the rooms it hosts only where it was given a place for the files
     (SANKE_RECORDINGS_DIR: a cluster decides its storage); it signs their hashes into the
     shared chain, so it needs the records key every other process has."""
@@ -99,6 +99,10 @@ async def run_sfu(settings: Settings) -> None:
         )
     if retention is not None:
         retention.start()
+    hooks = worker.recording_hooks
+    uploads = hooks.uploads if isinstance(hooks, LessonRecordings) else None
+    if uploads is not None:
+        uploads.start()  # the parts a failed upload left here, now and then every minute
     await node.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
@@ -125,6 +129,8 @@ async def run_sfu(settings: Settings) -> None:
             recovery.cancel()
         if retention is not None:
             await retention.stop()
+        if uploads is not None:
+            await uploads.stop()
         await heap.stop()
         await observability.stop()
         await runner.cleanup()
