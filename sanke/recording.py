@@ -83,5 +83,6 @@ def worker_settings(settings: Settings) -> Any:
         recorder=RecorderSettings(
             keyframe_interval=settings.recording_keyframe_seconds,
             checkpoint_interval=settings.recording_checkpoint_seconds,
+            node_id=settings.node_id,
         ),
     )

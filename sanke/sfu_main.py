@@ -16,6 +16,7 @@ from lessons.replay_catalogue import ReplayCatalogue
 from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
+from media.recording_adoption import OrphanAdoption
 from media.worker import Worker
 from sanke.recording import lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
@@ -105,6 +106,10 @@ async def run_sfu(settings: Settings) -> None:
         uploads.start()  # the parts a failed upload left here, now and then every minute
     await node.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
+    # parts of nodes that died, in a directory shared with them (a ReadWriteMany volume)
+    adoption = OrphanAdoption(worker, store, node.info.id) if hooks is not None else None
+    if adoption is not None:
+        adoption.start()
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
     for host in settings.host:
@@ -127,6 +132,8 @@ async def run_sfu(settings: Settings) -> None:
     finally:
         if not recovery.done():
             recovery.cancel()
+        if adoption is not None:
+            await adoption.stop()
         if retention is not None:
             await retention.stop()
         if uploads is not None:
