@@ -27,7 +27,7 @@ from support.s3_server import ACCESS_KEY, BUCKET, SECRET_KEY, MotoS3
 from contracts.rooms import Role, RoomKind
 from contracts.store import MemoryStore
 from lessons.recording_store import PART_SIZE, expected_etag
-from lessons.records import RecordLog
+from lessons.records import RecordedFile, RecordLog
 from lessons.replay_catalogue import ReplayCatalogue
 from media.worker import Worker
 from sanke.app import SERVICE_KEY, create_app
@@ -219,3 +219,49 @@ def test_the_expected_etag_is_the_one_s3_gives_single_and_multipart(
     # an object that is not the file: another ETag
     client.put_object("etags", "other", io.BytesIO(b"x" * 1000), 1000)
     assert client.stat_object("etags", "other").etag != expected_etag(tmp_path / "f1000", 1000)
+
+
+async def test_a_part_left_unuploaded_by_the_last_run_is_uploaded_when_the_process_starts(
+    tmp_path: Path, s3: MotoS3
+) -> None:
+    """A process that stopped before its upload went through (the store was down) left a
+    finished part on disk, named by its record: the next start uploads and lists it."""
+    recordings = tmp_path / "recordings"
+    name = "open-3/20261102T010203Z-zhang-part1.mp4"
+    local = recordings / name
+    local.parent.mkdir(parents=True)
+    clip = make_clip(tmp_path, "lesson.mp4", size="320x180", seconds=2)
+    data = Path(clip).read_bytes()
+    local.write_bytes(data)
+    store = MemoryStore()
+    await store.start()
+    now = 1_790_000_000.0
+    await RecordLog(store, KEY).append(
+        RecordedFile(
+            room_id="open-3",
+            participant_id="zhang",
+            part=1,
+            file=name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            bytes=len(data),
+            started_at=now - 2,
+            ended_at=now,
+            duration_seconds=2.0,
+        ),
+        now,
+    )
+    server = TestServer(create_app(_settings(recordings, s3), store=store), host="127.0.0.1")
+    h = Harness(server, store, TokenService(SECRET))
+    await h.room("open-3", kind=RoomKind.master)
+    await server.start_server()
+    try:
+        assert await _until(lambda: not local.exists(), 20), "not uploaded at start"
+        admin = {"Authorization": f"Bearer {h.tokens.mint(subject='admin-1', role=Role.admin)}"}
+        got = await h.session.get(h.url("/api/v1/replays/open-3"), headers=admin)
+        assert got.status == 200, await got.text()
+        (part,) = (await got.json())["parts"]
+        assert part["file"] == name
+        assert await asyncio.to_thread(_object, s3, "district-1/" + name) == data
+    finally:
+        await h.close()
+        await server.close()
