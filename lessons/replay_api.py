@@ -206,7 +206,8 @@ def _part_claims(request: web.Request, replay_id: str) -> Claims:
 
 @documented(
     summary="Play a part of a recorded lesson (video/mp4; HTTP range requests for seeking); "
-    "the token from the Authorization header or a replay link's ?play=",
+    "the token from the Authorization header or a replay link's ?play=; a part in the "
+    "recordings bucket: 302 to a presigned URL of it",
     query={"play": "a replay link's token (from GET /api/v1/replays/{id})"},
     tag="replays",
 )

@@ -167,10 +167,14 @@ def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) 
     from media.node import SfuNode
     from media.worker import Worker
 
+    node_id = f"{settings.node_id}-sfu"
+    media_settings = worker_settings(settings)
+    # the id its heartbeat key has, noted next to each part it writes (recording_adoption)
+    media_settings.recorder.node_id = node_id
     return SfuNode(
         store,
-        Worker(worker_settings(settings), recording),
-        f"{settings.node_id}-sfu",
+        Worker(media_settings, recording),
+        node_id,
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
         region=settings.sfu_region,
@@ -332,8 +336,15 @@ def create_app(
             log.exception("re-signing the teaching records head failed")
         if remote_media is not None:
             await remote_media.start()
+        adoption = None
         if local_node is not None:
             await local_node.start()
+            if recordings_directory(local_node.worker) is not None:
+                from media.recording_adoption import OrphanAdoption
+
+                # the parts of nodes that died, in a directory shared with them
+                adoption = OrphanAdoption(local_node.worker, store, local_node.info.id)
+                adoption.start()
         await rights.start()  # every process applies revocations (docs/security.md)
         if signaling:
             await presence.start()
@@ -382,6 +393,8 @@ def create_app(
         await service.pending_removals.close()
         await hub.close()
         await media.close()
+        if adoption is not None:
+            await adoption.stop()
         if local_node is not None:
             await local_node.stop()
         await store.close()
