@@ -29,6 +29,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
@@ -198,6 +199,11 @@ class S3RecordingStore:
         return self.client.presigned_get_object(
             self.bucket, self.key(name), expires=timedelta(seconds=lifetime)
         )
+
+    def origin(self) -> str:
+        """Where its presigned URLs point (scheme://host[:port]): a page's media-src."""
+        parts = urlsplit(self.play_url("origin-check.mp4", 60))
+        return f"{parts.scheme}://{parts.netloc}"
 
     async def exists(self, name: str) -> bool:
         def blocking() -> bool:

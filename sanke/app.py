@@ -194,7 +194,9 @@ def create_app(
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
-    install_security_headers(app)
+    # A <video> of the replay library follows its redirect to the recordings bucket.
+    bucket = recording_store(settings)
+    install_security_headers(app, [bucket.origin()] if bucket is not None else [])
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(
@@ -321,7 +323,6 @@ def create_app(
     # Finished parts uploaded to a bucket (SANKE_RECORDINGS_S3_*): this process retries the
     # uploads of the parts it wrote, and its replay library redirects to the bucket.
     uploads = recording.uploads if recording is not None and written_here is not None else None
-    bucket = recording_store(settings)
     if scheduling:
         context = ReplayContext(catalogue, replay_files, clock=lessons.clock, bucket=bucket)
         setup_replay_routes(app, context)

@@ -15,23 +15,33 @@ handshake all carry them, whatever produced the response.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiohttp import web
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob: mediastream:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(media_origins: Sequence[str] = ()) -> str:
+    """The policy; ``media_origins``: where else a ``<video>`` may load from (the recordings
+    bucket the replay library redirects to, docs/recording.md, "Storage")."""
+    media = " ".join(["'self'", "blob:", "mediastream:", *media_origins])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            f"media-src {media}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -47,14 +57,22 @@ HSTS = "max-age=31536000"
 NOT_STORED = ("/api/",)
 
 
+POLICY_KEY: web.AppKey[str] = web.AppKey("content_security_policy", str)
+
+
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in HEADERS.items():
         response.headers[name] = value
+    response.headers["Content-Security-Policy"] = request.app.get(
+        POLICY_KEY, CONTENT_SECURITY_POLICY
+    )
     if request.path.startswith(NOT_STORED):
         response.headers["Cache-Control"] = "no-store"
     if request.secure:
         response.headers["Strict-Transport-Security"] = HSTS
 
 
-def install_security_headers(app: web.Application) -> None:
+def install_security_headers(app: web.Application, media_origins: Sequence[str] = ()) -> None:
+    if media_origins:
+        app[POLICY_KEY] = content_security_policy(media_origins)
     app.on_response_prepare.append(_add_headers)

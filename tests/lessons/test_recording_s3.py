@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from minio import Minio
+from support.browser import chromium, wait_js
 from support.clips import Clip, load_clip, make_clip
 from support.harness import SECRET, Harness
 from support.replays import KEY
@@ -46,7 +47,7 @@ def s3(tmp_path: Path) -> Iterator[MotoS3]:
     server.stop()
 
 
-def _settings(recordings: Path, s3: MotoS3) -> Settings:
+def _settings(recordings: Path, s3: MotoS3, endpoint: str | None = None) -> Settings:
     return Settings(
         token_secret=SECRET,
         dev=True,
@@ -54,7 +55,7 @@ def _settings(recordings: Path, s3: MotoS3) -> Settings:
         recordings_dir=str(recordings),
         host=["127.0.0.1"],
         redis_url=None,
-        recordings_s3_endpoint=s3.endpoint,
+        recordings_s3_endpoint=endpoint or s3.endpoint,
         recordings_s3_bucket=BUCKET,
         recordings_s3_access_key=ACCESS_KEY,
         recordings_s3_secret_key=SECRET_KEY,
@@ -221,16 +222,14 @@ def test_the_expected_etag_is_the_one_s3_gives_single_and_multipart(
     assert client.stat_object("etags", "other").etag != expected_etag(tmp_path / "f1000", 1000)
 
 
-async def test_a_part_left_unuploaded_by_the_last_run_is_uploaded_when_the_process_starts(
-    tmp_path: Path, s3: MotoS3
-) -> None:
-    """A process that stopped before its upload went through (the store was down) left a
-    finished part on disk, named by its record: the next start uploads and lists it."""
-    recordings = tmp_path / "recordings"
-    name = "open-3/20261102T010203Z-zhang-part1.mp4"
+async def _left_behind(
+    tmp_path: Path, recordings: Path, room: str
+) -> tuple[str, bytes, MemoryStore]:
+    """A finished part on disk and its record, as a run whose upload failed leaves them."""
+    name = f"{room}/20261102T010203Z-zhang-part1.mp4"
     local = recordings / name
     local.parent.mkdir(parents=True)
-    clip = make_clip(tmp_path, "lesson.mp4", size="320x180", seconds=2)
+    clip = make_clip(tmp_path, "lesson.mp4", size="640x360", seconds=4)
     data = Path(clip).read_bytes()
     local.write_bytes(data)
     store = MemoryStore()
@@ -238,18 +237,29 @@ async def test_a_part_left_unuploaded_by_the_last_run_is_uploaded_when_the_proce
     now = 1_790_000_000.0
     await RecordLog(store, KEY).append(
         RecordedFile(
-            room_id="open-3",
+            room_id=room,
             participant_id="zhang",
             part=1,
             file=name,
             sha256=hashlib.sha256(data).hexdigest(),
             bytes=len(data),
-            started_at=now - 2,
+            started_at=now - 4,
             ended_at=now,
-            duration_seconds=2.0,
+            duration_seconds=4.0,
         ),
         now,
     )
+    return name, data, store
+
+
+async def test_a_part_left_unuploaded_by_the_last_run_is_uploaded_when_the_process_starts(
+    tmp_path: Path, s3: MotoS3
+) -> None:
+    """A process that stopped before its upload went through (the store was down) left a
+    finished part on disk, named by its record: the next start uploads and lists it."""
+    recordings = tmp_path / "recordings"
+    name, data, store = await _left_behind(tmp_path, recordings, "open-3")
+    local = recordings / name
     server = TestServer(create_app(_settings(recordings, s3), store=store), host="127.0.0.1")
     h = Harness(server, store, TokenService(SECRET))
     await h.room("open-3", kind=RoomKind.master)
@@ -262,6 +272,48 @@ async def test_a_part_left_unuploaded_by_the_last_run_is_uploaded_when_the_proce
         (part,) = (await got.json())["parts"]
         assert part["file"] == name
         assert await asyncio.to_thread(_object, s3, "district-1/" + name) == data
+    finally:
+        await h.close()
+        await server.close()
+
+
+async def test_chromium_plays_a_part_from_the_bucket_through_the_redirect(
+    tmp_path: Path, s3: MotoS3
+) -> None:
+    """The page's Content-Security-Policy lets a <video> follow the redirect to the bucket
+    (named by host: CSP has no syntax for an IPv6 literal, so ``localhost`` here)."""
+    recordings = tmp_path / "recordings"
+    name, _, store = await _left_behind(tmp_path, recordings, "open-4")
+    endpoint = f"http://localhost:{s3.port}"
+    server = TestServer(
+        create_app(_settings(recordings, s3, endpoint), store=store), host="127.0.0.1"
+    )
+    h = Harness(server, store, TokenService(SECRET))
+    await h.room("open-4", kind=RoomKind.master)
+    await server.start_server()
+    try:
+        assert await _until(lambda: not (recordings / name).exists(), 20), "not uploaded"
+        admin = {"Authorization": f"Bearer {h.tokens.mint(subject='admin-1', role=Role.admin)}"}
+        detail = await (await h.session.get(h.url("/api/v1/replays/open-4"), headers=admin)).json()
+        link = h.url(detail["parts"][0]["url"])
+        page_reply = await h.session.get(h.url("/web/index.html"))
+        assert endpoint in page_reply.headers["Content-Security-Policy"]
+        async with chromium() as browser:
+            page = await browser.new_page()  # type: ignore[attr-defined]
+            await page.goto(h.url("/web/index.html"))
+            await page.evaluate(
+                """(src) => { const v = document.createElement('video');
+                   v.id = 'replay'; v.muted = true; v.src = src;
+                   document.body.appendChild(v); v.play(); }""",
+                link,
+            )
+            played = await wait_js(
+                page,
+                "(() => { const v = document.getElementById('replay');"
+                " return v.currentTime > 1 && v.videoWidth === 640 ? v.currentSrc : null; })()",
+                timeout=20_000,
+            )
+            assert played == link
     finally:
         await h.close()
         await server.close()
