@@ -40,6 +40,9 @@ class ErrorCode(StrEnum):
     conflict = "conflict"
     lesson_not_open = "lesson_not_open"
     recording_unavailable = "recording_unavailable"
+    hls_unavailable = "hls_unavailable"
+    url_signature_invalid = "url_signature_invalid"
+    url_signature_expired = "url_signature_expired"
     internal = "internal"
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.layers import LayerPin, ReceivedLayer
@@ -72,13 +72,24 @@ class StatsReport(_Model):
 
 
 class PullRequest(_Model):
-    """Pull an RTSP camera (or a 录播 host's RTSP output) as the participant's camera: its
-    H.264 passed through, never decoded. Credentials go in the URL (basic or digest)."""
+    """Pull an RTSP camera (or a 录播 host's RTSP output) as the participant's camera, or
+    expect an RTMP push for it: its H.264 passed through, never decoded. An RTSP pull has
+    ``url`` (credentials in it: basic or digest); an RTMP push has ``push_key_sha256``, the
+    SHA-256 of its stream key (the key itself never reaches the SFU but from the encoder)."""
 
-    url: str = Field(pattern=r"^rtsps?://", max_length=2048)
+    url: str | None = Field(default=None, pattern=r"^rtsps?://", max_length=2048)
+    push_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     # the camera's sub-stream: the ``low`` layer (switched to at its own keyframes)
     low_url: str | None = Field(default=None, pattern=r"^rtsps?://", max_length=2048)
     transport: Literal["tcp", "udp"] = "tcp"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PullRequest:
+        if (self.url is None) == (self.push_key_sha256 is None):
+            raise ValueError("a pull has a url (RTSP) or a push_key_sha256 (RTMP), not both")
+        if self.push_key_sha256 is not None and self.low_url is not None:
+            raise ValueError("an RTMP push has no sub-stream")
+        return self
 
 
 PullState = Literal["connecting", "connected", "reconnecting", "refused", "unauthorized", "stopped"]

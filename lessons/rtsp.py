@@ -24,9 +24,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from contracts.errors import ErrorCode
-from contracts.media import PullStatus
+from contracts.media import PullRequest, PullStatus
 from contracts.protocol import ServerMessage
 from contracts.store.outage import OutageLog
 from lessons.repository import SessionRepository
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 2.0
 LEASE_SECONDS = 10.0
-
-
-def lease_key(source_id: str) -> str:
-    return f"kv:rtsp-pull:{source_id}"
 
 
 class RtspPeer(WhipPeer):
@@ -56,6 +53,13 @@ class RtspPeer(WhipPeer):
 
 
 class RtspSupervisor:
+    """Pulls RTSP sources; ``lessons.rtmp.RtmpSupervisor`` is the same for RTMP pushes (the
+    SFU expects the push instead of pulling)."""
+
+    kind: ClassVar[SourceKind] = SourceKind.rtsp
+    lease_prefix: ClassVar[str] = "kv:rtsp-pull:"
+    device: ClassVar[tuple[str, str]] = ("the camera", "its sub-stream")
+
     def __init__(
         self,
         service: RoomService,
@@ -76,7 +80,7 @@ class RtspSupervisor:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="rtsp-supervisor")
+        self._task = asyncio.create_task(self._run(), name=f"{self.kind.value}-supervisor")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -88,11 +92,13 @@ class RtspSupervisor:
             peer.end()
             await peer.ended.wait()
             with contextlib.suppress(Exception):
-                await self.registry.store.delete(lease_key(peer.source.id))
+                await self.registry.store.delete(self._lease(peer.source.id))
         self.peers.clear()
 
     async def _run(self) -> None:
-        outage = OutageLog(log, "supervising RTSP sources")  # a store outage: logged once
+        outage = OutageLog(
+            log, f"supervising {self.kind.value} sources"
+        )  # a store outage: logged once
         while True:
             try:
                 await self.look()
@@ -102,15 +108,15 @@ class RtspSupervisor:
             await asyncio.sleep(self.interval)
 
     async def look(self) -> None:
-        """One look at every RTSP source: start, keep or end its pull."""
-        sources = {s.id: s for s in await self.registry.list() if s.kind is SourceKind.rtsp}
+        """One look at every source of its kind: start, keep or end its pull."""
+        sources = {s.id: s for s in await self.registry.list() if s.kind is self.kind}
         for source_id in [i for i in self.peers if i not in sources]:
             self.peers.pop(source_id).end()  # deleted (its rights end it too)
         for source in sources.values():
             try:
                 await self._supervise(source)
             except Exception:
-                log.exception("supervising RTSP source %s failed", source.id)
+                log.exception("supervising %s source %s failed", self.kind.value, source.id)
 
     async def _supervise(self, source: Source) -> None:
         peer = self.peers.get(source.id)
@@ -125,17 +131,18 @@ class RtspSupervisor:
                 or peer.participant is None
                 or (peer.participant.room_id != lesson.room_id)
             ):
-                log.info("RTSP source %s: its lesson is over, stopping the pull", source.id)
+                log.info("%s source %s: its lesson is over, stopping", self.kind.value, source.id)
                 self.peers.pop(source.id).end()
-                await self.registry.store.delete(lease_key(source.id))
+                await self.registry.store.delete(self._lease(source.id))
                 return
-            await self.registry.store.set(lease_key(source.id), self.holder, ttl=LEASE_SECONDS)
+            await self.registry.store.set(self._lease(source.id), self.holder, ttl=LEASE_SECONDS)
             await self._write_status(source, peer)
             return
-        if lesson is None or source.rtsp is None:
+        request = self._pull_request(source)
+        if lesson is None or request is None:
             return
         store = self.registry.store
-        key = lease_key(source.id)
+        key = self._lease(source.id)
         if (
             not await store.set(key, self.holder, ttl=LEASE_SECONDS, nx=True)
             and await store.get(key) != self.holder
@@ -148,23 +155,29 @@ class RtspSupervisor:
             participant, _ = await self.service.join(claims, None, None, peer, publish_only=True)
         except BaseException:
             self.service.rights.release(claims.sub, peer)
-            await store.delete(lease_key(source.id))
+            await store.delete(key)
             raise
         peer.joined(participant)
         self.peers[source.id] = peer
         try:
-            await self.service.media.pull(
-                participant.room_id, participant.id, source.rtsp.pull_request()
-            )
+            await self.service.media.pull(participant.room_id, participant.id, request)
         except Exception as exc:
             self.peers.pop(source.id, None)
             peer.end()
-            await store.delete(lease_key(source.id))
+            await store.delete(key)
             await self.registry.record_error(
                 source.id, ErrorCode.media_unavailable, f"the SFU could not pull it: {exc}"
             )
             raise
-        log.info("RTSP source %s pulled into %s as %s", source.id, lesson.room_id, participant.id)
+        log.info(
+            "%s source %s into %s as %s", self.kind.value, source.id, lesson.room_id, participant.id
+        )
+
+    def _lease(self, source_id: str) -> str:
+        return f"{self.lease_prefix}{source_id}"
+
+    def _pull_request(self, source: Source) -> PullRequest | None:
+        return source.rtsp.pull_request() if source.rtsp is not None else None
 
     async def _write_status(self, source: Source, peer: RtspPeer) -> None:
         participant = peer.participant
@@ -174,7 +187,7 @@ class RtspSupervisor:
         high = next((s for s in statuses if s.layer == "high"), None)
         if high is None:
             # the SFU lost it (its node failed, the room moved): pulled anew at the next look
-            log.info("RTSP source %s: the SFU has no pull of it, pulling again", source.id)
+            log.info("%s source %s: the SFU lost it, again", self.kind.value, source.id)
             self.peers.pop(source.id, None)
             peer.end()
             return
@@ -194,7 +207,7 @@ class RtspSupervisor:
             )
         else:
             await self.registry.clear_live(source.id, participant.id)
-        problem = _problem(statuses)
+        problem = _problem(statuses, self.device)
         if problem is not None and self._errors.get(source.id) != problem:
             self._errors[source.id] = problem
             await self.registry.record_error(source.id, ErrorCode.media_error, problem)
@@ -202,10 +215,10 @@ class RtspSupervisor:
             self._errors.pop(source.id, None)
 
 
-def _problem(statuses: list[PullStatus]) -> str | None:
+def _problem(statuses: list[PullStatus], device: tuple[str, str]) -> str | None:
     """What the source's operator should know: a stream not connected, and why."""
     for s in statuses:
         if s.state in ("refused", "unauthorized", "reconnecting") and s.message:
-            name = "the camera" if s.layer == "high" else "its sub-stream"
+            name = device[0] if s.layer == "high" else device[1]
             return f"{name} ({s.state}): {s.message}"[:500]
     return None

@@ -21,7 +21,6 @@ from lessons.sources import (
     SourceStatus,
     SourceView,
     source_subject,
-    view,
 )
 from scheduler.repository import TimetableRepository
 from signaling.audit import audit
@@ -104,7 +103,7 @@ async def list_sources(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
     registry = request.app[SOURCES_KEY]
     views = [
-        view(s, await registry.status(s.id))
+        registry.view(s, await registry.status(s.id))
         for s in await registry.list()
         if _in_scope(claims, s.school)
     ]
@@ -116,7 +115,7 @@ async def get_source(request: web.Request) -> web.Response:
     claims = authorize(request, Role.coordinator)
     source = await _scoped(request, claims)
     status = await request.app[SOURCES_KEY].status(source.id)
-    return web.json_response(view(source, status).model_dump(mode="json"))
+    return web.json_response(request.app[SOURCES_KEY].view(source, status).model_dump(mode="json"))
 
 
 @documented(
@@ -153,7 +152,7 @@ async def delete_source(request: web.Request) -> web.Response:
         classroom=source.classroom,
         kind=source.kind.value,
     )
-    return web.json_response(view(source).model_dump(mode="json"))
+    return web.json_response(request.app[SOURCES_KEY].view(source).model_dump(mode="json"))
 
 
 def setup_source_routes(app: web.Application, registry: SourceRegistry) -> None:

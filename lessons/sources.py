@@ -2,13 +2,17 @@
 
 A coordinator registers a source (kind, name, the master classroom it teaches from); when a
 lesson of that classroom is open, the source becomes the room's teacher (``lessons.whip``).
-``whip`` and ``rtsp`` are accepted today (``rtmp`` and ``srt`` are kinds of the model
+``whip``, ``rtsp`` and ``rtmp`` are accepted today (``srt`` is a kind of the model
 already). An RTSP source is pulled by the SFU while its classroom's lesson is open
 (``lessons.rtsp``); its camera's password is kept in the store (the pull needs it in the
 clear) and never shown by the API (``SourceView`` says only whether there is one).
 
 A WHIP source's bearer token (``whip.<id>.<secret>``) is shown once at registration; the
-store keeps only its SHA-256 (SM3 with ``SANKE_CRYPTO=gm``), as for classroom devices.
+store keeps only its SHA-256 (SM3 with ``SANKE_CRYPTO=gm``), as for classroom devices. An
+RTMP source's stream key is shown once too (in its ``rtmp_url``); the store keeps only its
+SHA-256 (in every crypto mode: the SFU that accepts the push compares that digest, and
+``media`` has no SM3), indexed in ``h:rtmp-keys`` (digest → source id) so that a push the
+SFU refused can be told to its source's status.
 
 Layout (under the store's prefix): ``h:sources`` id → Source JSON; ``h:source-errors``
 id → the source's last error; ``kv:source-live:<id>`` its live status while it publishes,
@@ -35,6 +39,8 @@ from signaling.gm import sm3_hex
 
 SOURCES = "h:sources"
 SOURCE_ERRORS = "h:source-errors"
+RTMP_KEYS = "h:rtmp-keys"
+DEFAULT_RTMP_SERVER = "rtmp://localhost:1935/live"
 LIVE_TTL_SECONDS = 10.0  # quality samples come every 2 s
 TOKEN_PREFIX = "whip"
 MAX_SOURCES = 10_000  # a province's master classrooms, with room to spare
@@ -52,7 +58,7 @@ def source_subject(source_id: str) -> str:
 class SourceKind(StrEnum):
     whip = "whip"  # an encoder (OBS ≥ 30, a hardware encoder) publishes WebRTC to Sanke
     rtsp = "rtsp"  # Sanke pulls an IP camera or a 录播 host
-    rtmp = "rtmp"  # a 录播 host pushes RTMP with a stream key (not yet)
+    rtmp = "rtmp"  # a 录播 host or OBS pushes RTMP with a stream key
     srt = "srt"  # SRT listener or caller (not yet)
 
 
@@ -107,9 +113,9 @@ class RtspView(BaseModel):
 class SourceRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # WHIP and RTSP are ingested today; the other kinds are refused with a clear 422.
-    kind: Literal[SourceKind.whip, SourceKind.rtsp] = Field(
-        description="whip or rtsp (rtmp and srt: not yet)"
+    # WHIP, RTSP and RTMP are ingested today; srt is refused with a clear 422.
+    kind: Literal[SourceKind.whip, SourceKind.rtsp, SourceKind.rtmp] = Field(
+        description="whip, rtsp or rtmp (srt: not yet)"
     )
     name: str = Field(min_length=1, max_length=100, description="e.g. 录播主机 3楼")
     school: str = Field(min_length=1, max_length=128, description="the master school")
@@ -137,6 +143,8 @@ class Source(BaseModel):
     secret_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     secret_sm3: str | None = Field(default=None, exclude_if=lambda v: v is None)
     rtsp: RtspSettings | None = Field(default=None, exclude_if=lambda v: v is None)
+    # An RTMP source: its stream key's SHA-256 (the key is shown once).
+    stream_key_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: float
 
     @model_validator(mode="after")
@@ -147,6 +155,8 @@ class Source(BaseModel):
             raise ValueError("a WHIP source has exactly one of secret_sha256, secret_sm3")
         if (self.kind is SourceKind.rtsp) != (self.rtsp is not None):
             raise ValueError("an RTSP source has its rtsp settings, and only it")
+        if (self.kind is SourceKind.rtmp) != (self.stream_key_sha256 is not None):
+            raise ValueError("an RTMP source has its stream key's digest, and only it")
         return self
 
     def matches(self, secret: str) -> bool:
@@ -199,6 +209,9 @@ class SourceView(BaseModel):
     classroom: str
     created_at: float
     whip_url: str | None = Field(default=None, description="where a WHIP encoder POSTs")
+    rtmp_server: str | None = Field(
+        default=None, description="an RTMP source: the encoder's server (OBS: Server)"
+    )
     rtsp: RtspView | None = None
     status: SourceStatus | None = None
 
@@ -206,6 +219,12 @@ class SourceView(BaseModel):
 class RegisteredSource(BaseModel):
     source: SourceView
     token: str | None = Field(default=None, description="shown once: a WHIP encoder's bearer token")
+    stream_key: str | None = Field(
+        default=None, description="shown once: an RTMP source's stream key (OBS: Stream Key)"
+    )
+    rtmp_url: str | None = Field(
+        default=None, description="shown once: the RTMP server and stream key, as one URL"
+    )
 
 
 class SourceList(BaseModel):
@@ -216,11 +235,14 @@ def whip_path(source_id: str) -> str:
     return f"/whip/v1/{source_id}"
 
 
-def view(source: Source, status: SourceStatus | None = None) -> SourceView:
+def view(
+    source: Source, status: SourceStatus | None = None, rtmp_server: str = DEFAULT_RTMP_SERVER
+) -> SourceView:
     rtsp = source.rtsp
     return SourceView(
-        **source.model_dump(exclude={"secret_sha256", "secret_sm3", "rtsp"}),
+        **source.model_dump(exclude={"secret_sha256", "secret_sm3", "rtsp", "stream_key_sha256"}),
         whip_url=whip_path(source.id) if source.kind is SourceKind.whip else None,
+        rtmp_server=rtmp_server if source.kind is SourceKind.rtmp else None,
         rtsp=RtspView(
             url=rtsp.url,
             sub_url=rtsp.sub_url,
@@ -239,16 +261,28 @@ def _sha256(secret: str) -> str:
 
 
 class SourceRegistry:
-    def __init__(self, store: Store, crypto: Literal["default", "gm"] = "default") -> None:
+    def __init__(
+        self,
+        store: Store,
+        crypto: Literal["default", "gm"] = "default",
+        rtmp_server: str = DEFAULT_RTMP_SERVER,
+    ) -> None:
         self.store = store
         self.crypto = crypto
+        self.rtmp_server = rtmp_server.rstrip("/")  # rtmp://host:1935/live, as encoders see it
+        self._refusals: dict[str, float] = {}  # digest → when its refusal was last written
+
+    def view(self, source: Source, status: SourceStatus | None = None) -> SourceView:
+        return view(source, status, self.rtmp_server)
 
     async def register(self, body: SourceRegistration) -> RegisteredSource:
         if len(await self.store.hkeys(SOURCES)) >= MAX_SOURCES:
             raise SankeError(ErrorCode.conflict, f"at most {MAX_SOURCES} sources", 409)
         source_id = "src" + secrets.token_hex(6)
         whip = body.kind is SourceKind.whip
+        rtmp = body.kind is SourceKind.rtmp
         secret = secrets.token_urlsafe(32)
+        key = f"{source_id}-{secrets.token_urlsafe(24)}" if rtmp else None
         source = Source(
             id=source_id,
             kind=body.kind,
@@ -258,11 +292,19 @@ class SourceRegistry:
             secret_sha256=_sha256(secret) if whip and self.crypto != "gm" else None,
             secret_sm3=sm3_hex(secret.encode()) if whip and self.crypto == "gm" else None,
             rtsp=body.rtsp,
+            stream_key_sha256=_sha256(key) if key is not None else None,
             created_at=time.time(),
         )
+        if source.stream_key_sha256 is not None:
+            await self.store.hset(RTMP_KEYS, source.stream_key_sha256, source_id)
         await self.store.hset(SOURCES, source_id, source.model_dump_json())
         token = f"{TOKEN_PREFIX}.{source_id}.{secret}" if whip else None
-        return RegisteredSource(source=view(source), token=token)
+        return RegisteredSource(
+            source=self.view(source),
+            token=token,
+            stream_key=key,
+            rtmp_url=f"{self.rtmp_server}/{key}" if key is not None else None,
+        )
 
     async def get(self, source_id: str) -> Source | None:
         raw = await self.store.hget(SOURCES, source_id)
@@ -277,6 +319,8 @@ class SourceRegistry:
         if source is None:
             raise SankeError(ErrorCode.not_found, f"no source {source_id}", 404)
         await self.store.hdel(SOURCES, source_id)
+        if source.stream_key_sha256 is not None:
+            await self.store.hdel(RTMP_KEYS, source.stream_key_sha256)
         await self.store.hdel(SOURCE_ERRORS, source_id)
         await self.store.delete(live_key(source_id))
         return source
@@ -312,6 +356,20 @@ class SourceRegistry:
     async def record_error(self, source_id: str, code: ErrorCode, message: str) -> None:
         error = SourceError(at=time.time(), code=code, message=message[:500])
         await self.store.hset(SOURCE_ERRORS, source_id, error.model_dump_json())
+
+    async def refused_push(self, key_sha256: str, message: str) -> None:
+        """The SFU refused an RTMP push with a stream key of this digest: its source's last
+        error says so (a wrong key's digest is no source's: nothing to tell). At most one
+        write a digest every 5 s, so an encoder retrying fast costs the store nothing."""
+        now = time.monotonic()
+        if now - self._refusals.get(key_sha256, -60.0) < 5.0:
+            return
+        if len(self._refusals) > 1000:
+            self._refusals.clear()
+        self._refusals[key_sha256] = now
+        source_id = await self.store.hget(RTMP_KEYS, key_sha256)
+        if source_id is not None:
+            await self.record_error(source_id, ErrorCode.lesson_not_open, message)
 
     async def status(self, source_id: str) -> SourceStatus:
         live = await self.live(source_id)

@@ -24,3 +24,18 @@ RECORDING_DROPPED_FRAMES = Counter(
     "Frames a recorder dropped because its disk did not keep up (video: up to the next keyframe)",
     ["kind"],
 )
+HLS_STREAMS = Gauge(
+    "sanke_hls_streams", "Live HLS streams being packaged on this node (docs/hls.md)"
+)
+HLS_SEGMENTS = Counter(
+    "sanke_hls_segments_total", "HLS segments written on this node, by camera layer", ["layer"]
+)
+HLS_DROPPED_FRAMES = Counter(
+    "sanke_hls_dropped_frames_total",
+    "Frames an HLS packager dropped because its writer did not keep up",
+)
+HLS_SEGMENT_DELAY = Histogram(
+    "sanke_hls_segment_delay_seconds",
+    "From the arrival of the keyframe that closes an HLS segment to the segment written",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

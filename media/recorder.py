@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from contracts.recording import RecordedTrack, RecordingCheckpoint, RecordingFinished
+from media.aac import AUDIO_RATE
 from media.instruments import RECORDING_DROPPED_FRAMES, RECORDING_PARTS, RECORDINGS_WRITING
 from media.recording_mux import (
-    AUDIO_RATE,
     VIDEO_CLOCK,
     FragmentedMp4Writer,
     remux_faststart,
@@ -80,7 +80,7 @@ class _Queued:
     keyframe: bool = False
 
 
-class _Timeline:
+class Timeline:
     """One track's frames on the part's timeline: first arrival, then RTP spacing (unwrapped)."""
 
     def __init__(self, clock: int, start: float, arrival: float, timestamp: int) -> None:
@@ -133,8 +133,8 @@ class Recorder:
         self._failed = False
         self._start: float | None = None  # monotonic arrival of the first keyframe
         self.started_at: float | None = None  # its wall clock
-        self._video_line: _Timeline | None = None
-        self._audio_line: _Timeline | None = None
+        self._video_line: Timeline | None = None
+        self._audio_line: Timeline | None = None
         self._last_keyframe_at = -math.inf
         self._asked_at = -math.inf
         self.width: int | None = None
@@ -177,7 +177,7 @@ class Recorder:
             self._on_video(producer, frame, now)
         elif producer is self.audio and self._start is not None:
             if self._audio_line is None:
-                self._audio_line = _Timeline(AUDIO_RATE, self._start, now, frame.timestamp)
+                self._audio_line = Timeline(AUDIO_RATE, self._start, now, frame.timestamp)
             self._put(_Queued(False, frame.data, self._audio_line.position(frame.timestamp)))
 
     def _on_video(self, producer: Producer, frame: EncodedFrame, now: float) -> None:
@@ -219,7 +219,7 @@ class Recorder:
         assert frame.width is not None and frame.height is not None
         self._start, self.started_at = now, time.time()
         self.width, self.height = frame.width, frame.height
-        self._video_line = _Timeline(VIDEO_CLOCK, now, now, frame.timestamp)
+        self._video_line = Timeline(VIDEO_CLOCK, now, now, frame.timestamp)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         if self.settings.node_id:
             self.writer_path.write_text(self.settings.node_id)

@@ -11,9 +11,7 @@ an executor, never on the event loop.
 - **Fragmented** (``frag_keyframe+empty_moov+default_base_moof``): a fragment is written at
   each video keyframe, so a process killed mid-lesson leaves a file that plays up to its last
   complete fragment (the recorder asks for a keyframe every ~2 s).
-- **Audio: Opus → AAC-LC**, the one transcode (Opus in MP4 does not play in WeChat's browser,
-  older iOS or Windows' players). Samples are placed by their RTP timestamps; what DTX or loss
-  left out is filled with silence, so the AAC track has no holes and stays aligned.
+- **Audio: Opus → AAC-LC** (media/aac.py, shared with the HLS packager), the one transcode.
 """
 
 from __future__ import annotations
@@ -26,14 +24,11 @@ from typing import Any
 
 import av
 
+from media.aac import AUDIO_RATE, OpusToAac, configure_aac
 from media.frames import H264_PPS, H264_SPS, START_CODE, h264_nal_units
 
 VIDEO_CLOCK = 90_000
-AUDIO_RATE = 48_000  # Opus's RTP clock is 48 kHz whatever it encodes; AAC at the same rate
-AAC_BITRATE = 96_000
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
-# An audio packet more than this after the audio written so far is a hole (DTX, loss): silence.
-AUDIO_HOLE_SAMPLES = AUDIO_RATE // 100
 # Audio this far behind the video (a microphone that went away) is caught up with silence.
 AUDIO_LAG_FILL_SECONDS = 1.0
 HASH_CHUNK = 1 << 20
@@ -46,14 +41,6 @@ def parameter_sets(keyframe: bytes) -> bytes:
         for unit in h264_nal_units(keyframe)
         if unit and unit[0] & 0x1F in (H264_SPS, H264_PPS)
     )
-
-
-def _silence(samples: int) -> Any:
-    frame = av.AudioFrame(format="fltp", layout="stereo", samples=samples)
-    for plane in frame.planes:
-        plane.update(bytes(plane.buffer_size))
-    frame.sample_rate = AUDIO_RATE
-    return frame
 
 
 class FragmentedMp4Writer:
@@ -78,20 +65,14 @@ class FragmentedMp4Writer:
         video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self._video = video
         self._audio: Any = None
+        self._aac: OpusToAac | None = None
         if audio:
             aac: Any = self._out.add_stream("aac", rate=AUDIO_RATE)
-            aac.codec_context.layout = "stereo"
-            aac.codec_context.format = "fltp"
-            aac.codec_context.bit_rate = AAC_BITRATE
+            configure_aac(aac.codec_context)
             self._audio = aac
-        self._opus: Any = av.CodecContext.create("opus", "r")
-        self._resampler: Any = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-        self._fifo: Any = av.AudioFifo()
+            self._aac = OpusToAac(self._mux_audio, aac.codec_context)
         self._last_video_pts = -1
-        self._audio_written = 0  # samples put on the part's timeline (into the FIFO)
-        self._audio_encoded = 0
         self.video_frames = 0
-        self.audio_frames = 0
         self.sizes: list[tuple[int, int]] = [(width, height)]
 
     @property
@@ -109,61 +90,32 @@ class FragmentedMp4Writer:
         packet.is_keyframe = keyframe
         self._out.mux(packet)
         self.video_frames += 1
-        if self._audio is None:
+        if self._aac is None:
             return
-        behind = pts / VIDEO_CLOCK - self._audio_written / AUDIO_RATE
+        behind = pts / VIDEO_CLOCK - self._aac.written / AUDIO_RATE
         if behind > AUDIO_LAG_FILL_SECONDS:
-            self._fill_silence(int((pts / VIDEO_CLOCK - AUDIO_LAG_FILL_SECONDS / 2) * AUDIO_RATE))
+            self._aac.fill_to(int((pts / VIDEO_CLOCK - AUDIO_LAG_FILL_SECONDS / 2) * AUDIO_RATE))
+
+    def _mux_audio(self, packet: Any) -> None:
+        packet.stream = self._audio
+        self._out.mux(packet)
+
+    @property
+    def audio_frames(self) -> int:
+        return 0 if self._aac is None else self._aac.packets
 
     def audio(self, opus: bytes, position: int) -> None:
         """An Opus packet whose first sample is at ``position`` (48 kHz from the part's start)."""
-        if self._audio is None:
-            return
-        if position < self._audio_written - AUDIO_HOLE_SAMPLES:
-            return  # overlaps what was already written (late, or silence filled its place)
-        if position > self._audio_written + AUDIO_HOLE_SAMPLES:
-            self._fill_silence(position)
-        try:
-            frames = self._opus.decode(av.Packet(opus))
-        except av.error.FFmpegError:
-            return  # a damaged packet: its 20 ms are filled by the next one's position
-        for frame in frames:
-            for resampled in self._resampler.resample(frame):
-                resampled.pts = None
-                self._fifo.write(resampled)
-                self._audio_written += resampled.samples
-        self.audio_frames += 1
-        self._encode_audio()
-
-    def _fill_silence(self, until: int) -> None:
-        missing = until - self._audio_written
-        if missing <= 0:
-            return
-        self._fifo.write(_silence(missing))
-        self._audio_written += missing
-        self._encode_audio()
-
-    def _encode_audio(self, flush: bool = False) -> None:
-        size = self._audio.codec_context.frame_size or 1024
-        while self._fifo.samples >= size or (flush and self._fifo.samples):
-            frame = self._fifo.read(min(size, self._fifo.samples))
-            frame.pts = self._audio_encoded
-            frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-            self._audio_encoded += frame.samples
-            for packet in self._audio.encode(frame):
-                self._out.mux(packet)
-        if flush:
-            for packet in self._audio.encode(None):
-                self._out.mux(packet)
+        if self._aac is not None:
+            self._aac.opus(opus, position)
 
     def close(self) -> None:
         """Audio as long as the video, the last fragment written."""
-        if self._audio is None:
-            self._out.close()
-            return
-        end = (self._last_video_pts + VIDEO_CLOCK // 30) * AUDIO_RATE // VIDEO_CLOCK
-        self._fill_silence(end)
-        self._encode_audio(flush=True)
+        if self._aac is not None:
+            self._aac.fill_to(
+                (self._last_video_pts + VIDEO_CLOCK // 30) * AUDIO_RATE // VIDEO_CLOCK
+            )
+            self._aac.flush()
         self._out.close()
 
 

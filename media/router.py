@@ -10,6 +10,7 @@ from contracts.rooms import Participant, Role
 from media.allocation import VideoDemand, allocate
 from media.consumer import Consumer
 from media.frame_rate import without_slideshows
+from media.hls_room import RoomHls
 from media.recording_room import RoomRecording
 from media.transport import Transport
 
@@ -45,6 +46,7 @@ class Router:
         self.room_id = room_id
         self.transports: dict[str, Transport] = {}
         self.recording: RoomRecording | None = None  # when the node records
+        self.hls: RoomHls | None = None  # when the node packages HLS
 
     def reconcile(self) -> None:
         """Create, pause, resume and remove consumers to match the rules; renegotiate."""
@@ -80,6 +82,8 @@ class Router:
                 sub.schedule_renegotiation()
         if self.recording is not None:
             self.recording.update()
+        if self.hls is not None:
+            self.hls.update()
 
     def allocate_layers(self) -> None:
         """Choose every subscriber's video layers from its downlink estimate (and, as this

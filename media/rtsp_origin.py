@@ -40,6 +40,7 @@ import av
 from contracts.media import PullState, PullStatus
 from media.annexb import AnnexBWriter, annexb_units
 from media.frames import H264_SLICE, h264_is_b_slice
+from media.ingest_audio import IngestAudio, OpusTranscoder
 from media.origin import InboundStats, OnFrame
 
 log = logging.getLogger(__name__)
@@ -97,71 +98,15 @@ def _b_frame(units: list[bytes]) -> bool:
     return any(u and u[0] & 0x1F == H264_SLICE and h264_is_b_slice(u[:16]) for u in units[:4])
 
 
-OPUS_RATE = 48000
-OPUS_BITRATE = 64000
+RtspAudio = IngestAudio  # a camera's audio: the ingests' Opus origin
 
 
-class RtspAudio:
-    """A pulled camera's audio as a ``FrameOrigin``: Opus frames its ``RtspPull`` makes.
-    ``on_first`` runs on the loop at its first frame (a camera without a microphone never
-    makes the room's classrooms an audio track)."""
-
-    def __init__(self) -> None:
-        self.on_first: Callable[[], None] = lambda: None
-        self._on_frame: OnFrame = lambda codec, data, timestamp: None
-        self.frames = 0
-
-    def start(
-        self,
-        on_frame: OnFrame,
-        on_gap: Callable[[], None],
-        on_cut: Callable[[], None],
-        downstream_loss: Callable[[], int],
-        on_link_loss: Callable[[int], None],
-    ) -> None:
-        self._on_frame = on_frame
-
-    async def request_keyframe(self) -> bool:
-        return False
-
-    def forget_missing(self) -> None:
-        return None
-
-    async def inbound(self) -> InboundStats:
-        return InboundStats(packets=self.frames)
-
-    def deliver(self, data: bytes, timestamp: int) -> None:
-        """On the loop."""
-        self.frames += 1
-        if self.frames == 1:
-            self.on_first()
-        self._on_frame("opus", data, timestamp)
-
-
-class _Transcoder:
+class _Transcoder(OpusTranscoder):
     """A camera's audio stream to Opus packets (the thread's; PyAV objects stay in it)."""
 
     def __init__(self, stream: Any) -> None:
+        super().__init__(stream.codec_context)
         self.stream = stream
-        self.encoder: Any = av.CodecContext.create("libopus", "w")
-        self.encoder.sample_rate = OPUS_RATE
-        self.encoder.layout = "stereo"
-        self.encoder.format = "s16"
-        self.encoder.bit_rate = OPUS_BITRATE
-        self.encoder.open()
-        self.resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE)
-        self.fifo = av.AudioFifo()
-
-    def packets(self, packet: Any) -> list[bytes]:
-        out: list[bytes] = []
-        size = self.encoder.frame_size or 960
-        for frame in self.stream.codec_context.decode(packet):
-            for resampled in self.resampler.resample(frame):
-                resampled.pts = None
-                self.fifo.write(resampled)
-            while self.fifo.samples >= size:
-                out.extend(bytes(p) for p in self.encoder.encode(self.fifo.read(size)))
-        return out
 
 
 class RtspPull:
@@ -375,7 +320,7 @@ class RtspPull:
             return None
         for data in frames:
             self._hand_audio(data, self._audio_ts & 0xFFFFFFFF)
-            self._audio_ts += transcoder.encoder.frame_size or 960
+            self._audio_ts += transcoder.frame_samples
         return transcoder
 
     def _hand_audio(self, data: bytes, timestamp: int) -> None:

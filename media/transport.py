@@ -11,6 +11,7 @@ impolite peer: a client offer while a server offer is outstanding gets a ``confl
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ from media import aiortc_seams as seams
 from media.consumer import Consumer, codec_preferences
 from media.downlink import DownlinkControl
 from media.ice_policy import IcePolicy
+from media.ingest_audio import IngestAudio
 from media.layers import MIN_RATE_BPS
 from media.origin import RtpOrigin, rtp_receiver
 from media.pc_close import close_peer_connection
@@ -54,7 +56,8 @@ from media.publisher_mlines import (
     producer_payload_types,
 )
 from media.remb import UplinkRemb
-from media.rtsp_origin import RtspAudio, RtspPull
+from media.rtmp_ingest import PushTable, RtmpIngest
+from media.rtsp_origin import RtspPull
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
@@ -78,8 +81,10 @@ class Transport:
         on_failed: Callable[[Transport], None],
         on_estimate: Callable[[Transport], None] = lambda t: None,
         ice_policy: IcePolicy | None = None,
+        pushes: PushTable | None = None,
     ) -> None:
         self.participant = participant
+        self.pushes = pushes if pushes is not None else PushTable()
         self.send = send
         # No STUN server: aiortc's default (stun.l.google.com) is unreachable from Chinese
         # school networks and each connection's gathering would wait out its timeout; the
@@ -104,7 +109,8 @@ class Transport:
         # payload types and extension ids of this connection's BUNDLE (the client's first)
         self._numbers = seams.BundleNumbers()
         self._sources: dict[str, str] = {}  # mid -> "camera" | "screen", as the client said
-        self.pulls: dict[str, RtspPull] = {}  # by layer: an RTSP camera it publishes
+        # by layer: an RTSP camera it publishes, or the RTMP push it expects ("high")
+        self.pulls: dict[str, RtspPull | RtmpIngest] = {}
         self.uplink = UplinkFeedback(self.pc)
         self.remb = UplinkRemb(self._video_receivers)  # for a client without transport-cc
         self.downlink = DownlinkControl(self.pc, on_estimate=lambda: on_estimate(self))
@@ -210,35 +216,40 @@ class Transport:
             self.producers[str(t.mid)] = producer
 
     def pull(self, request: PullRequest) -> None:
-        """Its camera is an RTSP source the SFU pulls (media.rtsp_origin): a Producer per
-        stream, the main stream ``high`` and a sub-stream ``low``, on pseudo m-lines no
-        client negotiates. It replaces an earlier pull."""
+        """Its camera is an RTSP source the SFU pulls (media.rtsp_origin), or an RTMP push
+        the SFU expects (media.rtmp_ingest): a Producer per stream, the main stream
+        ``high`` and an RTSP sub-stream ``low``, on pseudo m-lines no client negotiates. It
+        replaces an earlier pull."""
         if self.closed:
             raise SankeError(ErrorCode.media_error, "the media connection is closed")
         if self.participant.role == Role.observer:
             raise SankeError(ErrorCode.forbidden, "observers never publish", 403)
         self._stop_pulls()
-        streams: list[tuple[SimulcastLayer, str]] = [("high", request.url)]
-        if request.low_url is not None:
-            streams.append(("low", request.low_url))
-        audio = RtspAudio()  # the main stream's audio, transcoded to Opus
+        audio = IngestAudio()  # the main stream's audio, transcoded to Opus
         mic = Producer(self.id, "audio", "main", audio)
         mic.negotiated_mime = "audio/opus"
-        mic.active = False  # until the camera's first audio frame: one without none
+        mic.active = False  # until the source's first audio frame: one without none
 
-        def heard() -> None:
-            if not mic.closed and not self.closed:
-                mic.active = True
+        def heard(producer: Producer = mic) -> None:
+            if not producer.closed and not self.closed:
+                producer.active = True
                 self._on_change(self)
 
         audio.on_first = heard
         self.producers["rtsp-audio"] = mic
-        for layer, url in streams:
-            origin = RtspPull(
-                url, layer, request.transport, audio=audio if layer == "high" else None
-            )
+        origins: list[tuple[SimulcastLayer, RtspPull | RtmpIngest]] = []
+        if request.push_key_sha256 is not None:
+            origins.append(("high", RtmpIngest(request.push_key_sha256, self.pushes, audio)))
+        elif request.url is not None:
+            origins.append(("high", RtspPull(request.url, "high", request.transport, audio=audio)))
+            if request.low_url is not None:
+                origins.append(("low", RtspPull(request.low_url, "low", request.transport)))
+        for layer, origin in origins:
             producer = Producer(self.id, "video", layer, origin, source="camera")
             producer.negotiated_mime = "video/h264"
+            if isinstance(origin, RtmpIngest):  # no picture before the encoder pushes one
+                producer.active = False
+                origin.on_first = functools.partial(heard, producer)
             self.pulls[layer] = origin
             self.producers[f"rtsp-{layer}"] = producer
         self._on_change(self)

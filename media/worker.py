@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from contracts.errors import ErrorCode, SankeError
+from contracts.hls import HlsHooks
 from contracts.layers import LayerPin
 from contracts.media import (
     IceCandidate,
@@ -23,12 +24,15 @@ from contracts.media import (
 from contracts.recording import RecordingHooks
 from contracts.rooms import Participant
 from media import aiortc_seams as seams
+from media.hls_packager import HlsSettings
+from media.hls_room import RoomHls
 from media.ice_policy import IcePolicy
 from media.layers import LayerChooser
 from media.recorder import RecorderSettings
 from media.recording_recovery import left_behind, recover
 from media.recording_room import RoomRecording
 from media.router import Router
+from media.rtmp_ingest import PushTable
 from media.stats import ClientReport, RoomStats, TransportStats, WorkerStats
 from media.transport import Transport
 
@@ -49,22 +53,32 @@ class WorkerSettings(BaseModel):
         default=None, description="where recordings are written; None: this node records nothing"
     )
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    hls_dir: Path | None = Field(
+        default=None, description="where live HLS is written; None: this node packages none"
+    )
+    hls: HlsSettings = Field(default_factory=HlsSettings)
 
 
 class Worker:
     """Forwards encoded media between the participants of each room; never decodes."""
 
     def __init__(
-        self, settings: WorkerSettings | None = None, recording: RecordingHooks | None = None
+        self,
+        settings: WorkerSettings | None = None,
+        recording: RecordingHooks | None = None,
+        hls: HlsHooks | None = None,
     ) -> None:
         seams.check_seams()
         self.settings = settings or WorkerSettings()
         self.recording_hooks = recording
+        self.hls_hooks = hls
         self.routers: dict[str, Router] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         # the publishers' own reports, by (room, participant); kept here, not on the Transport
         self.client_reports: dict[tuple[str, str], ClientReport] = {}
+        # the RTMP pushes its participants expect (media.rtmp_server accepts them)
+        self.pushes = PushTable()
 
     # --- MediaPlane ------------------------------------------------------------------
 
@@ -85,6 +99,7 @@ class Worker:
             on_failed=self._transport_failed,
             on_estimate=router.allocate,
             ice_policy=self.settings.ice,
+            pushes=self.pushes,
         )
         self._ensure_ticker()
 
@@ -222,6 +237,11 @@ class Worker:
         while pending := [t for t in self._closing if t.get_name().startswith("recording:")]:
             await asyncio.gather(*pending, return_exceptions=True)
 
+    async def hls_finished(self) -> None:
+        """Wait until the HLS of every closed room has written its last segments."""
+        while pending := [t for t in self._closing if t.get_name().startswith("hls:")]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     # --- internals ----------------------------------------------------------------------
 
     def _new_router(self, room_id: str) -> Router:
@@ -235,18 +255,27 @@ class Worker:
                 lambda: list(router.transports.values()),
                 self.settings.recorder,
             )
+        if self.settings.hls_dir is not None and self.hls_hooks is not None:
+            router.hls = RoomHls(
+                room_id,
+                self.settings.hls_dir,
+                self.hls_hooks,
+                lambda: list(router.transports.values()),
+                self.settings.hls,
+            )
         return router
 
     def _close_recording(self, router: Router) -> None:
         """Finish the room's recording off the request: a remux of a long lesson takes a while
-        (close() waits for it)."""
-        if router.recording is None:
-            return
-        task = asyncio.get_running_loop().create_task(
-            router.recording.close(), name=f"recording:{router.room_id}"
-        )
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        (close() waits for it); the room's HLS ends the same way (its last segments, ENDLIST)."""
+        for name, work in (("recording", router.recording), ("hls", router.hls)):
+            if work is None:
+                continue
+            task = asyncio.get_running_loop().create_task(
+                work.close(), name=f"{name}:{router.room_id}"
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _transport_stats(self, transport: Transport) -> TransportStats:
         """The transport's stats with what only the worker joins in: the m-line of each

@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from contracts.hls import HlsHooks
 from contracts.media import MediaPlane, NullMediaPlane
 from contracts.recording import RecordingHooks
 from contracts.store import Store, new_store
@@ -17,10 +19,13 @@ from contracts.store.watch import StoreWatch
 from lessons.api import setup_lesson_routes
 from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
+from lessons.hls_api import setup_hls_routes
+from lessons.hls_signing import UrlSigner
 from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_api import ReplayContext, setup_replay_routes
 from lessons.replay_catalogue import ReplayCatalogue, recorded_files
+from lessons.rtmp import RtmpSupervisor
 from lessons.rtsp import RtspSupervisor
 from lessons.service import LessonService
 from lessons.sessions import SessionWindow
@@ -29,12 +34,14 @@ from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
 from sanke.recording import (
+    lesson_hls,
     lesson_recordings,
     recording_store,
     retention_sweep,
     worker_settings,
 )
 from sanke.records_key import records_keys
+from sanke.rtmp import RtmpListener, rtmp_listener
 from sanke.settings import Settings
 from scheduler.api import (
     PUBLISH_CHECKS_KEY,
@@ -54,6 +61,7 @@ from signaling.presence import Presence
 from signaling.ratelimit import RATE_LIMITS_KEY, api_rate_limits
 from signaling.remote_media import RemoteMediaPlane
 from signaling.rights import Rights
+from signaling.rooms import RoomRepository
 from signaling.service import RoomService
 from signaling.tokens import TokenService
 from signaling.web_security import install_security_headers
@@ -66,6 +74,8 @@ STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
 LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
 RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
+RTMP_KEY: web.AppKey[RtmpSupervisor] = web.AppKey("rtmp", RtmpSupervisor)
+RTMP_LISTENER_KEY: web.AppKey[RtmpListener] = web.AppKey("rtmp_listener", RtmpListener)
 
 # What a process serves (docs/architecture.md, "Which process runs which"):
 # - all: everything (``sanke serve``);
@@ -75,13 +85,15 @@ RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
 Serves = Literal["all", "signaling", "scheduler"]
 
 
-def default_media_plane(settings: Settings, recording: RecordingHooks | None = None) -> MediaPlane:
+def default_media_plane(
+    settings: Settings, recording: RecordingHooks | None = None, hls: HlsHooks | None = None
+) -> MediaPlane:
     """The in-process SFU worker when media is enabled (imported only then: aiortc is big)."""
     if not settings.media:
         return NullMediaPlane()
     from media.worker import Worker
 
-    return Worker(worker_settings(settings), recording)
+    return Worker(worker_settings(settings), recording, hls)
 
 
 def media_observability(media: MediaPlane) -> Any:
@@ -128,6 +140,17 @@ def records_here(settings: Settings, media: MediaPlane) -> bool:
     )
 
 
+def local_worker(local_node: Any, media: object) -> Any:
+    """The SFU worker in this process, if there is one (None: media is elsewhere)."""
+    if local_node is not None:
+        return local_node.worker
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    return media if isinstance(media, Worker) else None
+
+
 def recordings_directory(media: object) -> Path | None:
     """Where the in-process SFU worker writes its recordings (None: it records nothing)."""
     if isinstance(media, RemoteMediaPlane | NullMediaPlane):
@@ -137,6 +160,23 @@ def recordings_directory(media: object) -> Path | None:
     if not isinstance(media, Worker) or media.recording_hooks is None:
         return None
     return media.settings.recordings_dir
+
+
+def hls_origins(settings: Settings) -> tuple[str, ...]:
+    """The CDN's origin when viewers fetch live HLS from one (the pages' CSP allows it)."""
+    parsed = urlsplit(settings.hls_public_base)
+    return (f"{parsed.scheme}://{parsed.netloc}",) if parsed.scheme and parsed.netloc else ()
+
+
+def hls_here(media: object) -> Path | None:
+    """Where the in-process SFU worker writes live HLS (None: it packages none)."""
+    if isinstance(media, RemoteMediaPlane | NullMediaPlane):
+        return None
+    from media.worker import Worker
+
+    if not isinstance(media, Worker) or media.hls_hooks is None:
+        return None
+    return media.settings.hls_dir
 
 
 async def index_replays(
@@ -163,7 +203,9 @@ def offer_check() -> Callable[[str], None]:
     return lambda sdp: check_sdp(sdp, "offer")
 
 
-def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) -> Any:
+def local_sfu_node(
+    settings: Settings, store: Store, recording: RecordingHooks, hls: HlsHooks | None = None
+) -> Any:
     from media.node import SfuNode
     from media.worker import Worker
 
@@ -173,7 +215,7 @@ def local_sfu_node(settings: Settings, store: Store, recording: RecordingHooks) 
     media_settings.recorder.node_id = node_id
     return SfuNode(
         store,
-        Worker(media_settings, recording),
+        Worker(media_settings, recording, hls),
         node_id,
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
@@ -196,7 +238,8 @@ def create_app(
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
     # A <video> of the replay library follows its redirect to the recordings bucket.
     bucket = recording_store(settings)
-    install_security_headers(app, [bucket.origin()] if bucket is not None else [])
+    bucket_origin = (bucket.origin(),) if bucket is not None else ()
+    install_security_headers(app, media_origins=hls_origins(settings) + bucket_origin)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(
@@ -214,14 +257,15 @@ def create_app(
     recording: LessonRecordings | None = None
     if media is None:
         recording = lesson_recordings(settings, store, records)
+        hls = lesson_hls(settings, store)
         if settings.redis_url:
             # Distributed: media goes to whichever SFU node hosts the room. An all-in-one
             # process on Redis is also one of those nodes, so several of them form a cluster.
             media = remote_media = RemoteMediaPlane(store, hub, settings.node_id, watch)
             if settings.media:
-                local_node = local_sfu_node(settings, store, recording)
+                local_node = local_sfu_node(settings, store, recording, hls)
         else:
-            media = default_media_plane(settings, recording)
+            media = default_media_plane(settings, recording, hls)
     sweep = max(1.0, settings.heartbeat_seconds / 3)
     rights = Rights(store, sweep_seconds=sweep)
     service = RoomService(
@@ -290,7 +334,7 @@ def create_app(
         )
         app[PUBLISH_HOOKS_KEY].append(lessons.publish)
         app[PUBLISH_CHECKS_KEY].append(lessons.publish_refusal)
-    sources = SourceRegistry(store, settings.crypto)
+    sources = SourceRegistry(store, settings.crypto, settings.rtmp_server_url())
     if scheduling:
         setup_source_routes(app, sources)
     if signaling:
@@ -300,12 +344,31 @@ def create_app(
     rtsp = RtspSupervisor(service, sources, clock=lessons.clock) if signaling else None
     if rtsp is not None:
         app[RTSP_KEY] = rtsp
+    # RTMP pushes: expected by the SFU hosting the room (the same supervision as RTSP) and
+    # accepted by the RTMP listener of a process with an SFU worker.
+    rtmp = RtmpSupervisor(service, sources, clock=lessons.clock) if signaling else None
+    if rtmp is not None:
+        app[RTMP_KEY] = rtmp
+    rtmp_in = rtmp_listener(settings, local_worker(local_node, media), store)
+    if rtmp_in is not None:
+        app[RTMP_LISTENER_KEY] = rtmp_in
     serve_metrics(
         app,
         token=settings.metrics_token,
         port=settings.metrics_port,
         hosts=settings.metrics_host or settings.host,
     )
+    hls_directory = hls_here(local_node.worker if local_node else media)
+    if signaling and hls_directory is not None:
+        # the files this process's SFU worker writes (a CDN or nginx in front: docs/hls.md)
+        setup_hls_routes(
+            app,
+            hls_directory,
+            UrlSigner(settings.hls_signing_key(), settings.hls_url_ttl_seconds),
+            RoomRepository(store),
+            settings.hls_room_kinds(),
+            settings.hls_public_base,
+        )
     if WEB_DIR.is_dir():
         app.router.add_static("/web", WEB_DIR, show_index=False, append_version=False)
 
@@ -346,11 +409,15 @@ def create_app(
                 # the parts of nodes that died, in a directory shared with them
                 adoption = OrphanAdoption(local_node.worker, store, local_node.info.id)
                 adoption.start()
+        if rtmp_in is not None:
+            await rtmp_in.start()
         await rights.start()  # every process applies revocations (docs/security.md)
         if signaling:
             await presence.start()
         if rtsp is not None:
             await rtsp.start()
+        if rtmp is not None:
+            await rtmp.start()
         if scheduling:
             # The lesson clock: one tick at a time across replicas (the tick lock).
             await lessons.start(settings.lesson_tick_seconds)
@@ -389,6 +456,10 @@ def create_app(
         await rights.stop()
         if rtsp is not None:
             await rtsp.stop()
+        if rtmp is not None:
+            await rtmp.stop()
+        if rtmp_in is not None:
+            await rtmp_in.stop()
         if signaling:
             await presence.stop()
         await service.pending_removals.close()

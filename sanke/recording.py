@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.store import Store
+from lessons.hls import LessonHls
 from lessons.recording_retention import RetentionSweep
 from lessons.recording_store import S3RecordingStore
 from lessons.recording_uploads import RecordingUploads
@@ -23,6 +24,12 @@ def recording_store(settings: Settings) -> S3RecordingStore | None:
     """The bucket finished recordings go to (SANKE_RECORDINGS_S3_*), None: the directory."""
     s3 = settings.recordings_s3()
     return S3RecordingStore(s3) if s3 is not None else None
+
+
+def lesson_hls(settings: Settings, store: Store) -> LessonHls | None:
+    """The HLS policy (by room kind), where any kind is packaged."""
+    kinds = settings.hls_room_kinds()
+    return LessonHls(RoomRepository(store), kinds) if kinds else None
 
 
 def lesson_recordings(settings: Settings, store: Store, records: RecordLog) -> LessonRecordings:
@@ -72,8 +79,9 @@ def retention_sweep(
     )
 
 
-def worker_settings(settings: Settings) -> Any:
+def worker_settings(settings: Settings, *, hls: bool = True) -> Any:
     """The SFU worker's settings from the process's: its ICE policy, where and how it records."""
+    from media.hls_packager import HlsSettings
     from media.recorder import RecorderSettings
     from media.worker import WorkerSettings
 
@@ -84,5 +92,12 @@ def worker_settings(settings: Settings) -> Any:
             keyframe_interval=settings.recording_keyframe_seconds,
             checkpoint_interval=settings.recording_checkpoint_seconds,
             node_id=settings.node_id,
+        ),
+        hls_dir=settings.hls_path() if hls else None,
+        hls=HlsSettings(
+            segment_seconds=settings.hls_segment_seconds,
+            keyframe_interval=settings.hls_keyframe_seconds,
+            window=settings.hls_window,
+            playlist_type=settings.hls_playlist_type,
         ),
     )

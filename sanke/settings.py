@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 from pathlib import Path
@@ -194,6 +196,25 @@ class Settings(BaseSettings):
     sfu_address: str = Field(
         default="", description="the SFU node's public address (informational, for operators)"
     )
+    rtmp_port: int = Field(
+        default=1935,
+        ge=0,
+        le=65535,
+        description="RTMP port a process with an SFU listens on for pushes (OBS, 录播 hosts; "
+        "binds the addresses of SANKE_HOST); 0: no RTMP",
+    )
+    rtmp_public_url: str = Field(
+        default="",
+        pattern=r"^(rtmp://\S+)?$",
+        description="the RTMP server URL encoders are given, e.g. rtmp://sanke.example.com:1935"
+        "/live (default: rtmp://localhost:<rtmp_port>/live)",
+    )
+    rtmp_max_bitrate_kbps: int = Field(
+        default=20_000, ge=100, description="an RTMP publisher sending more is cut off"
+    )
+    rtmp_max_connections: int = Field(
+        default=200, ge=1, description="RTMP connections one process takes at once"
+    )
     heap_trim_seconds: float = Field(
         default=60,
         ge=0,
@@ -285,6 +306,47 @@ class Settings(BaseSettings):
         description="while recording, the SHA-256 of the file written so far goes into the "
         "teaching records this often (covers a part a crash cuts short)",
     )
+    hls_dir: str | None = Field(
+        default=None,
+        description="where an SFU writes live HLS (docs/hls.md); default "
+        "~/.local/share/sanke/hls for sanke serve; a sanke sfu node packages only when set",
+    )
+    hls_kinds: CommaList = Field(
+        default_factory=lambda: [RoomKind.master.value, RoomKind.broadcast.value],
+        description="room kinds sent as live HLS (comma-separated; empty: none)",
+    )
+    hls_url_key: str | None = Field(
+        default=None,
+        min_length=16,
+        description="the PrivateKey of the signed HLS URLs (Aliyun/Tencent CDN URL auth type A; "
+        "give the CDN the same); unset: derived from the token secret",
+    )
+    hls_url_ttl_seconds: float = Field(
+        default=4 * 3600.0,
+        ge=60,
+        le=7 * 86400,
+        description="a signed HLS URL is valid this long after its timestamp (the CDN's "
+        "有效时长 must be the same)",
+    )
+    hls_public_base: str = Field(
+        default="",
+        max_length=300,
+        description="where viewers fetch /hls from, e.g. https://cdn.example.cn (empty: this app)",
+    )
+    hls_segment_seconds: float = Field(
+        default=1.0, ge=0.5, le=10, description="HLS segments are cut at a keyframe this long"
+    )
+    hls_keyframe_seconds: float = Field(
+        default=1.0,
+        gt=0.2,
+        le=10,
+        description="while HLS runs, each camera layer is asked for a keyframe this often "
+        "(segments are cut at keyframes; docs/hls.md for its cost)",
+    )
+    hls_window: int = Field(default=6, ge=3, le=60, description="segments in a live playlist")
+    hls_playlist_type: Literal["live", "event"] = Field(
+        default="live", description="live: a sliding window; event: every segment kept"
+    )
     tls_cert: str | None = Field(
         default=None,
         description="PEM certificate (with its chain): the app speaks HTTPS/WSS and sends HSTS "
@@ -356,6 +418,7 @@ class Settings(BaseSettings):
         "ice_remote_deny",
         "metrics_host",
         "record_kinds",
+        "hls_kinds",
         "recordings_retention_days_by_kind",
         mode="before",
     )
@@ -371,7 +434,7 @@ class Settings(BaseSettings):
         parse_networks(value)
         return value
 
-    @field_validator("record_kinds")
+    @field_validator("record_kinds", "hls_kinds")
     @classmethod
     def _room_kinds(cls, value: list[str]) -> list[str]:
         known = {k.value for k in RoomKind}
@@ -379,6 +442,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown room kinds {unknown}: use {sorted(known)}")
         return value
+
+    @field_validator("rtmp_port", mode="before")
+    @classmethod
+    def _rtmp_off(cls, value: object) -> object:
+        return 0 if isinstance(value, str) and not value.strip() else value  # empty: off
+
+    def rtmp_server_url(self) -> str:
+        """What encoders are told to push to (OBS: Server); the stream key goes after it."""
+        return self.rtmp_public_url or f"rtmp://localhost:{self.rtmp_port or 1935}/live"
 
     @field_validator("recordings_retention_days_by_kind")
     @classmethod
@@ -422,6 +494,21 @@ class Settings(BaseSettings):
 
     def recorded_kinds(self) -> list[RoomKind]:
         return [RoomKind(k) for k in self.record_kinds]
+
+    def hls_room_kinds(self) -> list[RoomKind]:
+        return [RoomKind(k) for k in self.hls_kinds]
+
+    def hls_path(self) -> Path:
+        return Path(self.hls_dir) if self.hls_dir else default_data_dir() / "hls"
+
+    def hls_signing_key(self) -> str:
+        """The URL key: the operator's (shared with the CDN), else one derived from the
+        token secret, the same in every process of a deployment."""
+        if self.hls_url_key:
+            return self.hls_url_key
+        return hmac.new(
+            self.token_secret.encode(), b"sanke-hls-url-key", hashlib.sha256
+        ).hexdigest()
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

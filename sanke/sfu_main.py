@@ -18,8 +18,9 @@ from media.metrics import MediaObservability
 from media.node import SfuNode
 from media.recording_adoption import OrphanAdoption
 from media.worker import Worker
-from sanke.recording import lesson_recordings, retention_sweep, worker_settings
+from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
+from sanke.rtmp import rtmp_listener
 from sanke.settings import Settings
 from signaling.http_auth import json_errors
 from signaling.metrics_http import metrics_body, require_metrics_token
@@ -79,7 +80,13 @@ async def _recover(worker: Worker) -> None:
 
 async def run_sfu(settings: Settings) -> None:
     store = await open_store(settings.redis_url, settings.key_prefix)
-    worker = Worker(worker_settings(settings), _recording(settings, store))
+    # a node packages HLS only where it was given a place for the files (SANKE_HLS_DIR)
+    packages = bool(settings.hls_dir)
+    worker = Worker(
+        worker_settings(settings, hls=packages),
+        _recording(settings, store),
+        lesson_hls(settings, store) if packages else None,
+    )
     node = SfuNode(
         store,
         worker,
@@ -105,6 +112,10 @@ async def run_sfu(settings: Settings) -> None:
     if uploads is not None:
         uploads.start()  # the parts a failed upload left here, now and then every minute
     await node.start()
+    # RTMP pushes for the rooms this node hosts (each node accepts only the keys it expects)
+    rtmp = rtmp_listener(settings, worker, store)
+    if rtmp is not None:
+        await rtmp.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
     # parts of nodes that died, in a directory shared with them (a ReadWriteMany volume)
     adoption = OrphanAdoption(worker, store, node.info.id) if hooks is not None else None
@@ -141,4 +152,6 @@ async def run_sfu(settings: Settings) -> None:
         await heap.stop()
         await observability.stop()
         await runner.cleanup()
+        if rtmp is not None:
+            await rtmp.stop()
         await store.close()

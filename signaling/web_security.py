@@ -15,23 +15,20 @@ handshake all carry them, whatever produced the response.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aiohttp import web
 
 
-def content_security_policy(media_origins: Sequence[str] = ()) -> str:
-    """The policy; ``media_origins``: where else a ``<video>`` may load from (the recordings
-    bucket the replay library redirects to, docs/recording.md, "Storage")."""
-    media = " ".join(["'self'", "blob:", "mediastream:", *media_origins])
+def content_security_policy(media_origins: tuple[str, ...] = ()) -> str:
+    """``media_origins``: where else video may come from (the CDN in front of live HLS)."""
+    extra = "".join(f" {origin}" for origin in media_origins)
     return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
             "img-src 'self' data: blob:",
-            f"media-src {media}",
-            "connect-src 'self'",
+            f"media-src 'self' blob: mediastream:{extra}",
+            f"connect-src 'self'{extra}",
             "font-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
@@ -55,24 +52,27 @@ HEADERS = {
 }
 HSTS = "max-age=31536000"
 NOT_STORED = ("/api/",)
-
-
-POLICY_KEY: web.AppKey[str] = web.AppKey("content_security_policy", str)
+# Live HLS is fetched by players on other origins too (a CDN's domain, a school portal):
+# its files are signed URLs, not secrets of this origin.
+SHARED_MEDIA = ("/hls/",)
+CSP_KEY: web.AppKey[str] = web.AppKey("csp", str)
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in HEADERS.items():
         response.headers[name] = value
-    response.headers["Content-Security-Policy"] = request.app.get(
-        POLICY_KEY, CONTENT_SECURITY_POLICY
-    )
+    policy = request.app.get(CSP_KEY)
+    if policy is not None:
+        response.headers["Content-Security-Policy"] = policy
+    if request.path.startswith(SHARED_MEDIA):
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     if request.path.startswith(NOT_STORED):
         response.headers["Cache-Control"] = "no-store"
     if request.secure:
         response.headers["Strict-Transport-Security"] = HSTS
 
 
-def install_security_headers(app: web.Application, media_origins: Sequence[str] = ()) -> None:
+def install_security_headers(app: web.Application, media_origins: tuple[str, ...] = ()) -> None:
     if media_origins:
-        app[POLICY_KEY] = content_security_policy(media_origins)
+        app[CSP_KEY] = content_security_policy(media_origins)
     app.on_response_prepare.append(_add_headers)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
 from support.redis_helpers import fresh_prefix, purge_prefix, redis_url_or_skip
+
+# A test's server keeps its files (recordings, HLS, keys) under a data directory of the
+# test run's own, never in the user's ~/.local/share/sanke (servers started as subprocesses
+# inherit it). A test that needs one of its own sets XDG_DATA_HOME itself.
+os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="sanke-test-data-"))
 
 
 @pytest.fixture

@@ -100,12 +100,16 @@ async def test_status_is_live_while_refreshed_and_keeps_the_last_error(store: St
     assert (await registry.status(source_id)).connected is False
 
 
-def test_only_whip_and_rtsp_with_its_camera_are_registered_today() -> None:
-    for kind in ("rtsp", "rtmp", "srt", "webrtc"):  # an rtsp source without its camera's URL
+def test_only_whip_rtmp_and_rtsp_with_its_camera_are_registered_today() -> None:
+    for kind in ("rtsp", "srt", "webrtc"):  # an rtsp source without its camera's URL
         with pytest.raises(ValidationError):
             SourceRegistration.model_validate(
                 {"kind": kind, "name": "n", "school": "s", "classroom": "c"}
             )
+    rtmp = {"kind": "rtmp", "name": "n", "school": "s", "classroom": "c"}
+    assert SourceRegistration.model_validate(rtmp).kind == "rtmp"
+    with pytest.raises(ValidationError):  # a camera's settings are an rtsp source's only
+        SourceRegistration.model_validate(rtmp | {"rtsp": {"url": "rtsp://cam/1"}})
 
 
 async def test_the_api_scopes_sources_like_devices() -> None:

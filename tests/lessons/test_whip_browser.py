@@ -13,6 +13,7 @@ import pytest
 from aiortc import RTCSessionDescription
 from support.browser import chromium, wait_js
 from support.clips import load_clip, make_clip
+from support.kiosk_video import MAIN_VIDEO, register_kiosk
 from support.rtc_client import RtcClient
 from support.whip_client import WhipClient
 from support.whip_lesson import LESSON, whip_lesson
@@ -22,24 +23,6 @@ from media.worker import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-# What the classroom sees: the main video element, and Chromium's own stats of its track.
-MAIN_VIDEO = """async () => {
-  const video = document.getElementById('teacher-video');
-  const stream = video.srcObject;
-  const client = window.sankeKiosk.client;
-  if (!stream || !client || !client.pc) return null;
-  const trackId = stream.getVideoTracks()[0]?.id;
-  const report = await client.pc.getStats();
-  let inbound = null;
-  report.forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier === trackId) inbound = r;
-  });
-  if (!inbound) return null;
-  return { shownWidth: video.videoWidth, shownHeight: video.videoHeight,
-           paused: video.paused, frames: inbound.framesDecoded || 0,
-           width: inbound.frameWidth || 0, height: inbound.frameHeight || 0,
-           freezes: inbound.freezeCount || 0, t: performance.now() / 1000 };
-}"""
 STATUS = "document.getElementById('status').textContent"
 
 
@@ -61,17 +44,6 @@ class CameraOnlyConsole(RtcClient):
                 await self._send({"type": "answer", "sdp": self.pc.localDescription.sdp})
             except Exception as exc:
                 self.errors.append({"type": "client", "message": repr(exc)})
-
-
-async def register_kiosk(lesson: Any) -> str:
-    async with lesson.h.session.post(
-        lesson.h.url("/api/v1/devices"),
-        json={"class_id": "jd-1-g3", "school": "jd-1"},
-        headers={"Authorization": f"Bearer {lesson.coordinator}"},
-    ) as reply:
-        assert reply.status == 201, await reply.text()
-        credential: str = (await reply.json())["credential"]
-        return credential
 
 
 async def test_a_kiosk_shows_the_whip_encoder_as_the_teacher(tmp_path: Any) -> None:

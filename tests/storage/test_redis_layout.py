@@ -103,6 +103,7 @@ def test_the_other_components_keep_their_key_names() -> None:
     assert devices.DEVICES == "h:devices"
     assert (sources.SOURCES, sources.SOURCE_ERRORS) == ("h:sources", "h:source-errors")
     assert sources.live_key("s") == "kv:source-live:s"
+    assert sources.RTMP_KEYS == "h:rtmp-keys"
     assert whip.WHIP_SESSIONS == "h:whip-sessions"
     assert presence.node_key("n") == "kv:node:signaling:n"
     assert (repository.DISTRICT_KEY, repository.DISTRICT_ID_KEY) == (

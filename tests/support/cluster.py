@@ -74,15 +74,17 @@ def running_cluster(
     sfu_names: tuple[str, ...] = ("sfu-a", "sfu-b"),
     signaling_count: int = 2,
     sfu_env: dict[str, str] | None = None,
+    node_env: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[Cluster]:
-    """SFU nodes ``sfu_names`` (with ``sfu_env`` added to their environment) and
+    """SFU nodes ``sfu_names`` (with ``sfu_env``, and ``node_env`` of its name, added to
+    their environment) and
     ``signaling_count`` signaling processes, ready; stopped afterwards (the caller owns the
     Redis keys under ``prefix``)."""
     env = cluster_env(redis_url, prefix)
     sfu = {
         name: ServerProcess(
             ["sfu"],
-            {**env, **(sfu_env or {}), "SANKE_NODE_ID": name},
+            {**env, **(sfu_env or {}), **(node_env or {}).get(name, {}), "SANKE_NODE_ID": name},
             free_port(),
             logs / f"{name}.log",
         )

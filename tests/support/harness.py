@@ -131,7 +131,7 @@ async def running_app(
 ) -> AsyncIterator[Harness]:
     """The app on a free port of ``host`` (``0.0.0.0``: reachable from test namespaces)."""
     store = store if store is not None else MemoryStore()
-    config = Settings(token_secret=SECRET, dev=True, media=False, **settings)
+    config = Settings(token_secret=SECRET, dev=True, media=False, **({"rtmp_port": 0} | settings))
     app = create_app(config, store=store, media=media or NullMediaPlane())
     server = TestServer(app, host=host)
     await server.start_server()

@@ -29,7 +29,7 @@ class ServerProcess:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [SANKE, *args, "--port", str(port)],
-            env={**os.environ, **env},
+            env={**os.environ, "SANKE_RTMP_PORT": "0", **env},  # tests pick their RTMP port
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

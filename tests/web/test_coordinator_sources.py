@@ -1,5 +1,6 @@
 """The coordinator page's lesson sources in real headless Chromium: register a WHIP source for
-a master classroom (keyboard only), the URL and token shown once, a real aiortc encoder
+a master classroom (keyboard only), the URL and token shown once, an RTMP one with its
+server and stream key shown once, a real aiortc encoder
 publishing with them, the row showing it publishing with its picture, and deleting it."""
 
 from __future__ import annotations
@@ -64,6 +65,29 @@ async def test_register_watch_and_delete_a_whip_source(tmp_path: Path) -> None:
                 "two sources listed",
             )
 
+            # --- an RTMP one: the server and the stream key shown once ----------------------
+            await page.focus("#source-name")
+            await page.keyboard.type("OBS 推流")
+            await page.select_option("#source-kind", "rtmp")
+            await page.focus("#source-name")
+            await page.keyboard.press("Enter")
+            key = await until(
+                lambda: page.evaluate(
+                    "(() => { const n = document.getElementById('source-secret');"
+                    " return n.dataset.url.startsWith('rtmp://')"
+                    " ? { ...n.dataset, text: n.textContent } : null; })()"
+                ),
+                bool,
+                "the RTMP source's server and stream key",
+            )
+            assert key["url"] == "rtmp://localhost:1935/live", key
+            assert key["token"] and key["token"] in key["text"] and "推流码" in key["text"]
+            await until(
+                lambda: page.eval_on_selector_all("#sources tbody tr.source", ROWS),
+                lambda r: len(r) == 3,
+                "three sources listed",
+            )
+
             # --- the fixture's source publishes: its row says so, with the picture -----
             encoder = WhipClient(h.session, lesson.endpoint(), lesson.token, clip)
             assert (await encoder.publish()).status == 201
@@ -82,7 +106,7 @@ async def test_register_watch_and_delete_a_whip_source(tmp_path: Path) -> None:
             await press(page, f"#sources tr[data-id={lesson.source_id}] button.remove")
             await until(
                 lambda: page.eval_on_selector_all("#sources tbody tr.source", ROWS),
-                lambda r: len(r) == 1 and r[0][0] == "四楼录播",
+                lambda r: len(r) == 2 and {r[0][0], r[1][0]} == {"四楼录播", "OBS 推流"},
                 "the deleted source gone",
             )
             assert "已删除来源" in (await page.text_content("#message") or "")
