@@ -29,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.rooms import RoomKind
+from lessons.recording_store import S3RecordingStore
 from lessons.recordings import file_sha256
 from lessons.records import RecordingDeleted, RecordLog
 from lessons.replay_catalogue import ReplayCatalogue
@@ -79,8 +80,10 @@ class RetentionSweep:
         *,
         by_kind: Mapping[RoomKind, float] | None = None,
         catalogue: ReplayCatalogue | None = None,
+        bucket: S3RecordingStore | None = None,
     ) -> None:
         self.directory = directory
+        self.bucket = bucket  # finished parts uploaded there are swept there too
         self.records = records
         self.days = days  # every room kind's, unless ``by_kind`` says otherwise
         self.by_kind = dict(by_kind or {})
@@ -126,20 +129,63 @@ class RetentionSweep:
                 log.exception("retention: %s could not be deleted", name)
                 report.failed.append(name)
                 continue
-            try:
-                await self.records.append(body, self.clock())
-            except Exception:
-                log.exception("RETENTION DELETION NOT RECORDED: %s", body.model_dump_json())
-            if self.catalogue is not None:
-                try:
-                    await self.catalogue.remove_file(name)
-                except Exception:
-                    log.exception("retention: %s deleted but still in the catalogue", name)
-            log.info("retention: deleted %s (older than %g days)", name, days)
-            report.deleted.append(name)
+            await self._forget(name, body, days, report)
+        if self.bucket is not None:
+            await self._sweep_bucket(self.bucket, now, min(kept), report)
         if self.catalogue is not None and report.deleted:
             await self.catalogue.refresh_metrics()
         return report
+
+    async def _forget(
+        self, name: str, body: RecordingDeleted, days: float, report: SweepReport
+    ) -> None:
+        """A file is deleted: its record, and its part leaves the catalogue."""
+        try:
+            await self.records.append(body, self.clock())
+        except Exception:
+            log.exception("RETENTION DELETION NOT RECORDED: %s", body.model_dump_json())
+        if self.catalogue is not None:
+            try:
+                await self.catalogue.remove_file(name)
+            except Exception:
+                log.exception("retention: %s deleted but still in the catalogue", name)
+        log.info("retention: deleted %s (older than %g days)", name, days)
+        report.deleted.append(name)
+
+    async def _sweep_bucket(
+        self, bucket: S3RecordingStore, now: float, shortest: float, report: SweepReport
+    ) -> None:
+        try:
+            objects = await bucket.list()
+        except Exception:  # the object store is down: sweep it next time
+            log.exception("retention: the recordings bucket cannot be listed now")
+            return
+        for obj in sorted(objects, key=lambda o: o.modified_at):
+            if obj.modified_at >= now - shortest * DAY:
+                continue
+            try:
+                days = await self.days_of(obj.name)
+                if days is None or obj.modified_at >= now - days * DAY:
+                    continue
+                part = (
+                    await self.catalogue.part_of_file(obj.name)
+                    if self.catalogue is not None
+                    else None
+                )
+                sha256 = part.sha256 if part is not None else await bucket.sha256(obj.name)
+                await bucket.delete(obj.name)
+            except Exception:
+                log.exception("retention: %s could not be deleted from the bucket", obj.name)
+                report.failed.append(obj.name)
+                continue
+            body = RecordingDeleted(
+                file=obj.name,
+                sha256=sha256,
+                bytes=obj.size,
+                modified_at=obj.modified_at,
+                retention_days=days,
+            )
+            await self._forget(obj.name, body, days, report)
 
     def _delete(self, path: Path, name: str, days: float) -> RecordingDeleted:
         stat = path.stat()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.recording import RecordingCheckpoint, RecordingFinished
 from contracts.rooms import RoomKind
+from lessons.recording_uploads import RecordingUploads
 from lessons.records import (
     Record,
     RecordedCheckpoint,
@@ -46,6 +47,7 @@ class LessonRecordings:
         kinds: Iterable[RoomKind] = DEFAULT_RECORDED_KINDS,
         clock: Callable[[], float] = time.time,
         catalogue: ReplayCatalogue | None = None,
+        uploads: RecordingUploads | None = None,
     ) -> None:
         self.rooms = rooms
         self.sessions = sessions
@@ -54,6 +56,8 @@ class LessonRecordings:
         self.clock = clock
         # The replay library: each finished part is catalogued after its record.
         self.catalogue = catalogue
+        # A bucket: each finished part is uploaded, verified, then catalogued (never before).
+        self.uploads = uploads
 
     async def should_record(self, room_id: str) -> bool:
         room = await self.rooms.get(room_id)
@@ -93,7 +97,9 @@ class LessonRecordings:
             duration_seconds=recording.duration_seconds,
         )
         await self.records.append(body, self.clock())
-        if self.catalogue is not None:
+        if self.uploads is not None:
+            await self.uploads.publish(recording)  # a failure keeps the file for a retry
+        elif self.catalogue is not None:
             try:
                 await self.catalogue.add(recording)
             except Exception:  # in the records already: indexing it again at start finds it

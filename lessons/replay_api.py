@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from contracts.errors import ErrorCode, SankeError
 from contracts.rooms import Role, RoomKind
+from lessons.recording_store import S3RecordingStore
 from lessons.replay_catalogue import (
     PartView,
     Replay,
@@ -51,6 +52,8 @@ class ReplayContext:
     # where the finished recordings are (None: this process has none to serve)
     directory: Path | None = None
     clock: Callable[[], float] = time.time
+    # the bucket finished parts are uploaded to (None: they are only in ``directory``)
+    bucket: S3RecordingStore | None = None
 
 
 REPLAY_KEY: web.AppKey[ReplayContext] = web.AppKey("replays", ReplayContext)
@@ -203,7 +206,8 @@ def _part_claims(request: web.Request, replay_id: str) -> Claims:
 
 @documented(
     summary="Play a part of a recorded lesson (video/mp4; HTTP range requests for seeking); "
-    "the token from the Authorization header or a replay link's ?play=",
+    "the token from the Authorization header or a replay link's ?play=; a part in the "
+    "recordings bucket: 302 to a presigned URL of it",
     query={"play": "a replay link's token (from GET /api/v1/replays/{id})"},
     tag="replays",
 )
@@ -218,9 +222,15 @@ async def play_part(request: web.Request) -> web.StreamResponse:
     part = next((p for p in replay.parts if p.n == n), None)
     if part is None:
         raise SankeError(ErrorCode.not_found, f"lesson {replay.id} has no part {n}", 404)
-    directory = replays(request).directory
+    context = replays(request)
+    directory = context.directory
     path = _inside(directory, part.file) if directory is not None else None
     if path is None or not path.is_file():
+        if context.bucket is not None:
+            # The bucket serves it, range requests and all, for no longer than the link
+            # that asked: the player follows the redirect (docs/recording.md, "Storage").
+            url = context.bucket.play_url(part.file, claims.exp - context.clock())
+            raise web.HTTPFound(url, headers={"Cache-Control": "private, no-store"})
         raise SankeError(
             ErrorCode.not_found, "this part's file is not on this server's recordings storage", 404
         )

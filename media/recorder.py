@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTIAL = ".partial"  # a file being written: never listed, never served
+# Next to a working file: the id of the SFU node writing it, so that another node sharing the
+# directory can tell a part whose writer died (media/recording_recovery.py, ``orphaned``).
+WRITER = ".node"
 RTP_WRAP = 1 << 32
 
 
@@ -63,6 +66,9 @@ class RecorderSettings(BaseModel):
     )
     checkpoint_interval: float = Field(
         default=60.0, ge=1, description="seconds between hashes of the file written so far"
+    )
+    node_id: str | None = Field(
+        default=None, max_length=128, description="written next to a working file: its writer"
     )
 
 
@@ -145,6 +151,10 @@ class Recorder:
     def partial_path(self) -> Path:
         return self.directory / (self.name + PARTIAL)
 
+    @property
+    def writer_path(self) -> Path:
+        return self.directory / (self.name + PARTIAL + WRITER)
+
     def set_audio(self, audio: Producer | None) -> None:
         """The teacher's microphone (again, or a new one after a republish)."""
         if self.track == "screen":
@@ -211,6 +221,8 @@ class Recorder:
         self.width, self.height = frame.width, frame.height
         self._video_line = Timeline(VIDEO_CLOCK, now, now, frame.timestamp)
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.settings.node_id:
+            self.writer_path.write_text(self.settings.node_id)
         first, width, height = frame.data, frame.width, frame.height
         self._thread = threading.Thread(
             target=self._write, args=(first, width, height), name=f"rec-{self.name}", daemon=True
@@ -314,8 +326,9 @@ class Recorder:
         self._thread.join()
         writer = self._writer
         if writer is None or writer.video_frames == 0:
-            with contextlib.suppress(FileNotFoundError):
-                self.partial_path.unlink()
+            for path in (self.partial_path, self.writer_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             return None
         final = self.directory / self.name
         faststart = final.with_name(final.name + ".faststart" + PARTIAL)
@@ -331,6 +344,8 @@ class Recorder:
                 faststart.unlink()
             self.partial_path.replace(final)
             remuxed = False
+        with contextlib.suppress(FileNotFoundError):
+            self.writer_path.unlink()  # after the working file is gone: never orphaned meanwhile
         return RecordingFinished(
             room_id=self.room_id,
             participant_id=self.participant_id,

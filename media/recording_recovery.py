@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from contracts.recording import RecordingFinished
-from media.recorder import PARTIAL
+from media.recorder import PARTIAL, WRITER
 from media.recording_mux import remux_faststart, sha256_file
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,37 @@ def left_behind(directory: Path, now: float | None = None) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
+def writer_of(partial: Path) -> str | None:
+    """The SFU node that wrote (or writes) this working file, as it noted next to it."""
+    try:
+        return partial.with_name(partial.name + WRITER).read_text().strip() or None
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def written_elsewhere(
+    directory: Path, me: str, quiet_seconds: float, now: float | None = None
+) -> list[tuple[Path, str]]:
+    """Working files in a shared directory that another node noted as its own and that
+    stopped growing ``quiet_seconds`` ago (a live part grows every fragment, ~2 s), with that
+    node's id: the candidates whose writer may have died (oldest first)."""
+    if not directory.is_dir():
+        return []
+    now = time.time() if now is None else now
+    found: list[tuple[float, Path, str]] = []
+    for p in directory.rglob(f"*.mp4{PARTIAL}"):
+        if not PART_NAME.match(p.name[: -len(PARTIAL)]):
+            continue
+        writer = writer_of(p)
+        try:
+            changed = p.stat().st_mtime
+        except FileNotFoundError:
+            continue  # finished meanwhile
+        if writer is not None and writer != me and now - changed >= quiet_seconds:
+            found.append((changed, p, writer))
+    return [(p, writer) for _, p, writer in sorted(found)]
+
+
 def recover(directory: Path, partial: Path) -> RecordingFinished | None:
     """Finish one part a crash left (blocking: run it in a thread). None when nothing of it
     could be read (the working file is then kept, for a person to look at)."""
@@ -62,6 +93,8 @@ def recover(directory: Path, partial: Path) -> RecordingFinished | None:
         return None
     faststart.replace(final)
     partial.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        partial.with_name(partial.name + WRITER).unlink()
     return RecordingFinished(
         room_id=final.parent.name,
         participant_id=participant[:64],

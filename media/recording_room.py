@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^\w.\-]")
+_PART = re.compile(r"^\d{8}T\d{6}Z-.+-part(\d+)(-screen)?\.mp4$")
 
 
 def part_name(
@@ -144,12 +145,28 @@ class RoomRecording:
 
     def _free(self, participant_id: str, part: int, track: RecordedTrack) -> tuple[int, str]:
         """The first part number from ``part`` on whose name is not taken (the room was
-        opened again within the same second), and that name."""
+        opened again within the same second), and that name; past the parts of this track
+        already in the room's directory (written before, by this node or by another that
+        shares it: after a failover the survivor's part is the second)."""
+        part = max(part, self._last_part_on_disk(track) + 1)
         name = part_name(self.room_id, participant_id, part, time.time(), track)
         while self._taken(name):
             part += 1
             name = part_name(self.room_id, participant_id, part, time.time(), track)
         return part, name
+
+    def _last_part_on_disk(self, track: RecordedTrack) -> int:
+        room = Path(part_name(self.room_id, "x", 1, 0.0, track)).parent
+        try:
+            names = [p.name for p in (self.directory / room).iterdir()]
+        except OSError:
+            return 0
+        found = [0]
+        for name in names:
+            match = _PART.match(name.removesuffix(PARTIAL))
+            if match is not None and (match.group(2) is not None) == (track == "screen"):
+                found.append(int(match.group(1)))
+        return max(found)
 
     def _taken(self, name: str) -> bool:
         final = self.directory / name

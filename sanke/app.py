@@ -21,6 +21,7 @@ from lessons.context import LessonsContext
 from lessons.devices import DeviceRegistry
 from lessons.hls_api import setup_hls_routes
 from lessons.hls_signing import UrlSigner
+from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_api import ReplayContext, setup_replay_routes
 from lessons.replay_catalogue import ReplayCatalogue, recorded_files
@@ -32,7 +33,13 @@ from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
-from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
+from sanke.recording import (
+    lesson_hls,
+    lesson_recordings,
+    recording_store,
+    retention_sweep,
+    worker_settings,
+)
 from sanke.records_key import records_keys
 from sanke.rtmp import RtmpListener, rtmp_listener
 from sanke.settings import Settings
@@ -202,10 +209,14 @@ def local_sfu_node(
     from media.node import SfuNode
     from media.worker import Worker
 
+    node_id = f"{settings.node_id}-sfu"
+    media_settings = worker_settings(settings)
+    # the id its heartbeat key has, noted next to each part it writes (recording_adoption)
+    media_settings.recorder.node_id = node_id
     return SfuNode(
         store,
-        Worker(worker_settings(settings), recording, hls),
-        f"{settings.node_id}-sfu",
+        Worker(media_settings, recording, hls),
+        node_id,
         address=settings.sfu_address,
         capacity=settings.sfu_capacity,
         region=settings.sfu_region,
@@ -225,7 +236,10 @@ def create_app(
     # bounds request.read()/post(), which no route uses: the smallest limit.
     app = web.Application(middlewares=[json_errors], client_max_size=JSON_MAX_BYTES)
     app[BODY_IDLE_KEY] = settings.http_body_idle_seconds
-    install_security_headers(app, media_origins=hls_origins(settings))
+    # A <video> of the replay library follows its redirect to the recordings bucket.
+    bucket = recording_store(settings)
+    bucket_origin = (bucket.origin(),) if bucket is not None else ()
+    install_security_headers(app, media_origins=hls_origins(settings) + bucket_origin)
     app[SETTINGS_KEY] = settings
     app[STORE_KEY] = store
     app[TOKENS_KEY] = TokenService(
@@ -240,6 +254,7 @@ def create_app(
     remote_media: RemoteMediaPlane | None = None
     local_node: Any = None
     records = RecordLog(store, records_keys(settings))
+    recording: LessonRecordings | None = None
     if media is None:
         recording = lesson_recordings(settings, store, records)
         hls = lesson_hls(settings, store)
@@ -368,8 +383,12 @@ def create_app(
     # The replay library serves the files from where they are: this process's recordings, or
     # a directory it shares with the SFU nodes (SANKE_RECORDINGS_DIR on a shared volume).
     replay_files = written_here or (settings.recordings_path() if settings.recordings_dir else None)
+    # Finished parts uploaded to a bucket (SANKE_RECORDINGS_S3_*): this process retries the
+    # uploads of the parts it wrote, and its replay library redirects to the bucket.
+    uploads = recording.uploads if recording is not None and written_here is not None else None
     if scheduling:
-        setup_replay_routes(app, ReplayContext(catalogue, replay_files, clock=lessons.clock))
+        context = ReplayContext(catalogue, replay_files, clock=lessons.clock, bucket=bucket)
+        setup_replay_routes(app, context)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -381,8 +400,15 @@ def create_app(
             log.exception("re-signing the teaching records head failed")
         if remote_media is not None:
             await remote_media.start()
+        adoption = None
         if local_node is not None:
             await local_node.start()
+            if recordings_directory(local_node.worker) is not None:
+                from media.recording_adoption import OrphanAdoption
+
+                # the parts of nodes that died, in a directory shared with them
+                adoption = OrphanAdoption(local_node.worker, store, local_node.info.id)
+                adoption.start()
         if rtmp_in is not None:
             await rtmp_in.start()
         await rights.start()  # every process applies revocations (docs/security.md)
@@ -400,7 +426,11 @@ def create_app(
         heap.start()
         if retention is not None:
             retention.start()
-        indexing = asyncio.create_task(index_replays(catalogue, records, replay_files))
+        if uploads is not None:
+            uploads.start()
+        # with a bucket, a finished part on disk is one waiting for its upload: not listed
+        indexed = replay_files if bucket is None else None
+        indexing = asyncio.create_task(index_replays(catalogue, records, indexed))
         # in the background: a long part's remux must not hold up serving
         recovery = asyncio.create_task(
             recover_recordings(local_node.worker if local_node is not None else media)
@@ -416,6 +446,8 @@ def create_app(
             indexing.cancel()
         if retention is not None:
             await retention.stop()
+        if uploads is not None:
+            await uploads.stop()
         await heap.stop()
         if observability is not None:
             await observability.stop()
@@ -433,6 +465,8 @@ def create_app(
         await service.pending_removals.close()
         await hub.close()
         await media.close()
+        if adoption is not None:
+            await adoption.stop()
         if local_node is not None:
             await local_node.stop()
         await store.close()

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.rooms import RoomKind
+from lessons.recording_store import S3Settings
 from media.ice_policy import DEFAULT_DENY as DEFAULT_ICE_DENY
 from media.ice_policy import IcePolicy, parse_networks
 
@@ -267,6 +268,37 @@ class Settings(BaseSettings):
         description="retention per room kind, overriding recordings_retention_days for those "
         "kinds (comma-separated kind:days, e.g. broadcast:365,dedicated:7)",
     )
+    recordings_s3_endpoint: str | None = Field(
+        default=None,
+        description="S3-compatible object storage for finished recordings (MinIO, Aliyun OSS, "
+        "Tencent COS): host[:port] or https://… (http:// for no TLS); unset: the directory",
+    )
+    recordings_s3_bucket: str | None = Field(default=None, description="the recordings bucket")
+    recordings_s3_access_key: str | None = Field(default=None, description="its access key id")
+    recordings_s3_secret_key: str | None = Field(
+        default=None, repr=False, description="its secret key (from a Secret)"
+    )
+    recordings_s3_region: str = Field(
+        default="us-east-1", description="the bucket's region (e.g. oss-cn-hangzhou, ap-beijing)"
+    )
+    recordings_s3_prefix: str = Field(
+        default="", max_length=200, description="object keys start with it (e.g. sanke/)"
+    )
+    recordings_s3_keep_local: bool = Field(
+        default=False, description="keep the node's copy of a part after its verified upload"
+    )
+    recordings_s3_uploads: int = Field(
+        default=2, ge=1, le=16, description="uploads at once per process"
+    )
+    recordings_s3_retry_seconds: float = Field(
+        default=60.0, ge=0.1, le=86400, description="a failed upload is tried again this often"
+    )
+    recordings_s3_url_seconds: int = Field(
+        default=4 * 3600,
+        ge=60,
+        le=7 * 86400,
+        description="lifetime of the presigned URL the replay library redirects a player to",
+    )
     recording_checkpoint_seconds: float = Field(
         default=60.0,
         ge=1,
@@ -428,6 +460,32 @@ class Settings(BaseSettings):
 
     def retention_by_kind(self) -> dict[RoomKind, float]:
         return parse_kind_days(self.recordings_retention_days_by_kind)
+
+    def recordings_s3(self) -> S3Settings | None:
+        """The object store's settings, None when finished recordings stay in the
+        directory."""
+        if not self.recordings_s3_endpoint:
+            return None
+        missing = [
+            name
+            for name in ("bucket", "access_key", "secret_key")
+            if not getattr(self, f"recordings_s3_{name}")
+        ]
+        if missing:
+            raise ValueError(
+                "SANKE_RECORDINGS_S3_ENDPOINT needs "
+                + ", ".join(f"SANKE_RECORDINGS_S3_{m.upper()}" for m in missing)
+            )
+        return S3Settings(
+            endpoint=self.recordings_s3_endpoint,
+            bucket=self.recordings_s3_bucket or "",
+            access_key=self.recordings_s3_access_key or "",
+            secret_key=self.recordings_s3_secret_key or "",
+            region=self.recordings_s3_region,
+            prefix=self.recordings_s3_prefix,
+            uploads=self.recordings_s3_uploads,
+            url_seconds=self.recordings_s3_url_seconds,
+        )
 
     def recordings_path(self) -> Path:
         return (

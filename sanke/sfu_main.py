@@ -9,13 +9,14 @@ import signal
 from aiohttp import web
 from prometheus_client import Gauge
 
-from contracts.recording import RecordingHooks
 from contracts.store import Store, open_store
+from lessons.recordings import LessonRecordings
 from lessons.records import RecordLog
 from lessons.replay_catalogue import ReplayCatalogue
 from media.heap import HeapTrimmer
 from media.metrics import MediaObservability
 from media.node import SfuNode
+from media.recording_adoption import OrphanAdoption
 from media.worker import Worker
 from sanke.recording import lesson_hls, lesson_recordings, retention_sweep, worker_settings
 from sanke.records_key import records_keys
@@ -60,7 +61,7 @@ def _http(node: SfuNode, metrics_token: str | None = None) -> web.Application:
     return app
 
 
-def _recording(settings: Settings, store: Store) -> RecordingHooks | None:
+def _recording(settings: Settings, store: Store) -> LessonRecordings | None:
     """A node records the rooms it hosts only where it was given a place for the files
     (SANKE_RECORDINGS_DIR: a cluster decides its storage); it signs their hashes into the
     shared chain, so it needs the records key every other process has."""
@@ -106,12 +107,20 @@ async def run_sfu(settings: Settings) -> None:
         )
     if retention is not None:
         retention.start()
+    hooks = worker.recording_hooks
+    uploads = hooks.uploads if isinstance(hooks, LessonRecordings) else None
+    if uploads is not None:
+        uploads.start()  # the parts a failed upload left here, now and then every minute
     await node.start()
     # RTMP pushes for the rooms this node hosts (each node accepts only the keys it expects)
     rtmp = rtmp_listener(settings, worker, store)
     if rtmp is not None:
         await rtmp.start()
     recovery = asyncio.create_task(_recover(worker))  # serving does not wait for it
+    # parts of nodes that died, in a directory shared with them (a ReadWriteMany volume)
+    adoption = OrphanAdoption(worker, store, node.info.id) if hooks is not None else None
+    if adoption is not None:
+        adoption.start()
     runner = web.AppRunner(_http(node, settings.metrics_token), access_log=None)
     await runner.setup()
     for host in settings.host:
@@ -134,8 +143,12 @@ async def run_sfu(settings: Settings) -> None:
     finally:
         if not recovery.done():
             recovery.cancel()
+        if adoption is not None:
+            await adoption.stop()
         if retention is not None:
             await retention.stop()
+        if uploads is not None:
+            await uploads.stop()
         await heap.stop()
         await observability.stop()
         await runner.cleanup()
