@@ -148,11 +148,20 @@ async def _play(h: Any, browser: Any, viewer: str, player: str, started_at: floa
     width, height = await page.evaluate(f"[{video}.videoWidth, {video}.videoHeight]")
     assert (width, height) in {(640, 360), (320, 180)}, (width, height)
     if player == "hlsjs":
-        level = await page.evaluate(
-            "(() => { const h = window.sanke.player.hls; const l = h.levels[h.currentLevel];"
-            " return [l.width, l.height]; })()"
-        )
-        assert [width, height] == level  # the picture is the variant hls.js plays
+        # The picture is the variant hls.js plays. Its adaptive switch names the new level
+        # before that level's first segment is on screen, so the two may differ for a
+        # segment or two; they must agree soon.
+        agreed = False
+        for _ in range(30):
+            width, height, level = await page.evaluate(
+                f"(() => {{ const h = window.sanke.player.hls; const l = h.levels[h.currentLevel];"
+                f" return [{video}.videoWidth, {video}.videoHeight, [l.width, l.height]]; }})()"
+            )
+            if [width, height] == level:
+                agreed = True
+                break
+            await _sleep(0.2)
+        assert agreed, ([width, height], level)
     # arrival at the SFU → on screen: the media time the player shows against the wall
     # clock (segments keep the stream's timestamps: time 0 is the first keyframe's arrival)
     shown = await page.evaluate(f"{video}.currentTime")
