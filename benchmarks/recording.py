@@ -77,11 +77,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contracts.hls import room_directory_name
 from lessons.hls_signing import UrlSigner
-from media.frames import EncodedFrame
+from media.aac import OpusToAac
+from media.frames import H264_IDR, EncodedFrame, h264_nal_types
 from media.hls_packager import HlsPackager, HlsSettings
 from media.origin import InboundStats, OnFrame
 from media.producer import Producer
 from media.recorder import Recorder
+from media.recording_mux import FragmentedMp4Writer
 
 SANKE = str(Path(sys.executable).with_name("sanke"))
 SECRET = "recording-bench-" + "s" * 32
@@ -426,6 +428,32 @@ def segment_latencies(
     return out
 
 
+# --- where a recorder's CPU goes -------------------------------------------------------
+
+
+def offline_split(tracks: dict[str, Track], directory: Path) -> tuple[float, float]:
+    """The recorder's two jobs on one loop of the clip, as fast as they go (one thread, no
+    queue): the video passthrough into fragmented MP4, and Opus → AAC. CPU seconds per
+    second of lesson each."""
+    video, sound = tracks["high"], tracks["audio"]
+    writer = FragmentedMp4Writer(
+        directory / "split.mp4", video.packets[0].data, 1280, 720, audio=False
+    )
+    started = time.thread_time()
+    for packet in video.packets:
+        keyframe = H264_IDR in h264_nal_types(packet.data)
+        writer.video(packet.data, packet.timestamp, keyframe)
+    writer.close()
+    video_cpu = time.thread_time() - started
+    transcoder = OpusToAac(lambda packet: None)
+    started = time.thread_time()
+    for packet in sound.packets:
+        transcoder.opus(packet.data, packet.timestamp)
+    transcoder.flush()
+    audio_cpu = time.thread_time() - started
+    return video_cpu / video.duration, audio_cpu / sound.duration
+
+
 # --- FFmpeg side by side ----------------------------------------------------------------
 
 
@@ -569,6 +597,7 @@ class Measured:
     latencies: list[float]
     packager_latencies: list[float]
     finish_cpu: list[float]
+    split: tuple[float, float]
     dropped: int
     delivered: int
 
@@ -641,6 +670,7 @@ async def run_sanke(
         latencies=latencies,
         packager_latencies=packager_latencies,
         finish_cpu=finish_cpu,
+        split=offline_split(tracks, workdir),
         dropped=dropped,
         delivered=delivered,
     )
@@ -727,6 +757,8 @@ def report(
         ("recorder: writer thread, cores/track", f"{mean(m.rec_cores):.4f} (max {max(m.rec_cores):.4f})"),
         ("recorder: on the event loop, cores/track", f"{mean(m.rec_loop_cores):.4f}"),
         ("recorder: total, cores/track", f"{per_track:.4f} (max {max(rec):.4f})"),
+        ("  of which, offline: video passthrough", f"{m.split[0]:.4f} cores"),
+        ("  of which, offline: Opus → AAC", f"{m.split[1]:.4f} cores"),
         ("HLS: writer thread, cores/lesson", f"{mean(m.hls_cores):.4f} (max {max(m.hls_cores):.4f})"),
         ("HLS: on the event loop, cores/lesson", f"{mean(m.hls_loop_cores):.4f}"),
         ("HLS: total, cores/lesson", f"{mean(hls):.4f} (max {max(hls):.4f})"),
