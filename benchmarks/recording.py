@@ -93,6 +93,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_CORES_PER_TRACK = 0.02
 TARGET_LATENCY_S = 0.3
 WARMUP_SECONDS = 3.0
+FELL_BEHIND_S = 0.5  # the packager's own delay (next keyframe → muxed) past this: a backlog
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-bf", "0",
         "-pix_fmt", "yuv420p", "-tune", "zerolatency", "-g", "30", "-keyint_min", "30",
         "-sc_threshold", "0"]  # fmt: skip
@@ -782,6 +783,13 @@ def report(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    own = p95(m.packager_latencies)
+    if m.dropped or own > FELL_BEHIND_S:
+        # queues backed up: the writers did less than the frames asked, so the CPU figures
+        # undercount and the latency is the backlog's (the machine, or the process, is full)
+        print(f"WARNING the writers fell behind ({m.dropped} frames dropped, the packager's "
+              f"own p95 {own:.3f} s): CPU per track undercounts; fewer --lessons, or a quieter "
+              "machine")  # fmt: skip
     print(f"target ≤ {TARGET_CORES_PER_TRACK} core per recorded 720p track: "
           f"{verdict(per_track <= TARGET_CORES_PER_TRACK)} ({per_track:.4f})")  # fmt: skip
     print(f"target segment available ≤ {TARGET_LATENCY_S} s after its last frame (p95): "
