@@ -31,6 +31,9 @@ class SessionDetail(BaseModel):
     session: LessonSession
     attendance: list[ClassroomAttendance]
     late_minutes: float | None
+    # seconds of the lesson its hardware teacher source (camera, encoder) had no picture:
+    # the classrooms saw "主讲画面重连中" meanwhile
+    teacher_source_outage_seconds: float = 0.0
 
 
 class CancelRequest(BaseModel):
@@ -95,6 +98,7 @@ async def get_session(request: web.Request) -> web.Response:
     detail = SessionDetail(
         session=session,
         attendance=await lessons.attendance(session),
+        teacher_source_outage_seconds=await lessons.source_outage(session),
         late_minutes=(
             round(max(0.0, session.teacher_joined_at - session.starts_at) / 60, 2)
             if session.teacher_joined_at is not None

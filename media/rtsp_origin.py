@@ -263,7 +263,6 @@ class RtspPull:
             base = self._next_ts
             last_pts: int | None = None
             need_idr = True
-            self._set("connected", None)
             streams = [stream] if transcoder is None else [stream, transcoder.stream]
             for packet in container.demux(*streams):
                 if self._stop.is_set():
@@ -296,6 +295,8 @@ class RtspPull:
                     first_pts = ticks
                 timestamp = (base + ticks - first_pts) & 0xFFFFFFFF
                 self._next_ts = timestamp + FRAME_STEP
+                if not delivered:  # connected: a picture again (not just an open stream)
+                    self._set("connected", None)
                 self._hand(data, timestamp, idr)
                 delivered = True
         finally:
