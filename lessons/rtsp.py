@@ -38,6 +38,7 @@ from contracts.protocol import ServerMessage, SourceState
 from contracts.rooms import Participant
 from contracts.store.outage import OutageLog
 from lessons.attendance import AttendanceEvent, attendance_list
+from lessons.metrics import SOURCES
 from lessons.repository import SessionRepository
 from lessons.sources import Source, SourceKind, SourceLive, SourceRegistry
 from lessons.whip import WhipPeer, WhipSessions, open_lesson, source_claims
@@ -99,6 +100,7 @@ class RtspSupervisor:
                 await self._task
             self._task = None
         for peer in list(self.peers.values()):
+            self._forget(peer.source.id)
             peer.end()
             await peer.ended.wait()
             with contextlib.suppress(Exception):
@@ -205,6 +207,7 @@ class RtspSupervisor:
             self._forget(source.id)
             peer.end()
             return
+        SOURCES.set(source.id, self.kind.value, source.school, high)
         await self._track_outage(source, participant, high)
         if high.state == "connected":
             await self.registry.set_live(
@@ -275,6 +278,7 @@ class RtspSupervisor:
         )
 
     def _forget(self, source_id: str) -> None:
+        SOURCES.drop(source_id)
         self._connected_once.pop(source_id, None)
         self._outages.pop(source_id, None)
 
