@@ -28,6 +28,7 @@ classroom waits for the camera's next IDR (its GOP setting, 1–2 s, bounds that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -61,6 +62,12 @@ HEVC = (
 MJPEG = (
     "the camera sends {codec}, which Sanke does not pass to classrooms: set its video "
     "encoding to H.264 (main stream and sub-stream)"
+)
+SUB_STREAM = (
+    "the camera's sub-stream sends {codec}, which classrooms cannot receive (WebRTC carries "
+    "the camera's H.264 as is, never transcoded): set the sub-stream's (子码流) video encoding "
+    "to H.264 (Hikvision: Sub Stream, Video Encoding H.264; Dahua: Sub Stream 1, Encode Mode "
+    "H.264); until then classrooms get the main stream only"
 )
 B_FRAMES = (
     "the camera sends H.264 B-frames, which classrooms play out of order (stutter): turn "
@@ -147,6 +154,8 @@ class RtspPull:
         self.reconnects = 0
         self.connected_since: float | None = None
         self._next_ts = 0  # where the next connection's timestamps start (90 kHz)
+        # told on the event loop when the state changes (the transport: a layer is usable)
+        self.on_state: Callable[[PullState], None] | None = None
 
     # --- FrameOrigin ---------------------------------------------------------------
 
@@ -196,8 +205,13 @@ class RtspPull:
         with self._lock:
             if self.state == "stopped":
                 return
+            changed = state != self.state
             self.state, self.message = state, message
             self.connected_since = time.time() if state == "connected" else None
+        loop, on_state = self._loop, self.on_state
+        if changed and on_state is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(on_state, state)
 
     # --- the reading thread --------------------------------------------------------
 
@@ -255,7 +269,8 @@ class RtspPull:
             if codec == "hevc":
                 raise Refused(HEVC)
             if codec != "h264":
-                raise Refused(MJPEG.format(codec=codec.upper()))
+                text = SUB_STREAM if self.layer == "low" else MJPEG
+                raise Refused(text.format(codec=codec.upper()))
             transcoder = self._transcoder(container)
             writer = AnnexBWriter(stream.codec_context.extradata)
             time_base = stream.time_base

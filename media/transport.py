@@ -34,6 +34,7 @@ from contracts.media import (
     IceCandidate,
     OfferToParticipant,
     PullRequest,
+    PullState,
     PullStatus,
     SendToParticipant,
     TrackInfo,
@@ -250,8 +251,20 @@ class Transport:
             if isinstance(origin, RtmpIngest):  # no picture before the encoder pushes one
                 producer.active = False
                 origin.on_first = functools.partial(heard, producer)
+            elif layer == "low":  # a sub-stream is a layer while it connects: one refused
+                producer.active = False  # (MJPEG) is never a classroom's dead low layer
+                origin.on_state = functools.partial(self._sub_stream, producer)
             self.pulls[layer] = origin
             self.producers[f"rtsp-{layer}"] = producer
+        self._on_change(self)
+
+    def _sub_stream(self, producer: Producer, state: PullState) -> None:
+        """The sub-stream connected or went away (refused, reconnecting): the main stream is
+        the only layer meanwhile."""
+        active = state == "connected"
+        if producer.closed or self.closed or producer.active == active:
+            return
+        producer.active = active
         self._on_change(self)
 
     def pull_status(self) -> list[PullStatus]:
