@@ -252,12 +252,7 @@ class RtspPull:
     def _read_once(self) -> bool:
         """One connection, until the camera goes away or the pull stops; whether it
         delivered a frame (a connection that did restarts the backoff)."""
-        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
-        if self.transport == "udp":
-            options["reorder_queue_size"] = "64"
-        container: Any = av.open(
-            self.url, options=options, timeout=(self.open_timeout, self.read_timeout)
-        )
+        container = self._open()
         delivered = False
         try:
             if not container.streams.video:
@@ -316,7 +311,19 @@ class RtspPull:
                 delivered = True
         finally:
             container.close()
+            self._closed()
         return delivered
+
+    def _open(self) -> Any:
+        """The camera's stream as a PyAV container (``media.srt_origin`` opens another)."""
+        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
+        if self.transport == "udp":
+            options["reorder_queue_size"] = "64"
+        return av.open(self.url, options=options, timeout=(self.open_timeout, self.read_timeout))
+
+    def _closed(self) -> None:
+        """The connection's container was closed."""
+        return None
 
     def _transcoder(self, container: Any) -> _Transcoder | None:
         if self.audio is None or not container.streams.audio:

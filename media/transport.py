@@ -60,6 +60,7 @@ from media.remb import UplinkRemb
 from media.rtmp_ingest import PushTable, RtmpIngest
 from media.rtsp_origin import RtspPull
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
+from media.srt_origin import SrtPull
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 
@@ -241,6 +242,8 @@ class Transport:
         origins: list[tuple[SimulcastLayer, RtspPull | RtmpIngest]] = []
         if request.push_key_sha256 is not None:
             origins.append(("high", RtmpIngest(request.push_key_sha256, self.pushes, audio)))
+        elif request.url is not None and request.url.startswith("srt://"):
+            origins.append(("high", SrtPull(request.url, audio=audio)))
         elif request.url is not None:
             origins.append(("high", RtspPull(request.url, "high", request.transport, audio=audio)))
             if request.low_url is not None:
