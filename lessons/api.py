@@ -286,7 +286,9 @@ async def statistics(request: web.Request) -> web.Response:
         for s in sessions
         if s.state in (SessionState.ended, SessionState.live)
     }
-    report = compute(sessions, attendance, start, end, groups, lessons.clock())
+    by_id = {s.id: s for s in sessions}
+    outages = {sid: await lessons.source_outage(by_id[sid]) for sid in attendance}
+    report = compute(sessions, attendance, start, end, groups, lessons.clock(), outages)
     if q.get("format") == "csv":
         return web.Response(
             text=to_csv(report),

@@ -3,6 +3,8 @@ browser test, test_source_outage_browser.py, drives it with a real camera)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from support.sessions import english_lesson
 
 from contracts.rooms import Role
@@ -12,6 +14,8 @@ from lessons.attendance import (
     source_outage_seconds,
     together_seconds,
 )
+from lessons.models import SessionState
+from lessons.stats import compute, to_csv
 
 T0 = 1_000_000.0
 
@@ -49,3 +53,15 @@ def test_outage_events_change_no_presence() -> None:
     assert together_seconds(lesson, classroom + teacher, now) == 600
     present = classroom_attendance(lesson, "jd-1-g3", "jd-1", classroom + teacher, now)
     assert present.minutes_present == 10 and present.minutes_lost == 0
+
+
+def test_the_statistics_sum_the_held_lessons_outage_minutes() -> None:
+    held = english_lesson("s1", T0, state=SessionState.ended)
+    other = english_lesson("s2", T0 + 3600, state=SessionState.ended)
+    missed = english_lesson("s3", T0 + 7200, state=SessionState.missed)
+    day = date(2026, 11, 2)
+    outages = {"s1": 90.0, "s2": 30.0, "s3": 600.0}  # a missed lesson taught nothing: not counted
+    report = compute([held, other, missed], {}, day, day, None, T0 + 9000, outages)
+    assert report.total.teacher_source_outage_minutes == 2.0
+    assert report.total.held == 2
+    assert "teacher_source_outage_minutes" in to_csv(report).splitlines()[0]
