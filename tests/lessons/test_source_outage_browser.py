@@ -1,8 +1,10 @@
 """The teacher's camera drops mid-lesson, with real parts: a real RTSP camera (GstRtspServer)
 teaches a real classroom kiosk (headless Chromium, the product's page joined by its device
 credential). The camera process is stopped (unplugged): within a few seconds the kiosk shows
-"主讲画面重连中…" over the frozen picture; the camera comes back: the text goes away and the
-picture's frames advance again; the lesson's attendance states the outage's seconds."""
+"主讲画面重连中…" over the frozen picture, and the teacher console in the same room (the
+product's teacher page, joined with the lesson's teacher token) says so too; the camera comes
+back: the text goes away, the picture's frames advance again and the console says the picture
+is back; the lesson's attendance states the outage's seconds."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from support.processes import free_port
 from support.rtsp_server import RtspCamera
 from support.whip_lesson import LESSON, register_source, whip_lesson
 
+from contracts.rooms import Role
 from media.worker import Worker
 from sanke.app import RTSP_KEY
 
@@ -55,6 +58,13 @@ async def test_a_kiosk_shows_the_teachers_camera_reconnecting(tmp_path: Path) ->
             await wait_js(page, f"({MAIN_VIDEO})().then(s => s && s.frames > 10)", timeout=30_000)
             await supervisor.look()  # sees it connected
             assert await page.evaluate(f"({RECONNECTING})()") == ""
+            console: Any = await browser.new_page()  # type: ignore[attr-defined]
+            console.on("pageerror", lambda e: errors.append(f"console: {e}"))
+            teacher = lesson.h.tokens.mint(subject="teacher:张老师", role=Role.teacher, room=LESSON)
+            await console.goto(lesson.h.url(f"/web/teacher.html?video=320x180&token={teacher}"))
+            await wait_js(console, "document.querySelectorAll('#camera option').length > 0")
+            await console.click("#start")
+            await wait_js(console, "document.getElementById('status').textContent === '直播中'")
 
             camera.stop()  # unplugged
             unplugged = time.monotonic()
@@ -62,6 +72,12 @@ async def test_a_kiosk_shows_the_teachers_camera_reconnecting(tmp_path: Path) ->
             shown_after = time.monotonic() - unplugged
             print(f"reconnecting shown {shown_after:.1f} s after the camera went away")
             assert text == "主讲画面重连中…"
+            told = await wait_js(
+                console,
+                "(document.getElementById('message').textContent.includes('主讲画面重连中'))",
+                timeout=5_000,
+            )
+            assert told
             await page.click("#lang")  # English available
             assert await page.evaluate(f"({RECONNECTING})()") == (
                 "Reconnecting to the teacher's camera…"
@@ -74,6 +90,11 @@ async def test_a_kiosk_shows_the_teachers_camera_reconnecting(tmp_path: Path) ->
                 supervisor, page, f"() => !({RECONNECTING})() && 'gone'", timeout=40
             )
             assert back == "gone"
+            await wait_js(
+                console,
+                "document.getElementById('message').textContent === '主讲画面已恢复'",
+                timeout=5_000,
+            )
             cleared = time.monotonic()
             before = await page.evaluate(f"({MAIN_VIDEO})()")
             after = await wait_js(
