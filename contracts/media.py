@@ -77,7 +77,8 @@ class PullRequest(_Model):
     ``url`` (credentials in it: basic or digest); an RTMP push has ``push_key_sha256``, the
     SHA-256 of its stream key (the key itself never reaches the SFU but from the encoder)."""
 
-    url: str | None = Field(default=None, pattern=r"^rtsps?://", max_length=2048)
+    # rtsp(s):// a camera; srt:// an SRT stream remuxed by ffmpeg (media.srt_origin)
+    url: str | None = Field(default=None, pattern=r"^(rtsps?|srt)://", max_length=2048)
     push_key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     # the camera's sub-stream: the ``low`` layer (switched to at its own keyframes)
     low_url: str | None = Field(default=None, pattern=r"^rtsps?://", max_length=2048)

@@ -343,6 +343,19 @@ class Recording(_Message):
     enabled: bool
 
 
+class SourceState(_Message):
+    """The hardware source teaching the room (an RTSP camera, an RTMP encoder: a
+    ``publish_only`` teacher) lost its picture and Sanke reconnects it (``reconnecting``), or
+    its picture is back (``connected``): classrooms show "主讲画面重连中" instead of a frozen
+    last frame. Sent to everyone when it changes, and again every few seconds while the
+    outage lasts, so a classroom that joins meanwhile learns it."""
+
+    type: Literal["source_state"] = "source_state"
+    participant_id: str
+    state: Literal["connected", "reconnecting"]
+    since: float  # unix time the state began
+
+
 class RoomClosed(_Message):
     type: Literal["room_closed"] = "room_closed"
     room_id: str
@@ -366,6 +379,7 @@ ServerMessage = Annotated[
     | LessonChanged
     | Quality
     | Recording
+    | SourceState
     | RoomClosed,
     Field(discriminator="type"),
 ]

@@ -31,6 +31,9 @@ class SessionDetail(BaseModel):
     session: LessonSession
     attendance: list[ClassroomAttendance]
     late_minutes: float | None
+    # seconds of the lesson its hardware teacher source (camera, encoder) had no picture:
+    # the classrooms saw "主讲画面重连中" meanwhile
+    teacher_source_outage_seconds: float = 0.0
 
 
 class CancelRequest(BaseModel):
@@ -95,6 +98,7 @@ async def get_session(request: web.Request) -> web.Response:
     detail = SessionDetail(
         session=session,
         attendance=await lessons.attendance(session),
+        teacher_source_outage_seconds=await lessons.source_outage(session),
         late_minutes=(
             round(max(0.0, session.teacher_joined_at - session.starts_at) / 60, 2)
             if session.teacher_joined_at is not None
@@ -282,7 +286,9 @@ async def statistics(request: web.Request) -> web.Response:
         for s in sessions
         if s.state in (SessionState.ended, SessionState.live)
     }
-    report = compute(sessions, attendance, start, end, groups, lessons.clock())
+    by_id = {s.id: s for s in sessions}
+    outages = {sid: await lessons.source_outage(by_id[sid]) for sid in attendance}
+    report = compute(sessions, attendance, start, end, groups, lessons.clock(), outages)
     if q.get("format") == "csv":
         return web.Response(
             text=to_csv(report),

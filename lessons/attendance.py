@@ -1,4 +1,6 @@
-"""Attendance from join/leave events: minutes present, reconnects, minutes lost to faults."""
+"""Attendance from join/leave events: minutes present, reconnects, minutes lost to faults;
+and the seconds a hardware teacher source (an RTSP camera, an RTMP encoder) was in the room
+without a picture (``source_down`` … ``source_up``, written by its supervisor)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ class AttendanceEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     t: float
-    kind: Literal["join", "leave"]
+    # source_down / source_up: the teacher source's picture was lost / is back (its own
+    # participant stays in the room meanwhile)
+    kind: Literal["join", "leave", "source_down", "source_up"]
     participant_id: str
     role: Role
     classroom_id: str | None = None
@@ -38,7 +42,7 @@ def _intervals(
     for event in sorted(events, key=lambda e: e.t):
         if event.kind == "join":
             open_at[event.participant_id] = event.t
-        elif event.participant_id in open_at:
+        elif event.kind == "leave" and event.participant_id in open_at:
             spans.append((open_at.pop(event.participant_id), event.t, event.reason))
     spans.extend((joined, max(joined, until), None) for joined in open_at.values())
     return sorted(spans)
@@ -76,6 +80,24 @@ def classroom_attendance(
         reconnects=len(spans) - 1,
         minutes_lost=round(lost / 60, 2),
     )
+
+
+def source_outage_seconds(
+    session: LessonSession, events: list[AttendanceEvent], now: float
+) -> float:
+    """Seconds of the scheduled lesson time (up to ``now``) when a teacher source was in the
+    room without a picture: its camera or encoder dropped and Sanke was reconnecting. An
+    outage ends when the picture is back or the source leaves (the lesson ended)."""
+    until = min(now, session.ends_at)
+    down_at: dict[str, float] = {}
+    spans: list[tuple[float, float, str | None]] = []
+    for event in sorted(events, key=lambda e: e.t):
+        if event.kind == "source_down":
+            down_at.setdefault(event.participant_id, event.t)
+        elif event.kind in ("source_up", "leave") and event.participant_id in down_at:
+            spans.append((down_at.pop(event.participant_id), event.t, None))
+    spans.extend((t, max(t, until), None) for t in down_at.values())
+    return sum(b - a for a, b in _union(spans, session.starts_at, until))
 
 
 def _union(spans: list[tuple[float, float, str | None]], lo: float, hi: float) -> list[list[float]]:

@@ -56,6 +56,11 @@ def _camera(value: object) -> bool:
     return value == "camera"
 
 
+def _zero(value: object) -> bool:
+    """A record's default zero left out of its body (and hash): older records hash as they did."""
+    return value == 0
+
+
 class ClassroomAttendance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,6 +89,8 @@ class SessionOutcome(BaseModel):
     teacher_joined_at: float | None = None
     late_minutes: float | None = None
     classrooms: list[ClassroomAttendance] = Field(default_factory=list)
+    # seconds of the lesson when its hardware teacher source (camera, encoder) had no picture
+    teacher_source_outage_seconds: float = Field(default=0.0, ge=0, exclude_if=_zero)
 
 
 class RecordedFile(BaseModel):

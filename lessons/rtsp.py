@@ -10,7 +10,12 @@ longer has (its node failed) is started again.
 
 The SFU's pull status (connected, reconnecting, refused with the camera setting to change,
 unauthorized) becomes the source's status: live while connected (bitrate, resolution,
-fps), its last error otherwise.
+fps), its last error otherwise. A picture lost after it was connected (the camera unplugged,
+the network dropped, the encoder's connection lost) is an outage: every participant gets a
+``source_state`` message (``reconnecting``, again at each look while it lasts, then
+``connected``) so classrooms show "主讲画面重连中" instead of a frozen frame, and the lesson's
+attendance list gets ``source_down`` / ``source_up`` (the record's
+``teacher_source_outage_seconds``).
 
 Several processes may run a supervisor (signaling replicas): a lease per source in the store
 (``kv:rtsp-pull:<id>``, renewed each look, expiring after ``LEASE_SECONDS``) lets one pull it.
@@ -27,9 +32,13 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from contracts.errors import ErrorCode
+from contracts.events import RoomEvent
 from contracts.media import PullRequest, PullStatus
-from contracts.protocol import ServerMessage
+from contracts.protocol import ServerMessage, SourceState
+from contracts.rooms import Participant
 from contracts.store.outage import OutageLog
+from lessons.attendance import AttendanceEvent, attendance_list
+from lessons.metrics import SOURCES
 from lessons.repository import SessionRepository
 from lessons.sources import Source, SourceKind, SourceLive, SourceRegistry
 from lessons.whip import WhipPeer, WhipSessions, open_lesson, source_claims
@@ -77,6 +86,8 @@ class RtspSupervisor:
         self.holder = secrets.token_hex(8)
         self.peers: dict[str, RtspPeer] = {}  # this process's pulls, by source
         self._errors: dict[str, str] = {}  # the last error written, by source
+        self._connected_once: dict[str, str] = {}  # source -> its participant that had a picture
+        self._outages: dict[str, float] = {}  # source -> since when its picture is lost
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,6 +100,7 @@ class RtspSupervisor:
                 await self._task
             self._task = None
         for peer in list(self.peers.values()):
+            self._forget(peer.source.id)
             peer.end()
             await peer.ended.wait()
             with contextlib.suppress(Exception):
@@ -112,6 +124,7 @@ class RtspSupervisor:
         sources = {s.id: s for s in await self.registry.list() if s.kind is self.kind}
         for source_id in [i for i in self.peers if i not in sources]:
             self.peers.pop(source_id).end()  # deleted (its rights end it too)
+            self._forget(source_id)
         for source in sources.values():
             try:
                 await self._supervise(source)
@@ -122,6 +135,7 @@ class RtspSupervisor:
         peer = self.peers.get(source.id)
         if peer is not None and peer.ended.is_set():
             del self.peers[source.id]
+            self._forget(source.id)
             peer = None
         now = self.clock()
         lesson = (await open_lesson(self.lessons, self.service.repo, source, now)).open
@@ -133,6 +147,7 @@ class RtspSupervisor:
             ):
                 log.info("%s source %s: its lesson is over, stopping", self.kind.value, source.id)
                 self.peers.pop(source.id).end()
+                self._forget(source.id)
                 await self.registry.store.delete(self._lease(source.id))
                 return
             await self.registry.store.set(self._lease(source.id), self.holder, ttl=LEASE_SECONDS)
@@ -189,8 +204,11 @@ class RtspSupervisor:
             # the SFU lost it (its node failed, the room moved): pulled anew at the next look
             log.info("%s source %s: the SFU lost it, again", self.kind.value, source.id)
             self.peers.pop(source.id, None)
+            self._forget(source.id)
             peer.end()
             return
+        SOURCES.set(source.id, self.kind.value, source.school, high)
+        await self._track_outage(source, participant, high)
         if high.state == "connected":
             await self.registry.set_live(
                 source.id,
@@ -213,6 +231,56 @@ class RtspSupervisor:
             await self.registry.record_error(source.id, ErrorCode.media_error, problem)
         elif problem is None:
             self._errors.pop(source.id, None)
+
+    async def _track_outage(
+        self, source: Source, participant: Participant, high: PullStatus
+    ) -> None:
+        """Tell the room (and the attendance) when the source's picture is lost and back."""
+        if high.state == "connected":
+            self._connected_once[source.id] = participant.id
+            if self._outages.pop(source.id, None) is not None:
+                log.info("%s source %s: its picture is back", self.kind.value, source.id)
+                await self._outage_event(participant, "source_up")
+                await self._tell(participant, "connected", self.clock())
+            return
+        if self._connected_once.get(source.id) != participant.id or high.state == "stopped":
+            return  # never had a picture in this lesson: waiting, not an outage
+        since = self._outages.get(source.id)
+        if since is None:
+            since = self._outages[source.id] = self.clock()
+            log.warning(
+                "%s source %s lost its picture (%s): classrooms see it reconnecting",
+                self.kind.value,
+                source.id,
+                high.state,
+            )
+            await self._outage_event(participant, "source_down")
+        await self._tell(participant, "reconnecting", since)  # again each look: late joiners
+
+    async def _tell(self, participant: Participant, state: str, since: float) -> None:
+        message = SourceState(
+            participant_id=participant.id,
+            state="connected" if state == "connected" else "reconnecting",
+            since=since,
+        )
+        await self.service.hub.publish(RoomEvent(room_id=participant.room_id, message=message))
+
+    async def _outage_event(self, participant: Participant, kind: str) -> None:
+        event = AttendanceEvent(
+            t=self.clock(),
+            kind="source_down" if kind == "source_down" else "source_up",
+            participant_id=participant.id,
+            role=participant.role,
+            classroom_id=participant.classroom_id,
+        )
+        await self.registry.store.append(
+            attendance_list(participant.room_id), event.model_dump_json()
+        )
+
+    def _forget(self, source_id: str) -> None:
+        SOURCES.drop(source_id)
+        self._connected_once.pop(source_id, None)
+        self._outages.pop(source_id, None)
 
 
 def _problem(statuses: list[PullStatus], device: tuple[str, str]) -> str | None:

@@ -27,6 +27,7 @@ from lessons.attendance import (
     attendance_list,
     classroom_attendance,
     late_minutes,
+    source_outage_seconds,
     was_held,
 )
 from lessons.metrics import (
@@ -195,6 +196,7 @@ class LessonService:
             teacher_joined_at=session.teacher_joined_at,
             late_minutes=late_minutes(session),
             classrooms=await self.attendance(session, now),
+            teacher_source_outage_seconds=await self.source_outage(session, now),
         )
         await self.records.append(body, now)
         LESSONS.labels(outcome, session.master_school).inc()
@@ -244,6 +246,8 @@ class LessonService:
     async def _rejoining(self, p: Participant) -> bool:
         """The same classroom (or the teacher) comes back after its link dropped."""
         for event in reversed(await self.events(p.room_id)):
+            if event.kind not in ("join", "leave"):
+                continue
             if event.role is p.role and event.classroom_id == p.classroom_id:
                 return event.kind == "leave" and event.reason in FAULT_REASONS
         return False
@@ -288,6 +292,12 @@ class LessonService:
         return [
             classroom_attendance(session, r.class_id, r.school, events, at) for r in session.remotes
         ]
+
+    async def source_outage(self, session: LessonSession, now: float | None = None) -> float:
+        """Seconds of the lesson its hardware teacher source had no picture (rounded to 0.1)."""
+        events = await self.events(session.id)
+        at = self.clock() if now is None else now
+        return round(source_outage_seconds(session, events, at), 1)
 
     # --- coordinator changes -----------------------------------------------
     async def get(self, session_id: str) -> LessonSession:

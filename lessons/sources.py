@@ -2,10 +2,12 @@
 
 A coordinator registers a source (kind, name, the master classroom it teaches from); when a
 lesson of that classroom is open, the source becomes the room's teacher (``lessons.whip``).
-``whip``, ``rtsp`` and ``rtmp`` are accepted today (``srt`` is a kind of the model
-already). An RTSP source is pulled by the SFU while its classroom's lesson is open
+``whip``, ``rtsp``, ``rtmp`` and ``srt`` are accepted. An RTSP source is pulled by the SFU while its classroom's lesson is open
 (``lessons.rtsp``); its camera's password is kept in the store (the pull needs it in the
-clear) and never shown by the API (``SourceView`` says only whether there is one).
+clear) and never shown by the API (``SourceView`` says only whether there is one). An SRT
+source is an FFmpeg SRT URL the SFU opens while the lesson is open (``lessons.srt``): a
+listener the encoder calls, or a caller to an encoder that listens; its ``passphrase`` is
+kept like a camera's password and never shown.
 
 A WHIP source's bearer token (``whip.<id>.<secret>``) is shown once at registration; the
 store keeps only its SHA-256 (SM3 with ``SANKE_CRYPTO=gm``), as for classroom devices. An
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from enum import StrEnum
@@ -59,7 +62,7 @@ class SourceKind(StrEnum):
     whip = "whip"  # an encoder (OBS ≥ 30, a hardware encoder) publishes WebRTC to Sanke
     rtsp = "rtsp"  # Sanke pulls an IP camera or a 录播 host
     rtmp = "rtmp"  # a 录播 host or OBS pushes RTMP with a stream key
-    srt = "srt"  # SRT listener or caller (not yet)
+    srt = "srt"  # SRT: the SFU listens for the encoder's call, or calls an encoder
 
 
 RTSP_URL = r"^rtsps?://[^/@\s]+(/\S*)?$"  # no credentials in it: they have their own fields
@@ -102,6 +105,29 @@ class RtspSettings(BaseModel):
         )
 
 
+SRT_URL = r"^srt://(\[[0-9a-fA-F:.]+\]|[^/@\s\[\]?]+):\d{1,5}(\?\S*)?$"
+
+
+class SrtSettings(BaseModel):
+    """An SRT source: FFmpeg's SRT URL, e.g. ``srt://[::]:9000?mode=listener`` (the encoder
+    calls the SFU's port 9000) or ``srt://10.1.3.20:9000?mode=caller`` (the SFU calls it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        pattern=SRT_URL,
+        max_length=1024,
+        description="srt://[::]:9000?mode=listener or srt://encoder:9000?mode=caller",
+    )
+
+    def pull_request(self) -> PullRequest:
+        return PullRequest(url=self.url)
+
+    def shown(self) -> str:
+        """The URL without its passphrase's value."""
+        return re.sub(r"(passphrase=)[^&]*", r"\1***", self.url)
+
+
 class RtspView(BaseModel):
     url: str
     sub_url: str | None = None
@@ -113,9 +139,8 @@ class RtspView(BaseModel):
 class SourceRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # WHIP, RTSP and RTMP are ingested today; srt is refused with a clear 422.
-    kind: Literal[SourceKind.whip, SourceKind.rtsp, SourceKind.rtmp] = Field(
-        description="whip, rtsp or rtmp (srt: not yet)"
+    kind: Literal[SourceKind.whip, SourceKind.rtsp, SourceKind.rtmp, SourceKind.srt] = Field(
+        description="whip, rtsp, rtmp or srt"
     )
     name: str = Field(min_length=1, max_length=100, description="e.g. 录播主机 3楼")
     school: str = Field(min_length=1, max_length=128, description="the master school")
@@ -123,11 +148,14 @@ class SourceRegistration(BaseModel):
         min_length=1, max_length=100, description="the master classroom its lessons teach from"
     )
     rtsp: RtspSettings | None = Field(default=None, description="an rtsp source's camera")
+    srt: SrtSettings | None = Field(default=None, description="an srt source's URL")
 
     @model_validator(mode="after")
     def _rtsp_settings(self) -> SourceRegistration:
         if (self.kind is SourceKind.rtsp) != (self.rtsp is not None):
             raise ValueError("an rtsp source needs its rtsp settings (url), and only it has them")
+        if (self.kind is SourceKind.srt) != (self.srt is not None):
+            raise ValueError("an srt source needs its srt settings (url), and only it has them")
         return self
 
 
@@ -143,6 +171,7 @@ class Source(BaseModel):
     secret_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     secret_sm3: str | None = Field(default=None, exclude_if=lambda v: v is None)
     rtsp: RtspSettings | None = Field(default=None, exclude_if=lambda v: v is None)
+    srt: SrtSettings | None = Field(default=None, exclude_if=lambda v: v is None)
     # An RTMP source: its stream key's SHA-256 (the key is shown once).
     stream_key_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: float
@@ -155,6 +184,8 @@ class Source(BaseModel):
             raise ValueError("a WHIP source has exactly one of secret_sha256, secret_sm3")
         if (self.kind is SourceKind.rtsp) != (self.rtsp is not None):
             raise ValueError("an RTSP source has its rtsp settings, and only it")
+        if (self.kind is SourceKind.srt) != (self.srt is not None):
+            raise ValueError("an SRT source has its srt settings, and only it")
         if (self.kind is SourceKind.rtmp) != (self.stream_key_sha256 is not None):
             raise ValueError("an RTMP source has its stream key's digest, and only it")
         return self
@@ -213,6 +244,7 @@ class SourceView(BaseModel):
         default=None, description="an RTMP source: the encoder's server (OBS: Server)"
     )
     rtsp: RtspView | None = None
+    srt_url: str | None = Field(default=None, description="an srt source's URL (no passphrase)")
     status: SourceStatus | None = None
 
 
@@ -240,7 +272,10 @@ def view(
 ) -> SourceView:
     rtsp = source.rtsp
     return SourceView(
-        **source.model_dump(exclude={"secret_sha256", "secret_sm3", "rtsp", "stream_key_sha256"}),
+        **source.model_dump(
+            exclude={"secret_sha256", "secret_sm3", "rtsp", "srt", "stream_key_sha256"}
+        ),
+        srt_url=source.srt.shown() if source.srt is not None else None,
         whip_url=whip_path(source.id) if source.kind is SourceKind.whip else None,
         rtmp_server=rtmp_server if source.kind is SourceKind.rtmp else None,
         rtsp=RtspView(
@@ -292,6 +327,7 @@ class SourceRegistry:
             secret_sha256=_sha256(secret) if whip and self.crypto != "gm" else None,
             secret_sm3=sm3_hex(secret.encode()) if whip and self.crypto == "gm" else None,
             rtsp=body.rtsp,
+            srt=body.srt,
             stream_key_sha256=_sha256(key) if key is not None else None,
             created_at=time.time(),
         )

@@ -34,6 +34,8 @@ class StatsRow(BaseModel):
     average_late_minutes: float | None = None
     remote_attendance_rate: float | None = None
     master_periods_per_week: float | None = None
+    # held lessons' minutes without their hardware teacher source's picture (主讲画面重连中)
+    teacher_source_outage_minutes: float = 0.0
 
 
 class StatsReport(BaseModel):
@@ -57,6 +59,7 @@ def compute(
     end: date,
     group_of: dict[str, str] | None,
     now: float,
+    outages: dict[str, float] | None = None,
 ) -> StatsReport:
     """``group_of`` maps a school id to its group (a school, a county...); None = one group.
 
@@ -74,13 +77,17 @@ def compute(
         for group in sorted({group_of[s] for s in schools if s in group_of}):
             by_group[group].append(session)
     weeks = max(1.0, ((end - start).days + 1) / 7)
-    rows = [_row(group, items, attendance, weeks, now) for group, items in sorted(by_group.items())]
+    lost = outages or {}
+    rows = [
+        _row(group, items, attendance, weeks, now, lost)
+        for group, items in sorted(by_group.items())
+    ]
     return StatsReport(
         start=start,
         end=end,
         group_by="all" if group_of is None else "group",
         rows=rows,
-        total=_row("total", every, attendance, weeks, now),
+        total=_row("total", every, attendance, weeks, now, lost),
     )
 
 
@@ -90,6 +97,7 @@ def _row(
     attendance: dict[str, list[ClassroomAttendance]],
     weeks: float,
     now: float,
+    outages: dict[str, float],
 ) -> StatsRow:
     row = StatsRow(group=group)
     late: list[float] = []
@@ -110,6 +118,7 @@ def _row(
             for a in attendance.get(s.id, []):
                 expected += 1
                 attended += a.minutes_present > 0
+            row.teacher_source_outage_minutes += outages.get(s.id, 0.0) / 60
         elif s.state is SessionState.missed:
             row.missed += 1
         elif s.starts_at > now:
@@ -124,6 +133,7 @@ def _row(
         row.average_late_minutes = round(sum(late) / len(late), 2)
     if expected:
         row.remote_attendance_rate = round(attended / expected, 4)
+    row.teacher_source_outage_minutes = round(row.teacher_source_outage_minutes, 2)
     if classrooms:
         row.master_periods_per_week = round(row.held / weeks / len(classrooms), 2)
     return row

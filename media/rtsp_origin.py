@@ -28,6 +28,7 @@ classroom waits for the camera's next IDR (its GOP setting, 1–2 s, bounds that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -61,6 +62,12 @@ HEVC = (
 MJPEG = (
     "the camera sends {codec}, which Sanke does not pass to classrooms: set its video "
     "encoding to H.264 (main stream and sub-stream)"
+)
+SUB_STREAM = (
+    "the camera's sub-stream sends {codec}, which classrooms cannot receive (WebRTC carries "
+    "the camera's H.264 as is, never transcoded): set the sub-stream's (子码流) video encoding "
+    "to H.264 (Hikvision: Sub Stream, Video Encoding H.264; Dahua: Sub Stream 1, Encode Mode "
+    "H.264); until then classrooms get the main stream only"
 )
 B_FRAMES = (
     "the camera sends H.264 B-frames, which classrooms play out of order (stutter): turn "
@@ -147,6 +154,8 @@ class RtspPull:
         self.reconnects = 0
         self.connected_since: float | None = None
         self._next_ts = 0  # where the next connection's timestamps start (90 kHz)
+        # told on the event loop when the state changes (the transport: a layer is usable)
+        self.on_state: Callable[[PullState], None] | None = None
 
     # --- FrameOrigin ---------------------------------------------------------------
 
@@ -196,8 +205,13 @@ class RtspPull:
         with self._lock:
             if self.state == "stopped":
                 return
+            changed = state != self.state
             self.state, self.message = state, message
             self.connected_since = time.time() if state == "connected" else None
+        loop, on_state = self._loop, self.on_state
+        if changed and on_state is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(on_state, state)
 
     # --- the reading thread --------------------------------------------------------
 
@@ -238,12 +252,7 @@ class RtspPull:
     def _read_once(self) -> bool:
         """One connection, until the camera goes away or the pull stops; whether it
         delivered a frame (a connection that did restarts the backoff)."""
-        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
-        if self.transport == "udp":
-            options["reorder_queue_size"] = "64"
-        container: Any = av.open(
-            self.url, options=options, timeout=(self.open_timeout, self.read_timeout)
-        )
+        container = self._open()
         delivered = False
         try:
             if not container.streams.video:
@@ -255,7 +264,8 @@ class RtspPull:
             if codec == "hevc":
                 raise Refused(HEVC)
             if codec != "h264":
-                raise Refused(MJPEG.format(codec=codec.upper()))
+                text = SUB_STREAM if self.layer == "low" else MJPEG
+                raise Refused(text.format(codec=codec.upper()))
             transcoder = self._transcoder(container)
             writer = AnnexBWriter(stream.codec_context.extradata)
             time_base = stream.time_base
@@ -263,7 +273,6 @@ class RtspPull:
             base = self._next_ts
             last_pts: int | None = None
             need_idr = True
-            self._set("connected", None)
             streams = [stream] if transcoder is None else [stream, transcoder.stream]
             for packet in container.demux(*streams):
                 if self._stop.is_set():
@@ -296,11 +305,25 @@ class RtspPull:
                     first_pts = ticks
                 timestamp = (base + ticks - first_pts) & 0xFFFFFFFF
                 self._next_ts = timestamp + FRAME_STEP
+                if not delivered:  # connected: a picture again (not just an open stream)
+                    self._set("connected", None)
                 self._hand(data, timestamp, idr)
                 delivered = True
         finally:
             container.close()
+            self._closed()
         return delivered
+
+    def _open(self) -> Any:
+        """The camera's stream as a PyAV container (``media.srt_origin`` opens another)."""
+        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
+        if self.transport == "udp":
+            options["reorder_queue_size"] = "64"
+        return av.open(self.url, options=options, timeout=(self.open_timeout, self.read_timeout))
+
+    def _closed(self) -> None:
+        """The connection's container was closed."""
+        return None
 
     def _transcoder(self, container: Any) -> _Transcoder | None:
         if self.audio is None or not container.streams.audio:

@@ -34,6 +34,7 @@ from contracts.media import (
     IceCandidate,
     OfferToParticipant,
     PullRequest,
+    PullState,
     PullStatus,
     SendToParticipant,
     TrackInfo,
@@ -59,6 +60,7 @@ from media.remb import UplinkRemb
 from media.rtmp_ingest import PushTable, RtmpIngest
 from media.rtsp_origin import RtspPull
 from media.sdp_check import check_candidate, check_sdp, mlines, without_empty_bundle
+from media.srt_origin import SrtPull
 from media.stats import TransportStats
 from media.uplink import UplinkFeedback
 
@@ -240,6 +242,8 @@ class Transport:
         origins: list[tuple[SimulcastLayer, RtspPull | RtmpIngest]] = []
         if request.push_key_sha256 is not None:
             origins.append(("high", RtmpIngest(request.push_key_sha256, self.pushes, audio)))
+        elif request.url is not None and request.url.startswith("srt://"):
+            origins.append(("high", SrtPull(request.url, audio=audio)))
         elif request.url is not None:
             origins.append(("high", RtspPull(request.url, "high", request.transport, audio=audio)))
             if request.low_url is not None:
@@ -250,8 +254,20 @@ class Transport:
             if isinstance(origin, RtmpIngest):  # no picture before the encoder pushes one
                 producer.active = False
                 origin.on_first = functools.partial(heard, producer)
+            elif layer == "low":  # a sub-stream is a layer while it connects: one refused
+                producer.active = False  # (MJPEG) is never a classroom's dead low layer
+                origin.on_state = functools.partial(self._sub_stream, producer)
             self.pulls[layer] = origin
             self.producers[f"rtsp-{layer}"] = producer
+        self._on_change(self)
+
+    def _sub_stream(self, producer: Producer, state: PullState) -> None:
+        """The sub-stream connected or went away (refused, reconnecting): the main stream is
+        the only layer meanwhile."""
+        active = state == "connected"
+        if producer.closed or self.closed or producer.active == active:
+            return
+        producer.active = active
         self._on_change(self)
 
     def pull_status(self) -> list[PullStatus]:

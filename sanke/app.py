@@ -31,6 +31,7 @@ from lessons.service import LessonService
 from lessons.sessions import SessionWindow
 from lessons.source_api import setup_source_routes
 from lessons.sources import SourceRegistry
+from lessons.srt import SrtSupervisor
 from lessons.whip_api import WhipContext, setup_whip_routes
 from media.heap import HeapTrimmer
 from sanke.recording import (
@@ -75,6 +76,7 @@ SERVICE_KEY: web.AppKey[RoomService] = web.AppKey("service", RoomService)
 LESSON_SERVICE_KEY: web.AppKey[LessonService] = web.AppKey("lesson_service", LessonService)
 RTSP_KEY: web.AppKey[RtspSupervisor] = web.AppKey("rtsp", RtspSupervisor)
 RTMP_KEY: web.AppKey[RtmpSupervisor] = web.AppKey("rtmp", RtmpSupervisor)
+SRT_KEY: web.AppKey[SrtSupervisor] = web.AppKey("srt", SrtSupervisor)
 RTMP_LISTENER_KEY: web.AppKey[RtmpListener] = web.AppKey("rtmp_listener", RtmpListener)
 
 # What a process serves (docs/architecture.md, "Which process runs which"):
@@ -349,6 +351,10 @@ def create_app(
     rtmp = RtmpSupervisor(service, sources, clock=lessons.clock) if signaling else None
     if rtmp is not None:
         app[RTMP_KEY] = rtmp
+    # SRT encoders: opened by the SFU hosting the room (a supervised ffmpeg), supervised alike.
+    srt = SrtSupervisor(service, sources, clock=lessons.clock) if signaling else None
+    if srt is not None:
+        app[SRT_KEY] = srt
     rtmp_in = rtmp_listener(settings, local_worker(local_node, media), store)
     if rtmp_in is not None:
         app[RTMP_LISTENER_KEY] = rtmp_in
@@ -418,6 +424,8 @@ def create_app(
             await rtsp.start()
         if rtmp is not None:
             await rtmp.start()
+        if srt is not None:
+            await srt.start()
         if scheduling:
             # The lesson clock: one tick at a time across replicas (the tick lock).
             await lessons.start(settings.lesson_tick_seconds)
@@ -458,6 +466,8 @@ def create_app(
             await rtsp.stop()
         if rtmp is not None:
             await rtmp.stop()
+        if srt is not None:
+            await srt.stop()
         if rtmp_in is not None:
             await rtmp_in.stop()
         if signaling:

@@ -51,6 +51,7 @@ def test_protocol_document_covers_every_message_type() -> None:
         "muted",
         "error",
         "pong",
+        "source_state",
     ]:
         assert f'"const": "{kind}"' in server, kind
 

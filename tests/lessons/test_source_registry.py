@@ -100,8 +100,8 @@ async def test_status_is_live_while_refreshed_and_keeps_the_last_error(store: St
     assert (await registry.status(source_id)).connected is False
 
 
-def test_only_whip_rtmp_and_rtsp_with_its_camera_are_registered_today() -> None:
-    for kind in ("rtsp", "srt", "webrtc"):  # an rtsp source without its camera's URL
+def test_sources_are_registered_with_their_kinds_settings() -> None:
+    for kind in ("rtsp", "srt", "webrtc"):  # an rtsp/srt source without its URL
         with pytest.raises(ValidationError):
             SourceRegistration.model_validate(
                 {"kind": kind, "name": "n", "school": "s", "classroom": "c"}
@@ -110,6 +110,12 @@ def test_only_whip_rtmp_and_rtsp_with_its_camera_are_registered_today() -> None:
     assert SourceRegistration.model_validate(rtmp).kind == "rtmp"
     with pytest.raises(ValidationError):  # a camera's settings are an rtsp source's only
         SourceRegistration.model_validate(rtmp | {"rtsp": {"url": "rtsp://cam/1"}})
+    srt = rtmp | {"kind": "srt"}
+    for url in ("srt://[::]:9000?mode=listener", "srt://10.1.3.20:9000?mode=caller&latency=200"):
+        assert SourceRegistration.model_validate(srt | {"srt": {"url": url}}).srt is not None
+    for url in ("srt://host", "rtsp://cam:554/1", "srt://user@host:9000", "srt://h:9000 x"):
+        with pytest.raises(ValidationError):
+            SourceRegistration.model_validate(srt | {"srt": {"url": url}})
 
 
 async def test_the_api_scopes_sources_like_devices() -> None:

@@ -119,6 +119,43 @@ async def test_the_sub_stream_is_the_low_layer(worker: Worker, camera: RtspCamer
         await classroom.close()
 
 
+async def test_an_mjpeg_sub_stream_is_refused_and_the_main_stream_is_the_only_layer(
+    worker: Worker, tmp_path: Path
+) -> None:
+    with RtspCamera(free_port(), tmp_path / "c.log", sub_variant="mjpeg") as camera:
+        await camera_teacher(worker, PullRequest(url=camera.url(), low_url=camera.url("sub")))
+        classroom = Peer(worker, "class-1", Role.classroom)
+        try:
+            await classroom.connect()
+            assert await wait_for(
+                lambda: any(r.frames >= 10 for r in classroom.video("camera")), 30
+            )
+
+            async def refused() -> bool:
+                return (await status_of(worker, layer="low")).state == "refused"
+
+            deadline = time.monotonic() + 20
+            while not await refused() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            low = await status_of(worker, layer="low")
+            assert (low.state, low.codec) == ("refused", "mjpeg"), low
+            assert low.message is not None
+            assert "sub-stream sends MJPEG" in low.message and "H.264" in low.message
+            # the sub-stream is no layer a classroom's allocation may pick while refused …
+            camera_transport = worker.routers["room-1"].transports["camera"]
+            assert camera_transport.producers["rtsp-low"].active is False
+            # … and a classroom asking for the low layer (a weak link) gets the main stream
+            await worker.set_layer("room-1", "class-1", "low")
+            (video,) = classroom.video("camera")
+            frames = video.frames
+            assert await wait_for(lambda: video.frames >= frames + 30, 10), classroom.received
+            assert video.sizes == {(1280, 720)}
+            high = await status_of(worker)
+            assert high.state == "connected"
+        finally:
+            await classroom.close()
+
+
 @pytest.mark.parametrize("digest", [False, True])
 async def test_a_wrong_password_gets_its_status(
     worker: Worker, tmp_path: Path, digest: bool

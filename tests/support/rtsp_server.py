@@ -5,7 +5,8 @@ project's venv does not), as a subprocess serving a moving test pattern on ``/ma
 smaller ``/sub``, a camera's sub-stream) encoded live by x264enc like an IP camera: baseline
 profile, an IDR every ``key-int-max`` frames, no B-frames, SPS/PPS only in the SDP
 (``sprop-parameter-sets``). Variants send what a camera must not: ``h265`` (x265enc),
-``bframes`` (x264 main profile with B-frames). With a user and password the
+``bframes`` (x264 main profile with B-frames), and ``sub_variant="mjpeg"`` a sub-stream in
+Motion JPEG (jpegenc ! rtpjpegpay), as many IP cameras' sub-streams default to. With a user and password the
 server asks for basic authentication (``digest``: digest authentication). The packages: scripts/system-deps.sh.
 """
 
@@ -38,6 +39,7 @@ ENCODERS = {
         "x264enc speed-preset=ultrafast key-int-max={gop} bframes=2 b-adapt=false "
         "bitrate={kbps} ! video/x-h264,profile=main ! rtph264pay name=pay0 pt=96"
     ),
+    "mjpeg": "videoconvert ! video/x-raw,format=I420 ! jpegenc quality=50 ! rtpjpegpay name=pay0 pt=26",
     "h265": (
         "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={kbps} "
         "! rtph265pay name=pay0 pt=96"
@@ -56,6 +58,7 @@ class RtspCamera:
         variant: str = "h264",
         size: tuple[int, int] = (1280, 720),
         sub_size: tuple[int, int] | None = (352, 288),
+        sub_variant: str = "h264",
         user: str | None = None,
         password: str | None = None,
         digest: bool = False,
@@ -66,6 +69,7 @@ class RtspCamera:
         self.variant = variant
         self.size = size
         self.sub_size = sub_size
+        self.sub_variant = sub_variant
         self.user, self.password = user, password
         self.digest = digest
         self.audio = audio
@@ -80,6 +84,7 @@ class RtspCamera:
         args += ["--size", f"{self.size[0]}x{self.size[1]}"]
         if self.sub_size is not None:
             args += ["--sub-size", f"{self.sub_size[0]}x{self.sub_size[1]}"]
+            args += ["--sub-variant", self.sub_variant]
         if self.user is not None and self.password is not None:
             args += ["--user", self.user, "--password", self.password]
             if self.digest:
@@ -134,6 +139,7 @@ def main() -> None:  # runs under the system python3 (gi)
     parser.add_argument("--variant", choices=sorted(ENCODERS), default="h264")
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--sub-size", default=None)
+    parser.add_argument("--sub-variant", choices=sorted(ENCODERS), default="h264")
     parser.add_argument("--gop", type=int, default=30)
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
@@ -153,9 +159,9 @@ def main() -> None:  # runs under the system python3 (gi)
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
-    streams = {"/main": (args.size, 2000)}
+    streams = {"/main": (args.size, 2000, args.variant)}
     if args.sub_size:
-        streams["/sub"] = (args.sub_size, 300)
+        streams["/sub"] = (args.sub_size, 300, args.sub_variant)
     permissions = None
     if args.user:
         auth = GstRtspServer.RTSPAuth()
@@ -174,11 +180,9 @@ def main() -> None:  # runs under the system python3 (gi)
                 "media.factory.construct=(boolean)true"
             )
         )
-    for path, (size, kbps) in streams.items():
+    for path, (size, kbps, variant) in streams.items():
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(
-            _pipeline(args.variant, size, args.gop, kbps, args.audio and path == "/main")
-        )
+        factory.set_launch(_pipeline(variant, size, args.gop, kbps, args.audio and path == "/main"))
         factory.set_shared(True)
         if permissions is not None:
             factory.set_permissions(permissions)

@@ -21,7 +21,7 @@ register({
     "kiosk.media": "音视频暂时无法连接，正在重试…", "kiosk.raise": "举手", "kiosk.lower": "放下手",
     "kiosk.raiseLabel": "举手（请主讲教师注意本教室）", "kiosk.lowerLabel": "放下手",
     "kiosk.self": "本教室画面", "kiosk.onStage": "本教室已上台，全体可以听到", "kiosk.muted": "已被主讲教师静音",
-    "kiosk.screen": "屏幕共享", "kiosk.stageLabel": "课堂画面", "kiosk.upcoming": "接下来的课程", "tile.onStage": "台上", "tile.muted": "已静音",
+    "kiosk.screen": "屏幕共享", "kiosk.sourceReconnecting": "主讲画面重连中…", "kiosk.stageLabel": "课堂画面", "kiosk.upcoming": "接下来的课程", "tile.onStage": "台上", "tile.muted": "已静音",
   },
   en: {
     "kiosk.title": "Sanke · Classroom", connecting: "Connecting…", noCredential: "This device is not registered; ask the coordinator.",
@@ -35,7 +35,7 @@ register({
     "kiosk.media": "Audio/video cannot connect right now; retrying…", "kiosk.raise": "Raise hand", "kiosk.lower": "Lower hand",
     "kiosk.raiseLabel": "Raise hand (ask the teacher's attention)", "kiosk.lowerLabel": "Lower hand",
     "kiosk.self": "This classroom", "kiosk.onStage": "This classroom is on stage: everyone hears it", "kiosk.muted": "Muted by the teacher",
-    "kiosk.screen": "Screen share", "kiosk.stageLabel": "Lesson video", "kiosk.upcoming": "Upcoming lessons", "tile.onStage": "On stage", "tile.muted": "Muted",
+    "kiosk.screen": "Screen share", "kiosk.sourceReconnecting": "Reconnecting to the teacher's camera…", "kiosk.stageLabel": "Lesson video", "kiosk.upcoming": "Upcoming lessons", "tile.onStage": "On stage", "tile.muted": "Muted",
   },
 });
 
@@ -51,6 +51,9 @@ const state = {
   schedule: directToken ? null : JSON.parse(localStorage.getItem("sanke.schedule") || "null"),
   client: null, joinedSession: null, online: true, backoff: 1000, teacherPresent: false, fatal: null,
   camera: undefined, cameraProblem: null, mediaProblem: null, tiles: new Map(), teacherId: null,
+  sourcesDown: new Set(), // teacher sources (camera, encoder) whose picture is lost: reconnecting
+  // … and back, until this kiosk decodes their picture again: id → {frames, at}
+  sourcesResuming: new Map(),
   meter: new QualityMeter(), quality: undefined, retryTimer: null,
   get ws() { return this.client ? this.client.ws : null; },
 };
@@ -103,6 +106,11 @@ function render() {
   say($("#notice"), state.joinedSession ? problems.map((p) => p.text).join(" ") : "", problems.length ? "warn" : "");
   updateBars(qualityBars, state.joinedSession ? state.quality : undefined);
   // people in the room should know the lesson is recorded
+  // the main picture's hardware source reconnects (or, with no picture yet, any teacher source)
+  const owner = $("#teacher-video").dataset.owner;
+  const waiting = (id) => state.sourcesDown.has(id) || state.sourcesResuming.has(id);
+  const down = state.joinedSession && (owner ? waiting(owner) : state.sourcesDown.size > 0);
+  $("#source-reconnecting").hidden = !down;
   $("#rec").hidden = !(state.joinedSession && state.client && state.client.recording && state.client.recording.on);
 }
 
@@ -201,11 +209,22 @@ async function connect(token, session) {
       else if (hadMain) promoteCamera(other.id);
     }
     dropTile(msg.participant_id); dropTile(msg.participant_id + ":camera");
+    state.sourcesDown.delete(msg.participant_id); state.sourcesResuming.delete(msg.participant_id);
   });
   client.on("stage_changed", (msg) => { if (msg.participant_id !== client.participantId && !msg.on_stage) dropTile(msg.participant_id); });
   client.on("lesson_changed", () => refresh());
   client.on("quality", (msg) => { if (msg.participant_id === client.participantId) state.serverQuality = msg; });
   client.on("room_closed", () => { state.fatal = "over"; });
+  client.on("source_state", (msg) => {
+    const id = msg.participant_id;
+    if (msg.state === "reconnecting") { state.sourcesDown.add(id); state.sourcesResuming.delete(id); }
+    else if (state.sourcesDown.delete(id)) {
+      // the SFU has its picture again; the text stays until this kiosk decodes it (next IDR)
+      const entry = { frames: Infinity, at: Date.now() };
+      state.sourcesResuming.set(id, entry);
+      mainFrames().then((n) => { entry.frames = n; checkResuming(); });
+    }
+  });
   client.on("track", (tr) => onTrack(client, tr));
   client.on("trackended", ({ track, participantId }) => {
     const tile = state.tiles.get(participantId);
@@ -243,6 +262,7 @@ async function connect(token, session) {
 function closed(client) {
   if (state.client !== client) return;
   state.client = null; state.joinedSession = null; state.teacherPresent = false; state.teacherId = null;
+  state.sourcesDown.clear(); state.sourcesResuming.clear();
   clearMain();
   for (const id of [...state.tiles.keys()]) dropTile(id);
   render();
@@ -303,6 +323,30 @@ function promoteCamera(participantId) {
     main.dataset.ingest = String(!!(p && p.publish_only)); main.dataset.owner = participantId;
     $("#main-empty").hidden = true;
   }
+}
+
+// A source that is back clears its "reconnecting" once the main picture's frames advance
+// (or after 15 s, whatever the picture does: the SFU said it is back).
+async function mainFrames() {
+  const client = state.client;
+  const main = $("#teacher-video").srcObject;
+  const trackId = main && main.getVideoTracks()[0]?.id;
+  if (!client || !client.pc || !trackId) return 0;
+  let frames = 0;
+  (await client.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video" && r.trackIdentifier === trackId) frames = r.framesDecoded || 0;
+  });
+  return frames;
+}
+
+async function checkResuming() {
+  if (!state.sourcesResuming.size) return;
+  const frames = await mainFrames();
+  for (const [id, r] of state.sourcesResuming) {
+    if (frames > r.frames + 2 || Date.now() - r.at > 15000) state.sourcesResuming.delete(id);
+  }
+  render();
+  if (state.sourcesResuming.size) setTimeout(checkResuming, 250);
 }
 
 function sideTile(id, name) {

@@ -15,7 +15,7 @@ register({
     "teacher.picture1080": "超清 1080p（板书、课件，需上行 5 Mbps）", "teacher.mic": "麦克风", "teacher.start": "开始上课", "teacher.end": "结束课程",
     "teacher.share": "共享屏幕", "teacher.stopShare": "停止共享", "teacher.selfMute": "关闭我的麦克风",
     "teacher.muteAll": "全部静音", "teacher.unmuteAll": "全部取消静音", "teacher.wall": "远端教室",
-    "teacher.noClassrooms": "还没有远端教室加入", "teacher.viewers": "观众 {n}", "teacher.live": "直播中",
+    "teacher.noClassrooms": "还没有远端教室加入", "teacher.viewers": "观众 {n}", "teacher.live": "直播中", "teacher.sourceReconnecting": "主讲画面重连中…（教室摄像机或录播主机断开，正在重连；各教室已看到提示）", "teacher.sourceBack": "主讲画面已恢复",
     "teacher.ended": "本节课已结束。", "teacher.noCamera": "未检测到摄像头，请检查连接后刷新页面。",
     "teacher.noDevicePermission": "无法使用摄像头或麦克风：{message}", "teacher.starting": "正在进入课堂…",
     "teacher.stage": "上台", "teacher.stageLabel": "让 {name} 上台（全体可听见）", "teacher.mute": "静音",
@@ -31,7 +31,7 @@ register({
     "teacher.picture1080": "Full HD 1080p (blackboards, courseware; needs 5 Mbps up)", "teacher.mic": "Microphone", "teacher.start": "Start lesson", "teacher.end": "End lesson",
     "teacher.share": "Share screen", "teacher.stopShare": "Stop sharing", "teacher.selfMute": "Mute my microphone",
     "teacher.muteAll": "Mute all", "teacher.unmuteAll": "Unmute all", "teacher.wall": "Remote classrooms",
-    "teacher.noClassrooms": "No remote classroom has joined yet", "teacher.viewers": "Viewers {n}", "teacher.live": "Live",
+    "teacher.noClassrooms": "No remote classroom has joined yet", "teacher.viewers": "Viewers {n}", "teacher.live": "Live", "teacher.sourceReconnecting": "Reconnecting to the teacher's camera… (the classroom camera or recorder dropped; the classrooms see this too)", "teacher.sourceBack": "The teacher's picture is back",
     "teacher.ended": "The lesson has ended.", "teacher.noCamera": "No camera found; check it and reload the page.",
     "teacher.noDevicePermission": "Cannot use the camera or microphone: {message}", "teacher.starting": "Joining the lesson…",
     "teacher.stage": "On stage", "teacher.stageLabel": "Put {name} on stage (heard by everyone)", "teacher.mute": "Mute",
@@ -214,6 +214,8 @@ async function start() {
   // The SFU's own 1–5 score (loss, jitter, RTT, freezes as it sees them) for each classroom.
   client.on("quality", (msg) => ui.serverQuality.set(msg.participant_id, msg));
   client.on("recording", showRecording);
+  // the room's camera or 录播 host (its hardware source) dropped and is reconnecting
+  client.on("source_state", (msg) => say(message, t(msg.state === "reconnecting" ? "teacher.sourceReconnecting" : "teacher.sourceBack"), msg.state === "reconnecting" ? "warn" : "ok"));
   client.on("joined", showRecording);
   client.on("error", (msg) => say(message, errorText(msg), "bad"));
   client.on("mediaerror", ({ error }) => say(message, errorText(error), "warn"));
