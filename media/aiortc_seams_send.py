@@ -279,10 +279,10 @@ class FastSender:
     async def retransmit(self, sequence_number: int) -> None:
         """Stands in for ``RTCRtpSender._retransmit``: the packet again, on the RTX stream
         when one is negotiated (the bytes aiortc's ``wrap_rtx`` + ``serialize`` make)."""
-        entry = self._history.get(sequence_number % RTP_HISTORY_SIZE)
-        if entry is None or entry[0] != sequence_number:
+        entry = self._sent(sequence_number)
+        if entry is None:
             return
-        _, header, payload = entry
+        header, payload = entry
         rtx_pt = self._rtx_pt
         if rtx_pt is None:
             data = header + payload
@@ -308,10 +308,15 @@ class FastSender:
 
     def sent_payload(self, sequence_number: int) -> bytes | None:
         """The payload of a packet still in the retransmission history (None if gone)."""
+        entry = self._sent(sequence_number)
+        return entry[1] if entry is not None else None
+
+    def _sent(self, sequence_number: int) -> tuple[bytes, bytes] | None:
+        """(header, payload) of a packet still in the history (None once overwritten)."""
         entry = self._history.get(sequence_number % RTP_HISTORY_SIZE)
         if entry is None or entry[0] != sequence_number:
             return None
-        return entry[2]
+        return entry[1], entry[2]
 
     # -- sending ------------------------------------------------------------------------
 

@@ -381,7 +381,7 @@ class Consumer:
         when asked (measured: one such packet lost left a classroom so for good). The
         retransmission comes after that frame went to the decoder, so only a keyframe
         mends it; the frames until then are not forwarded (they would decode to garbage)."""
-        if self.kind != "video" or self.transceiver is None or self.need_keyframe:
+        if self.transceiver is None or self.need_keyframe or not self._sends_h264():
             return
         newest = self.keyframe_seq
         sender = self.transceiver.sender
@@ -391,8 +391,6 @@ class Consumer:
             payload = seams.sender_sent_payload(sender, seq)
             if payload is None or not h264_rtp_has_parameter_sets(payload):
                 continue
-            if not self._sends_h264():
-                return
             self.rekeys += 1
             self.need_keyframe = True
             self.queue.clear()

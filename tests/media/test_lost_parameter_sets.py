@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiortc.rtp import RtpPacket
 from support.harness import running_app
 from support.lesson_pages import LessonPage, detailed_camera, launch, wait_until
 
@@ -52,16 +53,6 @@ INBOUND = """async () => {
 }"""
 
 
-def rtp_payload(packet: bytes) -> bytes:
-    """The payload of an RTP packet (RFC 3550 5.1: CSRCs, then the one-byte or two-byte
-    header extension block)."""
-    offset = 12 + 4 * (packet[0] & 0x0F)
-    if packet[0] & 0x10:
-        words = int.from_bytes(packet[offset + 2 : offset + 4], "big")
-        offset += 4 + 4 * words
-    return packet[offset:]
-
-
 def lose_next_parameter_sets(consumer: Consumer, lost: list[int]) -> Callable[[], None]:
     """From now on, the first packet with an SPS/PPS that the consumer sends on the low
     layer is lost on the wire, once. Retransmissions do not take this path. Returns the
@@ -71,16 +62,13 @@ def lose_next_parameter_sets(consumer: Consumer, lost: list[int]) -> Callable[[]
     original = wire.send
     ssrc = seams.sender_ssrc(consumer.transceiver.sender)
 
-    def send(packet: bytes) -> bool:
-        if (
-            not lost
-            and consumer.layer == "low"
-            and int.from_bytes(packet[8:12], "big") == ssrc
-            and h264_rtp_has_parameter_sets(rtp_payload(packet))
-        ):
-            lost.append(int.from_bytes(packet[2:4], "big"))
-            return True  # "sent", and lost on the way
-        return original(packet)
+    def send(data: bytes) -> bool:
+        if not lost and consumer.layer == "low":
+            packet = RtpPacket.parse(data)
+            if packet.ssrc == ssrc and h264_rtp_has_parameter_sets(packet.payload):
+                lost.append(packet.sequence_number)
+                return True  # "sent", and lost on the way
+        return original(data)
 
     wire.send = send  # type: ignore[method-assign,assignment]
 
