@@ -15,16 +15,15 @@ Blocking (disk): it runs on the packager's writer thread, never on the event loo
 
 from __future__ import annotations
 
-import fractions
 from collections import deque
 from pathlib import Path
 from typing import Any, Literal
 
 import av
 
-from media.aac import AUDIO_TIME_BASE, configure_aac
+from media.aac import AUDIO_TIME_BASE
 from media.hls_playlist import MEDIA_PLAYLIST, VariantInfo, avc_codec
-from media.recording_mux import VIDEO_CLOCK, parameter_sets
+from media.recording_mux import VIDEO_CLOCK, add_aac_audio, add_passthrough_video
 
 PlaylistType = Literal["live", "event"]
 INIT = "init.mp4"
@@ -66,17 +65,8 @@ class HlsVariant:
         self._out: Any = av.open(
             str(directory / MEDIA_PLAYLIST), "w", format="hls", options=options
         )
-        video: Any = self._out.add_stream("h264", rate=30)
-        video.codec_context.extradata = parameter_sets(first_keyframe)
-        video.codec_context.width, video.codec_context.height = width, height
-        video.codec_tag = "avc3"
-        video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._video = video
-        self._audio: Any = None
-        if audio:
-            aac: Any = self._out.add_stream("aac", rate=48_000)
-            configure_aac(aac.codec_context)
-            self._audio = aac
+        self._video: Any = add_passthrough_video(self._out, first_keyframe, width, height)
+        self._audio: Any = add_aac_audio(self._out) if audio else None
         self.video_codec = avc_codec(first_keyframe) or "avc3.42e01f"
         self.width, self.height = width, height
         self._first_pts: int | None = None

@@ -43,6 +43,24 @@ def parameter_sets(keyframe: bytes) -> bytes:
     )
 
 
+def add_passthrough_video(out: Any, first_keyframe: bytes, width: int, height: int) -> Any:
+    """An H264 stream written as it arrives, never encoded: ``avc3`` (parameter sets in
+    the stream, so a publisher's resolution change needs no new header), RTP clock time."""
+    video: Any = out.add_stream("h264", rate=30)
+    video.codec_context.extradata = parameter_sets(first_keyframe)
+    video.codec_context.width, video.codec_context.height = width, height
+    video.codec_tag = "avc3"
+    video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+    return video
+
+
+def add_aac_audio(out: Any) -> Any:
+    """The AAC stream the Opus audio is transcoded into."""
+    aac: Any = out.add_stream("aac", rate=AUDIO_RATE)
+    configure_aac(aac.codec_context)
+    return aac
+
+
 class FragmentedMp4Writer:
     """One part of a recording, fragment by fragment (not thread-safe: its writer thread's)."""
 
@@ -58,19 +76,12 @@ class FragmentedMp4Writer:
         self._out: Any = av.open(
             str(path), "w", format="mp4", options={"movflags": FRAGMENTED, "flush_packets": "1"}
         )
-        video: Any = self._out.add_stream("h264", rate=30)
-        video.codec_context.extradata = parameter_sets(first_keyframe)
-        video.codec_context.width, video.codec_context.height = width, height
-        video.codec_tag = "avc3"
-        video.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._video = video
+        self._video: Any = add_passthrough_video(self._out, first_keyframe, width, height)
         self._audio: Any = None
         self._aac: OpusToAac | None = None
         if audio:
-            aac: Any = self._out.add_stream("aac", rate=AUDIO_RATE)
-            configure_aac(aac.codec_context)
-            self._audio = aac
-            self._aac = OpusToAac(self._mux_audio, aac.codec_context)
+            self._audio = add_aac_audio(self._out)
+            self._aac = OpusToAac(self._mux_audio, self._audio.codec_context)
         self._last_video_pts = -1
         self.video_frames = 0
         self.sizes: list[tuple[int, int]] = [(width, height)]
