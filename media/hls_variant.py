@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import av
 
-from media.aac import AUDIO_TIME_BASE
+from media.aac import AUDIO_RATE, AUDIO_TIME_BASE
 from media.hls_playlist import MEDIA_PLAYLIST, VariantInfo, avc_codec
 from media.recording_mux import VIDEO_CLOCK, add_aac_audio, add_passthrough_video
 
@@ -114,7 +114,7 @@ class HlsVariant:
         variant: each gets its own copy (muxing takes the packet)."""
         if self._audio is None or self._first_pts is None:
             return
-        if pts * VIDEO_CLOCK < self._first_pts * 48_000:
+        if pts * VIDEO_CLOCK < self._first_pts * AUDIO_RATE:
             return  # before this variant's first picture
         packet = av.Packet(data)
         packet.stream = self._audio
